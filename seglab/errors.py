@@ -1,0 +1,38 @@
+"""Exceptions with messages a user can act on.
+
+Every error seglab raises on bad input derives from :class:`SeglabError`, so the CLI and the app
+can show ``str(error)`` as a one-line explanation instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SeglabError(Exception):
+    """Base class: the message says what went wrong and what to do next."""
+
+
+class DatasetError(SeglabError):
+    """A dataset file or folder is missing, unreadable or inconsistent."""
+
+
+class LabelMapError(SeglabError):
+    """A label map JSON file is malformed or inconsistent."""
+
+
+class CheckpointError(SeglabError):
+    """A checkpoint is missing, tampered, truncated or incompatible."""
+
+
+class ConfigError(SeglabError):
+    """A training or evaluation option is invalid."""
+
+
+class TrainingDivergedError(SeglabError):
+    """The loss or a gradient became NaN or infinite."""
+
+
+class LabelError(SeglabError, ValueError):
+    """A mask or prediction is unusable as class ids: wrong values, dtype or shape.
+
+    Also a :class:`ValueError`, so callers that validate plain arrays can catch either.
+    """
