@@ -45,6 +45,7 @@ __all__ = [
     "SegmentationMetrics",
     "image_confusions",
     "per_image_metrics",
+    "per_image_metrics_from_confusion",
 ]
 
 LabelArray = Union[np.ndarray, torch.Tensor]
@@ -548,7 +549,12 @@ class PerImageMetrics:
 def per_image_metrics(pred: LabelArray, target: LabelArray, num_classes: int,
                       ignore_index: int | None = 255) -> PerImageMetrics:
     """Confusion matrices and scores of every image of (N, H, W) masks in one batched bincount."""
-    confusion = image_confusions(pred, target, num_classes, ignore_index)
+    return per_image_metrics_from_confusion(image_confusions(pred, target, num_classes, ignore_index))
+
+
+def per_image_metrics_from_confusion(confusion: np.ndarray) -> PerImageMetrics:
+    """Per-image scores from (N, K, K) per-image confusion matrices (e.g. read back from a cache)."""
+    confusion = np.asarray(confusion, dtype=np.int64)
     scores = _class_scores(confusion)
     present = (scores["support"] + scores["predicted"]) > 0
     total = scores["support"].sum(axis=-1)

@@ -1,0 +1,100 @@
+"""Find datasets under a folder and check a data source before anyone trains on it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seglab.data.spec import DataSpec, build_dataset
+from seglab.errors import SeglabError
+
+SPLITS_BY_KIND = {
+    "shapes": ("train", "val", "test"),
+    "camvid": ("train", "val", "test"),
+    "voc": ("train", "val", "trainval"),
+}
+
+
+@dataclass
+class SourceReport:
+    """What a data source holds: images per split, classes, and the problems found."""
+
+    spec: DataSpec
+    splits: dict[str, int] = field(default_factory=dict)  # split -> number of images
+    problems: dict[str, str] = field(default_factory=dict)  # split -> what is wrong / missing
+    class_names: list[str] = field(default_factory=list)
+    ignore_index: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """At least one split loads."""
+        return bool(self.splits)
+
+
+def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None) -> SourceReport:
+    """Try every split of ``spec`` (without reading images) and report sizes or problems."""
+    report = SourceReport(spec=spec)
+    wanted = splits or SPLITS_BY_KIND.get(spec.kind, (spec.split,))
+    for split in wanted:
+        try:
+            dataset = build_dataset(spec.with_split(split))
+        except SeglabError as error:
+            report.problems[split] = str(error)
+            continue
+        report.splits[split] = len(dataset)
+        if not report.class_names:
+            report.class_names = list(dataset.class_names)
+            report.ignore_index = dataset.ignore_index
+            description = dataset.describe()
+            if ";" in description or "(" in description:
+                report.notes.append(description)
+        missing = getattr(dataset, "missing_files", None)
+        if callable(missing):
+            absent = missing()
+            if absent:
+                report.notes.append(f"{split}: {len(absent)} listed files are missing, e.g. {absent[0]}")
+    return report
+
+
+def discover_datasets(root: str | os.PathLike, max_depth: int = 3) -> list[DataSpec]:
+    """VOC and CamVid layouts found in ``root`` and its sub-folders (a few levels down)."""
+    root = Path(root)
+    found: list[DataSpec] = []
+    if not root.is_dir():
+        return found
+    for folder, depth in _walk(root, max_depth):
+        names = {entry.name for entry in os.scandir(folder)} if folder.is_dir() else set()
+        if {"train", "trainannot"} <= names:
+            found.append(DataSpec(kind="camvid", root=str(folder), split="train"))
+        elif {"JPEGImages", "ImageSets"} <= names and ({"SegmentationClass", "SegmentationClassAug"} & names):
+            found.append(DataSpec(kind="voc", root=str(folder), split="train"))
+    return found
+
+
+def _walk(root: Path, max_depth: int):
+    pending = [(root, 0)]
+    while pending:
+        folder, depth = pending.pop(0)
+        yield folder, depth
+        if depth < max_depth:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+            # Image folders can hold thousands of files: only descend into folders that look like containers.
+            pending.extend((child, depth + 1) for child in children if not _is_image_folder(child))
+
+
+def _is_image_folder(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if entry.name.lower().endswith((".png", ".jpg", ".jpeg")):
+                    return True
+                if count > 50:
+                    return False
+    except OSError:
+        return True
+    return False

@@ -1,0 +1,246 @@
+"""Background runs: start training as a separate process, list, follow and stop runs.
+
+A run is a process writing files into its folder (see :mod:`seglab.run_dir`); everything here only
+reads those files, so a browser page never blocks on training and a crashed run cannot take the
+app down. A run whose process vanished without writing a final status is marked failed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seglab.config import TrainConfig
+from seglab.data.label_map import write_json_atomic
+from seglab.errors import ConfigError
+from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
+
+DEFAULT_RUNS_DIR = Path("checkpoints")
+
+
+@dataclass
+class RunInfo:
+    """A run folder summarised from its status and config files."""
+
+    name: str
+    path: Path
+    state: str  # running | finished | failed | stopped | created
+    error: str | None
+    step: int
+    epoch: int
+    best_metric: float | None
+    best_metric_name: str
+    latest: dict[str, Any]  # latest evaluation summary (miou, pixel_acc, ...)
+    model: str
+    loss: str
+    data: str
+    started: float | None
+    updated: float | None
+    has_best: bool
+    has_last: bool
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """best.pt when present, else last.pt, else None."""
+        if self.has_best:
+            return self.path / "best.pt"
+        return self.path / "last.pt" if self.has_last else None
+
+
+def new_run_name(config: TrainConfig, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> str:
+    """``<model>-<loss>-<yyyymmdd-hhmmss>``, made unique within ``runs_dir``."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{config.model}-{config.loss}-{stamp}").strip("-")
+    name, counter = base, 1
+    while (Path(runs_dir) / name).exists():
+        counter += 1
+        name = f"{base}-{counter}"
+    return name
+
+
+def start_run(
+    config: TrainConfig,
+    runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR,
+    name: str | None = None,
+    *,
+    nice: int = 10,
+    extra_args: list[str] | None = None,
+) -> RunDirectory:
+    """Launch ``python -m seglab train`` for ``config`` in a new session; return its run folder.
+
+    The child runs at lower priority (``nice``) so the app stays responsive on a small machine.
+    Its output goes to ``train.log`` in the run folder.
+    """
+    config.validate()
+    name = name or new_run_name(config, runs_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+        raise ConfigError(f"run name {name!r} may only contain letters, digits, '.', '_' and '-'")
+    run = RunDirectory(Path(runs_dir) / name)
+    if run.path.exists() and any(run.path.iterdir()):
+        raise ConfigError(f"run folder {run.path} already exists; pick another name")
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run.config_path, config.to_dict())
+    command = [sys.executable, "-m", "seglab", "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet"]
+    command += extra_args or []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(run.log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
+    run.write_status(RUNNING, pid=process.pid, process_start=_process_start_time(process.pid), started=time.time(), error=None)
+    _reap_in_background(process)
+    return run
+
+
+def _reap_in_background(process: subprocess.Popen) -> None:
+    """Wait for the child in a daemon thread so it never lingers as a zombie of the app."""
+    threading.Thread(target=process.wait, daemon=True).start()
+
+
+def _process_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (Linux), to tell a pid reused by another process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, start_time: int | None = None) -> bool:
+    """True when ``pid`` is a live, non-zombie process (and the same one, if start_time is known)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+    except (OSError, IndexError):
+        pass
+    if start_time is not None:
+        current = _process_start_time(pid)
+        return current is None or current == start_time
+    return True
+
+
+def run_info(path: str | os.PathLike, *, check_alive: bool = True) -> RunInfo:
+    """Summarise one run folder; a 'running' run whose process is gone is marked failed on disk."""
+    run = RunDirectory(path)
+    status = run.read_status()
+    state = status.get("state", "created")
+    if check_alive and state == RUNNING and not process_alive(status.get("pid"), status.get("process_start")):
+        # Re-read: the process may have written its final status between our two reads.
+        status = run.read_status()
+        if status.get("state") == RUNNING:
+            error = f"the training process (pid {status.get('pid')}) died without finishing; see {run.log_path.name}"
+            run.write_status(FAILED, error=error)
+            status = run.read_status()
+        state = status.get("state", state)
+    config = _read_json(run.config_path)
+    data = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    return RunInfo(
+        name=run.name,
+        path=run.path,
+        state=state,
+        error=status.get("error"),
+        step=int(status.get("step") or 0),
+        epoch=int(status.get("epoch") or 0),
+        best_metric=status.get("best_metric"),
+        best_metric_name=status.get("best_metric_name", config.get("best_metric", "miou")),
+        latest=status.get("latest") or {},
+        model=str(config.get("model", "?")),
+        loss=str(config.get("loss", "?")),
+        data=f"{data.get('kind', '?')}",
+        started=status.get("started"),
+        updated=status.get("updated"),
+        has_best=run.best_path.is_file(),
+        has_last=run.last_path.is_file(),
+    )
+
+
+def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> list[RunInfo]:
+    """Every run folder under ``runs_dir`` (newest first)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()]
+    infos = [run_info(p) for p in folders]
+    return sorted(infos, key=lambda info: (info.started or 0.0, info.name), reverse=True)
+
+
+def follow_events(path: str | os.PathLike) -> EventFollower:
+    """An incremental reader of a run's events: call ``.poll()`` for what is new."""
+    return EventFollower(RunDirectory(path).events_path)
+
+
+def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = False) -> None:
+    """Ask a run to stop: it finishes its step, saves ``last.pt`` and marks itself stopped.
+
+    If the process is still alive after ``grace_s`` seconds it gets SIGTERM, then SIGKILL. With
+    ``wait=False`` the escalation happens in a background thread and this returns at once.
+    """
+    run = RunDirectory(path)
+    run.request_stop()
+    status = run.read_status()
+    pid, start = status.get("pid"), status.get("process_start")
+    if not process_alive(pid, start):
+        return
+
+    def escalate() -> None:
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not process_alive(pid, start):
+                return
+            time.sleep(0.2)
+        for sig, pause in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+            if not process_alive(pid, start):
+                return
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            time.sleep(pause)
+
+    if wait:
+        escalate()
+    else:
+        threading.Thread(target=escalate, daemon=True).start()
+
+
+def wait_for_run(path: str | os.PathLike, timeout_s: float = 120.0, poll_s: float = 0.2) -> RunInfo:
+    """Block until a run leaves the running state (or the timeout passes); return its summary."""
+    deadline = time.monotonic() + timeout_s
+    info = run_info(path)
+    while info.state in (RUNNING, "created") and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        info = run_info(path)
+    return info
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}

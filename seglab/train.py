@@ -1,0 +1,422 @@
+"""The Trainer: one training run, from a TrainConfig to checkpoints, events and metrics.
+
+Reads top to bottom like torchvision's reference recipe: build data, model, loss, optimiser and
+schedule; ``train_one_epoch``; ``evaluate``; ``fit``. Progress goes to callbacks with one
+signature, ``callback(event: dict)``; the run folder's events file, the CLI progress bar and
+the app's live view all hang on it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from seglab.checkpoint import checkpoint_payload, load_checkpoint, load_model_state, save_checkpoint
+from seglab.config import TrainConfig
+from seglab.data.base import SegmentationDataset
+from seglab.data.cache import MemoryCachedDataset
+from seglab.data.spec import build_dataset
+from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
+from seglab.errors import ConfigError, TrainingDivergedError
+from seglab.losses import build_criterion
+from seglab.metrics import ConfusionMatrix, SegmentationMetrics
+from seglab.models import build_model
+from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_groups
+from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+class StopTraining(Exception):
+    """Raised inside the loop when a stop was requested or the time budget is spent."""
+
+
+@dataclass
+class FitResult:
+    """What ``Trainer.fit`` returns."""
+
+    state: str  # finished | stopped
+    steps: int
+    epochs: int
+    seconds: float
+    best_metric: float
+    best_metrics: dict[str, Any]
+    last_metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)  # every eval event
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains one model; writes a run folder when ``out_dir`` is given."""
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()):
+        config.validate()
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.run = RunDirectory(out_dir) if out_dir is not None else None
+        self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+
+        self.train_data = build_dataset(config.data)
+        self.val_data = build_dataset(config.data.with_split(config.val_split))
+        self.label_map = self.train_data.label_map
+        self.train_loader = self._train_loader()
+        self.val_loader = self._eval_loader(self.val_data)
+
+        self.model = build_model(config.model, self.label_map.num_classes, **config.model_options).to(self.device)
+        if self.device.type == "cuda" and config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.criterion = build_criterion(
+            config.loss,
+            num_classes=self.label_map.num_classes,
+            ignore_index=self.label_map.ignore_index,
+            class_weights=self._class_weights(),
+            top_k_percent_pixels=config.top_k_percent_pixels,
+            hard_example_mining_step=config.hard_example_mining_step,
+            focal_gamma=config.focal_gamma,
+            aux_weight=config.aux_weight,
+        ).to(self.device)
+        groups = build_param_groups(
+            self.model,
+            weight_decay=config.weight_decay,
+            encoder_lr_mult=config.encoder_lr_mult,
+            last_layer_lr_mult=config.last_layer_lr_mult,
+        )
+        self.optimizer = build_optimizer(
+            config.optimizer, groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        self.step = 0
+        self.epoch = 0
+        self.best_value = -math.inf
+        self.best_metrics: dict[str, Any] = {}
+        self.last_metrics: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self._train_seconds = 0.0
+        self._fit_started = 0.0
+
+    # -- building blocks ---------------------------------------------------------------------
+    def _train_loader(self) -> DataLoader:
+        config = self.config
+        transform = train_transform(
+            crop_size=config.crop_size or None,
+            scale_range=(config.scale_min, config.scale_max),
+            hflip=config.hflip,
+            vflip=config.vflip,
+            color_jitter=config.color_jitter,
+            ignore_index=self.label_map.ignore_index,
+        )
+        data = AugmentedDataset(MemoryCachedDataset(self.train_data), transform, seed=config.seed)
+        self.train_augmented = data
+        generator = torch.Generator().manual_seed(config.seed)
+        return DataLoader(
+            data,
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=len(data) >= 2 * config.batch_size,
+            num_workers=config.num_workers,
+            generator=generator,
+            collate_fn=pad_collate(self.label_map.ignore_index),
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,  # workers must see set_epoch() every epoch
+        )
+
+    def _eval_loader(self, dataset: SegmentationDataset) -> DataLoader:
+        transform = eval_transform(ignore_index=dataset.ignore_index)
+        data = AugmentedDataset(MemoryCachedDataset(dataset), transform, seed=0)
+        return DataLoader(
+            data,
+            batch_size=self.config.batch_size,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            collate_fn=pad_collate(dataset.ignore_index),
+        )
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.config.class_weights == "none":
+            return None
+        from seglab.stats import compute_stats
+
+        stats = compute_stats(self.train_data)
+        return torch.tensor(stats.class_weights(self.config.class_weights), dtype=torch.float32)
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(self, event: dict[str, Any]) -> None:
+        event = sanitize_for_json(event)
+        if self.run is not None:
+            self.run.append_event(event)
+        for callback in self.callbacks:
+            callback(event)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def train_one_epoch(self) -> dict[str, float]:
+        """One pass over the training split; returns the mean of each loss term."""
+        config = self.config
+        self.model.train()
+        self.train_augmented.set_epoch(self.epoch)
+        totals: dict[str, float] = {}
+        batches = 0
+        window_images, window_start = 0, time.perf_counter()
+        for images, targets in self.train_loader:
+            self._check_stop()
+            step_start = time.perf_counter()
+            images = images.to(self.device, non_blocking=True)
+            targets = targets.to(self.device, non_blocking=True)
+            if self.device.type == "cuda" and config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            lr = self._update_lr()
+            self.criterion.set_step(self.step)
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                outputs = self.model(images)
+                loss, terms = self.criterion(outputs, targets)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"loss is {loss.item()} at step {self.step} (epoch {self.epoch}); lower --lr or enable --grad-clip. "
+                    "The last good checkpoint is kept."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+            if not torch.isfinite(grad_norm) and not self.use_amp:
+                raise TrainingDivergedError(
+                    f"gradient norm is {grad_norm.item()} at step {self.step} (epoch {self.epoch}); lower --lr or set "
+                    "--grad-clip. The last good checkpoint is kept."
+                )
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+            self.step += 1
+            batches += 1
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + value
+            window_images += images.shape[0]
+            self._train_seconds += time.perf_counter() - step_start
+            if self.step % config.log_every == 0:
+                elapsed = time.perf_counter() - window_start
+                self.emit(
+                    {
+                        "type": "step", "step": self.step, "epoch": self.epoch, "loss": terms.get("total", loss.item()),
+                        "terms": terms, "lr": lr, "grad_norm": float(grad_norm), "images_per_s": window_images / max(elapsed, 1e-9),
+                        "elapsed": self.elapsed(),
+                    }
+                )  # fmt: skip
+                window_images, window_start = 0, time.perf_counter()
+        return {name: total / max(batches, 1) for name, total in totals.items()}
+
+    def _update_lr(self) -> float:
+        schedule_step = self.step
+        if self.config.time_budget_s:
+            # With a time budget the schedule follows the clock, so the LR still anneals to its floor.
+            by_time = self.elapsed() / self.config.time_budget_s * self.schedule.total_steps
+            schedule_step = int(min(max(self.step, by_time), self.schedule.total_steps))
+        apply_lr(self.optimizer, self.schedule, schedule_step)
+        return float(self.schedule.lr_at(schedule_step))
+
+    def _check_stop(self) -> None:
+        if self.run is not None and self.run.stop_requested():
+            raise StopTraining("stop requested")
+        if self.config.time_budget_s and self.elapsed() >= self.config.time_budget_s:
+            raise StopTraining("time budget spent")
+
+    def elapsed(self) -> float:
+        """Seconds since ``fit`` started (wall clock, evaluation included)."""
+        return time.perf_counter() - self._fit_started if self._fit_started else 0.0
+
+    # -- evaluation --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def evaluate(self, loader: DataLoader | None = None) -> SegmentationMetrics:
+        """Streaming confusion matrix over the whole split (void pixels dropped)."""
+        loader = loader or self.val_loader
+        self.model.eval()
+        matrix = ConfusionMatrix(self.label_map.num_classes, ignore_index=self.label_map.ignore_index)
+        for images, targets in loader:
+            images = images.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                logits = self.model(images)["out"]
+            matrix.update(logits.argmax(dim=1), targets.to(self.device))
+        return matrix.compute(background_index=self.label_map.background_index)
+
+    def _evaluate_and_save(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        metrics = self.evaluate()
+        summary = metrics.to_dict(self.label_map.names)
+        value = summary.get(self.config.best_metric)
+        if value is None and self.config.best_metric not in summary:
+            raise ConfigError(f"best_metric {self.config.best_metric!r} is not a metric; try miou or pixel_acc")
+        improved = value is not None and value > self.best_value
+        if improved:
+            self.best_value, self.best_metrics = value, summary
+        self.last_metrics = summary
+        event = {
+            "type": "eval", "step": self.step, "epoch": self.epoch, "split": self.config.val_split,
+            "metrics": summary, "best": improved, "eval_seconds": time.perf_counter() - started, "elapsed": self.elapsed(),
+        }  # fmt: skip
+        self.history.append(sanitize_for_json(event))
+        self.emit(event)
+        if self.run is not None:
+            self._save_previews()
+            self.save("last")
+            if improved:
+                self.save("best")
+            latest = {key: summary.get(key) for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc")}
+            self.run.write_status(
+                RUNNING, step=self.step, epoch=self.epoch, latest=sanitize_for_json(latest),
+                best_metric=self.best_value if math.isfinite(self.best_value) else None,
+                best_metric_name=self.config.best_metric,
+            )  # fmt: skip
+        return summary
+
+    def _save_previews(self) -> None:
+        from seglab.predict import preview_strip
+
+        count = min(self.config.preview_images, len(self.val_data))
+        if count <= 0:
+            return
+        strip = preview_strip(self.model, self.val_data, range(count), device=self.device)
+        self.run.previews_path.mkdir(exist_ok=True)
+        from PIL import Image
+
+        temporary = self.run.previews_path / f".eval_{self.step:07d}.png.tmp"
+        Image.fromarray(strip).save(temporary, format="PNG")
+        os.replace(temporary, self.run.previews_path / f"eval_{self.step:07d}.png")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self, which: str) -> Path:
+        """Write ``last.pt`` or ``best.pt`` atomically."""
+        assert self.run is not None
+        payload = checkpoint_payload(
+            model=self.model,
+            config=self.config.to_dict(),
+            label_map=self.label_map,
+            step=self.step,
+            epoch=self.epoch,
+            metrics=self.best_metrics if which == "best" else self.last_metrics,
+            optimizer=self.optimizer if which == "last" else None,  # best.pt stays small: weights only
+            extra={
+                "best_value": self.best_value if math.isfinite(self.best_value) else None,
+                "best_metrics": self.best_metrics,
+                "train_seconds": self._train_seconds,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+        return save_checkpoint(payload, self.run.path / f"{which}.pt")
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Continue from a checkpoint (usually ``last.pt``): weights, optimiser, step, epoch, best."""
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        load_model_state(self.model, checkpoint.model_state, source=str(checkpoint.path))
+        if checkpoint.optimizer_state is not None:
+            self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.step, self.epoch = checkpoint.step, checkpoint.epoch
+        best = checkpoint.extra.get("best_value")
+        self.best_value = best if best is not None else -math.inf
+        self.best_metrics = checkpoint.extra.get("best_metrics") or {}
+        self.last_metrics = checkpoint.metrics
+        rng = checkpoint.extra.get("torch_rng")
+        if isinstance(rng, torch.Tensor):
+            torch.set_rng_state(rng)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        """Train until ``epochs`` or the time budget; evaluate every ``eval_every`` epochs and at the end."""
+        config = self.config
+        self._fit_started = time.perf_counter() - 0.0
+        self._write_run_files()
+        self.emit({"type": "start", "step": self.step, "epoch": self.epoch, "config": config.to_dict(),
+                   "train_images": len(self.train_data), "val_images": len(self.val_data),
+                   "steps_per_epoch": len(self.train_loader), "device": str(self.device)})  # fmt: skip
+        state = FINISHED
+        try:
+            while self.epoch < config.epochs:
+                epoch_terms = self.train_one_epoch()
+                self.epoch += 1
+                self.emit({"type": "epoch", "step": self.step, "epoch": self.epoch, "terms": epoch_terms, "elapsed": self.elapsed()})
+                if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
+                    self._evaluate_and_save()
+        except StopTraining as reason:
+            state = STOPPED if "stop requested" in str(reason) else FINISHED
+            self._evaluate_and_save()
+        except (TrainingDivergedError, KeyboardInterrupt) as error:
+            self._mark(FAILED if isinstance(error, TrainingDivergedError) else STOPPED, error=str(error) or "interrupted")
+            raise
+        except Exception as error:
+            self._mark(FAILED, error=f"{type(error).__name__}: {error}")
+            raise
+        self._mark(state, error=None)
+        return FitResult(
+            state=state, steps=self.step, epochs=self.epoch, seconds=self.elapsed(), best_metric=self.best_value,
+            best_metrics=self.best_metrics, last_metrics=self.last_metrics, history=self.history,
+        )  # fmt: skip
+
+    def _write_run_files(self) -> None:
+        if self.run is None:
+            return
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        from seglab.data.label_map import write_json_atomic
+
+        write_json_atomic(self.run.config_path, self.config.to_dict())
+        self.label_map.save(self.run.label_map_path)
+        self.run.write_status(RUNNING, pid=os.getpid(), started=time.time(), error=None)
+
+    def _mark(self, state: str, error: str | None) -> None:
+        self.emit({"type": "end", "state": state, "step": self.step, "epoch": self.epoch, "error": error, "elapsed": self.elapsed()})
+        if self.run is not None:
+            best = self.best_value if math.isfinite(self.best_value) else None
+            self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best, best_metric_name=self.config.best_metric)
+
+
+def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    """The LR schedule of a config: total steps = epochs x steps per epoch."""
+    return LRSchedule(
+        name=config.schedule,
+        base_lr=config.lr,
+        total_steps=max(config.epochs * max(steps_per_epoch, 1), 1),
+        power=config.power,
+        warmup_steps=config.warmup_steps,
+        slow_start_steps=config.slow_start_steps,
+        slow_start_lr=config.slow_start_lr,
+        step_size=config.step_size,
+        gamma=config.gamma,
+        min_lr=config.min_lr,
+    )
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False, callbacks: Iterable[Callback] = ()) -> FitResult:
+    """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present)."""
+    trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
+    if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
+        trainer.resume(Path(out_dir) / "last.pt")
+    return trainer.fit()
