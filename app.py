@@ -1,0 +1,28 @@
+"""seglab: an interactive visual debugging lab for semantic segmentation.
+
+Run with ``streamlit run app.py``. This file only declares the pages and draws the shared sidebar;
+each page lives in ``pages/`` and every computation in the ``seglab`` library.
+"""
+
+import streamlit as st
+
+from pages import ui
+
+st.set_page_config(page_title="seglab", page_icon=":material/grid_on:", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Data": [
+            st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+        ],
+        "Models": [
+            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("pages/failures.py", title="Inspect", icon=":material/search:", url_path="inspect"),
+            st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+            st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+        ],
+    }
+)
+ui.sidebar()
+navigation.run()
