@@ -53,6 +53,7 @@ __all__ = [
     "line_figure",
     "lr_schedule_figure",
     "make_grid",
+    "object_size_figure",
     "overlay",
     "per_class_bar_figure",
     "side_by_side",
@@ -924,12 +925,16 @@ def image_figure(
 
 
 def _label_names(labels: np.ndarray, label_map: LabelMap | None) -> np.ndarray:
-    """Class ids -> names via a lookup over the distinct values (object array, same shape)."""
+    """Class ids -> names via a lookup over the distinct values (str array, same shape).
+
+    A fixed-width str array, not an object array: Plotly copies and serialises it about twice as
+    fast, which is most of the cost of an image figure sent to the browser.
+    """
     values, inverse = np.unique(labels, return_inverse=True)
     if label_map is None:
-        names = np.array([str(int(value)) for value in values], dtype=object)
+        names = np.array([str(int(value)) for value in values], dtype=str)
     else:
-        names = np.array([label_map.class_name(int(value)) for value in values], dtype=object)
+        names = np.array([label_map.class_name(int(value)) for value in values], dtype=str)
     return names[inverse.reshape(labels.shape)]
 
 
@@ -986,3 +991,66 @@ def lr_schedule_figure(
         yaxis_title="learning rate",
         log_y=log_y,
     )
+
+
+def object_size_figure(
+    object_class: Sequence[int] | np.ndarray,
+    object_area: Sequence[float] | np.ndarray,
+    class_names: Sequence[str],
+    colors: np.ndarray | Sequence[Sequence[int]],
+    title: str | None = "Object size per class",
+) -> go.Figure:
+    """Box per class of object areas (connected components) on a log axis.
+
+    Quartiles are computed here and sent precomputed (whiskers = smallest and largest object), so
+    the figure stays small however many objects a dataset has.
+
+    Args:
+        object_class: (M,) class id of each object (``DatasetStats.object_class``).
+        object_area: (M,) pixels of each object (``DatasetStats.object_area``).
+        class_names: K names; every class keeps its place on the x axis.
+        colors: (K, 3) uint8 RGB (``label_map.colors``).
+        title: figure title.
+
+    Returns:
+        A figure with one ``go.Box`` per class that has objects, named after the class.
+    """
+    import plotly.graph_objects as go
+
+    classes = np.asarray(object_class, dtype=np.int64).ravel()
+    areas = np.asarray(object_area, dtype=np.float64).ravel()
+    if classes.shape != areas.shape:
+        raise ValueError(f"object_class has {classes.size} objects but object_area has {areas.size}")
+    names = [str(name) for name in class_names]
+    rgb = np.asarray(colors).reshape(-1, 3)
+    _check_class_count(len(rgb), names, "colors")
+    boxes = []
+    for class_id, name in enumerate(names):
+        sizes = areas[classes == class_id]
+        if sizes.size == 0:
+            continue
+        q1, median, q3 = np.percentile(sizes, [25, 50, 75])
+        boxes.append(
+            go.Box(
+                x=[name],
+                q1=[q1],
+                median=[median],
+                q3=[q3],
+                lowerfence=[sizes.min()],
+                upperfence=[sizes.max()],
+                mean=[sizes.mean()],
+                name=name,
+                marker={"color": to_hex(rgb[class_id])},
+                line={"color": "#333333", "width": 1},
+                fillcolor=to_hex(rgb[class_id]),
+            )
+        )
+    figure = go.Figure(boxes)  # one validation pass: add_trace per class costs ~5 ms each
+    figure.update_layout(
+        title=title,
+        yaxis={"title": {"text": "object area (pixels)"}, "type": "log"},
+        xaxis={"tickangle": -45, "categoryorder": "array", "categoryarray": names},
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+    )
+    return figure
