@@ -1,4 +1,183 @@
+"""Inspect: a checkpoint's worst images, why each one fails, and where one confusion happens."""
+
+import pandas as pd
 import streamlit as st
 
-st.title("failures")
-st.info("This page is being built.")
+from pages import ui
+from seglab import viz
+from seglab.failures import (REGIONS, class_failure_ranking, clickable_confusion_figure, image_class_table, image_ranking, label_shares,
+                             ranking_rows, top_confusions)  # fmt: skip
+
+UPLOAD_MAX_PIXELS = 2_000_000  # a CPU prediction of a larger image takes too long for an interactive page
+CELL_KEY = "inspect_cell"
+REGION_LABELS = {"all": "all pixels", "boundary": "boundary band", "interior": "object interiors"}
+NORMALIZATIONS = {"none": "pixel counts", "recall": "recall (rows sum to 1)", "precision": "precision (columns sum to 1)"}
+VIEWS = ("error map", "prediction", "ground truth")
+HOVER_SIDE = 128  # hover cells on the long side: ~0.1 s to build and send for a CamVid frame, 256 takes ~0.5 s
+
+st.title("Inspect")
+st.caption(
+    ui.METRIC_DEFINITION + " The ranking below is image-wise: an image's mIoU is the mean IoU over the classes "
+    "present in *that* image (ground truth or prediction), so every image weighs the same."
+)
+
+path = ui.current_checkpoint()
+if not path:
+    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+spec = ui.current_spec().with_split(ui.current_split())
+evaluation = None
+with ui.guard("Evaluating this checkpoint on the chosen data"):
+    data = ui.dataset(spec)
+    evaluation = ui.evaluation(path, spec)
+if evaluation is None or not evaluation.results:
+    if evaluation is not None:
+        st.warning(f"{spec.describe()} has no images to inspect.")
+    st.stop()
+names, label_map, metrics = evaluation.class_names, data.label_map, evaluation.metrics
+background = label_map.background_index
+without = f" · without {names[background]} {metrics.miou_no_background:.3f}" if background is not None else ""
+st.caption(f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
+           f"pixel accuracy {metrics.pixel_acc:.3f}")  # fmt: skip
+
+
+def choose_sample(ids: list[str], table_event, table_key: str) -> str:
+    """The inspected sample: a newly clicked table row wins, then the selectbox, then the stored choice."""
+    current = ui.current_sample()
+    rows = table_event.selection.rows
+    if rows and st.session_state.get(table_key + "_seen") != rows:
+        current = ids[rows[0]]
+    st.session_state[table_key + "_seen"] = rows
+    if current not in ids:
+        current = ids[0]
+    # No key: when the table changes the choice, the index changes and the selectbox follows it.
+    picked = st.selectbox("Image", ids, index=ids.index(current), help="Or click a row of the table")
+    if picked != ui.current_sample():
+        ui.set_sample(picked)
+    return picked
+
+
+def show_image(result, class_id: int | None) -> None:
+    """Image, ground truth, prediction, confidence, error map, per-class IoU and confusions of one image."""
+    image, target = data.load(result.index)
+    columns = st.columns(4)
+    columns[0].metric("Pixel accuracy", f"{result.pixel_acc:.3f}")
+    columns[1].metric("Image mIoU", f"{result.miou:.3f}", help="Mean over the classes present in this image")
+    if class_id is not None:
+        columns[2].metric(f"IoU {names[class_id]}", f"{result.iou[class_id]:.3f}")
+    columns[3].metric("Mean confidence", f"{float(result.confidence.mean()):.2f}", help="Mean max-softmax probability")
+    pictures = [(image, "Image", "JPEG"), (viz.colorize_mask(target, label_map), "Ground truth", "PNG"),
+                (viz.colorize_mask(result.labels, label_map), "Prediction", "PNG"),
+                (viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG")]  # fmt: skip
+    for column, (picture, caption, encoding) in zip(st.columns(4), pictures):
+        column.image(picture, caption=caption, width="stretch", output_format=encoding)  # masks as PNG: no JPEG halos
+    left, right = st.columns(2)
+    with left:
+        view = st.radio("Hover view", VIEWS, horizontal=True, help="Hover any pixel to read its ground truth and prediction")
+        shown = {"error map": lambda: viz.error_map(result.labels, target, data.ignore_index, background, image=image),
+                 "prediction": lambda: viz.overlay(image, result.labels, label_map),
+                 "ground truth": lambda: viz.overlay(image, target, label_map)}[view]()  # fmt: skip
+        # A coarser hover grid than viz's default: the figure is rebuilt on every image change.
+        hover = {"GT": target, "Pred": result.labels}
+        st.plotly_chart(viz.image_figure(shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE), key="inspect_hover")
+        legend = viz.error_legend(has_background=background is not None)
+        st.html(" &nbsp; ".join(f"<span title='{row['description']}'><b style='color:{row['color']}'>■</b> {row['name']}</span>"
+                                for row in legend))  # fmt: skip
+    with right:
+        st.markdown("**Per-class IoU in this image**")
+        iou_format = {"IoU": st.column_config.NumberColumn(format="%.3f")}
+        st.dataframe(pd.DataFrame(image_class_table(result, names)), hide_index=True, column_config=iou_format)
+        st.markdown("**What it confused with what**")
+        confusions = top_confusions(result.confusion, names, k=5)
+        st.markdown("\n".join(f"- {confusion.sentence()}" for confusion in confusions) or "No confused pixels.")
+
+
+@st.fragment
+def confusion_gallery() -> None:
+    """Click a confusion-matrix cell (or pick it) to see the images holding most of its pixels."""
+    normalize = st.radio("Confusion matrix shows", list(NORMALIZATIONS), format_func=NORMALIZATIONS.get, horizontal=True)
+    title = f"{spec.describe()}: rows = ground truth, click a cell"
+    figure = clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="inspect_confusion")
+    largest = top_confusions(metrics.confusion, names, k=1)
+    cell = st.session_state.get(CELL_KEY) or ((largest[0].gt_class, largest[0].pred_class) if largest else (0, 0))
+    points = event.selection.points if event else []
+    clicked = (names.index(points[0]["y"]), names.index(points[0]["x"])) if points else None
+    if clicked and clicked != st.session_state.get(CELL_KEY + "_seen"):
+        cell = clicked
+    st.session_state[CELL_KEY + "_seen"] = clicked
+    cell = cell if max(cell) < len(names) else (0, 0)
+    left, middle, right = st.columns(3)
+    gt_class = left.selectbox("Ground-truth class", range(len(names)), index=cell[0], format_func=names.__getitem__)
+    pred_class = middle.selectbox("Predicted class", range(len(names)), index=cell[1], format_func=names.__getitem__)
+    st.session_state[CELL_KEY] = (gt_class, pred_class)
+    width = right.slider("Boundary band N (px)", 1, 5, 2, help="Pixels within N px of a ground-truth class edge")
+    region = st.radio("Pixels", REGIONS, format_func=REGION_LABELS.get, horizontal=True,
+                      help="Boundary errors call for sharper decoders or cleaner edges; whole-object misses for data and context")  # fmt: skip
+    with ui.guard("Ranking the images of this cell"):
+        ranking, pictures = ui.cell_gallery(path, spec, gt_class, pred_class, region, width)
+        cell_name = f"{names[gt_class]} predicted as {names[pred_class]}"
+        if not ranking.total_pixels:
+            st.info(f"No pixel of {cell_name} in this split.")
+            return
+        st.markdown(
+            f"**{ranking.total_pixels:,} px of {cell_name}**: {ranking.boundary_pixels:,} "
+            f"({ranking.boundary_share:.0%}) within {width} px of a ground-truth edge, {ranking.interior_pixels:,} "
+            f"({1 - ranking.boundary_share:.0%}) farther inside. {len(ranking.hits)} images hold such pixels "
+            f"({REGION_LABELS[region]}); the first {len(pictures)} below, those pixels in yellow on the error map."
+        )
+        for start in range(0, len(pictures), 4):
+            for column, hit, picture in zip(st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]):
+                caption = f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)"
+                column.image(picture, caption=caption, width="stretch")
+                if column.button("Inspect", key=f"inspect_open_{hit.sample_id}", help="Show this image in the first tab"):
+                    ui.set_sample(hit.sample_id)
+                    st.rerun()
+
+
+@st.fragment
+def upload_section() -> None:
+    """Predict an uploaded PNG/JPEG with the chosen checkpoint."""
+    uploaded = st.file_uploader("Upload a PNG or JPEG", type=["png", "jpg", "jpeg"], help=f"At most {UPLOAD_MAX_PIXELS / 1e6:.0f} MP")
+    if uploaded is None:
+        return
+    with ui.guard(f"Predicting {uploaded.name}"):
+        image, prediction = ui.upload_prediction(path, uploaded.getvalue(), UPLOAD_MAX_PIXELS)
+        checkpoint_labels = ui.checkpoint_and_model(path)[0].label_map
+        left, right = st.columns(2)
+        left.image(viz.overlay(image, prediction.labels, checkpoint_labels), caption="Prediction overlay", width="stretch")
+        right.image(viz.confidence_map(prediction.confidence), caption="Confidence (max softmax): dark = unsure", width="stretch")
+        shares = label_shares(prediction.labels, checkpoint_labels.names)
+        st.caption("Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in shares[:8]))
+
+
+images_tab, cell_tab, upload_tab = st.tabs(["Worst images", "Confusion cell → images", "Your own image"])
+with images_tab:
+    class_id = st.selectbox(
+        "Class filter", [None, *range(len(names))], help="Find every image where one class fails",
+        format_func=lambda c: "all images, ranked by image mIoU" if c is None else f"images with {names[c]} (GT or prediction), ranked by its IoU",
+    )  # fmt: skip
+    without_background = class_id is None and background is not None and st.toggle(
+        f"Rank by image mIoU without {names[background]}", help="Background is easy and large: without it, object failures stand out"
+    )
+    if class_id is not None:
+        ranked = class_failure_ranking(evaluation, class_id)
+    else:
+        ranked = image_ranking(evaluation, exclude_class=background if without_background else None)
+    if not ranked:
+        st.info(f"No image of this split has {names[class_id]} in its ground truth or prediction.")
+    else:
+        table_key = f"inspect_table_{class_id}_{without_background}"
+        table = pd.DataFrame(ranking_rows(ranked, names, class_id, background))
+        scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
+        event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
+                             on_select="rerun", selection_mode="single-row")  # fmt: skip
+        sample = choose_sample([result.sample_id for result in ranked], event, table_key)
+        with ui.guard(f"Showing {sample}"):
+            show_image(next(result for result in ranked if result.sample_id == sample), class_id)
+with cell_tab:
+    confusion_gallery()
+with upload_tab:
+    upload_section()

@@ -1,4 +1,68 @@
+"""Leaderboard: every checkpoint under the runs folder, scored on a held-out split with one protocol."""
+
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-st.title("leaderboard")
-st.info("This page is being built.")
+from pages import ui
+from seglab.data.discover import check_source
+from seglab.leaderboard import LEADERBOARD_PROTOCOL, build_leaderboard, find_checkpoints, held_out_split, to_csv
+
+SCORE_COLUMNS = {"miou": "mIoU", "miou_no_background": "mIoU (no background)", "pixel_acc": "pixel acc", "mean_acc": "mean acc"}
+
+st.title("Leaderboard")
+st.markdown("Every checkpoint under the runs folder, scored on **one held-out split** with **one fixed protocol**, "
+            "ranked by mIoU. Scores are cached by checkpoint file hash: a checkpoint is evaluated once per split.")  # fmt: skip
+spec = ui.current_spec()
+splits = []
+with ui.guard("Reading the data source"):
+    splits = list(check_source(spec).splits)
+if not splits:
+    st.stop()
+left, right = st.columns([1, 2])
+split = left.selectbox("Held-out split", splits, index=splits.index(held_out_split(splits)),
+                       help="Default: test when the data has one (Shapes), else val (CamVid and VOC: no labelled test here)")  # fmt: skip
+include_last = right.toggle("Also score each run's last.pt", value=False, help="By default each run enters with best.pt")
+st.info(f"**Protocol** (the same for every entry): {LEADERBOARD_PROTOCOL.describe()}, whole image at its original size, "
+        f"class = argmax of the softmax. {ui.METRIC_DEFINITION}", icon=":material/rule:")  # fmt: skip
+
+paths = find_checkpoints(ui.runs_dir(), include_last=include_last)
+if not paths:
+    st.info(f"No checkpoints under `{ui.runs_dir()}` yet: train one on the Train page.")
+    st.stop()
+
+with ui.guard("Scoring the checkpoints"):
+    data = ui.dataset(spec.with_split(split))
+    board = build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, cached_only=True)
+    if board.pending:
+        names = [f"`{Path(path).parent.name}/{Path(path).name}`" for path in board.pending]
+        st.warning(f"{len(names)} of {len(paths)} checkpoint(s) not scored on **{split}** yet: "
+                   + ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""))  # fmt: skip
+        if st.button(f"Score {len(board.pending)} checkpoint(s)", type="primary", icon=":material/play_arrow:"):
+            bar = st.progress(0.0, text="Starting...")
+            build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, progress=lambda done, text: bar.progress(done, text=text))
+            st.rerun()  # draw the board again, now entirely from the cache
+
+    if board.rows:
+        st.subheader(f"{len(board.rows)} checkpoint(s) on {board.dataset}", divider="gray")
+        frame = pd.DataFrame(board.records()).set_index("rank").drop(columns=["dataset", "protocol"])
+        if data.label_map.background_index is None:
+            frame = frame.drop(columns=["miou_no_background"])  # no background class: it would repeat mIoU
+        config = {key: st.column_config.NumberColumn(label, format="%.3f") for key, label in SCORE_COLUMNS.items()}
+        config["miou"] = st.column_config.ProgressColumn("mIoU", min_value=0.0, max_value=1.0, format="%.3f")
+        config.update({f"iou_{name}": st.column_config.NumberColumn(f"IoU {name}", format="%.3f") for name in board.class_names})
+        config["sha256"] = st.column_config.TextColumn("SHA-256", width="small")
+        st.dataframe(frame, column_config=config)
+        st.caption("Per-class IoU over the whole split; empty = class neither in ground truth nor predicted. "
+                   "Ties in mIoU are broken by mIoU without background, then by path.")  # fmt: skip
+        st.download_button("Download CSV", to_csv(board), file_name=f"leaderboard-{spec.kind}-{split}.csv", mime="text/csv",
+                           icon=":material/download:")  # fmt: skip
+    elif not board.pending:
+        st.info("No checkpoint fits this dataset: the reasons are listed below.")
+
+    if board.skipped:
+        st.subheader(f"{len(board.skipped)} skipped", divider="gray")
+        skipped = pd.DataFrame([{"checkpoint": f"{Path(skip.path).parent.name}/{Path(skip.path).name}", "reason": skip.reason}
+                                for skip in board.skipped])  # fmt: skip
+        st.dataframe(skipped, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})

@@ -194,3 +194,106 @@ def sidebar() -> None:
                 _write_query()
         else:
             st.caption("No checkpoints yet: train one on the Train page.")
+
+
+# -- gallery thumbnails -------------------------------------------------------------------------
+@st.cache_data(max_entries=32, show_spinner=False)
+def _small_samples(key: str, fingerprint: str, indices: tuple[int, ...], max_side: int):
+    from seglab.gallery import downscale_sample
+
+    data = _dataset(key)
+    return [downscale_sample(*data.load(index), max_side) for index in indices]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _thumbnails(key: str, fingerprint: str, indices: tuple[int, ...], opacity: float, outlines: bool, max_side: int):
+    from seglab.gallery import encode_png, thumbnail
+
+    label_map = _dataset(key).label_map
+    return [encode_png(thumbnail(image, mask, label_map, opacity=opacity, outlines=outlines, max_side=max_side))
+            for image, mask in _small_samples(key, fingerprint, indices, max_side)]  # fmt: skip
+
+
+def thumbnails(spec: DataSpec, indices, *, opacity: float, outlines: bool, max_side: int = 192) -> list[bytes]:
+    """PNG overlay thumbnails of samples ``indices`` for ``st.image``. Cached per page and display
+    setting; the loaded, downscaled samples are cached apart, so a new opacity only redraws overlays."""
+    key = spec_key(spec)
+    fingerprint = _dataset(key).fingerprint()
+    return _thumbnails(key, fingerprint, tuple(int(index) for index in indices), float(opacity), bool(outlines), int(max_side))
+
+
+# -- Inspect page: chosen sample, confusion-cell galleries, uploaded images ---------------------------
+def current_sample() -> str | None:
+    """Sample id chosen on the Inspect page (or from the URL's ``sample``)."""
+    return st.session_state.get(SAMPLE_KEY) or st.query_params.get("sample")
+
+
+def set_sample(sample_id: str) -> None:
+    st.session_state[SAMPLE_KEY] = sample_id
+    if "data" not in st.query_params:  # a page switch clears the URL: put the data source and split back
+        _write_query()
+    st.query_params["sample"] = sample_id
+
+
+@st.cache_data(max_entries=16, show_spinner="Finding the images holding these pixels...")
+def _cell_gallery(path: str, mtime_ns: int, key: str, gt_class: int, pred_class: int, region: str, width: int):
+    from seglab.failures import cell_gallery
+
+    return cell_gallery(_evaluation(path, mtime_ns, key), _dataset(key), gt_class, pred_class, region=region, width=width)
+
+
+def cell_gallery(path: str | os.PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int):
+    """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split (see seglab.failures.cell_gallery)."""
+    path = Path(path)
+    return _cell_gallery(str(path), path.stat().st_mtime_ns, spec_key(spec), int(gt_class), int(pred_class), region, int(width))
+
+
+@st.cache_data(max_entries=4, show_spinner="Predicting the uploaded image...")
+def _upload_prediction(path: str, mtime_ns: int, data: bytes, max_pixels: int):
+    from seglab.data.io import read_image_bytes
+    from seglab.predict import predict
+
+    image = read_image_bytes(data, max_pixels=max_pixels)
+    return image, predict(_checkpoint(path, mtime_ns)[1], image)
+
+
+def upload_prediction(path: str | os.PathLike, data: bytes, max_pixels: int):
+    """``(image, Prediction)`` for an uploaded PNG/JPEG (validated; DatasetError on a bad file)."""
+    path = Path(path)
+    return _upload_prediction(str(path), path.stat().st_mtime_ns, data, int(max_pixels))
+
+
+# -- Compare page: pixels fixed and broken by checkpoint B vs A ---------------------------------
+@st.cache_data(max_entries=8, show_spinner="Counting the pixels B fixed and broke...")
+def _pixel_diff(path_a: str, mtime_a: int, path_b: str, mtime_b: int, key: str):
+    from seglab.compare import pixel_diff
+
+    data = _dataset(key)
+    evaluation_a, evaluation_b = _evaluation(path_a, mtime_a, key), _evaluation(path_b, mtime_b, key)
+    targets = (data.load(result.index)[1] for result in evaluation_a.results)
+    return pixel_diff(evaluation_a, evaluation_b, targets, data.ignore_index)
+
+
+def pixel_diff(path_a: str | os.PathLike, path_b: str | os.PathLike, spec: DataSpec):
+    """``seglab.compare.PixelDiff`` of checkpoint B vs A on a split (cached per file versions and data)."""
+    path_a, path_b = Path(path_a), Path(path_b)
+    return _pixel_diff(str(path_a), path_a.stat().st_mtime_ns, str(path_b), path_b.stat().st_mtime_ns, spec_key(spec))
+
+
+# -- deep links on a fresh server ------------------------------------------------------------------
+def _leave_legacy_page_mode() -> None:
+    """Make a deep link (e.g. /compare) on a freshly started server go through app.py.
+
+    Streamlit decides per process whether a ``pages/`` folder means its legacy automatic pages,
+    and only learns otherwise once app.py has called ``st.navigation``. Until then a request for
+    /compare runs pages/compare.py alone, without the shared sidebar. Every page imports this
+    module, so flipping the flag here and rerunning sends that first request through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_page_mode()

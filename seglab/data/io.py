@@ -11,10 +11,11 @@ palette PNG into colours.
 from __future__ import annotations
 
 import os
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from seglab.data.label_map import LabelMap
 from seglab.errors import DatasetError
@@ -34,7 +35,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation is deliberately not applied: masks carry no EXIF, so rotating only the image
     would misalign it with its mask. Raises :class:`DatasetError` naming the file.
     """
-    image = _open_loaded(path, "image")
+    return _rgb_array(_open_loaded(path, "image"))
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """A loaded Pillow image of any mode as (H, W, 3) uint8 RGB."""
     if image.mode == "RGB":
         return np.asarray(image)
     if image.mode in {"I", "I;16", "I;16L", "I;16B", "I;16N"}:
@@ -229,3 +234,34 @@ def _all_values_valid(mask: np.ndarray, label_map: LabelMap) -> bool:
 
 def _size(array: np.ndarray) -> str:
     return f"{array.shape[1]}x{array.shape[0]}"
+
+
+UPLOAD_FORMATS = ("PNG", "JPEG")
+
+
+def read_image_bytes(data: bytes, *, max_pixels: int, what: str = "uploaded file") -> np.ndarray:
+    """Decode an uploaded PNG or JPEG as (H, W, 3) uint8 RGB, refusing anything else.
+
+    The size is checked from the header before any pixel is decoded, so a small file claiming
+    huge dimensions costs nothing; Pillow's decompression-bomb limit stays on and truncated files
+    are reported (``LOAD_TRUNCATED_IMAGES`` is left off). Raises :class:`DatasetError`.
+    """
+    if not data:
+        raise DatasetError(f"{what} is empty; choose a PNG or JPEG image")
+    try:
+        with Image.open(BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise DatasetError(
+                    f"{what} is {width}x{height} ({width * height / 1e6:.1f} MP), more than the "
+                    f"{max_pixels / 1e6:.1f} MP this page accepts; downscale it and upload again"
+                )
+            image.load()
+            # No mask to keep aligned here, so honour the camera's EXIF orientation.
+            return _rgb_array(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as error:
+        raise DatasetError(f"{what} is too large to decode safely ({error}); downscale it") from None
+    except UnidentifiedImageError:
+        raise DatasetError(f"{what} is not a PNG or JPEG image; upload a .png or .jpg file") from None
+    except _READ_ERRORS as error:
+        raise DatasetError(f"cannot decode {what}: {error}. It is corrupt or truncated; export it again") from None

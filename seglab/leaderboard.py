@@ -1,0 +1,281 @@
+"""The class competition: score every checkpoint on a held-out split with one fixed protocol.
+
+Each checkpoint is evaluated with :func:`seglab.evaluation.evaluate_checkpoint` (disk cache by
+file SHA-256 + dataset fingerprint + protocol). On top of that a small JSON summary per
+(checkpoint hash, dataset, protocol) keeps the scores, the model description and the reason a
+checkpoint was refused, so rebuilding the board reads a few JSON files and loads no model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seglab.checkpoint import check_compatible, load_checkpoint
+from seglab.data.base import SegmentationDataset
+from seglab.data.label_map import write_json_atomic
+from seglab.errors import CheckpointError, ConfigError
+from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, file_sha256
+from seglab.stats import default_cache_dir
+
+__all__ = [
+    "LEADERBOARD_PROTOCOL",
+    "Leaderboard",
+    "LeaderboardProgress",
+    "LeaderboardRow",
+    "SkippedCheckpoint",
+    "build_leaderboard",
+    "find_checkpoints",
+    "held_out_split",
+    "to_csv",
+]
+
+SUMMARY_VERSION = 1
+# One protocol for every entry, so scores are comparable: plain single-scale whole-image inference.
+LEADERBOARD_PROTOCOL = Protocol()
+SUMMARY_FIELDS = ("miou", "miou_no_background", "pixel_acc", "mean_acc")
+LeaderboardProgress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One scored checkpoint."""
+
+    rank: int
+    run: str  # the run folder's name
+    file: str  # the checkpoint file name (best.pt, last.pt, ...)
+    path: str
+    sha256: str
+    model: str
+    loss: str
+    step: int
+    miou: float
+    miou_no_background: float
+    pixel_acc: float
+    mean_acc: float
+    iou: dict[str, float]  # per class, NaN for a class absent from ground truth and prediction
+
+
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint left off the board, with the reason in words."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Leaderboard:
+    """Ranked rows (best mIoU first), skipped checkpoints, and what they were scored on."""
+
+    rows: list[LeaderboardRow]
+    skipped: list[SkippedCheckpoint]
+    class_names: list[str]
+    protocol: Protocol
+    dataset: str  # dataset.describe()
+    pending: list[str] = field(default_factory=list)  # not evaluated yet (only with cached_only=True)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat dict per row, the columns of the table and of :func:`to_csv`."""
+        records = []
+        for row in self.rows:
+            record: dict[str, Any] = {
+                "rank": row.rank, "run": row.run, "file": row.file, "model": row.model, "loss": row.loss, "step": row.step,
+                "miou": row.miou, "miou_no_background": row.miou_no_background, "pixel_acc": row.pixel_acc,
+                "mean_acc": row.mean_acc,
+            }  # fmt: skip
+            for name in self.class_names:
+                record[f"iou_{name}"] = row.iou.get(name, math.nan)
+            record.update({"sha256": row.sha256, "dataset": self.dataset, "protocol": self.protocol.describe()})
+            records.append(record)
+        return records
+
+
+def find_checkpoints(runs_dir: str | os.PathLike, include_last: bool = False) -> list[Path]:
+    """Checkpoints under ``runs_dir``: each run folder's best.pt (else last.pt, or both with
+    ``include_last``), plus any other ``*.pt`` file in a run folder or in ``runs_dir`` itself.
+    Hidden files (temporary saves) are skipped. Sorted by path."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    found = [path for path in root.glob("*.pt") if path.is_file() and not path.name.startswith(".")]
+    for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = {p.name: p for p in folder.glob("*.pt") if p.is_file() and not p.name.startswith(".")}
+        if "best.pt" in files and "last.pt" in files and not include_last:
+            files.pop("last.pt")
+        found += files.values()
+    return sorted(found)
+
+
+def held_out_split(available: Iterable[str]) -> str | None:
+    """The split a leaderboard should score: test when it exists (Shapes), else val (CamVid, VOC),
+    else the first one available (a custom folder)."""
+    splits = list(available)
+    for preferred in ("test", "val"):
+        if preferred in splits:
+            return preferred
+    return splits[0] if splits else None
+
+
+def _summary_path(sha256: str, dataset: SegmentationDataset, protocol: Protocol, cache_dir: str | os.PathLike | None) -> Path:
+    key = hashlib.sha256(f"{SUMMARY_VERSION}|{sha256}|{dataset.fingerprint()}|{protocol.key()}".encode()).hexdigest()[:32]
+    return Path(cache_dir or default_cache_dir()) / "leaderboard" / f"{key}.json"
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("version") == SUMMARY_VERSION else None
+
+
+def _score_checkpoint(path: Path, dataset: SegmentationDataset, protocol: Protocol, cache_dir, progress) -> dict[str, Any]:
+    """Evaluate one checkpoint: the summary dict to cache (scores, or ``{"error": reason}``)."""
+    try:
+        checkpoint = load_checkpoint(path)
+        check_compatible(checkpoint, dataset.label_map)
+        if list(checkpoint.label_map.names) != list(dataset.class_names):
+            raise CheckpointError(
+                f"{path} was trained on classes {', '.join(checkpoint.label_map.names)} but the data has "
+                f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for"
+            )
+        evaluation = evaluate_checkpoint(path, dataset, protocol=protocol, cache_dir=cache_dir, progress=progress)
+    except (CheckpointError, ConfigError) as error:
+        # The checkpoint's own faults (unreadable, other classes, unknown model) are cached as refusals;
+        # data errors (DatasetError) propagate: they concern every checkpoint.
+        return {"error": str(error)}
+    scores = evaluation.metrics.to_dict(dataset.class_names)
+    return {
+        "model": checkpoint.model_name,
+        "loss": str(checkpoint.config.get("loss", "?")),
+        "step": checkpoint.step,
+        "scores": {key: scores[key] for key in SUMMARY_FIELDS},
+        "iou": scores["iou"],
+    }
+
+
+def build_leaderboard(
+    checkpoint_paths: Sequence[str | os.PathLike],
+    dataset: SegmentationDataset,
+    protocol: Protocol = LEADERBOARD_PROTOCOL,
+    progress: LeaderboardProgress | None = None,
+    *,
+    cached_only: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> Leaderboard:
+    """Score every checkpoint on ``dataset`` and rank by mIoU (then mIoU without background, then run name).
+
+    Checkpoints that cannot be read, or whose classes differ from the data, are listed in
+    ``skipped`` with the reason. Results (and refusals) are cached by file SHA-256, so a second
+    build loads no model. With ``cached_only`` nothing is evaluated: uncached checkpoints are listed
+    in ``pending`` (a page can show the board at once and evaluate on request).
+
+    Args:
+        checkpoint_paths: the ``.pt`` files (e.g. :func:`find_checkpoints`).
+        dataset: the held-out split.
+        protocol: how predictions are made; the same for every checkpoint.
+        progress: called with (fraction done, message) while evaluating.
+        cached_only: only read caches.
+        cache_dir: cache root (default ``$SEGLAB_CACHE_DIR`` or ``~/.cache/seglab``).
+    """
+    paths = [Path(p) for p in checkpoint_paths]
+    entries: list[tuple[Path, str, dict[str, Any]]] = []
+    skipped, pending = [], []
+    for position, path in enumerate(paths):
+        label = f"{path.parent.name}/{path.name}"
+        try:
+            sha256 = file_sha256(path)
+        except OSError as error:
+            skipped.append(SkippedCheckpoint(str(path), f"cannot read the file ({error.strerror or error})"))
+            continue
+        summary_path = _summary_path(sha256, dataset, protocol, cache_dir)
+        summary = _read_summary(summary_path)
+        if summary is None and cached_only and not evaluation_cache_path(path, dataset, protocol, cache_dir).is_file():
+            pending.append(str(path))
+            continue
+        if summary is None:
+            if progress:
+                progress(position / len(paths), f"Evaluating {label} ({position + 1}/{len(paths)})")
+
+            def image_progress(done: int, total: int, position: int = position, label: str = label) -> None:
+                if progress:
+                    progress((position + done / max(total, 1)) / len(paths), f"Evaluating {label}: {done}/{total} images")
+
+            summary = {"version": SUMMARY_VERSION, "sha256": sha256}
+            summary.update(_score_checkpoint(path, dataset, protocol, cache_dir, image_progress))
+            write_json_atomic(summary_path, summary)
+        if "error" in summary:
+            skipped.append(SkippedCheckpoint(str(path), summary["error"]))
+        else:
+            entries.append((path, sha256, summary))
+    if progress:
+        progress(1.0, f"Scored {len(entries)} checkpoint(s)")
+    return Leaderboard(
+        rows=_rank(entries, dataset.class_names),
+        skipped=skipped,
+        class_names=list(dataset.class_names),
+        protocol=protocol,
+        dataset=dataset.describe(),
+        pending=pending,
+    )
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _or_zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
+
+
+def _rank(entries: list[tuple[Path, str, dict[str, Any]]], class_names: Sequence[str]) -> list[LeaderboardRow]:
+    def sort_key(entry: tuple[Path, str, dict[str, Any]]) -> tuple:
+        path, _, summary = entry
+        miou, foreground = _number(summary["scores"]["miou"]), _number(summary["scores"]["miou_no_background"])
+        return (math.isnan(miou), -_or_zero(miou), -_or_zero(foreground), str(path))
+
+    rows = []
+    for rank, (path, sha256, summary) in enumerate(sorted(entries, key=sort_key), start=1):
+        scores = summary["scores"]
+        rows.append(
+            LeaderboardRow(
+                rank=rank, run=path.parent.name, file=path.name, path=str(path), sha256=sha256,
+                model=str(summary.get("model", "?")), loss=str(summary.get("loss", "?")), step=int(summary.get("step", 0)),
+                miou=_number(scores["miou"]), miou_no_background=_number(scores["miou_no_background"]),
+                pixel_acc=_number(scores["pixel_acc"]), mean_acc=_number(scores["mean_acc"]),
+                iou={name: _number(summary["iou"].get(name)) for name in class_names},
+            )
+        )  # fmt: skip
+    return rows
+
+
+def to_csv(leaderboard: Leaderboard) -> str:
+    """The board as CSV text (header + one line per row); undefined scores are empty cells."""
+    records = leaderboard.records()
+    columns = _columns(leaderboard.class_names)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: _csv_value(value) for key, value in record.items()})
+    return buffer.getvalue()
+
+
+def _columns(class_names: Sequence[str]) -> list[str]:
+    head = ["rank", "run", "file", "model", "loss", "step", *SUMMARY_FIELDS]
+    return head + [f"iou_{name}" for name in class_names] + ["sha256", "dataset", "protocol"]
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6f}"
+    return value
