@@ -22,6 +22,11 @@ navigation = st.navigation(
             st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
             st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         ],
+        "Insights": [
+            st.Page("pages/metrics_explorer.py", title="Metric definitions", icon=":material/functions:", url_path="metrics"),
+            st.Page("pages/loss_inspector.py", title="Loss inspector", icon=":material/insights:", url_path="loss"),
+            st.Page("pages/label_quality.py", title="Label quality", icon=":material/rule:", url_path="labels"),
+        ],
     }
 )
 ui.sidebar()

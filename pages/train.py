@@ -1,4 +1,300 @@
+"""Train: configure a run, preview its LR schedule, launch it in the background and watch it live.
+
+Runs are separate processes writing run folders (seglab.runs); this page only reads those files,
+so training never blocks the app and a reload reattaches to whatever is on disk.
+"""
+
+from datetime import datetime
+
+import pandas as pd
 import streamlit as st
 
-st.title("train")
-st.info("This page is being built.")
+from pages import ui
+from seglab.config import TrainConfig
+from seglab.curves import RunWatcher
+from seglab.errors import ConfigError
+from seglab.losses import LOSS_EXPLANATIONS, available_losses
+from seglab.models import available_models
+from seglab.optim import OPTIMIZERS, SCHEDULES
+from seglab.run_dir import FAILED, RUNNING
+from seglab.run_plan import RunPlan, build_config, loss_spec, loss_terms, quick_run_config
+from seglab.runs import list_runs, run_info, start_run, stop_run
+from seglab.viz import line_figure, lr_schedule_figure
+
+DEFAULTS = TrainConfig()
+HELP = TrainConfig.option_help()
+WATCH_KEY = "train_watched_runs"
+WATCHERS_KEY = "train_run_watchers"  # run name -> RunWatcher: each refresh reads only new events
+CONFIGURE_KEY = "train_configure_open"  # the form's expander: folded away while a run trains
+STARTED_KEY = "train_started_run"  # name of the run launched by the previous script run
+REFRESH = "2s"
+# After a stop request a run evaluates the whole validation split and saves last.pt; on a busy laptop CPU that
+# can take a minute, so only a run still alive after this long is terminated.
+STOP_GRACE_S = 120.0
+STATE_COLORS = {"running": "blue", "finished": "green", "failed": "red", "stopped": "orange"}
+CLASS_WEIGHTS = {"none": "none", "inverse": "inverse frequency", "median": "median frequency (SegNet)"}
+KEEP = {"persist_state": "session"}  # the form survives a visit to another page
+
+
+def number(column, label: str, field: str, low, high, **kwargs):
+    """A number input for ``TrainConfig.<field>``: its default and help text, kept across page visits."""
+    return column.number_input(label, low, high, getattr(DEFAULTS, field), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs)
+
+
+def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
+    """A selectbox for ``TrainConfig.<field>`` starting at its default."""
+    default = getattr(DEFAULTS, field)
+    return column.selectbox(label, options, index=options.index(default), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs)
+
+
+def loop_options() -> dict:
+    models = available_models()
+    model = choice(st, "Model", "model", list(models))
+    st.caption(models[model])
+    left, right = st.columns(2)
+    return {
+        "model": model,
+        "epochs": number(left, "Epochs", "epochs", 1, 10_000),
+        "time_budget_s": right.number_input("Time budget (s)", 0, 86_400, int(DEFAULTS.time_budget_s or 0), step=30, key="train_time_budget_s",
+                                            help="0 = train for all epochs. " + HELP["time_budget_s"], **KEEP),  # fmt: skip
+        "batch_size": number(left, "Batch size", "batch_size", 1, 512),
+        "crop_size": number(right, "Crop size", "crop_size", 0, 2048, step=16),
+    }
+
+
+def loss_options() -> dict:
+    losses = available_losses()
+    (_, first_default), *extra_default = loss_terms(DEFAULTS.loss)
+    first = st.selectbox("Loss", losses, index=losses.index(first_default), key="train_loss", **KEEP)
+    st.caption(LOSS_EXPLANATIONS[first])
+    extras = ["none"] + [name for name in losses if name != first]
+    weight_default, extra_name = extra_default[0] if extra_default else (1.0, "none")
+    left, right = st.columns([3, 2])
+    extra = left.selectbox("Plus", extras, index=extras.index(extra_name) if extra_name in extras else 0, key="train_loss_extra",
+                           help="Add a second term, e.g. ce + dice", **KEEP)  # fmt: skip
+    weight = right.number_input("Weight", 0.0, 100.0, weight_default, step=0.05, format="%g", key="train_loss_weight", disabled=extra == "none", **KEEP)
+    if extra != "none":
+        st.caption(LOSS_EXPLANATIONS[extra])
+    options = {"loss": loss_spec([(1.0, first)] + ([(weight, extra)] if extra != "none" else []))}
+    options["class_weights"] = choice(st, "Class weights", "class_weights", list(CLASS_WEIGHTS), format_func=CLASS_WEIGHTS.get)
+    if "hard_ce" in (first, extra):
+        left, right = st.columns(2)
+        # TrainConfig keeps 100% (= plain CE) by default; 25% is a typical mining share to start from.
+        percent = 100 * DEFAULTS.top_k_percent_pixels if DEFAULTS.top_k_percent_pixels < 1 else 25
+        options["top_k_percent_pixels"] = left.slider("Keep hardest pixels (%)", 1, 100, int(percent), key="train_top_k", **KEEP) / 100
+        options["hard_example_mining_step"] = number(right, "Mining steps", "hard_example_mining_step", 0, 1_000_000)
+    if "focal" in (first, extra):
+        options["focal_gamma"] = st.slider("Focal gamma", 0.0, 5.0, DEFAULTS.focal_gamma, 0.5, key="train_focal_gamma", **KEEP)
+    return options
+
+
+def augmentation_options() -> dict:
+    scale = st.slider("Random scale", 0.25, 2.0, (DEFAULTS.scale_min, DEFAULTS.scale_max), 0.05, key="train_scale", help=HELP["scale_min"], **KEEP)
+    left, right = st.columns(2)
+    return {
+        "scale_min": scale[0],
+        "scale_max": scale[1],
+        "hflip": left.slider("Horizontal flip p", 0.0, 1.0, DEFAULTS.hflip, 0.05, key="train_hflip", **KEEP),
+        "vflip": right.slider("Vertical flip p", 0.0, 1.0, DEFAULTS.vflip, 0.05, key="train_vflip", **KEEP),
+        "color_jitter": st.slider("Colour jitter", 0.0, 1.0, DEFAULTS.color_jitter, 0.05, key="train_color_jitter", help=HELP["color_jitter"], **KEEP),
+    }
+
+
+def optimizer_options() -> dict:
+    optimizer = choice(st, "Optimiser", "optimizer", list(OPTIMIZERS))
+    st.caption(OPTIMIZERS[optimizer])
+    left, right = st.columns(2)
+    options = {
+        "optimizer": optimizer,
+        "lr": number(left, "Learning rate", "lr", 1e-6, 10.0, step=1e-3, format="%g"),
+        "weight_decay": number(right, "Weight decay", "weight_decay", 0.0, 1.0, step=1e-4, format="%g"),
+        "nesterov": False,
+    }
+    if optimizer == "sgd":
+        options["momentum"] = number(left, "Momentum", "momentum", 0.0, 0.999, step=0.05)
+        options["nesterov"] = right.checkbox("Nesterov", DEFAULTS.nesterov, key="train_nesterov", **KEEP)
+    return options
+
+
+def schedule_options() -> dict:
+    schedule = choice(st, "LR schedule", "schedule", list(SCHEDULES))
+    st.caption(SCHEDULES[schedule])
+    left, right = st.columns(2)
+    options = {"schedule": schedule}
+    if schedule == "poly":
+        options["power"] = number(left, "Power", "power", 0.1, 5.0, step=0.1)
+    if schedule == "step":
+        options["step_size"] = number(left, "Step size", "step_size", 1, 1_000_000)
+        options["gamma"] = number(right, "Gamma", "gamma", 0.01, 1.0, step=0.05)
+    options["warmup_steps"] = number(left, "Warm-up steps", "warmup_steps", 0, 100_000)
+    options["slow_start_steps"] = number(right, "Slow-start steps", "slow_start_steps", 0, 100_000)
+    if options["slow_start_steps"]:
+        options["slow_start_lr"] = number(right, "Slow-start LR", "slow_start_lr", 0.0, 1.0, step=1e-4, format="%g")
+    return options
+
+
+def launched(name: str) -> None:
+    """Rerun with the new run watched and the form folded, so the live view is in sight."""
+    st.session_state[STARTED_KEY] = name
+    st.rerun()
+
+
+def chart(figure, key: str) -> None:
+    figure.update_layout(height=250, uirevision=key)  # uirevision keeps zoom across refreshes
+    figure.update_yaxes(rangemode="tozero")
+    st.plotly_chart(figure, key=key)
+
+
+def show_run(watcher: RunWatcher, info) -> None:
+    """One watched run: status, stop button, numbers, curves and the latest sample predictions."""
+    curves = watcher.curves
+    with st.container(border=True):
+        title, action = st.columns([6, 1], vertical_alignment="center")
+        title.markdown(f"**{info.name}** :{STATE_COLORS.get(info.state, 'gray')}-badge[{info.state}] · "
+                       f"{info.model} · loss `{info.loss}` · data {info.data}")  # fmt: skip
+        if info.state == RUNNING and watcher.run.stop_requested():
+            action.caption("stopping...")
+        elif info.state == RUNNING and action.button("Stop", key=f"train_stop_{info.name}", icon=":material/stop_circle:"):
+            stop_run(info.path, grace_s=STOP_GRACE_S)
+            st.toast(f"Asked **{info.name}** to stop: it saves last.pt first")
+        if info.state == FAILED:
+            st.error(f"**Run failed**: {info.error or 'no error message; see train.log in the run folder'}", icon=":material/error:")
+        latest = curves.latest_metrics()
+        numbers = st.columns(5)
+        numbers[0].metric("Step · epochs done", f"{curves.step} · {curves.epoch}")
+        numbers[1].metric("Elapsed", f"{curves.elapsed:.0f} s" if curves.elapsed is not None else "-")
+        numbers[2].metric("Images/s", f"{curves.images_per_s.last:.1f}" if curves.images_per_s.last else "-")
+        numbers[3].metric("Latest mIoU", f"{latest['miou']:.3f}" if "miou" in latest else "-")
+        numbers[4].metric("Best mIoU", f"{curves.best_metric('miou'):.3f}" if "miou" in latest else "-")
+        if not (curves.loss_series() or curves.metric_series()):
+            st.caption("Waiting for the first logged step (start-up, data loading)..." if info.state == RUNNING
+                       else "This run logged no step and no evaluation.")  # fmt: skip
+            return
+        charts, preview = st.columns([3, 1])
+        with charts:
+            top, bottom = st.columns(2), st.columns(2)
+            panels = [
+                (top[0], curves.loss_series(), "Training loss (terms)", "loss"),
+                (top[1], curves.metric_series(), f"Validation ({curves.val_images or '?'} images)", "metrics"),
+                (bottom[0], curves.lr_series(), "Learning rate", "lr"),
+                (bottom[1], curves.throughput_series(), "Throughput (images/s)", "speed"),
+            ]
+            for column, series, title, key in panels:
+                with column:
+                    if series:
+                        chart(line_figure(series, title=title, xaxis_title="step"), f"train_{key}_{info.name}")
+                    else:
+                        st.caption(f"{title}: no points yet")
+        with preview:
+            latest_preview = watcher.latest_preview()
+            if latest_preview is None:
+                st.caption("Sample predictions appear after the first evaluation.")
+            else:
+                path, step = latest_preview
+                st.image(str(path), caption=f"Validation samples at step {step}: image | ground truth | prediction", output_format="PNG")
+
+
+# -- page ------------------------------------------------------------------------------------
+st.title("Train")
+runs = list_runs(ui.runs_dir())
+names = [run.name for run in runs]
+if WATCH_KEY in st.session_state:
+    st.session_state[WATCH_KEY] = [name for name in st.session_state[WATCH_KEY] if name in names]
+else:  # first visit or reload: whatever is training, plus the latest run
+    st.session_state[WATCH_KEY] = list(dict.fromkeys([run.name for run in runs if run.state == RUNNING] + names[:1]))
+if CONFIGURE_KEY not in st.session_state:
+    st.session_state[CONFIGURE_KEY] = not any(run.state == RUNNING for run in runs)
+if started := st.session_state.pop(STARTED_KEY, None):
+    st.session_state[WATCH_KEY] = [started, *st.session_state[WATCH_KEY]]
+    st.session_state[CONFIGURE_KEY] = False
+    st.session_state["train_run_name"] = ""  # a name can be used once
+    st.toast(f"Started **{started}**", icon=":material/rocket_launch:")
+
+spec = ui.current_spec().with_split("train")
+train_data = None
+with ui.guard("Loading the training split"):
+    train_data = ui.dataset(spec)
+    st.caption(f"Data: **{spec.describe()}** · {len(train_data)} training images · {train_data.num_classes} classes "
+               "(change it on the Home page)")  # fmt: skip
+
+with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, on_change="rerun"):
+    columns = st.columns(3, gap="medium")
+    options = {}
+    for column, heading, draw in zip(columns, ["Model and length", "Loss", "Augmentation"], [loop_options, loss_options, augmentation_options]):
+        with column:
+            st.markdown(f"**{heading}**")
+            with ui.guard(heading):
+                options |= draw()
+    optimizer_column, schedule_column, curve_column = st.columns([1, 1, 2], gap="medium")
+    with optimizer_column:
+        st.markdown("**Optimiser**")
+        options |= optimizer_options()
+    with schedule_column:
+        st.markdown("**Schedule**")
+        options |= schedule_options()
+    plan = None
+    with curve_column, ui.guard("Checking the options"):
+        if train_data is not None:
+            plan = RunPlan.check(build_config(spec, **options), len(train_data), train_data.num_classes)
+            steps, rates = plan.lr_curve()
+            chart(lr_schedule_figure(steps, rates, title="Learning rate this run will follow"), "train_lr_preview")
+            st.caption(plan.summary())
+
+name_column, launch_column, quick_column = st.columns([3, 1, 1], vertical_alignment="bottom")
+run_name = name_column.text_input("Run name (optional)", key="train_run_name", placeholder="automatic: model-loss-date-time").strip()
+if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:", key="train_launch", width="stretch"):
+    with ui.guard("Launching the run"):
+        if plan is None:
+            raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
+        launched(start_run(plan.config, ui.runs_dir(), name=run_name or None).name)
+quick = quick_run_config(spec)
+quick_help = f"TrainConfig defaults ({quick.model}, {quick.loss}, {quick.optimizer}) on this data for {quick.time_budget_s:g} s"
+if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):
+    with ui.guard("Launching the quick run"):
+        if train_data is None:
+            raise ConfigError("the training data cannot be loaded (see above); pick a working dataset on the Home page")
+        launched(start_run(quick, ui.runs_dir(), name=run_name or None).name)
+
+st.subheader("Live view")
+watched = st.multiselect("Watch runs", names, key=WATCH_KEY, placeholder="Pick runs to follow")
+any_running = any(run.state == RUNNING for run in runs if run.name in watched)
+
+
+@st.fragment(run_every=REFRESH if any_running else None)
+def live_view() -> None:
+    """Polls the watched runs' files; refreshes on a timer only while one of them is running."""
+    watchers = st.session_state.setdefault(WATCHERS_KEY, {})
+    for name in list(watchers):
+        if name not in watched:
+            del watchers[name]
+    still_running = False
+    for name in watched:
+        with ui.guard(f"Reading run {name}"):
+            if name not in watchers or watchers[name].run.path != ui.runs_dir() / name:
+                watchers[name] = RunWatcher(ui.runs_dir() / name)
+            watcher = watchers[name]
+            watcher.refresh()
+            info = run_info(watcher.run.path)
+            still_running |= info.state == RUNNING
+            show_run(watcher, info)
+    if any_running and not still_running:
+        st.rerun()  # a run just ended: refresh the past-runs table and the sidebar's checkpoint list
+
+
+if watched:
+    st.caption(ui.METRIC_DEFINITION)
+    live_view()
+elif not runs:
+    st.info("No runs yet: press **Quick run** for a one-minute demo on the current data.")
+
+st.subheader("Past runs")
+if runs:
+    rows = [
+        {"run": run.name, "status": run.state, "model": run.model, "loss": run.loss, "data": run.data,
+         "best": run.best_metric, "metric": run.best_metric_name, "steps": run.step, "epochs": run.epoch,
+         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error}
+        for run in runs
+    ]  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")})
+else:
+    st.caption(f"No run folders in {ui.runs_dir()} yet.")

@@ -1,0 +1,153 @@
+"""Plan a training run before launching it: config from form values, checks, and the LR curve.
+
+The app's Train page and scripts use this to catch every option mistake that would otherwise
+only surface when the background process starts (unknown model, malformed loss spec, Nesterov
+with Adam, warm-up longer than the run), and to draw the learning-rate schedule the run will
+follow -- with the same :func:`seglab.train.schedule_from_config` the trainer uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from seglab.config import TrainConfig
+from seglab.data.spec import DataSpec
+from seglab.errors import ConfigError
+from seglab.optim import LRSchedule, lr_curve
+
+# The quick run's time budget when TrainConfig has none: "a minute" on a laptop CPU.
+QUICK_RUN_SECONDS = 60.0
+
+
+def loss_spec(terms: Sequence[tuple[float, str]]) -> str:
+    """``[(1, "ce"), (0.5, "dice")]`` -> ``"ce+0.5*dice"`` (the spec ``build_criterion`` parses).
+
+    Terms with weight 0 are dropped; a weight of 1 is not written.
+    """
+    parts = []
+    for weight, name in terms:
+        if not weight >= 0:  # also rejects NaN
+            raise ConfigError(f"loss weight of {name!r} must be >= 0, got {weight}")
+        if weight == 0:
+            continue
+        parts.append(name if weight == 1 else f"{weight:g}*{name}")
+    if not parts:
+        raise ConfigError("the loss needs at least one term with a weight > 0")
+    return "+".join(parts)
+
+
+def loss_terms(spec: str) -> list[tuple[float, str]]:
+    """``"ce+0.5*dice"`` -> ``[(1.0, "ce"), (0.5, "dice")]`` with canonical names: the inverse of :func:`loss_spec`."""
+    from seglab.losses import _parse_spec  # the parser build_criterion uses, so both agree on every spelling
+
+    return _parse_spec(spec)
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch, as the trainer's DataLoader counts them.
+
+    The trainer drops the last incomplete batch once the split holds at least two batches
+    (a 1-image batch would make BatchNorm statistics noisy), so: floor then, ceil otherwise.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if train_images <= 0:
+        return 0
+    if train_images >= 2 * batch_size:
+        return train_images // batch_size
+    return math.ceil(train_images / batch_size)
+
+
+def build_config(data: DataSpec, **options: Any) -> TrainConfig:
+    """A TrainConfig training on ``data``'s train split, other fields from ``options``.
+
+    ``options`` use TrainConfig's field names; ``time_budget_s=0`` means no budget. Unknown names
+    raise ConfigError. The result is validated (``TrainConfig.validate``).
+    """
+    options = dict(options)
+    if not options.get("time_budget_s"):
+        options["time_budget_s"] = None
+    config = TrainConfig.from_dict({**options, "data": data.with_split("train")})
+    config.validate()
+    return config
+
+
+def quick_run_config(data: DataSpec) -> TrainConfig:
+    """The fast CPU default: every TrainConfig default, on ``data``, within about a minute."""
+    defaults = TrainConfig()
+    return replace(defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a config will do on a dataset: steps per epoch, total steps and its LR schedule."""
+
+    config: TrainConfig
+    train_images: int
+    steps_per_epoch: int
+    schedule: LRSchedule
+
+    @classmethod
+    def check(cls, config: TrainConfig, train_images: int, num_classes: int) -> "RunPlan":
+        """Check everything the trainer checks at start-up, without building data or model.
+
+        Raises ConfigError naming the option at fault.
+        """
+        from seglab.losses import build_criterion
+        from seglab.models.registry import lookup_entry
+        from seglab.train import schedule_from_config
+
+        config.validate()
+        if train_images < 1:
+            raise ConfigError("the training split has no images; pick another dataset on the Home page")
+        lookup_entry(config.model)
+        build_criterion(
+            config.loss, num_classes=num_classes, ignore_index=255, class_weights=None,
+            top_k_percent_pixels=config.top_k_percent_pixels, hard_example_mining_step=config.hard_example_mining_step,
+            focal_gamma=config.focal_gamma, aux_weight=config.aux_weight,
+        )  # fmt: skip
+        _check_optimizer(config)
+        steps = steps_per_epoch(train_images, config.batch_size)
+        schedule = schedule_from_config(config, steps_per_epoch=steps)
+        return cls(config=config, train_images=train_images, steps_per_epoch=steps, schedule=schedule)
+
+    @property
+    def total_steps(self) -> int:
+        return self.schedule.total_steps
+
+    def lr_curve(self, num_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, learning rates)`` over the whole run (jumps drawn where they happen)."""
+        return lr_curve(self.schedule, num_points=num_points)
+
+    def summary(self) -> str:
+        """One line: steps, epochs and the LR range, e.g. for a caption under the curve."""
+        steps, rates = self.lr_curve()
+        text = (
+            f"{self.total_steps} steps = {self.config.epochs} epochs x {self.steps_per_epoch} steps "
+            f"({self.train_images} images / batch {self.config.batch_size}); "
+            f"LR peaks at {rates.max():.3g}, ends at {rates[-1]:.3g}"
+        )
+        if self.config.time_budget_s:
+            text += (
+                f". With the {self.config.time_budget_s:g} s budget the schedule follows the clock: "
+                "it reaches its end when the budget is spent, even if fewer steps were done"
+            )
+        return text
+
+
+def _check_optimizer(config: TrainConfig) -> None:
+    """Build the optimiser over one dummy parameter: the same checks, none of the cost."""
+    import torch
+
+    from seglab.optim import build_optimizer
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    build_optimizer(
+        config.optimizer, [{"params": [parameter]}], lr=config.lr, momentum=config.momentum,
+        nesterov=config.nesterov, weight_decay=config.weight_decay,
+    )  # fmt: skip

@@ -1,0 +1,118 @@
+"""Planning a run: loss specs, steps per epoch as the trainer counts them, config checks, the LR curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seglab.config import TrainConfig
+from seglab.data.shapes import ShapesConfig
+from seglab.data.spec import DataSpec
+from seglab.errors import ConfigError
+from seglab.losses import build_criterion
+from seglab.run_plan import QUICK_RUN_SECONDS, RunPlan, build_config, loss_spec, loss_terms, quick_run_config, steps_per_epoch
+
+
+@pytest.mark.parametrize(
+    ("terms", "spec"),
+    [([(1.0, "ce")], "ce"), ([(1.0, "ce"), (0.5, "dice")], "ce+0.5*dice"), ([(1, "hard_ce"), (1e-5, "hd")], "hard_ce+1e-05*hd"),
+     ([(2.0, "focal"), (0.0, "iou")], "2*focal")],
+)  # fmt: skip
+def test_loss_spec_round_trips_through_the_criterion_parser(terms, spec):
+    assert loss_spec(terms) == spec
+    assert loss_terms(spec) == [(float(weight), name) for weight, name in terms if weight]
+    build_criterion(spec, num_classes=3, ignore_index=255)  # the trainer accepts it
+
+
+def test_loss_spec_rejects_no_terms_and_negative_weights():
+    with pytest.raises(ConfigError, match="at least one"):
+        loss_spec([(0.0, "ce")])
+    with pytest.raises(ConfigError, match=">= 0"):
+        loss_spec([(1.0, "ce"), (-1.0, "dice")])
+
+
+def test_loss_terms_canonicalises_aliases():
+    assert loss_terms("ohem+0.5*jaccard") == [(1.0, "hard_ce"), (0.5, "iou")]
+
+
+@pytest.mark.parametrize(("images", "batch", "expected"), [(400, 16, 25), (401, 16, 25), (40, 16, 2), (20, 16, 2), (16, 16, 1), (3, 16, 1), (0, 4, 0)])
+def test_steps_per_epoch_matches_the_drop_last_rule(images, batch, expected):
+    assert steps_per_epoch(images, batch) == expected
+
+
+@pytest.mark.parametrize(("images", "batch"), [(20, 8), (9, 4), (5, 8)])
+def test_steps_per_epoch_equals_the_trainers_loader_length(images, batch):
+    from seglab.train import Trainer
+
+    shapes = ShapesConfig(train_size=images, val_size=2, test_size=2, image_size=32)
+    config = TrainConfig(model="tiny_unet_small", batch_size=batch, crop_size=32, data=DataSpec(shapes=shapes))
+    assert steps_per_epoch(images, batch) == len(Trainer(config).train_loader)
+
+
+def test_build_config_uses_the_train_split_and_zero_budget_means_none():
+    data = DataSpec(split="val", shapes=ShapesConfig(train_size=10))
+    config = build_config(data, model="tiny_unet_small", lr=0.01, time_budget_s=0, loss="ce+dice")
+    assert config.data.split == "train" and config.data.shapes.train_size == 10
+    assert (config.model, config.lr, config.time_budget_s, config.loss) == ("tiny_unet_small", 0.01, None, "ce+dice")
+    assert build_config(data, time_budget_s=90).time_budget_s == 90
+    assert config.momentum == TrainConfig().momentum  # untouched fields keep their defaults
+
+
+@pytest.mark.parametrize("options", [{"unknown_option": 1}, {"batch_size": 0}, {"scale_min": 2.0, "scale_max": 1.0}])
+def test_build_config_raises_config_error(options):
+    with pytest.raises(ConfigError):
+        build_config(DataSpec(), **options)
+
+
+def test_quick_run_is_the_default_config_on_the_current_data_with_a_budget():
+    data = DataSpec(kind="camvid", split="val", root="/data/camvid")
+    config = quick_run_config(data)
+    defaults = TrainConfig()
+    assert config.data == data.with_split("train")
+    assert config.time_budget_s == (defaults.time_budget_s or QUICK_RUN_SECONDS)
+    assert {**config.to_dict(), "data": None, "time_budget_s": None} == {**defaults.to_dict(), "data": None, "time_budget_s": None}
+
+
+def test_plan_counts_steps_and_follows_the_schedule():
+    config = build_config(DataSpec(), epochs=4, batch_size=10, lr=0.1, schedule="step", step_size=10, gamma=0.5, warmup_steps=0)
+    plan = RunPlan.check(config, train_images=100, num_classes=7)
+    assert (plan.steps_per_epoch, plan.total_steps) == (10, 40)
+    steps, rates = plan.lr_curve()
+    assert steps[0] == 0 and steps[-1] == 39
+    assert rates[list(steps).index(9)] == pytest.approx(0.1)
+    assert rates[list(steps).index(10)] == pytest.approx(0.05)  # the drop is drawn where it happens
+    assert "40 steps = 4 epochs x 10 steps" in plan.summary()
+
+
+def test_changing_schedule_or_lr_changes_the_curve():
+    def curve(**options):
+        return RunPlan.check(build_config(DataSpec(), **options), train_images=400, num_classes=7).lr_curve()[1]
+
+    poly, cosine = curve(schedule="poly"), curve(schedule="cosine")
+    assert not np.allclose(poly, cosine)
+    assert np.allclose(curve(schedule="poly", lr=0.02), 5 * curve(schedule="poly", lr=0.004))
+    warm = curve(schedule="constant", warmup_steps=50)
+    assert warm[0] < warm[-1] == pytest.approx(TrainConfig().lr)
+    slow = curve(schedule="constant", slow_start_steps=30, slow_start_lr=1e-5)
+    assert slow[0] == pytest.approx(1e-5)
+
+
+def test_plan_summary_mentions_the_time_budget():
+    plan = RunPlan.check(quick_run_config(DataSpec()), train_images=400, num_classes=7)
+    assert "budget" in plan.summary()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"model": "resnet9000"}, "unknown model"), ({"loss": "ce+wat"}, "unknown loss"), ({"loss": "ce+ce"}, "twice"),
+     ({"optimizer": "adam", "nesterov": True}, "nesterov"), ({"optimizer": "lbfgs"}, "unknown optimizer"),
+     ({"warmup_steps": 10_000}, "warmup_steps"), ({"schedule": "exp"}, "name must be one of")],
+)  # fmt: skip
+def test_plan_catches_what_would_fail_at_training_start(options, message):
+    with pytest.raises(ConfigError, match=message):
+        RunPlan.check(build_config(DataSpec(), **options), train_images=400, num_classes=7)
+
+
+def test_plan_needs_training_images():
+    with pytest.raises(ConfigError, match="no images"):
+        RunPlan.check(build_config(DataSpec()), train_images=0, num_classes=7)
