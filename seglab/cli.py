@@ -151,6 +151,7 @@ def train_config_from_args(args: argparse.Namespace):
 
 def command_train(args: argparse.Namespace) -> int:
     import signal
+    import threading
 
     from seglab.report import format_metrics_report
     from seglab.runs import new_run_name
@@ -162,18 +163,23 @@ def command_train(args: argparse.Namespace) -> int:
     def interrupted(signum, frame):  # SIGTERM from `seglab.runs.stop_run` escalation: stop cleanly
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
-    callbacks = [] if args.quiet else [TrainProgress()]
-    trainer = Trainer(config, out_dir=out, callbacks=callbacks)
-    if args.resume:
-        last = trainer.run.last_path
-        if last.is_file():
-            trainer.resume(last)
-            print(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})", file=sys.stderr)
-        else:
-            print(f"--resume: no {last} yet, starting from scratch", file=sys.stderr)
-    print(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device})", file=sys.stderr)
-    result = trainer.fit()
+    # Only the main thread may install handlers; restore it after, for in-process callers (tests).
+    previous = signal.signal(signal.SIGTERM, interrupted) if threading.current_thread() is threading.main_thread() else None
+    try:
+        callbacks = [] if args.quiet else [TrainProgress()]
+        trainer = Trainer(config, out_dir=out, callbacks=callbacks)
+        if args.resume:
+            last = trainer.run.last_path
+            if last.is_file():
+                trainer.resume(last)
+                print(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})", file=sys.stderr)
+            else:
+                print(f"--resume: no {last} yet, starting from scratch", file=sys.stderr)
+        print(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device})", file=sys.stderr)
+        result = trainer.fit()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(format_metrics_report(result.best_metrics, title=f"best on {config.val_split} ({config.best_metric} "
                                 f"{result.best_metric:.4f}), {result.steps} steps in {result.seconds:.1f}s: {out}"))
     return 0

@@ -7,7 +7,8 @@ the app's Train page edits. ``TrainConfig.from_dict(config.to_dict())`` rebuilds
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import numbers
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ class TrainConfig:
     val_split: str = "val"  # split evaluated during training; best.pt is chosen on it
     crop_size: int = 96  # random crop side for training (pixels); 0 = no crop (full images)
     scale_min: float = 0.75  # random scale range (DeepLab: scale -> crop -> flip)
-    scale_max: float = 1.25
+    scale_max: float = 1.25  # upper end of the random scale range
     hflip: float = 0.5  # probability of a horizontal flip
     vflip: float = 0.0  # probability of a vertical flip
     color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter, 0 = off
@@ -51,18 +52,18 @@ class TrainConfig:
     power: float = 0.9  # poly exponent
     warmup_steps: int = 0  # linear warmup steps
     slow_start_steps: int = 0  # DeepLab's slow start: steps at slow_start_lr before the schedule
-    slow_start_lr: float = 1e-4
+    slow_start_lr: float = 1e-4  # learning rate during the slow start
     step_size: int = 1000  # step schedule: decay every step_size steps
     gamma: float = 0.1  # step schedule: decay factor
     min_lr: float = 0.0  # floor of poly/cosine
     # -- loop ------------------------------------------------------------------------------------
     epochs: int = 30  # upper bound on epochs
     time_budget_s: float | None = None  # stop after this many seconds of training (schedule follows time)
-    batch_size: int = 16
+    batch_size: int = 16  # images per training step (and per evaluation batch)
     eval_every: int = 1  # evaluate every N epochs (and always at the end)
     log_every: int = 10  # write a step event every N steps
     grad_clip: float | None = None  # clip the global gradient norm to this value
-    seed: int = 0
+    seed: int = 0  # seeds weights, shuffling and augmentation, so a run can be repeated
     num_workers: int = 0  # DataLoader workers (0 = load in the training process)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, only on CUDA
@@ -77,6 +78,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on values that cannot work, naming the option and what is allowed."""
+        self._check_types()
         checks = [
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -94,6 +96,22 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def _check_types(self) -> None:
+        # A hand-edited config.json can hold "epochs": "ten"; name the option instead of a TypeError.
+        for item in fields(self):
+            value, default = getattr(self, item.name), _default_of(item)
+            if isinstance(default, bool) or isinstance(value, bool):
+                valid = isinstance(value, bool) and isinstance(default, bool)
+            elif isinstance(default, int):
+                valid = isinstance(value, numbers.Integral)
+            elif default is None or isinstance(default, float):  # None: an optional number
+                valid = isinstance(value, numbers.Real) or (value is None and default is None)
+            else:
+                valid = isinstance(value, type(default))
+            if not valid:
+                expected = "a number or null" if default is None else type(default).__name__
+                raise ConfigError(f"training option {item.name}={value!r} must be {expected}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,6 +147,10 @@ class TrainConfig:
     def option_help(cls) -> dict[str, str]:
         """Each field's trailing comment, for ``--help`` and the app's tooltips."""
         return dict(_FIELD_HELP)
+
+
+def _default_of(item: Any) -> Any:
+    return item.default if item.default is not MISSING else item.default_factory()
 
 
 def _read_field_comments() -> dict[str, str]:

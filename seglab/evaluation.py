@@ -25,7 +25,7 @@ from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback, eva
 from seglab.stats import default_cache_dir
 
 PROTOCOL_VERSION = 1
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+_HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,10 @@ class Protocol:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, memoised on (path, size, mtime) within the process."""
+    """SHA-256 of a file, memoised on (path, inode, size, mtime) within the process."""
     stat = os.stat(path)
-    memo_key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    # The inode too: an atomic re-save (os.replace) can keep size and a coarse-clock mtime.
+    memo_key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if memo_key not in _HASH_MEMO:
         digest = hashlib.sha256()
         with open(path, "rb") as stream:

@@ -39,7 +39,8 @@ def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, st
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised like the training pipeline."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
+    tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     mean_t = torch.tensor(mean).view(3, 1, 1)
     std_t = torch.tensor(std).view(3, 1, 1)
     return ((tensor - mean_t) / std_t).unsqueeze(0)
@@ -294,3 +295,14 @@ def probability_entropy(probabilities: np.ndarray) -> np.ndarray:
     """(K, H, W) -> (H, W) entropy in nats, a second uncertainty view beside max-softmax."""
     clipped = np.clip(probabilities, 1e-12, 1.0)
     return -(clipped * np.log(clipped)).sum(axis=0) / math.log(max(probabilities.shape[0], 2))
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, image: np.ndarray, *, device: str | torch.device | None = None) -> torch.Tensor:
+    """Raw logits ``(K, H, W)`` float32 on the CPU for one (H, W, 3) uint8 RGB image (whole image, no TTA).
+
+    What a loss sees in training, so the loss inspector can recompute any loss per pixel.
+    """
+    model.eval()
+    device = torch.device(device) if device is not None else _model_device(model)
+    return model(image_to_tensor(image).to(device))["out"][0].float().cpu()

@@ -94,10 +94,10 @@ class RunDirectory:
 
 
 def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy/torch scalars and arrays alike (.item() fails on arrays)
+        return value.tolist()
     if hasattr(value, "item"):
         return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -133,7 +133,7 @@ class EventFollower:
         for raw in chunk[:end].splitlines():
             try:
                 event = json.loads(raw)
-            except json.JSONDecodeError:
+            except ValueError:  # JSONDecodeError or UnicodeDecodeError
                 continue  # a damaged line (e.g. a crash mid-write) must not hide the rest
             if isinstance(event, dict):
                 new.append(event)

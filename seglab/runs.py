@@ -154,6 +154,9 @@ def run_info(path: str | os.PathLike, *, check_alive: bool = True) -> RunInfo:
         status = run.read_status()
         if status.get("state") == RUNNING:
             error = f"the training process (pid {status.get('pid')}) died without finishing; see {run.log_path.name}"
+            last_line = _last_log_line(run.log_path)
+            if last_line:  # e.g. "seglab train: error: ..." when it failed before training started
+                error += f" (last line: {last_line})"
             run.write_status(FAILED, error=error)
             status = run.read_status()
         state = status.get("state", state)
@@ -236,6 +239,18 @@ def wait_for_run(path: str | os.PathLike, timeout_s: float = 120.0, poll_s: floa
         time.sleep(poll_s)
         info = run_info(path)
     return info
+
+
+def _last_log_line(path: Path, tail_bytes: int = 4096) -> str:
+    """The last non-empty line of a run's train.log ("" when there is none)."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(max(0, path.stat().st_size - tail_bytes))
+            tail = stream.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

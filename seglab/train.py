@@ -27,7 +27,7 @@ from seglab.data.base import SegmentationDataset
 from seglab.data.cache import MemoryCachedDataset
 from seglab.data.spec import build_dataset
 from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
-from seglab.errors import ConfigError, TrainingDivergedError
+from seglab.errors import CheckpointError, ConfigError, TrainingDivergedError
 from seglab.losses import build_criterion
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model
@@ -337,6 +337,12 @@ class Trainer:
     def resume(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint (usually ``last.pt``): weights, optimiser, step, epoch, best."""
         checkpoint = load_checkpoint(path, map_location=self.device)
+        if checkpoint.num_classes != self.label_map.num_classes or checkpoint.model_name != self.config.model:
+            raise CheckpointError(
+                f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model for {checkpoint.num_classes} "
+                f"classes ({checkpoint.label_map.name}) but this run trains {self.config.model} on "
+                f"{self.label_map.num_classes} classes ({self.label_map.name}); use a new run folder or the same model and data"
+            )
         load_model_state(self.model, checkpoint.model_state, source=str(checkpoint.path))
         if checkpoint.optimizer_state is not None:
             self.optimizer.load_state_dict(checkpoint.optimizer_state)
@@ -368,7 +374,8 @@ class Trainer:
                     self._evaluate_and_save()
         except StopTraining as reason:
             state = STOPPED if "stop requested" in str(reason) else FINISHED
-            self._evaluate_and_save()
+            if not self.history or self.history[-1]["step"] != self.step:  # not already evaluated at this step
+                self._evaluate_and_save()
         except (TrainingDivergedError, KeyboardInterrupt) as error:
             self._mark(FAILED if isinstance(error, TrainingDivergedError) else STOPPED, error=str(error) or "interrupted")
             raise
