@@ -35,7 +35,7 @@ class TrainConfig:
     # -- loss ------------------------------------------------------------------------------------
     loss: str = "ce"  # e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)
     class_weights: str = "none"  # none | inverse | median: weights from the training split's statistics
-    top_k_percent_pixels: float = 1.0  # hard pixel mining (hard_ce): share of pixels kept at the end
+    top_k_percent_pixels: float = 0.25  # hard pixel mining (hard_ce): share of pixels kept at the end
     hard_example_mining_step: int = 0  # steps over which mining goes from all pixels to the top k
     focal_gamma: float = 2.0  # focal loss focusing parameter
     aux_weight: float = 0.4  # weight of the auxiliary (deep supervision) head's loss

@@ -364,20 +364,13 @@ class Trainer:
         self.emit({"type": "start", "step": self.step, "epoch": self.epoch, "config": config.to_dict(),
                    "train_images": len(self.train_data), "val_images": len(self.val_data),
                    "steps_per_epoch": len(self.train_loader), "device": str(self.device)})  # fmt: skip
-        state = FINISHED
         try:
-            while self.epoch < config.epochs:
-                epoch_terms = self.train_one_epoch()
-                self.epoch += 1
-                self.emit({"type": "epoch", "step": self.step, "epoch": self.epoch, "terms": epoch_terms, "elapsed": self.elapsed()})
-                if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
-                    self._evaluate_and_save()
-        except StopTraining as reason:
-            state = STOPPED if "stop requested" in str(reason) else FINISHED
-            if not self.history or self.history[-1]["step"] != self.step:  # not already evaluated at this step
-                self._evaluate_and_save()
-        except (TrainingDivergedError, KeyboardInterrupt) as error:
-            self._mark(FAILED if isinstance(error, TrainingDivergedError) else STOPPED, error=str(error) or "interrupted")
+            state = self._train_until_done()
+        except TrainingDivergedError as error:
+            self._mark(FAILED, error=str(error))
+            raise
+        except KeyboardInterrupt:
+            self._mark(STOPPED, error="interrupted before it could save (SIGTERM or Ctrl-C); last.pt is from the last evaluation")
             raise
         except Exception as error:
             self._mark(FAILED, error=f"{type(error).__name__}: {error}")
@@ -387,6 +380,25 @@ class Trainer:
             state=state, steps=self.step, epochs=self.epoch, seconds=self.elapsed(), best_metric=self.best_value,
             best_metrics=self.best_metrics, last_metrics=self.last_metrics, history=self.history,
         )  # fmt: skip
+
+    def _train_until_done(self) -> str:
+        """The epoch loop; returns the final state (a stop request saves last.pt without evaluating)."""
+        config = self.config
+        try:
+            while self.epoch < config.epochs:
+                epoch_terms = self.train_one_epoch()
+                self.epoch += 1
+                self.emit({"type": "epoch", "step": self.step, "epoch": self.epoch, "terms": epoch_terms, "elapsed": self.elapsed()})
+                if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
+                    self._evaluate_and_save()
+        except StopTraining as reason:
+            if "stop requested" in str(reason):
+                if self.run is not None:
+                    self.save("last")  # quick: a user waiting for Stop should not wait for an evaluation
+                return STOPPED
+            if not self.history or self.history[-1]["step"] != self.step:  # not already evaluated at this step
+                self._evaluate_and_save()
+        return FINISHED
 
     def _write_run_files(self) -> None:
         if self.run is None:

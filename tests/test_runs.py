@@ -135,7 +135,7 @@ def test_follow_then_stop_run_saves_last_and_ends_stopped(background_runs):
     assert info.error is None and 0 < info.step < 10_000 * 4
     last = load_checkpoint(run.last_path)
     assert last.step == info.step and last.optimizer_state is not None
-    assert follower.events[-1]["state"] == "stopped" and follower.events[-2]["type"] == "eval"
+    assert follower.events[-1]["state"] == "stopped"  # saved last.pt without a final evaluation: Stop is quick
 
 
 def test_background_run_finishes_and_is_listed(background_runs):
