@@ -297,3 +297,73 @@ def _leave_legacy_page_mode() -> None:
 
 
 _leave_legacy_page_mode()
+
+
+# -- Loss inspector: logits of a few images, computed once per checkpoint version and image set -------
+@st.cache_data(max_entries=4, show_spinner="Running the checkpoint on the chosen images...")
+def _loss_inputs(path: str, mtime_ns: int, key: str, sample_ids: tuple[str, ...]):
+    from seglab.checkpoint import check_compatible
+    from seglab.predict import predict_logits
+
+    data = _dataset(key)
+    checkpoint, model = _checkpoint(path, mtime_ns)
+    check_compatible(checkpoint, data.label_map)
+    samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
+    return [image for image, _ in samples], [mask for _, mask in samples], [predict_logits(model, image).numpy() for image, _ in samples]
+
+
+def loss_inputs(path: str | os.PathLike, spec: DataSpec, sample_ids):
+    """``(images, masks, logits)`` of samples ``sample_ids``: logits (K, H, W) float32, the model run once per file version."""
+    path = Path(path)
+    return _loss_inputs(str(path), path.stat().st_mtime_ns, spec_key(spec), tuple(str(sample_id) for sample_id in sample_ids))
+
+
+# -- Label quality: confident-learning scores of a split, kept per checkpoint version, data and band ------
+@st.cache_resource(show_spinner=False)
+def _label_quality_store() -> dict:
+    return {}  # a plain dict, not st.cache_data: the page shows a progress bar while a split is scored
+
+
+def label_quality(path: str | os.PathLike, spec: DataSpec, band: int, progress=None):
+    """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
+    are kept); ``progress(done, total)`` is called only while computing."""
+    from seglab.checkpoint import check_compatible
+    from seglab.label_quality import score_dataset
+
+    path = Path(path)
+    mtime_ns, key = path.stat().st_mtime_ns, spec_key(spec)
+    data = _dataset(key)
+    store, store_key = _label_quality_store(), (str(path), mtime_ns, key, data.fingerprint(), int(band))
+    if store_key not in store:
+        checkpoint, model = _checkpoint(str(path), mtime_ns)
+        check_compatible(checkpoint, data.label_map)
+        store[store_key] = score_dataset(model, data, band=int(band), progress=progress)
+        while len(store) > 4:
+            store.pop(next(iter(store)))
+    return store[store_key]
+
+
+@st.cache_data(max_entries=8, show_spinner="Predicting this image...")
+def _image_probabilities(path: str, mtime_ns: int, key: str, index: int):
+    from seglab.predict import predict
+
+    return predict(_checkpoint(path, mtime_ns)[1], _dataset(key).load(index)[0], return_probabilities=True)
+
+
+def image_probabilities(path: str | os.PathLike, spec: DataSpec, index: int):
+    """``seglab.predict.Prediction`` with (K, H, W) probabilities of sample ``index`` (cached per file version)."""
+    path = Path(path)
+    return _image_probabilities(str(path), path.stat().st_mtime_ns, spec_key(spec), int(index))
+
+
+@st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
+def _shapes_validation(path: str, mtime_ns: int, key: str, band: int):
+    from seglab.label_quality import validate_on_shapes
+
+    return validate_on_shapes(label_quality(path, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+
+
+def shapes_validation(path: str | os.PathLike, spec: DataSpec, band: int):
+    """``seglab.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
+    path = Path(path)
+    return _shapes_validation(str(path), path.stat().st_mtime_ns, spec_key(spec), int(band))
