@@ -1,4 +1,140 @@
+"""Label quality: the labelled objects a trained model confidently disagrees with (annotation-error candidates)."""
+
+import pandas as pd
 import streamlit as st
 
-st.title("label_quality")
-st.info("This page is being built.")
+from pages import ui
+from seglab import viz
+from seglab.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_picture, suspicion_picture
+
+SAMPLE_KEY = "labels_sample"
+MAX_OUTLINED = 10  # more outlines and sentences than this bury the worst ones
+SCORE_FORMAT = {name: st.column_config.NumberColumn(format="%.3f")
+                for name in ("score", "mean p(label)", "precision@k", "recall@k", "random ranking precision")}  # fmt: skip
+SHARE_FORMAT = {name: st.column_config.NumberColumn(format="percent") for name in ("over", "outline band disagrees")}
+METHOD = (
+    "**How it works** (confident learning, Northcutt et al. 2021, per pixel): a pixel's *self-confidence* is the model's "
+    "probability of its given label (void pixels never count), and the model *confidently* says class j where p(j) "
+    "reaches class j's mean self-confidence over the split (at least 0.5). Each labelled object (a connected region of "
+    "one class) gets a **score**: the soft IoU between the object and the model's probability of its class over the "
+    "object and a band of N px around it; a wrong class, an eroded or a dilated outline all pull it down. "
+    "Low scores are candidates to review: objects the model cannot segment score low too."
+)
+
+st.title("Label quality")
+st.caption(METHOD)
+
+path = ui.current_checkpoint()
+if not path:
+    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+spec = ui.current_spec().with_split(ui.current_split())
+band = st.slider("Band around each outline, N (px)", 1, 10, DEFAULT_BAND,
+                 help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion")  # fmt: skip
+report = None
+with ui.guard("Scoring the labels of this split"):
+    data = ui.dataset(spec)
+    bar = st.empty()
+    report = ui.label_quality(path, spec, band, progress=lambda done, total: bar.progress(done / total, f"Predicting and scoring: {done}/{total}"))
+    bar.empty()
+if report is None or not report.images:
+    if report is not None:
+        st.warning(f"{spec.describe()} has no images to score.")
+    st.stop()
+names, label_map = report.class_names, data.label_map
+ranked_objects = report.ranked_objects()
+thresholds = ", ".join(f"{names[i]} {t:.2f}" for i, t in enumerate(report.thresholds))
+st.caption(f"{spec.describe()} · {len(report.images)} images · {len(ranked_objects)} objects of at least {report.min_pixels} px"
+           + (f" ({names[label_map.background_index]} is not an object)" if report.skip_classes else "")
+           + f" · confident thresholds: {thresholds}")  # fmt: skip
+
+
+def choose_sample(ids: list[str], table_event) -> str:
+    """The shown image: a newly clicked table row wins, then the selectbox, then the stored choice."""
+    current = st.session_state.get(SAMPLE_KEY)
+    rows = table_event.selection.rows
+    if rows and st.session_state.get(SAMPLE_KEY + "_seen") != rows:
+        current = ids[rows[0]]
+    st.session_state[SAMPLE_KEY + "_seen"] = rows
+    if current not in ids:
+        current = ids[0]
+    picked = st.selectbox("Image", ids, index=ids.index(current), help="Or click a row of the table")
+    st.session_state[SAMPLE_KEY] = picked
+    return picked
+
+
+def show_image(sample_id: str) -> None:
+    """Image with suspicious objects outlined, given label, prediction, self-confidence and the objects' scores."""
+    scores = report.image_of(sample_id)
+    image, labels = data.load(scores.index)
+    prediction = ui.image_probabilities(path, spec, scores.index)
+    pixels = pixel_quality(prediction.probabilities, labels, report.thresholds, data.ignore_index)
+    cutoff = st.slider("Outline objects scoring below", 0.0, 1.0, 0.5, 0.05, help="The worst object is always outlined")
+    below = sorted((item for item in scores.objects if item.score < cutoff or item is scores.worst), key=lambda item: item.score)
+    shown = below[:MAX_OUTLINED]
+    columns = st.columns(3)
+    columns[0].metric("Image score", f"{scores.score:.3f}", help="Score of its worst object (1 = no object to doubt)")
+    columns[1].metric("Objects", sum(item.ranked for item in scores.objects))
+    columns[2].metric("Suspicious pixels", f"{pixels.suspicious_share:.1%}",
+                      help="Share of the non-void pixels the model confidently gives another class than their label")  # fmt: skip
+    pictures = [
+        (suspicion_picture(image, labels, data.ignore_index, shown, skip_classes=report.skip_classes), f"Worst objects (below {cutoff:.2f}), numbered"),
+        (viz.colorize_mask(labels, label_map), "Given label"),
+        (viz.colorize_mask(prediction.labels, label_map), "Model prediction"),
+        (self_confidence_picture(pixels.self_confidence, label_map.ignore_color), "Self-confidence p(given label): dark = doubted"),
+    ]  # fmt: skip
+    for column, (picture, caption) in zip(st.columns(4), pictures):
+        column.image(picture, caption=caption, width="stretch", output_format="PNG")
+    more = f"\n\n…and {len(below) - len(shown)} more below {cutoff:.2f}: see the objects table below." if len(below) > len(shown) else ""
+    st.markdown("\n".join(f"- {item.sentence(names)}" for item in shown) + more or "No object to outline.")
+    with st.expander(f"All {len(scores.objects)} objects of {sample_id}"):
+        st.dataframe(pd.DataFrame(report.object_rows(scores)), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
+    if st.button("Open in Inspect", help="See this image's errors, confusions and confidence on the Inspect page"):
+        ui.set_sample(sample_id)
+        st.switch_page("pages/failures.py")
+
+
+def validation_panel() -> None:
+    """Shapes knows which labels it corrupted: how many of them does the ranking put on top?"""
+    validation = ui.shapes_validation(path, spec, band)
+    k = validation.corrupted_objects
+    st.markdown(f"This split was generated with label noise {data.config.label_noise:.0%}: Shapes knows the **{k}** objects it "
+                f"corrupted (flipped class, eroded or dilated outline). A good ranking puts them first; a random one "
+                f"finds them at the base rate of {validation.base_rate:.0%}.")  # fmt: skip
+    if not k:
+        return
+    columns = st.columns(4)
+    columns[0].metric(f"Precision@{k}", f"{validation.precision_at(k):.0%}", help=f"Share of the {k} worst objects that were corrupted")
+    columns[1].metric(f"Recall@{2 * k}", f"{validation.recall_at(2 * k):.0%}", help=f"Share of the corrupted objects among the {2 * k} worst")
+    columns[2].metric("Random ranking", f"{validation.base_rate:.0%}", help="Precision of a ranking that ignores the model")
+    columns[3].metric("Mean rank of flipped objects", f"top {validation.mean_rank_percentile('flip'):.0%}",
+                      help="Mean position of the flipped-class objects in the ranking, as a share of it")  # fmt: skip
+    left, right = st.columns(2)
+    left.dataframe(pd.DataFrame(validation.rows()), hide_index=True, column_config=SCORE_FORMAT)
+    kinds = [{"corruption": kind, "objects": sum(1 for _, other in validation.corrupted_ranks if other == kind),
+              "mean rank (share of the ranking)": validation.mean_rank_percentile(kind)} for kind in ("flip", "erode", "dilate")]  # fmt: skip
+    right.dataframe(pd.DataFrame(kinds), hide_index=True, column_config={"mean rank (share of the ranking)": st.column_config.NumberColumn(format="percent")})
+    curve = pd.DataFrame({"precision@k": [validation.precision_at(k) for k in range(1, validation.ranked_objects + 1)],
+                          "random ranking": validation.base_rate}, index=pd.RangeIndex(1, validation.ranked_objects + 1, name="k"))  # fmt: skip
+    st.line_chart(curve, x_label="k worst objects", y_label="share corrupted", height=220)
+
+
+images_tab, objects_tab = st.tabs(["Images, worst first", "Objects, worst first"])
+with images_tab:
+    table = pd.DataFrame(report.image_rows())
+    event = st.dataframe(table, hide_index=True, height=240, column_config=SCORE_FORMAT, key="labels_table",
+                         on_select="rerun", selection_mode="single-row")  # fmt: skip
+    sample = choose_sample(list(table["sample"]), event)
+    with ui.guard(f"Showing {sample}"):
+        show_image(sample)
+with objects_tab:
+    st.caption(f"The {min(len(ranked_objects), 200)} lowest-scoring objects of the split (objects of {report.min_pixels} px or more)")
+    rows = [{"rank": rank, "sample": item.sample_id, **report.object_row(item)} for rank, item in enumerate(ranked_objects[:200], start=1)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
+
+if data.kind == "shapes" and data.config.label_noise > 0:
+    st.subheader("Does it work? Checked against the labels Shapes corrupted")
+    with ui.guard("Validating the ranking"):
+        validation_panel()
