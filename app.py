@@ -18,14 +18,14 @@ navigation = st.navigation(
         ],
         "Models": [
             st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("pages/failures.py", title="Inspect", icon=":material/search:", url_path="inspect"),
+            st.Page("pages/failures.py", title="Inspect", icon=":material/search:"),
             st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
             st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         ],
         "Insights": [
-            st.Page("pages/metrics_explorer.py", title="Metric definitions", icon=":material/functions:", url_path="metrics"),
-            st.Page("pages/loss_inspector.py", title="Loss inspector", icon=":material/insights:", url_path="loss"),
-            st.Page("pages/label_quality.py", title="Label quality", icon=":material/rule:", url_path="labels"),
+            st.Page("pages/metrics_explorer.py", title="Metric definitions", icon=":material/functions:"),
+            st.Page("pages/loss_inspector.py", title="Loss inspector", icon=":material/insights:"),
+            st.Page("pages/label_quality.py", title="Label quality", icon=":material/rule:"),
         ],
     }
 )
