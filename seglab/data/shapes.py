@@ -43,12 +43,22 @@ _SUBPIXEL_BITS = 4  # cv2 drawing with fixed-point coordinates: smoother small s
 _MIN_CONTRAST = 70.0  # RGB distance between an ordinary object and what lies behind it
 
 
+class ShapesConfigError(DatasetError, ValueError):
+    """An invalid Shapes option (also a ValueError, as dataclass-style validation usually is)."""
+
+
 @dataclass
 class ShapesConfig:
     """Every knob of the Shapes generator, with its default.
 
     Class order: background, circle, square, triangle, star, ring, stripe. Invalid values raise
-    :class:`~seglab.errors.DatasetError` (from ``__post_init__`` and :meth:`validate`).
+    :class:`ShapesConfigError` (a ``DatasetError`` and a ``ValueError``) from ``__post_init__``
+    and :meth:`validate`.
+
+    The defaults are imbalanced like VOC (background ~77% of labelled pixels, stripe ~0.85%) yet
+    kept learnable for a tiny CPU model: shapes are large enough to tell apart at 128 px, tiny and
+    low-contrast objects are a minority, and ``difficulty=0.5`` keeps poses near upright and
+    objects untextured (pose freedom and object texture only grow above 0.5).
     """
 
     image_size: int = 128  # square images, pixels
@@ -57,17 +67,17 @@ class ShapesConfig:
     test_size: int = 100  # samples in the "test" split
     seed: int = 0  # one seed for all splits; splits never share samples
     min_objects: int = 1  # objects per image, inclusive range
-    max_objects: int = 5
+    max_objects: int = 8
     # relative frequency of each shape class (circle, square, triangle, star, ring, stripe): the imbalance knob
-    class_frequencies: tuple[float, ...] = (0.30, 0.25, 0.20, 0.12, 0.08, 0.05)
+    class_frequencies: tuple[float, ...] = (0.25, 0.22, 0.20, 0.16, 0.12, 0.04)
     object_scale: float = 1.0  # multiplies every object's size
-    tiny_object_probability: float = 0.15  # chance an object is drawn tiny (a few pixels across)
+    tiny_object_probability: float = 0.1  # chance an object is drawn tiny (a few pixels across)
     similar_color_probability: float = 0.2  # chance an object is coloured like the background
     background_noise: float = 0.5  # strength of background texture/noise, 0..1
     boundary_blur: float = 0.0  # Gaussian blur sigma (pixels) applied to the image edges
-    void_border: int = 1  # width in pixels of the void (ignore) band around objects, 0 = none
+    void_border: int = 1  # void (ignore) band: pixels within this many px of an object outline, both sides; 0 = none
     label_noise: float = 0.0  # fraction of objects whose label is corrupted (flipped class / eroded / dilated)
-    difficulty: float = 0.5  # 0 = easy, 1 = hard: scales occlusion, noise and distractors
+    difficulty: float = 0.5  # 0 = easy, 1 = hard: occlusion, noise, distractors, pose, contrast, object texture
 
     def __post_init__(self) -> None:
         if isinstance(self.class_frequencies, (list, np.ndarray)):
@@ -75,7 +85,7 @@ class ShapesConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise DatasetError naming the first invalid option and the values it accepts."""
+        """Raise ShapesConfigError naming the first invalid option and the values it accepts."""
         for name, low, high in (
             ("image_size", 16, 4096),
             ("train_size", 1, 10_000_000),
@@ -88,9 +98,9 @@ class ShapesConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-                raise DatasetError(f"Shapes option {name} must be an integer in {low}..{high}, got {value!r}")
+                raise ShapesConfigError(f"Shapes option {name} must be an integer in {low}..{high}, got {value!r}")
         if self.max_objects < self.min_objects:
-            raise DatasetError(
+            raise ShapesConfigError(
                 f"Shapes option max_objects ({self.max_objects}) must be >= min_objects ({self.min_objects})"
             )
         for name, low, high in (
@@ -104,10 +114,10 @@ class ShapesConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
-                raise DatasetError(f"Shapes option {name} must be a number in [{low}, {high}], got {value!r}")
+                raise ShapesConfigError(f"Shapes option {name} must be a number in [{low}, {high}], got {value!r}")
         frequencies = self.class_frequencies
         if not isinstance(frequencies, tuple) or len(frequencies) != len(SHAPE_NAMES):
-            raise DatasetError(
+            raise ShapesConfigError(
                 f"Shapes option class_frequencies must list {len(SHAPE_NAMES)} weights "
                 f"({', '.join(SHAPE_NAMES)}), got {frequencies!r}"
             )
@@ -115,7 +125,7 @@ class ShapesConfig:
             isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
             for v in frequencies
         ) or sum(frequencies) <= 0:
-            raise DatasetError(
+            raise ShapesConfigError(
                 f"Shapes option class_frequencies must be finite non-negative weights with a positive sum, "
                 f"got {frequencies!r}"
             )
@@ -133,17 +143,22 @@ class ShapesConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShapesConfig":
-        """Inverse of :meth:`to_dict`; raises DatasetError on unknown or invalid options."""
+        """Inverse of :meth:`to_dict`; raises ShapesConfigError on unknown or invalid options."""
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise DatasetError(f"unknown Shapes option(s): {', '.join(unknown)}; known options: {', '.join(known)}")
+            raise ShapesConfigError(
+                f"unknown Shapes option(s): {', '.join(unknown)}; known options: {', '.join(known)}"
+            )
         data = dict(data)
         if "class_frequencies" in data:
+            values = data["class_frequencies"]
+            if isinstance(values, str):  # command lines give "0.3,0.25,..."
+                values = [v for v in values.replace(" ", ",").split(",") if v]
             try:
-                data["class_frequencies"] = tuple(float(v) for v in data["class_frequencies"])
+                data["class_frequencies"] = tuple(float(v) for v in values)
             except (TypeError, ValueError):
-                raise DatasetError(
+                raise ShapesConfigError(
                     f"Shapes option class_frequencies must be a list of {len(SHAPE_NAMES)} numbers, "
                     f"got {data['class_frequencies']!r}"
                 ) from None
@@ -187,7 +202,11 @@ class ShapesDataset(SegmentationDataset):
 
     kind = "shapes"
 
-    def __init__(self, split: str = "train", config: ShapesConfig | None = None) -> None:
+    def __init__(
+        self, split: str = "train", config: ShapesConfig | None = None, *, cache_megabytes: float = 256.0
+    ) -> None:
+        """``cache_megabytes`` bounds the in-memory cache of generated samples (0 = no cache):
+        training revisits every sample each epoch, and regenerating costs more than a copy."""
         config = ShapesConfig() if config is None else config
         if not isinstance(config, ShapesConfig):
             raise DatasetError(f"config must be a ShapesConfig, got {type(config).__name__}")
@@ -197,14 +216,24 @@ class ShapesDataset(SegmentationDataset):
         self.split = split
         self.label_map = shapes_label_map()
         self.ids = [f"{split}-{index:06d}" for index in range(self.config.split_size(split))]
+        sample_bytes = self.config.image_size**2 * 4
+        self._cache_capacity = int(max(cache_megabytes, 0.0) * 2**20 // sample_bytes)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def fingerprint_parts(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "split": self.split, "generator_version": GENERATOR_VERSION}
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(image, mask)`` of sample ``index``; the mask carries label noise when configured."""
-        scene = self._scene(index)
-        return scene.image, self._mask(scene, corrupted=True)
+        index = self._check_index(index)
+        cached = self._cache.get(index)
+        if cached is None:
+            scene = self._scene(index)
+            cached = (scene.image, self._mask(scene, corrupted=True))
+            if len(self._cache) < self._cache_capacity:
+                self._cache[index] = cached
+        # Copies: callers (in-place transforms) must never alter what the cache hands out next time.
+        return cached[0].copy(), cached[1].copy()
 
     def clean_mask(self, index: int) -> np.ndarray:
         """(S, S) uint8 mask of sample ``index`` without label noise (void band included)."""
@@ -215,7 +244,8 @@ class ShapesDataset(SegmentationDataset):
 
         Each dict has ``class_id``/``class_name`` (the truth), ``label_id`` (the class written in
         the returned mask), ``bbox`` ``(x0, y0, x1, y1)`` of its visible pixels (end exclusive;
-        ``None`` when fully occluded), ``area`` (visible pixels, before the void band), ``tiny``,
+        ``None`` when fully occluded), ``area`` (visible pixels, before the void band),
+        ``drawn_bbox``/``drawn_area`` (the whole shape inside the image, occluded parts included), ``tiny``,
         ``similar_color``, ``corrupted``, ``corruption`` (``"flip"``/``"erode"``/``"dilate"`` or
         ``None``) and ``changed_pixels`` (mask pixels that differ from :meth:`clean_mask` because
         of it). An object counts as corrupted only when its corruption changed the mask.
@@ -229,15 +259,12 @@ class ShapesDataset(SegmentationDataset):
         for position, (shape, corruption) in enumerate(zip(scene.shapes, scene.corruptions)):
             own = visible == position
             area = int(np.count_nonzero(own))
-            bbox = None
-            if area:
-                x, y, width, height = cv2.boundingRect(own.astype(np.uint8))
-                bbox = (x, y, x + width, y + height)
             changed = 0
             if corruption.active:
                 # Where this object's corruption can show: its own outline and the grown one, plus
                 # the void band that follows the new outline.
-                reach = _dilate(shape.silhouette | _corrupted_silhouette(shape.silhouette, corruption), self.config.void_border + 1)
+                outline = shape.silhouette | _corrupted_silhouette(shape.silhouette, corruption)
+                reach = _dilate(outline, self.config.void_border + 1)
                 changed = int(np.count_nonzero(different & reach))
             corrupted = changed > 0
             label_id = corruption.flipped_class if corrupted and corruption.kind == "flip" else shape.class_id
@@ -247,8 +274,10 @@ class ShapesDataset(SegmentationDataset):
                     "class_id": shape.class_id,
                     "class_name": self.label_map.class_name(shape.class_id),
                     "label_id": label_id,
-                    "bbox": bbox,
+                    "bbox": _bounding_box(own),
                     "area": area,
+                    "drawn_bbox": _bounding_box(shape.silhouette),
+                    "drawn_area": int(np.count_nonzero(shape.silhouette)),
                     "tiny": shape.tiny,
                     "similar_color": shape.similar_color,
                     "corrupted": corrupted,
@@ -287,7 +316,7 @@ class ShapesDataset(SegmentationDataset):
             _paint_object(rng, image, silhouette, class_id, similar, texture, config)
             occupied |= silhouette
             shapes.append(_Shape(class_id, silhouette, tiny, similar))
-        noise_sigma = config.background_noise * (2.0 + 8.0 * config.difficulty)
+        noise_sigma = config.background_noise * (1.0 + 6.0 * config.difficulty)
         if noise_sigma > 0:
             image += rng.standard_normal(image.shape, dtype=np.float32) * noise_sigma
         image = np.clip(image, 0, 255).astype(np.uint8)
@@ -344,13 +373,12 @@ def _draw_background(rng: np.random.Generator, size: int, strength: float, diffi
     image += _low_frequency_noise(rng, size, cells=int(rng.integers(3, 7)), channels=3) * (30.0 * strength)
     # Fine grain (mostly luminance) on the background only: like real clutter, the background's
     # local texture differs from most objects' surfaces, which is what makes figure/ground learnable.
-    grain = rng.standard_normal((size, size, 3), dtype=np.float32)
-    grain = cv2.GaussianBlur(grain[..., :1] * 0.85 + grain * 0.35, (0, 0), sigmaX=0.6)
-    image += grain * (30.0 * strength)
+    grain = cv2.GaussianBlur(rng.standard_normal((size, size), dtype=np.float32), (0, 0), sigmaX=0.6)
+    image += grain[..., None] * (30.0 * strength)
 
     # Distractors are background: soft-edged blobs and thin lines, never hard-edged shapes, so an
     # outline still tells objects apart from clutter.
-    distractor_scale = strength * (0.5 + difficulty)
+    distractor_scale = strength * (0.25 + difficulty)
     blob_count = int(rng.poisson(3.0 * distractor_scale))
     if blob_count:
         layer = np.zeros((size, size, 3), dtype=np.float32)
@@ -397,7 +425,7 @@ def _shape_silhouette(
         cv2.ellipse(canvas, fixed_center, axes, math.degrees(angle), 0, 360, 1, -1, cv2.LINE_8, _SUBPIXEL_BITS)
         if class_id == RING:
             # Keep the band at least ~2 px wide so tiny rings are still rings, not dots.
-            hole = min(outer * rng.uniform(0.45, 0.6), outer - 2.0)
+            hole = min(outer * rng.uniform(0.55, 0.65), outer - 2.0)
             if hole > 0.5:
                 axes = (round(hole * scale), round(hole * aspect * scale))
                 cv2.ellipse(canvas, fixed_center, axes, math.degrees(angle), 0, 360, 0, -1, cv2.LINE_8, _SUBPIXEL_BITS)
@@ -405,7 +433,7 @@ def _shape_silhouette(
     if class_id == SQUARE:
         half = radius * 0.9
         aspect = rng.uniform(0.9, 1.0)
-        corners = np.array([[-half, -half * aspect], [half, -half * aspect], [half, half * aspect], [-half, half * aspect]])
+        corners = _rectangle(half, half * aspect)
     elif class_id == TRIANGLE:
         angles = np.array([0.0, 2.0, 4.0]) * math.pi / 3.0 + rng.uniform(-0.08, 0.08, 3)
         corners = 1.25 * radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
@@ -415,9 +443,9 @@ def _shape_silhouette(
         radii = np.where(np.arange(2 * points) % 2 == 0, 1.35 * radius, 1.35 * radius * rng.uniform(0.38, 0.45))
         corners = np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
     elif class_id == STRIPE:
-        half_length = radius * rng.uniform(1.6, 2.2)
-        half_width = max(radius * rng.uniform(0.22, 0.3), 0.8)
-        corners = np.array([[-half_length, -half_width], [half_length, -half_width], [half_length, half_width], [-half_length, half_width]])
+        half_length = radius * rng.uniform(1.7, 2.2)
+        half_width = max(radius * rng.uniform(0.3, 0.38), 0.8)
+        corners = _rectangle(half_length, half_width)
     else:
         raise ValueError(f"unknown shape class {class_id}")
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
@@ -426,22 +454,27 @@ def _shape_silhouette(
     return canvas.astype(bool)
 
 
+def _rectangle(half_width: float, half_height: float) -> np.ndarray:
+    """(4, 2) corners of an axis-aligned rectangle centred on the origin."""
+    return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * (half_width, half_height)
+
+
 def _place_shape(
     rng: np.random.Generator, class_id: int, tiny: bool, occupied: np.ndarray, config: ShapesConfig
 ) -> np.ndarray:
     """Draw a silhouette at a random place, retrying a few times to limit overlap.
 
-    With probability growing with ``difficulty`` an object may cover up to half of another, which
+    With probability growing with ``difficulty`` an object may overlap others by about a third, which
     is where occlusion comes from; otherwise overlaps are kept small.
     """
     size = config.image_size
     if tiny:
         radius = max(2.5, size * rng.uniform(0.025, 0.04)) * config.object_scale
     else:
-        radius = size * rng.uniform(0.10, 0.18) * config.object_scale
-    # Pose freedom grows fast with difficulty: +-16 degrees at 0.3, +-45 at 0.5, any at 1.
-    max_rotation = math.pi * config.difficulty**2
-    allowed_overlap = 0.35 if rng.random() < 0.1 + 0.4 * config.difficulty else 0.03
+        radius = size * rng.uniform(0.11, 0.19) * config.object_scale
+    # Pose freedom grows late with difficulty: +-11 degrees at 0.5, +-57 at 0.75, any pose at 1.
+    max_rotation = math.pi * config.difficulty**4
+    allowed_overlap = 0.35 if rng.random() < 0.4 * config.difficulty else 0.03
     best, best_overlap = None, math.inf
     for _ in range(6):
         center = (rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size)
@@ -466,12 +499,13 @@ def _paint_object(
 ) -> None:
     """Composite one object into ``image`` (in place), within its bounding box for speed."""
     x, y, width, height = cv2.boundingRect(silhouette.astype(np.uint8))
-    behind = image[silhouette].mean(axis=0) if width else np.zeros(3, dtype=np.float32)
+    inside = silhouette[y : y + height, x : x + width]
+    behind = image[y : y + height, x : x + width][inside].mean(axis=0) if width else np.zeros(3, np.float32)
     if similar:
         # Low contrast, not invisible: the gap shrinks with difficulty.
         direction = rng.normal(size=3)
         direction /= max(float(np.linalg.norm(direction)), 1e-6)
-        gap = (45.0 - 25.0 * config.difficulty) * rng.uniform(0.8, 1.2)
+        gap = (47.5 - 17.5 * config.difficulty) * rng.uniform(0.8, 1.2)
         color = behind + direction * gap
         if (color < 0).any() or (color > 255).any():
             color = behind - direction * gap
@@ -506,6 +540,14 @@ def _draw_corruption(rng: np.random.Generator, class_id: int, label_noise: float
     others = [c for c in range(1, len(SHAPE_NAMES) + 1) if c != class_id]
     flipped = others[int(rng.integers(len(others)))]
     return _Corruption(active, kind, flipped, int(rng.integers(2, 5)))
+
+
+def _bounding_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` (end exclusive) around the true pixels, ``None`` when there are none."""
+    if not pixels.any():
+        return None
+    x, y, width, height = cv2.boundingRect(pixels.astype(np.uint8))
+    return (x, y, x + width, y + height)
 
 
 def _dilate(silhouette: np.ndarray, pixels: int) -> np.ndarray:
