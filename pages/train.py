@@ -12,6 +12,7 @@ import streamlit as st
 from pages import ui
 from seglab.config import TrainConfig
 from seglab.curves import RunWatcher
+from seglab.distributed import max_processes
 from seglab.errors import ConfigError
 from seglab.losses import LOSS_EXPLANATIONS, available_losses
 from seglab.models import available_models
@@ -240,13 +241,18 @@ with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, o
             chart(lr_schedule_figure(steps, rates, title="Learning rate this run will follow"), "train_lr_preview")
             st.caption(plan.summary())
 
+processes = 1
+if (devices := max_processes()) > 1:  # several GPUs: one DistributedDataParallel process each (torchrun)
+    processes = st.slider("GPU processes for Launch", 1, devices, devices, key="train_processes", **KEEP,
+                          help="One training process per GPU (torchrun + DistributedDataParallel). Batch size is per "
+                          "process: each step uses processes x batch size images, and an epoch has that many fewer steps.")  # fmt: skip
 name_column, launch_column, quick_column = st.columns([3, 1, 1], vertical_alignment="bottom")
 run_name = name_column.text_input("Run name (optional)", key="train_run_name", placeholder="automatic: model-loss-date-time").strip()
 if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:", key="train_launch", width="stretch"):
     with ui.guard("Launching the run"):
         if plan is None:
             raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
-        launched(start_run(plan.config, ui.runs_dir(), name=run_name or None).name)
+        launched(start_run(plan.config, ui.runs_dir(), name=run_name or None, nproc=processes).name)
 quick = quick_run_config(spec)
 quick_help = f"TrainConfig defaults ({quick.model}, {quick.loss}, {quick.optimizer}) on this data for {quick.time_budget_s:g} s"
 if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):

@@ -72,6 +72,7 @@ TRAIN_EXAMPLES = """examples:
   seglab train --loss hard_ce --top-k-percent-pixels 0.25 --hard-example-mining-step 500
   seglab train --data camvid --root ../shared/data/camvid --model deeplabv3plus_resnet18 --crop-size 256
   seglab train --config checkpoints/demo/config.json --out checkpoints/demo --resume
+  torchrun --standalone --nproc-per-node 4 -m seglab train --device cuda --out checkpoints/ddp   # 4 GPUs, DDP
 """
 
 _TRAIN_SKIP = {"data"}
@@ -153,33 +154,42 @@ def command_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from seglab import distributed
     from seglab.report import format_metrics_report
+    from seglab.run_dir import RunDirectory
     from seglab.runs import new_run_name
-    from seglab.train import Trainer
+    from seglab.train import Trainer, resolve_device
 
     config = train_config_from_args(args)
-    out = args.out or f"checkpoints/{new_run_name(config)}"
 
-    def interrupted(signum, frame):  # SIGTERM from `seglab.runs.stop_run` escalation: stop cleanly
+    def interrupted(signum, frame):  # SIGTERM from `seglab.runs.stop_run` escalation (or torchrun): stop cleanly
         raise KeyboardInterrupt
 
     # Only the main thread may install handlers; restore it after, for in-process callers (tests).
     previous = signal.signal(signal.SIGTERM, interrupted) if threading.current_thread() is threading.main_thread() else None
     try:
-        callbacks = [] if args.quiet else [TrainProgress()]
-        trainer = Trainer(config, out_dir=out, callbacks=callbacks)
-        if args.resume:
-            last = trainer.run.last_path
-            if last.is_file():
-                trainer.resume(last)
-                print(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})", file=sys.stderr)
-            else:
-                print(f"--resume: no {last} yet, starting from scratch", file=sys.stderr)
-        print(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device})", file=sys.stderr)
-        result = trainer.fit()
+        # Under torchrun: one process group for the whole command, left even on an error or a stop.
+        with distributed.process_group(resolve_device(config.device)) as world:
+            # Only rank 0 talks; every rank must use rank 0's folder name (it holds a timestamp).
+            say = (lambda message: print(message, file=sys.stderr)) if world.is_main else (lambda message: None)
+            out = args.out or distributed.broadcast_object(f"checkpoints/{new_run_name(config)}")
+            callbacks = [] if args.quiet else [TrainProgress()]
+            trainer = Trainer(config, out_dir=out, callbacks=callbacks)
+            if args.resume:
+                last = RunDirectory(out).last_path  # every rank loads it: on several nodes, a shared file system
+                if last.is_file():
+                    trainer.resume(last)
+                    say(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})")
+                else:
+                    say(f"--resume: no {last} yet, starting from scratch")
+            processes = f", {world.size} processes x batch {config.batch_size}" if world.distributed else ""
+            say(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device}{processes})")
+            result = trainer.fit()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if not world.is_main:
+        return 0
     print(format_metrics_report(result.best_metrics, title=f"best on {config.val_split} ({config.best_metric} "
                                 f"{result.best_metric:.4f}), {result.steps} steps in {result.seconds:.1f}s: {out}"))
     return 0

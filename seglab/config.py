@@ -59,7 +59,7 @@ class TrainConfig:
     # -- loop ------------------------------------------------------------------------------------
     epochs: int = 30  # upper bound on epochs
     time_budget_s: float | None = None  # stop after this many seconds of training (schedule follows time)
-    batch_size: int = 16  # images per training step (and per evaluation batch)
+    batch_size: int = 16  # images per training step and process (torchrun: global batch = N x this)
     eval_every: int = 1  # evaluate every N epochs (and always at the end)
     log_every: int = 10  # write a step event every N steps
     grad_clip: float | None = None  # clip the global gradient norm to this value
@@ -67,8 +67,10 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers (0 = load in the training process)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, only on CUDA
+    amp_dtype: str = "bfloat16"  # bfloat16 | float16: autocast type on CUDA (float16 adds loss scaling)
     channels_last: bool = True  # channels_last memory format, only on CUDA
     threads: int = 0  # torch CPU threads, 0 = torch's default
+    sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes (SyncBatchNorm)
     best_metric: str = "miou"  # metric that picks best.pt (any key of SegmentationMetrics.to_dict())
     preview_images: int = 4  # validation images whose predictions are saved at every evaluation
 
@@ -92,6 +94,7 @@ class TrainConfig:
             (self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s must be > 0"),
             (self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every must be >= 1"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0"),
+            (self.amp_dtype in ("bfloat16", "float16"), "amp_dtype must be bfloat16 or float16"),
         ]
         for ok, message in checks:
             if not ok:

@@ -22,6 +22,7 @@ from typing import Any
 
 from seglab.config import TrainConfig
 from seglab.data.label_map import write_json_atomic
+from seglab.distributed import launch_command
 from seglab.errors import ConfigError
 from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
 
@@ -75,13 +76,19 @@ def start_run(
     *,
     nice: int = 10,
     extra_args: list[str] | None = None,
+    nproc: int = 1,
 ) -> RunDirectory:
     """Launch ``python -m seglab train`` for ``config`` in a new session; return its run folder.
 
+    With ``nproc > 1`` it launches ``python -m torch.distributed.run --standalone --nproc-per-node
+    N -m seglab train ...`` instead: N processes with DistributedDataParallel (one per GPU; on CPU,
+    gloo). The pid recorded is the launcher's, and stopping or killing it ends every worker.
     The child runs at lower priority (``nice``) so the app stays responsive on a small machine.
     Its output goes to ``train.log`` in the run folder.
     """
     config.validate()
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(f"nproc must be a whole number >= 1 (one process per GPU), got {nproc!r}")
     name = name or new_run_name(config, runs_dir)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ConfigError(f"run name {name!r} may only contain letters, digits, '.', '_' and '-'")
@@ -90,7 +97,8 @@ def start_run(
         raise ConfigError(f"run folder {run.path} already exists; pick another name")
     run.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run.config_path, config.to_dict())
-    command = [sys.executable, "-m", "seglab", "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet"]
+    launcher = launch_command(nproc) if nproc > 1 else [sys.executable, "-m", "seglab"]
+    command = [*launcher, "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet"]
     command += extra_args or []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
@@ -202,6 +210,8 @@ def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = Fal
 
     If the process is still alive after ``grace_s`` seconds it gets SIGTERM, then SIGKILL. With
     ``wait=False`` the escalation happens in a background thread and this returns at once.
+    Under torchrun the STOP file is read by rank 0, which tells the other ranks at the same step;
+    SIGTERM goes to the launcher, which forwards it to its workers, and SIGKILL to all of them.
     """
     run = RunDirectory(path)
     run.request_stop()
@@ -220,7 +230,10 @@ def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = Fal
             if not process_alive(pid, start):
                 return
             try:
-                os.kill(pid, sig)
+                if sig == signal.SIGKILL:
+                    kill_process_tree(pid)
+                else:
+                    os.kill(pid, sig)  # torchrun forwards SIGTERM to its workers and waits for them
             except ProcessLookupError:
                 return
             time.sleep(pause)
@@ -229,6 +242,34 @@ def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = Fal
         escalate()
     else:
         threading.Thread(target=escalate, daemon=True).start()
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid``, its process group and its children's groups.
+
+    torchrun starts each worker in a session of its own (``start_new_session``), so killing the
+    launcher's group alone would leave the workers running as orphans.
+    """
+    children = _child_pids(pid)  # before the kill: orphans are re-parented and lost
+    for target in [pid, *children]:
+        try:
+            if os.getpgid(target) == target:  # leads its group: take its DataLoader workers along
+                os.killpg(target, signal.SIGKILL)
+            else:
+                os.kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def _child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children += [int(child) for child in task.read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return children
 
 
 def wait_for_run(path: str | os.PathLike, timeout_s: float = 120.0, poll_s: float = 0.2) -> RunInfo:

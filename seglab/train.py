@@ -4,6 +4,11 @@ Reads top to bottom like torchvision's reference recipe: build data, model, loss
 schedule; ``train_one_epoch``; ``evaluate``; ``fit``. Progress goes to callbacks with one
 signature, ``callback(event: dict)``; the run folder's events file, the CLI progress bar and
 the app's live view all hang on it.
+
+Under ``torchrun`` the same Trainer runs in every process with ``DistributedDataParallel``
+(:mod:`seglab.distributed`): each rank trains on its shard with ``batch_size`` images per step,
+evaluates its shard of the validation split and the confusion matrices are summed; only rank 0
+writes the run folder and calls the callbacks.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seglab import distributed
 from seglab.checkpoint import checkpoint_payload, load_checkpoint, load_model_state, save_checkpoint
 from seglab.config import TrainConfig
 from seglab.data.base import SegmentationDataset
@@ -35,6 +41,10 @@ from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_grou
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
 
 Callback = Callable[[dict[str, Any]], None]
+
+STOP_REQUESTED, TIME_BUDGET_SPENT = "stop requested", "time budget spent"
+# Under DDP rank 0 broadcasts why it stops as a number: an index into this tuple.
+_STOP_REASONS = ("", STOP_REQUESTED, TIME_BUDGET_SPENT, "stopped by a callback")
 
 
 class StopTraining(Exception):
@@ -65,6 +75,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _amp_dtype(name: str) -> torch.dtype:
+    """The autocast dtype on CUDA: bfloat16 where the GPU has it (Ampere and newer), else float16."""
+    if name == "bfloat16" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return getattr(torch, name)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -72,14 +89,21 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Trains one model; writes a run folder when ``out_dir`` is given."""
+    """Trains one model; writes a run folder when ``out_dir`` is given.
+
+    Under torchrun it joins the process group (:func:`seglab.distributed.setup`); only rank 0
+    keeps ``run`` and ``callbacks``, the other ranks train and evaluate without writing anything.
+    Prefer :func:`train` or ``seglab train``, which also leave the process group at the end.
+    """
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()):
         config.validate()
         self.config = config
-        self.callbacks = list(callbacks)
-        self.run = RunDirectory(out_dir) if out_dir is not None else None
         self.device = resolve_device(config.device)
+        self.world = distributed.setup(self.device)
+        self.device = distributed.process_device(self.device, self.world)
+        self.callbacks = list(callbacks) if self.world.is_main else []
+        self.run = RunDirectory(out_dir) if out_dir is not None and self.world.is_main else None
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -90,9 +114,12 @@ class Trainer:
         self.train_loader = self._train_loader()
         self.val_loader = self._eval_loader(self.val_data)
 
-        self.model = build_model(config.model, self.label_map.num_classes, **config.model_options).to(self.device)
+        model = build_model(config.model, self.label_map.num_classes, **config.model_options).to(self.device)
         if self.device.type == "cuda" and config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)
+        # self.model: the plain model (evaluation, previews, checkpoints); self.train_model: what a training
+        # step calls, DistributedDataParallel(self.model) under torchrun.
+        self.model, self.train_model = distributed.wrap_model(model, self.device, self.world, sync_bn=config.sync_bn)
         self.criterion = build_criterion(
             config.loss,
             num_classes=self.label_map.num_classes,
@@ -115,7 +142,9 @@ class Trainer:
         )  # fmt: skip
         self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
         self.use_amp = config.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = _amp_dtype(config.amp_dtype) if self.use_amp else torch.bfloat16
+        # Loss scaling only for float16: bfloat16 has float32's exponent range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
 
         self.step = 0
         self.epoch = 0
@@ -125,6 +154,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._train_seconds = 0.0
         self._fit_started = 0.0
+        self._clock = 0.0  # elapsed() at the last stop check; under DDP rank 0's, so all ranks use one LR
+        self._stop_reason = ""  # a StopTraining raised by a callback under DDP, announced at the next step
+        self._schedule_offset = 0  # LR schedule position minus step, after resuming with another number of processes
 
     # -- building blocks ---------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
@@ -139,12 +171,15 @@ class Trainer:
         )
         data = AugmentedDataset(MemoryCachedDataset(self.train_data), transform, seed=config.seed)
         self.train_augmented = data
+        self.train_sampler = distributed.train_sampler(data, self.world, config.seed) if self.world.distributed else None
+        images_per_process = len(self.train_sampler) if self.train_sampler is not None else len(data)
         generator = torch.Generator().manual_seed(config.seed)
         return DataLoader(
             data,
             batch_size=config.batch_size,
-            shuffle=True,
-            drop_last=len(data) >= 2 * config.batch_size,
+            shuffle=self.train_sampler is None,
+            sampler=self.train_sampler,
+            drop_last=images_per_process >= 2 * config.batch_size,
             num_workers=config.num_workers,
             generator=generator,
             collate_fn=pad_collate(self.label_map.ignore_index),
@@ -155,10 +190,12 @@ class Trainer:
     def _eval_loader(self, dataset: SegmentationDataset) -> DataLoader:
         transform = eval_transform(ignore_index=dataset.ignore_index)
         data = AugmentedDataset(MemoryCachedDataset(dataset), transform, seed=0)
+        shard = distributed.ShardSampler(len(data), self.world.rank, self.world.size) if self.world.distributed else None
         return DataLoader(
             data,
             batch_size=self.config.batch_size,
             shuffle=False,
+            sampler=shard,
             num_workers=self.config.num_workers,
             collate_fn=pad_collate(dataset.ignore_index),
         )
@@ -177,14 +214,22 @@ class Trainer:
         if self.run is not None:
             self.run.append_event(event)
         for callback in self.callbacks:
-            callback(event)
+            try:
+                callback(event)
+            except StopTraining as reason:
+                if not self.world.distributed:
+                    raise
+                # Callbacks run on rank 0 only; all ranks must stop at the same step, so it waits for the next check.
+                self._stop_reason = str(reason) or _STOP_REASONS[3]
 
     # -- one epoch ---------------------------------------------------------------------------
     def train_one_epoch(self) -> dict[str, float]:
         """One pass over the training split; returns the mean of each loss term."""
         config = self.config
-        self.model.train()
+        self.train_model.train()
         self.train_augmented.set_epoch(self.epoch)
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(self.epoch)  # a new shuffle each epoch, the same on every rank
         totals: dict[str, float] = {}
         batches = 0
         window_images, window_start = 0, time.perf_counter()
@@ -197,12 +242,13 @@ class Trainer:
                 images = images.contiguous(memory_format=torch.channels_last)
             lr = self._update_lr()
             self.criterion.set_step(self.step)
-            with torch.autocast(self.device.type, enabled=self.use_amp):
-                outputs = self.model(images)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                outputs = self.train_model(images)
                 loss, terms = self.criterion(outputs, targets)
-            if not torch.isfinite(loss):
+            loss_value, terms = self._loss_over_processes(loss, terms)
+            if not math.isfinite(loss_value):  # under DDP every rank sees the same mean, so all stop here together
                 raise TrainingDivergedError(
-                    f"loss is {loss.item()} at step {self.step} (epoch {self.epoch}); lower --lr or enable --grad-clip. "
+                    f"loss is {loss_value} at step {self.step} (epoch {self.epoch}); lower --lr or enable --grad-clip. "
                     "The last good checkpoint is kept."
                 )
             self.optimizer.zero_grad(set_to_none=True)
@@ -210,7 +256,7 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             max_norm = config.grad_clip if config.grad_clip is not None else math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-            if not torch.isfinite(grad_norm) and not self.use_amp:
+            if not torch.isfinite(grad_norm) and not self.scaler.is_enabled():  # float16 loss scaling skips such steps
                 raise TrainingDivergedError(
                     f"gradient norm is {grad_norm.item()} at step {self.step} (epoch {self.epoch}); lower --lr or set "
                     "--grad-clip. The last good checkpoint is kept."
@@ -228,28 +274,50 @@ class Trainer:
                 elapsed = time.perf_counter() - window_start
                 self.emit(
                     {
-                        "type": "step", "step": self.step, "epoch": self.epoch, "loss": terms.get("total", loss.item()),
-                        "terms": terms, "lr": lr, "grad_norm": float(grad_norm), "images_per_s": window_images / max(elapsed, 1e-9),
+                        "type": "step", "step": self.step, "epoch": self.epoch, "loss": terms.get("total", loss_value),
+                        "terms": terms, "lr": lr, "grad_norm": float(grad_norm),
+                        "images_per_s": window_images * self.world.size / max(elapsed, 1e-9),  # all processes together
                         "elapsed": self.elapsed(),
                     }
                 )  # fmt: skip
                 window_images, window_start = 0, time.perf_counter()
         return {name: total / max(batches, 1) for name, total in totals.items()}
 
+    def _loss_over_processes(self, loss: torch.Tensor, terms: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The loss and its terms: this process's, or under DDP their mean over all processes.
+
+        The mean is what rank 0 logs, and since a NaN or inf on any rank makes it non-finite, every
+        rank takes the same decision in the NaN guard (before ``backward``, where DDP synchronises).
+        """
+        if not self.world.distributed:
+            return loss.item(), terms
+        values = torch.tensor([loss.item(), *terms.values()], dtype=torch.float64, device=self.device)
+        mean = distributed.mean_over_processes(values).tolist()
+        return mean[0], dict(zip(terms, mean[1:]))
+
     def _update_lr(self) -> float:
-        schedule_step = self.step
+        schedule_step = self.step + self._schedule_offset
         if self.config.time_budget_s:
             # With a time budget the schedule follows the clock, so the LR still anneals to its floor.
-            by_time = self.elapsed() / self.config.time_budget_s * self.schedule.total_steps
-            schedule_step = int(min(max(self.step, by_time), self.schedule.total_steps))
+            by_time = self._clock / self.config.time_budget_s * self.schedule.total_steps
+            schedule_step = int(min(max(schedule_step, by_time), self.schedule.total_steps))
         apply_lr(self.optimizer, self.schedule, schedule_step)
         return float(self.schedule.lr_at(schedule_step))
 
     def _check_stop(self) -> None:
-        if self.run is not None and self.run.stop_requested():
-            raise StopTraining("stop requested")
-        if self.config.time_budget_s and self.elapsed() >= self.config.time_budget_s:
-            raise StopTraining("time budget spent")
+        """Raise StopTraining on a STOP file or a spent time budget; under DDP rank 0 decides for all ranks."""
+        self._clock = self.elapsed()
+        reason = self._stop_reason
+        if not reason and self.run is not None and self.run.stop_requested():
+            reason = STOP_REQUESTED
+        elif not reason and self.config.time_budget_s and self._clock >= self.config.time_budget_s:
+            reason = TIME_BUDGET_SPENT
+        if self.world.distributed:
+            code = _STOP_REASONS.index(reason) if reason in _STOP_REASONS else 3
+            code, self._clock = distributed.broadcast_from_main([code, self._clock], self.device)
+            reason = reason if self.world.is_main else _STOP_REASONS[int(code)]
+        if reason:
+            raise StopTraining(reason)
 
     def elapsed(self) -> float:
         """Seconds since ``fit`` started (wall clock, evaluation included)."""
@@ -258,15 +326,21 @@ class Trainer:
     # -- evaluation --------------------------------------------------------------------------
     @torch.inference_mode()
     def evaluate(self, loader: DataLoader | None = None) -> SegmentationMetrics:
-        """Streaming confusion matrix over the whole split (void pixels dropped)."""
+        """Streaming confusion matrix over the whole split (void pixels dropped).
+
+        Under DDP every rank must call it: each evaluates its shard and the matrices are summed.
+        """
         loader = loader or self.val_loader
+        if self.world.distributed:
+            distributed.broadcast_buffers(self.model)  # every rank evaluates exactly the weights rank 0 saves
         self.model.eval()
-        matrix = ConfusionMatrix(self.label_map.num_classes, ignore_index=self.label_map.ignore_index)
+        matrix = ConfusionMatrix(self.label_map.num_classes, ignore_index=self.label_map.ignore_index, device=self.device)
         for images, targets in loader:
             images = images.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 logits = self.model(images)["out"]
             matrix.update(logits.argmax(dim=1), targets.to(self.device))
+        matrix.all_reduce()  # sums the shards; a no-op in a single process
         return matrix.compute(background_index=self.label_map.background_index)
 
     def _evaluate_and_save(self) -> dict[str, Any]:
@@ -330,6 +404,8 @@ class Trainer:
                 "best_metrics": self.best_metrics,
                 "train_seconds": self._train_seconds,
                 "torch_rng": torch.get_rng_state(),
+                "processes": self.world.size,
+                "schedule_offset": self._schedule_offset,
             },
         )
         return save_checkpoint(payload, self.run.path / f"{which}.pt")
@@ -347,6 +423,11 @@ class Trainer:
         if checkpoint.optimizer_state is not None:
             self.optimizer.load_state_dict(checkpoint.optimizer_state)
         self.step, self.epoch = checkpoint.step, checkpoint.epoch
+        self._schedule_offset = int(checkpoint.extra.get("schedule_offset") or 0)
+        if int(checkpoint.extra.get("processes") or 1) != self.world.size:
+            # Steps per epoch changed with the number of processes: the step count goes on, but the LR
+            # schedule (counted in this run's steps) resumes where the saved epochs left it.
+            self._schedule_offset = self.epoch * len(self.train_loader) - self.step
         best = checkpoint.extra.get("best_value")
         self.best_value = best if best is not None else -math.inf
         self.best_metrics = checkpoint.extra.get("best_metrics") or {}
@@ -363,14 +444,16 @@ class Trainer:
         self._write_run_files()
         self.emit({"type": "start", "step": self.step, "epoch": self.epoch, "config": config.to_dict(),
                    "train_images": len(self.train_data), "val_images": len(self.val_data),
-                   "steps_per_epoch": len(self.train_loader), "device": str(self.device)})  # fmt: skip
+                   "steps_per_epoch": len(self.train_loader), "device": str(self.device),
+                   "processes": self.world.size})  # fmt: skip
         try:
             state = self._train_until_done()
         except TrainingDivergedError as error:
             self._mark(FAILED, error=str(error))
             raise
         except KeyboardInterrupt:
-            self._mark(STOPPED, error="interrupted before it could save (SIGTERM or Ctrl-C); last.pt is from the last evaluation")
+            cause = "SIGTERM or Ctrl-C" + (", or another torchrun process failed: see train.log" if self.world.distributed else "")
+            self._mark(STOPPED, error=f"interrupted before it could save ({cause}); last.pt is from the last evaluation")
             raise
         except Exception as error:
             self._mark(FAILED, error=f"{type(error).__name__}: {error}")
@@ -392,7 +475,7 @@ class Trainer:
                 if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
                     self._evaluate_and_save()
         except StopTraining as reason:
-            if "stop requested" in str(reason):
+            if STOP_REQUESTED in str(reason):
                 if self.run is not None:
                     self.save("last")  # quick: a user waiting for Stop should not wait for an evaluation
                 return STOPPED
@@ -408,7 +491,8 @@ class Trainer:
 
         write_json_atomic(self.run.config_path, self.config.to_dict())
         self.label_map.save(self.run.label_map_path)
-        self.run.write_status(RUNNING, pid=os.getpid(), started=time.time(), error=None)
+        # Under torchrun the pid is the launcher's (torchrun's agent): stopping it stops every worker.
+        self.run.write_status(RUNNING, pid=distributed.launcher_pid(), started=time.time(), error=None, processes=self.world.size)
 
     def _mark(self, state: str, error: str | None) -> None:
         self.emit({"type": "end", "state": state, "step": self.step, "epoch": self.epoch, "error": error, "elapsed": self.elapsed()})
@@ -434,8 +518,12 @@ def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedul
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False, callbacks: Iterable[Callback] = ()) -> FitResult:
-    """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present)."""
-    trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
-    if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
-        trainer.resume(Path(out_dir) / "last.pt")
-    return trainer.fit()
+    """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present).
+
+    Under torchrun every process calls this; it joins the process group and always leaves it.
+    """
+    with distributed.process_group(resolve_device(config.device)):
+        trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
+        if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
+            trainer.resume(Path(out_dir) / "last.pt")
+        return trainer.fit()
