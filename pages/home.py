@@ -18,6 +18,9 @@ PAGE_GUIDE = [
     ("Inspect", "Rank the worst images of a checkpoint, see its error map, confidence and confused classes."),
     ("Compare", "Put checkpoints side by side: per-class deltas, confusion matrices, curves, where A beats B."),
     ("Leaderboard", "Score every checkpoint with one fixed protocol, rank by mIoU, export CSV."),
+    ("Metric definitions", "The same predictions under every mIoU definition people use, and why they differ per class."),
+    ("Loss inspector", "Per-pixel loss, the pixels hard mining keeps, focal modulation and what class weights change."),
+    ("Label quality", "Objects whose labels a trained model confidently disagrees with: candidate annotation errors."),
 ]
 
 st.title("seglab")

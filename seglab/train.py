@@ -270,7 +270,7 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + value
             window_images += images.shape[0]
             self._train_seconds += time.perf_counter() - step_start
-            if self.step % config.log_every == 0:
+            if self.step % config.log_every == 0 or batches == len(self.train_loader):  # short runs still get points
                 elapsed = time.perf_counter() - window_start
                 self.emit(
                     {

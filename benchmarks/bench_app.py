@@ -1,0 +1,179 @@
+"""App responsiveness against its targets: page renders, Dataset re-renders, CamVid statistics.
+
+(a) First render of every page on the built-in Shapes data, timed as Streamlit's AppTest
+    ``switch_page(...).run()``, in navigation order within one session as a user would click
+    through (caches start empty, so Inspect evaluates the checkpoint and later pages reuse it), and
+    a second run of the same page (warm caches) for reference. Target < 2 s each. torch and seglab
+    are already imported (by the checkpoint set-up): this is not the app's cold start.
+(b) Dataset page re-renders after choosing another sample and after moving the overlay opacity
+    (each to a value not seen before, so nothing is a cache hit). Target < 0.3 s (median).
+(c) Statistics of CamVid train, first time (empty cache folder; target < 10 s) and cached
+    (a fresh dataset object, statistics read from the disk cache; target < 0.5 s). Skipped with a
+    message when the CamVid folder is absent.
+
+Checkpoints: the Shapes demo runs in checkpoints/ when there are any, else two tiny runs trained
+here first (a few seconds). Timings are wall clock on a shared machine: the load average is printed;
+compare runs taken at similar load. Nothing is asserted.
+
+    python benchmarks/bench_app.py
+    python benchmarks/bench_app.py --repeats 9 --camvid ../shared/data/camvid
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout
+import seglab  # noqa: E402, F401  before torch loads: seglab sets OMP_WAIT_POLICY=PASSIVE (see the report on spinning threads)
+
+PAGES = {
+    "Home": "pages/home.py",
+    "Dataset": "pages/dataset.py",
+    "Train": "pages/train.py",
+    "Inspect": "pages/failures.py",
+    "Compare": "pages/compare.py",
+    "Leaderboard": "pages/leaderboard.py",
+    "Metric definitions": "pages/metrics_explorer.py",
+    "Loss inspector": "pages/loss_inspector.py",
+    "Label quality": "pages/label_quality.py",
+}
+PAGE_TARGET_S = 2.0
+RERENDER_TARGET_S = 0.3
+STATS_FIRST_TARGET_S = 10.0
+STATS_CACHED_TARGET_S = 0.5
+
+
+@dataclass
+class Row:
+    what: str
+    seconds: float | None
+    target_s: float | None
+    note: str = ""
+
+    def line(self) -> str:
+        measured = f"{self.seconds:8.3f}" if self.seconds is not None else f"{'-':>8s}"
+        target = f"< {self.target_s:g}" if self.target_s is not None else ""
+        verdict = "" if self.seconds is None or self.target_s is None else ("pass" if self.seconds < self.target_s else "FAIL")
+        return f"{self.what:46s} {measured} {target:>7s} {verdict:>5s}  {self.note}"
+
+
+def seed_runs(runs_dir: Path) -> list[str]:
+    """The Shapes demo runs of checkpoints/, else two tiny runs trained now (as the browser test does)."""
+    from seglab.config import TrainConfig
+    from seglab.data.shapes import ShapesConfig
+    from seglab.data.spec import DataSpec
+    from seglab.runs import list_runs
+    from seglab.train import train
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    demos = [run for run in list_runs(ROOT / "checkpoints") if run.checkpoint is not None and run.data == "shapes" and run.state != "running"]
+    for run in demos:
+        shutil.copytree(run.path, runs_dir / run.name)
+    tiny = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+    for name, seed, loss in (("tiny-ce", 0, "ce"), ("tiny-ce-dice", 1, "ce+dice"))[: max(0, 2 - len(demos))]:
+        train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny), out_dir=runs_dir / name)
+    return sorted(path.name for path in runs_dir.iterdir())
+
+
+def timed_run(at) -> float:
+    """Seconds of one AppTest script run; a page exception makes the number meaningless, so it stops here."""
+    start = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - start
+    if at.exception:
+        raise SystemExit(f"the page raised: {at.exception}")
+    return seconds
+
+
+def bench_pages(repeats: int) -> list[Row]:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    rows = []
+    for title, path in PAGES.items():
+        if title != "Home":  # the app opens on Home
+            at.switch_page(path)
+        first = timed_run(at)
+        again = timed_run(at)
+        rows.append(Row(f"first render: {title}", first, PAGE_TARGET_S, f"warm rerun {again:.3f} s"))
+
+    at.switch_page(PAGES["Dataset"])
+    timed_run(at)
+    ids = list(at.selectbox(key="dataset_sample").options)
+    sample_times, opacity_times = [], []
+    for index in range(repeats):
+        at.selectbox(key="dataset_sample").select(ids[(index + 1) % len(ids)])
+        sample_times.append(timed_run(at))
+        at.slider(key="dataset_opacity").set_value(round(0.05 + 0.05 * (index % 18), 2))  # new values: no cache hit
+        opacity_times.append(timed_run(at))
+    for what, times in (("Dataset re-render: another sample", sample_times), ("Dataset re-render: overlay opacity", opacity_times)):
+        rows.append(Row(what + " (median)", statistics.median(times), RERENDER_TARGET_S, f"max {max(times):.3f} s over {len(times)}"))
+    return rows
+
+
+def bench_camvid_stats(root: Path, cache_dir: Path) -> list[Row]:
+    from seglab.data.folder import CamVidDataset
+    from seglab.stats import compute_stats
+
+    start = time.perf_counter()
+    stats = compute_stats(CamVidDataset(root, split="train"), cache_dir=cache_dir)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    cached = compute_stats(CamVidDataset(root, split="train"), cache_dir=cache_dir)
+    again = time.perf_counter() - start
+    assert cached.fingerprint == stats.fingerprint
+    images = f"{len(stats.ids)} images"
+    return [Row("CamVid train statistics, first (no cache)", first, STATS_FIRST_TARGET_S, images),
+            Row("CamVid train statistics, cached", again, STATS_CACHED_TARGET_S, images + ", fresh dataset object")]  # fmt: skip
+
+
+def default_camvid() -> Path:
+    for candidate in (Path("/work/shared/data/camvid"), ROOT.parent / "shared" / "data" / "camvid"):
+        if (candidate / "train").is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data" / "camvid"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="re-renders timed per Dataset change (default: 5)")
+    parser.add_argument("--camvid", type=Path, default=default_camvid(), help="SegNet CamVid folder (default: %(default)s)")
+    args = parser.parse_args()
+    from streamlit.logger import set_log_level
+
+    set_log_level("error")  # not "missing ScriptRunContext": the pages run under AppTest, not `streamlit run`
+
+    with tempfile.TemporaryDirectory(prefix="seglab-bench-app-") as scratch:
+        scratch = Path(scratch)
+        os.environ["SEGLAB_RUNS_DIR"] = str(scratch / "runs")
+        os.environ["SEGLAB_CACHE_DIR"] = str(scratch / "cache")  # cold evaluation and statistics caches
+        load_before = os.getloadavg()
+        print(f"checkpoints: {', '.join(seed_runs(scratch / 'runs'))}")
+        rows = bench_pages(args.repeats)
+        if (args.camvid / "train").is_dir():
+            rows += bench_camvid_stats(args.camvid, scratch / "camvid-cache")
+        else:
+            rows.append(Row("CamVid train statistics", None, None, f"skipped: no CamVid at {args.camvid}"))
+        load_after = os.getloadavg()
+
+    print(f"load average (1/5/15 min): before {'/'.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {'/'.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'measurement':46s} {'seconds':>8s} {'target':>7s} {'':>5s}  note")
+    for row in rows:
+        print(row.line())
+    failed = [row.what for row in rows if row.seconds is not None and row.target_s is not None and row.seconds >= row.target_s]
+    print(f"{len(failed)} of {sum(row.target_s is not None and row.seconds is not None for row in rows)} measurements miss their target"
+          + (": " + "; ".join(failed) if failed else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
