@@ -47,6 +47,12 @@ def shapes_knobs(spec: DataSpec) -> None:
             left, middle, right, last = st.columns(4)
             scale = left.slider("Object scale", 0.2, max(3.0, config.object_scale), config.object_scale, 0.05)
             tiny = left.slider("Tiny-object probability", 0.0, 1.0, config.tiny_object_probability, 0.05)
+            cue = left.slider("Colour cue", 0.0, 1.0, config.class_color_probability, 0.05,
+                              help="Chance an object takes its class's typical hue; 0 = only the outline tells the class")  # fmt: skip
+            similar = middle.slider("Similar-colour objects", 0.0, 1.0, config.similar_color_probability, 0.05,
+                                    help="Chance an object is coloured like what lies behind it (low contrast)")  # fmt: skip
+            dull = middle.slider("Background colourfulness", 0.0, 1.0, config.background_saturation, 0.05,
+                                 help="How saturated backgrounds may be; vivid objects stand out on dull ones")  # fmt: skip
             blur = middle.slider("Boundary blur (px)", 0.0, max(6.0, config.boundary_blur), config.boundary_blur, 0.25)
             noise = middle.slider("Label noise", 0.0, 1.0, config.label_noise, 0.05, help="Share of objects whose label is flipped, eroded or dilated")
             difficulty = right.slider("Difficulty", 0.0, 1.0, config.difficulty, 0.05, help="Occlusion, texture, distractors")
@@ -58,7 +64,8 @@ def shapes_knobs(spec: DataSpec) -> None:
             if st.form_submit_button("Apply", type="primary"):
                 with ui.guard("Shapes settings"):
                     apply_shapes(spec, replace(config, class_frequencies=frequencies, object_scale=scale, tiny_object_probability=tiny,
-                                               boundary_blur=blur, label_noise=noise, difficulty=difficulty, void_border=void,
+                                               class_color_probability=cue, similar_color_probability=similar,
+                                               background_saturation=dull, boundary_blur=blur, label_noise=noise, difficulty=difficulty, void_border=void,
                                                min_objects=objects[0], max_objects=objects[1], image_size=int(size),
                                                train_size=int(counts[0]), val_size=int(counts[1]), test_size=int(counts[2])))  # fmt: skip
 
@@ -81,6 +88,8 @@ if stats is None:
     st.stop()
 label_map, names = data.label_map, stats.class_names
 st.caption(data.describe().split("; ")[0])
+if stats.unknown_colour_report():
+    st.warning(stats.unknown_colour_report(), icon=":material/palette:")
 
 with ui.guard("Trivial baseline"):
     baseline = trivial_baseline(stats)

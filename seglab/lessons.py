@@ -39,7 +39,13 @@ class Lesson:
 LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "Default",
-        "The generator's defaults: mild VOC-like imbalance, a few tiny and low-contrast objects.",
+        "The generator's defaults: VOC-like imbalance, class-typical colours, a few tiny and low-contrast objects.",
+    ),
+    Lesson(
+        "Shape, not colour",
+        "Any colour on colourful backgrounds: only the outline tells the class, and a model trained on the "
+        "defaults confuses circles with rings.",
+        {"class_color_probability": 0.0, "background_saturation": 1.0},
     ),
     Lesson(
         "Balanced",

@@ -224,6 +224,31 @@ def test_noisy_labels_preset_corrupts_masks_only() -> None:
     assert changed >= 3
 
 
+def _hue_spread(config: ShapesConfig, class_name: str) -> float:
+    """Circular spread (0 = one hue, 1 = any hue) of the mean colour of each object of one class."""
+    import colorsys
+
+    data = ShapesDataset("val", config)
+    class_id = SHAPE_NAMES.index(class_name) + 1
+    angles = []
+    for index in range(len(data)):
+        image, mask = data.load(index)
+        for item in data.sample_objects(index):
+            if item["class_id"] == class_id and not item["tiny"] and not item["similar_color"] and item["area"] > 30:
+                x0, y0, x1, y1 = item["bbox"]
+                pixels = image[y0:y1, x0:x1][mask[y0:y1, x0:x1] == class_id]
+                if len(pixels):
+                    angles.append(2 * np.pi * colorsys.rgb_to_hsv(*(pixels.mean(axis=0) / 255.0))[0])
+    assert len(angles) >= 5
+    return 1.0 - float(np.abs(np.exp(1j * np.asarray(angles)).mean()))
+
+
+def test_shape_not_colour_preset_removes_the_colour_cue() -> None:
+    typical = _hue_spread(lesson_by_name("Default").apply(SMALL), "circle")
+    any_colour = _hue_spread(lesson_by_name("Shape, not colour").apply(SMALL), "circle")
+    assert typical < 0.1 < 0.5 < any_colour
+
+
 def test_encode_png_is_lossless() -> None:
     import cv2
 

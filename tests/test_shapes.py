@@ -258,6 +258,22 @@ def test_difficulty_and_background_noise_roughen_the_background():
     assert roughness(busy) > 2 * roughness(calm)
 
 
+def test_background_saturation_bounds_how_colourful_backgrounds_are():
+    def saturation_of_background(dataset: ShapesDataset) -> np.ndarray:
+        values = []
+        for index in range(10):
+            image, mask = dataset.load(index)
+            pixels = image[mask == 0].astype(np.float32)
+            brightest = pixels.max(axis=1)
+            values.append((brightest - pixels.min(axis=1)) / np.maximum(brightest, 1.0))
+        return np.concatenate(values)
+
+    dull = saturation_of_background(small_dataset(background_saturation=0.25, background_noise=0.0))
+    vivid = saturation_of_background(small_dataset(background_saturation=1.0, background_noise=0.0))
+    assert np.quantile(dull, 0.99) <= 0.27  # the bound, plus rounding to uint8
+    assert np.quantile(vivid, 0.9) > 0.4
+
+
 # -- label noise -------------------------------------------------------------------------------
 def test_no_label_noise_means_mask_equals_clean_mask():
     dataset = small_dataset(label_noise=0.0)

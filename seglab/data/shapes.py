@@ -3,9 +3,12 @@
 Every sample is drawn from ``np.random.default_rng([seed, split_code, index])``: a textured
 background (colour gradient, low-frequency blobs, soft distractor blobs and thin lines, sensor
 noise), then ``min_objects..max_objects`` shapes painted back to front, so later objects occlude
-earlier ones and the mask holds what is visible. Class identity comes from the outline: colours are
-random (with only a mild per-class hue tendency), some objects are coloured like what lies behind
-them, some are tiny, and at higher ``difficulty`` objects carry texture too.
+earlier ones and the mask holds what is visible. Each class has a typical vivid hue (like sky is
+blue), taken with ``class_color_probability``, on backgrounds whose colourfulness is bounded by
+``background_saturation``: a cue a small model learns in a minute and then over-trusts. The
+failures a model still makes are the lessons: objects coloured like what lies behind them, tiny
+objects, occlusion, the rare stripe class, and (lower ``class_color_probability``, higher
+``difficulty``) off-colour and textured objects whose outline alone tells the class.
 
 Label noise is drawn from a second stream (``[seed, split_code, index, 1]``), so turning it on never
 changes the image: the image always shows the truth, only the returned mask is corrupted.
@@ -16,6 +19,7 @@ behind the noise, for validating label-error detection.
 from __future__ import annotations
 
 import colorsys
+import json
 import math
 import operator
 from dataclasses import asdict, dataclass, fields, replace
@@ -31,14 +35,16 @@ from seglab.errors import DatasetError
 SPLITS = ("train", "val", "test")
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "ring", "stripe")  # class ids 1..6
 CORRUPTIONS = ("flip", "erode", "dilate")
-GENERATOR_VERSION = 1  # bump whenever the same config would draw different pixels (keys caches)
+GENERATOR_VERSION = 2  # bump whenever the same config would draw different pixels (keys caches)
 
 CIRCLE, SQUARE, TRIANGLE, STAR, RING, STRIPE = range(1, 7)
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
-# Mild hue tendency per shape class (degrees), taken by a minority of objects only: colour must
-# stay a weak cue so a model has to learn the outline.
-_PREFERRED_HUES = (0.0, 120.0, 55.0, 215.0, 30.0, 285.0)
-_PREFERRED_HUE_PROBABILITY = 0.3
+# Each shape class has a typical hue, like sky is blue and roads are grey: objects take it with
+# probability ``class_color_probability``, which makes the data learnable in a minute on a CPU and
+# gives a shortcut a model can over-trust (off-colour objects are where it fails). Hues 60 degrees
+# apart, vivid saturation/value, so the cue is unambiguous when present.
+_CLASS_HUES = (0.0, 120.0, 60.0, 220.0, 30.0, 285.0)
+_CLASS_HUE_SPREAD = 8.0  # standard deviation (degrees) around a class hue
 _SUBPIXEL_BITS = 4  # cv2 drawing with fixed-point coordinates: smoother small shapes
 _MIN_CONTRAST = 70.0  # RGB distance between an ordinary object and what lies behind it
 
@@ -55,10 +61,11 @@ class ShapesConfig:
     :class:`ShapesConfigError` (a ``DatasetError`` and a ``ValueError``) from ``__post_init__``
     and :meth:`validate`.
 
-    The defaults are imbalanced like VOC (background ~77% of labelled pixels, stripe ~0.85%) yet
-    kept learnable for a tiny CPU model: shapes are large enough to tell apart at 128 px, tiny and
-    low-contrast objects are a minority, and ``difficulty=0.5`` keeps poses near upright and
-    objects untextured (pose freedom and object texture only grow above 0.5).
+    The defaults are imbalanced like VOC (background ~76% of labelled pixels, stripe ~0.9%) yet
+    learnable for a tiny CPU model within a minute: shapes are large enough to tell apart at
+    128 px, class hues stand out on dull backgrounds, tiny and low-contrast objects are a minority,
+    and ``difficulty=0.5`` keeps poses near upright and objects untextured (pose freedom and object
+    texture only grow above 0.5).
     """
 
     image_size: int = 128  # square images, pixels
@@ -71,9 +78,11 @@ class ShapesConfig:
     # relative frequency of each shape class (circle, square, triangle, star, ring, stripe): the imbalance knob
     class_frequencies: tuple[float, ...] = (0.25, 0.22, 0.20, 0.16, 0.12, 0.04)
     object_scale: float = 1.0  # multiplies every object's size
-    tiny_object_probability: float = 0.1  # chance an object is drawn tiny (a few pixels across)
-    similar_color_probability: float = 0.2  # chance an object is coloured like the background
+    tiny_object_probability: float = 0.05  # chance an object is drawn tiny (a few pixels across)
+    similar_color_probability: float = 0.05  # chance an object is coloured like the background
+    class_color_probability: float = 1.0  # chance an object takes its class's typical hue (0 = colour says nothing)
     background_noise: float = 0.5  # strength of background texture/noise, 0..1
+    background_saturation: float = 0.25  # how colourful backgrounds may be, 0 (grey) .. 1; vivid objects stand out on dull ones
     boundary_blur: float = 0.0  # Gaussian blur sigma (pixels) applied to the image edges
     void_border: int = 1  # void (ignore) band: pixels within this many px of an object outline, both sides; 0 = none
     label_noise: float = 0.0  # fraction of objects whose label is corrupted (flipped class / eroded / dilated)
@@ -106,7 +115,9 @@ class ShapesConfig:
         for name, low, high in (
             ("tiny_object_probability", 0.0, 1.0),
             ("similar_color_probability", 0.0, 1.0),
+            ("class_color_probability", 0.0, 1.0),
             ("background_noise", 0.0, 1.0),
+            ("background_saturation", 0.0, 1.0),
             ("label_noise", 0.0, 1.0),
             ("difficulty", 0.0, 1.0),
             ("boundary_blur", 0.0, 20.0),
@@ -140,6 +151,25 @@ class ShapesConfig:
         data = asdict(self)
         data["class_frequencies"] = list(self.class_frequencies)
         return data
+
+    def to_query(self) -> str:
+        """The options that differ from the defaults as compact JSON ("" when none): for shareable URLs."""
+        defaults = ShapesConfig().to_dict()
+        changed = {name: value for name, value in self.to_dict().items() if value != defaults[name]}
+        return json.dumps(changed, separators=(",", ":")) if changed else ""
+
+    @classmethod
+    def from_query(cls, text: str | None) -> "ShapesConfig":
+        """Inverse of :meth:`to_query`; raises ShapesConfigError on text that is not such JSON."""
+        if not text:
+            return cls()
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ShapesConfigError(f"Shapes options must be JSON, got {text!r}: {error}") from None
+        if not isinstance(options, dict):
+            raise ShapesConfigError(f"Shapes options must be a JSON object, got {text!r}")
+        return cls.from_dict(options)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShapesConfig":
@@ -302,7 +332,7 @@ class ShapesDataset(SegmentationDataset):
         split_code = _SPLIT_CODES[self.split]
         rng = np.random.default_rng([config.seed, split_code, index])
         size = config.image_size
-        image = _draw_background(rng, size, config.background_noise, config.difficulty)
+        image = _draw_background(rng, size, config.background_noise, config.difficulty, config.background_saturation)
         texture = _low_frequency_noise(rng, size, cells=max(4, size // 12), channels=2)
         occupied = np.zeros((size, size), dtype=bool)
         weights = np.asarray(config.class_frequencies, dtype=np.float64)
@@ -346,11 +376,14 @@ class ShapesDataset(SegmentationDataset):
 
 
 # -- drawing helpers -------------------------------------------------------------------------
-def _random_color(rng: np.random.Generator, hue: float | None = None) -> np.ndarray:
-    """An RGB colour (3,) float32 in 0..255 from a random (or given) hue."""
+def _random_color(
+    rng: np.random.Generator, hue: float | None = None, vivid: bool = False, max_saturation: float = 1.0
+) -> np.ndarray:
+    """An RGB colour (3,) float32 in 0..255 from a random (or given) hue; ``vivid`` keeps the hue readable."""
     hue = rng.uniform(0.0, 360.0) if hue is None else hue
-    saturation = rng.uniform(0.25, 1.0)
-    value = rng.uniform(0.25, 1.0)
+    low = 0.6 if vivid else 0.25
+    saturation = rng.uniform(low, 1.0) * max_saturation
+    value = rng.uniform(low, 1.0)
     return np.array(colorsys.hsv_to_rgb((hue % 360.0) / 360.0, saturation, value), dtype=np.float32) * 255.0
 
 
@@ -361,9 +394,11 @@ def _low_frequency_noise(rng: np.random.Generator, size: int, cells: int, channe
     return field.reshape(size, size, channels)
 
 
-def _draw_background(rng: np.random.Generator, size: int, strength: float, difficulty: float) -> np.ndarray:
+def _draw_background(
+    rng: np.random.Generator, size: int, strength: float, difficulty: float, max_saturation: float = 1.0
+) -> np.ndarray:
     """(size, size, 3) float32: gradient + smooth blobs + soft distractor blobs + thin lines."""
-    start = _random_color(rng)
+    start = _random_color(rng, max_saturation=max_saturation)
     end = np.clip(start + rng.normal(0.0, 50.0, 3), 0, 255).astype(np.float32)
     angle = rng.uniform(0.0, 2.0 * math.pi)
     coordinates = np.arange(size, dtype=np.float32) / max(size - 1, 1)
@@ -394,7 +429,18 @@ def _draw_background(rng: np.random.Generator, size: int, strength: float, diffi
         second = (int(rng.integers(0, size)), int(rng.integers(0, size)))
         color = image[first[1], first[0]] + rng.normal(0.0, 40.0, 3).astype(np.float32)
         cv2.line(image, first, second, color.tolist(), 1)
-    return image
+    return _limit_saturation(image, max_saturation)
+
+
+def _limit_saturation(image: np.ndarray, max_saturation: float) -> np.ndarray:
+    """Pull each pixel towards grey until its HSV saturation is at most ``max_saturation`` (keeps its value)."""
+    if max_saturation >= 1.0:
+        return image
+    image = np.clip(image, 0, 255)
+    brightest = image.max(axis=-1, keepdims=True)
+    chroma = brightest - image.min(axis=-1, keepdims=True)
+    scale = np.minimum(1.0, max_saturation * brightest / np.maximum(chroma, 1e-6))
+    return brightest - (brightest - image) * scale
 
 
 def _shape_silhouette(
@@ -511,14 +557,13 @@ def _paint_object(
             color = behind - direction * gap
         color = np.clip(color, 0, 255).astype(np.float32)
     else:
-        hue = None
-        if rng.random() < _PREFERRED_HUE_PROBABILITY:
-            hue = _PREFERRED_HUES[class_id - 1] + rng.normal(0.0, 20.0)
-        color = _random_color(rng, hue)
+        typical = rng.random() < config.class_color_probability
+        hue = _CLASS_HUES[class_id - 1] + rng.normal(0.0, _CLASS_HUE_SPREAD) if typical else None
+        color = _random_color(rng, hue, vivid=typical)
         for _ in range(8):
             if np.linalg.norm(color - behind) >= _MIN_CONTRAST:
                 break
-            color = _random_color(rng, hue)
+            color = _random_color(rng, hue, vivid=typical)
     texture_strength = max(0.0, config.difficulty - 0.5) * 80.0 * rng.uniform(0.5, 1.5)
     mixing = rng.normal(size=(2, 3)).astype(np.float32)
     if not width:
