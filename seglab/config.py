@@ -33,7 +33,7 @@ class TrainConfig:
     model: str = "tiny_unet"  # see `seglab models` / seglab.models.available_models()
     model_options: dict[str, Any] = field(default_factory=dict)  # extra keyword options of the model
     # -- loss ------------------------------------------------------------------------------------
-    loss: str = "ce"  # e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)
+    loss: str = "ce+dice"  # e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)
     class_weights: str = "none"  # none | inverse | median: weights from the training split's statistics
     top_k_percent_pixels: float = 0.25  # hard pixel mining (hard_ce): share of pixels kept at the end
     hard_example_mining_step: int = 0  # steps over which mining goes from all pixels to the top k
@@ -41,7 +41,7 @@ class TrainConfig:
     aux_weight: float = 0.4  # weight of the auxiliary (deep supervision) head's loss
     # -- optimiser -------------------------------------------------------------------------------
     optimizer: str = "adamw"  # sgd | adam | adamw
-    lr: float = 4e-3  # base learning rate
+    lr: float = 3e-3  # base learning rate
     momentum: float = 0.9  # SGD momentum
     nesterov: bool = False  # SGD Nesterov momentum
     weight_decay: float = 1e-4  # not applied to biases and normalisation layers
@@ -68,7 +68,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, only on CUDA
     amp_dtype: str = "bfloat16"  # bfloat16 | float16: autocast type on CUDA (float16 adds loss scaling)
-    channels_last: bool = True  # channels_last memory format, only on CUDA
+    channels_last: bool = True  # channels_last memory format (faster convolutions on CUDA and CPU)
     threads: int = 0  # torch CPU threads, 0 = torch's default
     sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes (SyncBatchNorm)
     best_metric: str = "miou"  # metric that picks best.pt (any key of SegmentationMetrics.to_dict())

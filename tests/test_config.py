@@ -18,7 +18,7 @@ def test_defaults_validate_and_are_the_quick_shapes_run():
     config.validate()
     assert config.data.kind == "shapes" and config.data.split == "train"
     assert config.val_split == "val"
-    assert config.model == "tiny_unet" and config.loss == "ce"
+    assert config.model == "tiny_unet" and config.loss == "ce+dice"
 
 
 def test_round_trip_keeps_nested_data_spec_and_shapes_config():

@@ -151,7 +151,7 @@ def test_background_run_finishes_and_is_listed(background_runs):
     assert types[0] == "start" and types[-1] == "end" and "step" in types and types.count("eval") == 2
     assert info.step == 4 and info.epoch == 2 and info.has_best and info.has_last
     assert info.best_metric is not None and info.best_metric_name == "miou" and "miou" in info.latest
-    assert (info.model, info.loss, info.data) == ("tiny_unet_small", "ce", "shapes")
+    assert (info.model, info.loss, info.data) == ("tiny_unet_small", TrainConfig().loss, "shapes")
     assert info.checkpoint == run.best_path
     assert load_checkpoint(info.checkpoint).num_classes == 7
     listed = {r.name: r for r in list_runs(run.path.parent)}

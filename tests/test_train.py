@@ -160,7 +160,7 @@ def test_hard_pixel_mining_loss_trains():
 
 def test_aux_head_model_adds_the_aux_loss():
     seen = []
-    config = tiny_config(model="unet", model_options={"base_width": 4, "depth": 2, "aux": True}, aux_weight=0.4)
+    config = tiny_config(model="unet", model_options={"base_width": 4, "depth": 2, "aux": True}, aux_weight=0.4, loss="ce")
     Trainer(config, callbacks=[seen.append]).fit()
     step = next(e for e in seen if e["type"] == "step")
     assert step["terms"]["aux"] > 0
