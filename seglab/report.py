@@ -53,6 +53,8 @@ def format_stats_report(stats: DatasetStats, title: str) -> str:
         f"trivial baseline (predict '{baseline.predicted_name}' everywhere): pixel accuracy {metrics.pixel_acc:.3f}, "
         f"mIoU {metrics.miou:.3f}, mIoU without background {metrics.miou_no_background:.3f}, fwIoU {metrics.fwiou:.3f}",
     ]
+    if stats.unknown_colour_report():
+        lines.append(f"warning: {stats.unknown_colour_report()}")
     return "\n".join(lines)
 
 

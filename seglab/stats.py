@@ -23,7 +23,7 @@ from seglab.data.base import SegmentationDataset
 
 ProgressCallback = Callable[[int, int], None]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: unknown_colour_pixels
 
 
 def default_cache_dir() -> Path:
@@ -49,7 +49,13 @@ class DatasetStats:
     object_class: np.ndarray  # (M,) int64 class of each object
     object_area: np.ndarray  # (M,) int64 pixels of each object
     object_image: np.ndarray  # (M,) int64 image index of each object
+    # (N,) int64 pixels of each colour-coded mask whose colour is not in the label map (counted in ignore_pixels)
+    unknown_colour_pixels: np.ndarray | None = None
     fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unknown_colour_pixels is None:
+            self.unknown_colour_pixels = np.zeros(len(self.ids), dtype=np.int64)
 
     # -- per class -----------------------------------------------------------------------------
     @property
@@ -85,6 +91,19 @@ class DatasetStats:
         """Share of all pixels that are void."""
         total = self.labelled_pixels + int(self.ignore_pixels.sum())
         return float(self.ignore_pixels.sum()) / max(total, 1)
+
+    def unknown_colour_report(self, limit: int = 5) -> str:
+        """One line on masks with colours missing from the label map, worst first ("" when none)."""
+        counts = self.unknown_colour_pixels
+        affected = np.flatnonzero(counts)
+        if not affected.size:
+            return ""
+        worst = affected[np.argsort(-counts[affected], kind="stable")][:limit]
+        listed = ", ".join(f"{self.ids[i]} ({int(counts[i]):,} px)" for i in worst)
+        return (
+            f"{affected.size} mask(s) hold {int(counts.sum()):,} pixels in colours that are not in the label map; "
+            f"they were read as void ({self.ignore_index}): {listed}. Add those colours to the label map if they are classes."
+        )
 
     @property
     def imbalance_ratio(self) -> float:
@@ -212,20 +231,24 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
     total = len(dataset)
     per_image = np.zeros((total, num_classes), dtype=np.int64)
     ignored = np.zeros(total, dtype=np.int64)
+    unknown = np.zeros(total, dtype=np.int64)
+    unknown_counts = getattr(dataset, "unknown_colour_pixels", None)  # folder layouts count them as masks load
     sizes = np.zeros((total, 2), dtype=np.int64)
     object_class, object_area, object_image = [], [], []
 
-    def scan_one(index: int) -> tuple[np.ndarray, int, tuple[int, int], list[np.ndarray]]:
+    def scan_one(index: int) -> tuple[np.ndarray, int, tuple[int, int], list[np.ndarray], int]:
         mask = load_mask(dataset, index)
+        colours = unknown_counts.get(dataset.ids[index], 0) if unknown_counts is not None else 0
         histogram = np.bincount(mask.ravel(), minlength=256)
         counts = histogram[:num_classes]
         areas = [_component_areas(mask == class_id) for class_id in np.flatnonzero(counts)]
-        return counts, int(histogram[ignore_index]) if ignore_index < histogram.size else 0, mask.shape[:2], areas
+        void = int(histogram[ignore_index]) if ignore_index < histogram.size else 0
+        return counts, void, mask.shape[:2], areas, colours
 
     # Decoding PNGs and labelling components release the GIL, so threads use every core.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for index, (counts, void, size, areas) in enumerate(pool.map(scan_one, range(total))):
-            per_image[index], ignored[index], sizes[index] = counts, void, size
+        for index, (counts, void, size, areas, colours) in enumerate(pool.map(scan_one, range(total))):
+            per_image[index], ignored[index], sizes[index], unknown[index] = counts, void, size, colours
             for class_id, class_areas in zip(np.flatnonzero(counts), areas):
                 object_class.append(np.full(class_areas.size, class_id, dtype=np.int64))
                 object_area.append(class_areas)
@@ -244,6 +267,7 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
         object_class=np.concatenate(object_class) if object_class else empty,
         object_area=np.concatenate(object_area) if object_area else empty,
         object_image=np.concatenate(object_image) if object_image else empty,
+        unknown_colour_pixels=unknown,
     )
 
 
@@ -261,7 +285,9 @@ def _component_areas(binary: np.ndarray) -> np.ndarray:
 
 
 # -- cache -------------------------------------------------------------------------------------------
-_ARRAY_FIELDS = ("per_image_counts", "ignore_pixels", "image_sizes", "object_class", "object_area", "object_image")
+_ARRAY_FIELDS = (
+    "per_image_counts", "ignore_pixels", "image_sizes", "object_class", "object_area", "object_image", "unknown_colour_pixels",
+)  # fmt: skip
 
 
 def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:
@@ -317,6 +343,8 @@ def _consistent(stats: DatasetStats) -> bool:
     return (
         stats.per_image_counts.shape == (count, classes)
         and stats.ignore_pixels.shape == (count,)
+        and stats.unknown_colour_pixels.shape == (count,)
+        and bool(np.all(stats.unknown_colour_pixels <= stats.ignore_pixels))
         and stats.image_sizes.shape == (count, 2)
         and stats.object_area.shape == objects
         and stats.object_image.shape == objects

@@ -162,6 +162,29 @@ def test_colour_masks_decode_and_unknown_colours_are_counted(tmp_path):
     assert dataset.unknown_colour_report().startswith("1 mask(s)")
 
 
+def test_statistics_report_unknown_colours_also_from_the_cache(tmp_path, monkeypatch):
+    from seglab.report import format_stats_report
+    from seglab.stats import compute_stats
+
+    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
+    for seed, name in enumerate(["a", "b", "c"]):
+        write_image(tmp_path / "images" / f"{name}.png", seed)
+        colours = PETS.palette()[mask_values(seed)]
+        if name != "a":
+            colours[2, : 2 + seed] = (10, 200, 10)  # b: 3 pixels, c: 4 pixels of an unknown colour
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.fromarray(colours).save(tmp_path / "masks" / f"{name}.png")
+    for _ in range(2):  # the second call reads the cache and must still know
+        dataset = FolderDataset(tmp_path / "images", tmp_path / "masks", label_map=PETS, mask_format="rgb")
+        stats = compute_stats(dataset)
+        assert stats.unknown_colour_pixels.tolist() == [0, 3, 4]
+        assert (stats.ignore_pixels >= stats.unknown_colour_pixels).all()
+        report = stats.unknown_colour_report()
+        assert report.startswith("2 mask(s) hold 7 pixels in colours that are not in the label map")
+        assert "c (4 px), b (3 px)" in report
+        assert f"warning: {report}" in format_stats_report(stats, "title")
+
+
 def test_auto_format_mixes_index_and_colour_masks(tmp_path):
     write_image(tmp_path / "images" / "a.png")
     write_image(tmp_path / "images" / "b.png")

@@ -65,18 +65,22 @@ class PairedFileDataset(SegmentationDataset):
         image = read_image(image_path)
         mask, unknown = read_mask(mask_path, self.label_map, self.mask_format)
         validate_sample(image, mask, self.label_map, image_path, mask_path)
-        if unknown:
-            self.unknown_colour_pixels[self.ids[index]] = unknown
-        else:
-            self.unknown_colour_pixels.pop(self.ids[index], None)
+        self._record_unknown_colours(index, unknown)
         return image, mask
 
     def load_mask(self, index: int) -> np.ndarray:
         """Only the mask of sample ``index`` (labels checked, image not read): the statistics fast path."""
         mask_path = self.mask_paths[index]
-        mask, _ = read_mask(mask_path, self.label_map, self.mask_format)
+        mask, unknown = read_mask(mask_path, self.label_map, self.mask_format)
         validate_labels(mask, self.label_map, mask_path)
+        self._record_unknown_colours(index, unknown)
         return mask
+
+    def _record_unknown_colours(self, index: int, pixels: int) -> None:
+        if pixels:
+            self.unknown_colour_pixels[self.ids[index]] = pixels
+        else:
+            self.unknown_colour_pixels.pop(self.ids[index], None)
 
     def image_size(self, index: int) -> tuple[int, int]:
         """``(height, width)`` of sample ``index`` from the image header (no decoding)."""
