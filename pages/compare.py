@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages import ui
 from seglab import compare, viz
+from seglab.failures import clickable_confusion_figure
 
 METRIC_NAMES = {"iou": "IoU", "precision": "precision", "recall": "recall", "f1": "F1 (Dice)"}
 METRIC_FORMULAS = {
@@ -21,6 +22,8 @@ NORMALIZATIONS = {
     "recall": "share of each true class (rows)",
     "precision": "share of each predicted class (columns)",
 }
+CELL_KEY = "compare_cell"
+GALLERY_RUN_KEY = "compare_cell_run"
 BEST_STYLE = "font-weight: bold; background-color: rgba(0, 158, 115, 0.22)"
 
 
@@ -80,11 +83,28 @@ with metrics_tab, ui.guard("Metric table"):
 
 with confusion_tab, ui.guard("Confusion matrices"):
     normalize = st.radio("Show", list(NORMALIZATIONS), format_func=NORMALIZATIONS.get, horizontal=True)
-    st.caption("Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision.")
+    st.caption("Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision. "
+               "Click a cell to list that checkpoint's images holding those pixels.")  # fmt: skip
     columns = st.columns(min(len(names), 3))
+    events = {}
     for position, name in enumerate(names):
-        figure = viz.confusion_matrix_figure(evaluations[name].metrics.confusion, class_names, normalize, title=name)
-        columns[position % len(columns)].plotly_chart(figure, key=f"confusion-{position}")
+        figure = clickable_confusion_figure(evaluations[name].metrics.confusion, class_names, normalize=normalize, title=name)
+        events[name] = columns[position % len(columns)].plotly_chart(
+            figure, key=f"confusion-{position}", on_select="rerun", selection_mode="points"
+        )
+    clicked = None  # the chart whose selection changed since the last run (older selections stay on their charts)
+    for name, event in events.items():
+        points = str(event.selection.points) if event and event.selection.points else ""
+        if points and points != st.session_state.get(f"{GALLERY_RUN_KEY}_{name}"):
+            clicked = name
+        st.session_state[f"{GALLERY_RUN_KEY}_{name}"] = points
+    gallery_name = clicked or st.session_state.get(GALLERY_RUN_KEY) or names[0]
+    gallery_name = gallery_name if gallery_name in names else names[0]
+    st.session_state[GALLERY_RUN_KEY] = gallery_name
+    st.subheader(f"Confusion cell → images of {gallery_name}", divider="gray")
+    gallery_metrics = evaluations[gallery_name].metrics
+    cell = ui.clicked_cell(events[gallery_name], class_names, CELL_KEY, default=ui.largest_confusion(gallery_metrics.confusion, class_names))
+    ui.cell_gallery_view(paths[gallery_name], spec, class_names, cell, CELL_KEY, open_button=False)
 
 with curves_tab, ui.guard("Training curves"):
     curves = {name: compare.checkpoint_curves(paths[name]) for name in names}

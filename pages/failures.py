@@ -5,13 +5,11 @@ import streamlit as st
 
 from pages import ui
 from seglab import viz
-from seglab.failures import (REGIONS, class_failure_ranking, clickable_confusion_figure, image_class_table, image_ranking, label_shares,
+from seglab.failures import (class_failure_ranking, clickable_confusion_figure, image_class_table, image_ranking, label_shares,
                              ranking_rows, top_confusions)  # fmt: skip
 
 UPLOAD_MAX_PIXELS = 2_000_000  # a CPU prediction of a larger image takes too long for an interactive page
 CELL_KEY = "inspect_cell"
-REGION_LABELS = {"all": "all pixels", "boundary": "boundary band", "interior": "object interiors"}
-NORMALIZATIONS = {"none": "pixel counts", "recall": "recall (rows sum to 1)", "precision": "precision (columns sum to 1)"}
 VIEWS = ("error map", "prediction", "ground truth")
 HOVER_SIDE = 128  # hover cells on the long side: ~0.1 s to build and send for a CamVid frame, 256 takes ~0.5 s
 
@@ -97,44 +95,12 @@ def show_image(result, class_id: int | None) -> None:
 @st.fragment
 def confusion_gallery() -> None:
     """Click a confusion-matrix cell (or pick it) to see the images holding most of its pixels."""
-    normalize = st.radio("Confusion matrix shows", list(NORMALIZATIONS), format_func=NORMALIZATIONS.get, horizontal=True)
+    normalize = st.radio("Confusion matrix shows", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)
     title = f"{spec.describe()}: rows = ground truth, click a cell"
     figure = clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="inspect_confusion")
-    largest = top_confusions(metrics.confusion, names, k=1)
-    cell = st.session_state.get(CELL_KEY) or ((largest[0].gt_class, largest[0].pred_class) if largest else (0, 0))
-    points = event.selection.points if event else []
-    clicked = (names.index(points[0]["y"]), names.index(points[0]["x"])) if points else None
-    if clicked and clicked != st.session_state.get(CELL_KEY + "_seen"):
-        cell = clicked
-    st.session_state[CELL_KEY + "_seen"] = clicked
-    cell = cell if max(cell) < len(names) else (0, 0)
-    left, middle, right = st.columns(3)
-    gt_class = left.selectbox("Ground-truth class", range(len(names)), index=cell[0], format_func=names.__getitem__)
-    pred_class = middle.selectbox("Predicted class", range(len(names)), index=cell[1], format_func=names.__getitem__)
-    st.session_state[CELL_KEY] = (gt_class, pred_class)
-    width = right.slider("Boundary band N (px)", 1, 5, 2, help="Pixels within N px of a ground-truth class edge")
-    region = st.radio("Pixels", REGIONS, format_func=REGION_LABELS.get, horizontal=True,
-                      help="Boundary errors call for sharper decoders or cleaner edges; whole-object misses for data and context")  # fmt: skip
-    with ui.guard("Ranking the images of this cell"):
-        ranking, pictures = ui.cell_gallery(path, spec, gt_class, pred_class, region, width)
-        cell_name = f"{names[gt_class]} predicted as {names[pred_class]}"
-        if not ranking.total_pixels:
-            st.info(f"No pixel of {cell_name} in this split.")
-            return
-        st.markdown(
-            f"**{ranking.total_pixels:,} px of {cell_name}**: {ranking.boundary_pixels:,} "
-            f"({ranking.boundary_share:.0%}) within {width} px of a ground-truth edge, {ranking.interior_pixels:,} "
-            f"({1 - ranking.boundary_share:.0%}) farther inside. {len(ranking.hits)} images hold such pixels "
-            f"({REGION_LABELS[region]}); the first {len(pictures)} below, those pixels in yellow on the error map."
-        )
-        for start in range(0, len(pictures), 4):
-            for column, hit, picture in zip(st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]):
-                caption = f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)"
-                column.image(picture, caption=caption, width="stretch")
-                if column.button("Inspect", key=f"inspect_open_{hit.sample_id}", help="Show this image in the first tab"):
-                    ui.set_sample(hit.sample_id)
-                    st.rerun()
+    cell = ui.clicked_cell(event, names, CELL_KEY, default=ui.largest_confusion(metrics.confusion, names))
+    ui.cell_gallery_view(path, spec, names, cell, CELL_KEY, open_button=True)
 
 
 @st.fragment

@@ -9,15 +9,20 @@ mirrored in the URL query parameters so a view can be shared and reloaded.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
+from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.errors import SeglabError
+
+_log = logging.getLogger("seglab.app")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SEGLAB_DATA_ROOT", PROJECT_ROOT.parent / "shared" / "data"))
@@ -59,15 +64,19 @@ def current_checkpoint() -> str | None:
     return st.session_state.get(CHECKPOINT_KEY) or _checkpoint_from_query()
 
 
+_QUERY_PATH_FIELDS = ("root", "images", "masks", "list_file", "label_map")
+
+
 def _spec_from_query() -> DataSpec:
+    """The data source a shared link names; a link that no longer fits falls back to Shapes."""
     params = st.query_params
     kind = params.get("data", "shapes")
-    if kind == "shapes":
-        return DataSpec()
     try:
-        return DataSpec(kind=kind, root=params.get("root"), images=params.get("images"), masks=params.get("masks"),
-                        label_map=params.get("label_map"))  # fmt: skip
-    except SeglabError:
+        if kind == "shapes":
+            return DataSpec(shapes=ShapesConfig.from_query(params.get("shapes")))
+        paths = {name: params.get(name) for name in _QUERY_PATH_FIELDS}
+        return DataSpec(kind=kind, mask_format=params.get("mask_format", "auto"), **paths)
+    except (SeglabError, ValueError, TypeError):
         return DataSpec()
 
 
@@ -82,9 +91,13 @@ def _checkpoint_from_query() -> str | None:
 def _write_query() -> None:
     spec = current_spec()
     params = {"data": spec.kind, "split": current_split()}
-    for name in ("root", "images", "masks", "label_map"):
+    for name in _QUERY_PATH_FIELDS:
         if getattr(spec, name):
             params[name] = getattr(spec, name)
+    if spec.kind == "shapes" and (changed := spec.shapes.to_query()):
+        params["shapes"] = changed
+    if spec.kind != "shapes" and spec.mask_format != "auto":
+        params["mask_format"] = spec.mask_format
     checkpoint = current_checkpoint()
     if checkpoint:
         params["run"] = Path(checkpoint).parent.name
@@ -167,8 +180,12 @@ def guard(what: str) -> Iterator[None]:
         yield
     except SeglabError as error:
         st.error(f"**{what}**: {error}", icon=":material/error:")
-    except (OSError, ValueError, RuntimeError) as error:
-        st.error(f"**{what}** failed: {type(error).__name__}: {error}", icon=":material/error:")
+    except StreamlitAPIException:
+        raise  # a page layout bug: let it surface in tests instead of posing as a data problem
+    except Exception as error:  # an odd file or checkpoint must not take the rest of the page down
+        _log.exception("%s failed", what)
+        st.error(f"**{what}** failed: {type(error).__name__}: {error}. The details are in the server log.",
+                 icon=":material/error:")  # fmt: skip
 
 
 # -- the shared sidebar -----------------------------------------------------------------------
@@ -246,6 +263,66 @@ def cell_gallery(path: str | os.PathLike, spec: DataSpec, gt_class: int, pred_cl
     """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split (see seglab.failures.cell_gallery)."""
     path = Path(path)
     return _cell_gallery(str(path), path.stat().st_mtime_ns, spec_key(spec), int(gt_class), int(pred_class), region, int(width))
+
+
+# -- confusion cell -> images (Inspect and Compare) ---------------------------------------------
+NORMALIZATIONS = {"none": "pixel counts", "recall": "recall (rows sum to 1)", "precision": "precision (columns sum to 1)"}
+REGION_LABELS = {"all": "all pixels", "boundary": "boundary band", "interior": "object interiors"}
+
+
+def largest_confusion(confusion, names: list[str]) -> tuple[int, int]:
+    """(ground truth, prediction) of the largest off-diagonal cell, the gallery's first view."""
+    from seglab.failures import top_confusions
+
+    largest = top_confusions(confusion, names, k=1)
+    return (largest[0].gt_class, largest[0].pred_class) if largest else (0, 0)
+
+
+def clicked_cell(event, names: list[str], key: str, default: tuple[int, int]) -> tuple[int, int]:
+    """The cell chosen on a clickable confusion figure: a new click wins, else the last choice under ``key``."""
+    points = event.selection.points if event else []
+    clicked = (names.index(points[0]["y"]), names.index(points[0]["x"])) if points else None
+    cell = st.session_state.get(key) or default
+    if clicked and clicked != st.session_state.get(key + "_seen"):
+        cell = clicked
+        # A click moves the class pickers of cell_gallery_view too (their state lives under these keys).
+        st.session_state[f"{key}_gt"], st.session_state[f"{key}_pred"] = clicked
+    st.session_state[key + "_seen"] = clicked
+    return cell if max(cell) < len(names) else (0, 0)
+
+
+def cell_gallery_view(path: str, spec: DataSpec, names: list[str], cell: tuple[int, int], key: str, *, open_button: bool) -> None:
+    """The images holding most pixels of one confusion cell, those pixels in yellow on the error map."""
+    from seglab.failures import REGIONS
+
+    for widget_key, class_id in ((f"{key}_gt", cell[0]), (f"{key}_pred", cell[1])):
+        if st.session_state.get(widget_key) not in range(len(names)):  # first view, or another dataset's classes
+            st.session_state[widget_key] = class_id
+    left, middle, right = st.columns(3)
+    gt_class = left.selectbox("Ground-truth class", range(len(names)), format_func=names.__getitem__, key=f"{key}_gt")
+    pred_class = middle.selectbox("Predicted class", range(len(names)), format_func=names.__getitem__, key=f"{key}_pred")
+    st.session_state[key] = (gt_class, pred_class)
+    width = right.slider("Boundary band N (px)", 1, 5, 2, help="Pixels within N px of a ground-truth class edge", key=f"{key}_band")
+    region = st.radio("Pixels", REGIONS, format_func=REGION_LABELS.get, horizontal=True, key=f"{key}_region",
+                      help="Boundary errors call for sharper decoders or cleaner edges; whole-object misses for data and context")  # fmt: skip
+    with guard("Ranking the images of this cell"):
+        ranking, pictures = cell_gallery(path, spec, gt_class, pred_class, region, width)
+        cell_name = f"{names[gt_class]} predicted as {names[pred_class]}"
+        if not ranking.total_pixels:
+            st.info(f"No pixel of {cell_name} in this split.")
+            return
+        st.markdown(
+            f"**{ranking.total_pixels:,} px of {cell_name}**: {ranking.boundary_pixels:,} "
+            f"({ranking.boundary_share:.0%}) within {width} px of a ground-truth edge, {ranking.interior_pixels:,} "
+            f"({1 - ranking.boundary_share:.0%}) farther inside. {len(ranking.hits)} images hold such pixels "
+            f"({REGION_LABELS[region]}); the first {len(pictures)} below, those pixels in yellow on the error map."
+        )
+        for start in range(0, len(pictures), 4):
+            for column, hit, picture in zip(st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]):
+                column.image(picture, caption=f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)", width="stretch")
+                if open_button and column.button("Inspect", key=f"{key}_open_{hit.sample_id}", help="Show this image in the first tab"):
+                    set_sample(hit.sample_id)
+                    st.rerun()
 
 
 @st.cache_data(max_entries=4, show_spinner="Predicting the uploaded image...")

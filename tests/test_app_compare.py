@@ -113,3 +113,17 @@ def test_an_incompatible_checkpoint_is_reported_and_skipped(app: AppTest) -> Non
     errors = [error.value for error in app.error]
     assert any("street is skipped" in error and "3 classes" in error for error in errors), errors
     assert "street" not in app.dataframe[0].value.columns
+
+
+def test_confusion_cell_gallery_lists_the_images_of_a_cell(app: AppTest) -> None:
+    def summary() -> str:
+        return next(markdown.value for markdown in app.markdown if " px of " in markdown.value and "predicted as" in markdown.value)
+
+    assert any(subheader.value.startswith("Confusion cell → images of ") for subheader in app.subheader)
+    app.selectbox(key="compare_cell_gt").select(0).run()
+    app.selectbox(key="compare_cell_pred").select(0).run()
+    assert not app.exception, app.exception
+    assert "px of background predicted as background" in summary()
+    assert not [button for button in app.button if button.label == "Inspect"]  # opening images is Inspect's job
+    app.radio(key="compare_cell_region").set_value("interior").run()
+    assert "(object interiors)" in summary()

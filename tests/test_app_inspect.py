@@ -101,10 +101,10 @@ def test_choosing_a_confusion_cell_lists_its_images(app):
     buttons = [button for button in app.button if button.label == "Inspect"]
     assert len(buttons) == 8
     widget(app.radio, "Pixels").set_value("interior").run()
-    interior = next(text for text in page_text(app).splitlines() if "predicted as background" in text)
+    interior = next(text for text in page_text(app).splitlines() if "px of background predicted as background" in text)
     assert "(object interiors)" in interior
-    target = buttons[-1].key.removeprefix("inspect_open_")
-    next(button for button in app.button if button.key == f"inspect_open_{target}").click().run()
+    target = buttons[-1].key.removeprefix("inspect_cell_open_")
+    next(button for button in app.button if button.key == f"inspect_cell_open_{target}").click().run()
     assert not app.exception and widget(app.selectbox, "Image").value == target
 
 
