@@ -188,7 +188,9 @@ class Trainer:
         )
 
     def _eval_loader(self, dataset: SegmentationDataset) -> DataLoader:
-        transform = eval_transform(ignore_index=dataset.ignore_index)
+        # No padding to a multiple of the stride: every model takes any size, and seglab.predict (eval,
+        # Inspect, Leaderboard) feeds images as they are, so the validation mIoU logged here is the same number.
+        transform = eval_transform(pad_multiple=1, ignore_index=dataset.ignore_index)
         data = AugmentedDataset(MemoryCachedDataset(dataset), transform, seed=0)
         shard = distributed.ShardSampler(len(data), self.world.rank, self.world.size) if self.world.distributed else None
         return DataLoader(

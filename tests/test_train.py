@@ -287,3 +287,15 @@ def test_an_unexpected_error_marks_the_run_failed(tmp_path):
         trainer.fit()
     status = RunDirectory(tmp_path).read_status()
     assert status["state"] == "failed" and status["error"] == "RuntimeError: out of memory"
+
+
+def test_validation_during_training_scores_what_seglab_eval_scores():
+    """An image size that is no multiple of the stride: the Trainer and seglab.predict see the same pixels."""
+    from seglab.predict import evaluate_dataset
+
+    odd = ShapesConfig(train_size=8, val_size=6, test_size=2, image_size=40, seed=5)
+    trainer = Trainer(tiny_config(data=DataSpec(shapes=odd)))
+    trainer.fit()
+    logged = trainer.evaluate()
+    offline = evaluate_dataset(trainer.model, trainer.val_data, batch_size=4).metrics
+    assert np.array_equal(logged.confusion, offline.confusion)
