@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -397,8 +398,10 @@ def loss_inputs(path: str | os.PathLike, spec: DataSpec, sample_ids):
 
 # -- Label quality: confident-learning scores of a split, kept per checkpoint version, data and band ------
 @st.cache_resource(show_spinner=False)
-def _label_quality_store() -> dict:
-    return {}  # a plain dict, not st.cache_data: the page shows a progress bar while a split is scored
+def _label_quality_store() -> tuple[dict, threading.Lock]:
+    # A plain dict, not st.cache_data: the page shows a progress bar while a split is scored. Shared by
+    # every browser tab, hence the lock around reading and evicting.
+    return {}, threading.Lock()
 
 
 def label_quality(path: str | os.PathLike, spec: DataSpec, band: int, progress=None):
@@ -410,14 +413,18 @@ def label_quality(path: str | os.PathLike, spec: DataSpec, band: int, progress=N
     path = Path(path)
     mtime_ns, key = path.stat().st_mtime_ns, spec_key(spec)
     data = _dataset(key)
-    store, store_key = _label_quality_store(), (str(path), mtime_ns, key, data.fingerprint(), int(band))
-    if store_key not in store:
+    (store, lock), store_key = _label_quality_store(), (str(path), mtime_ns, key, data.fingerprint(), int(band))
+    with lock:
+        report = store.get(store_key)
+    if report is None:  # scored outside the lock: another tab scoring another split need not wait
         checkpoint, model = _checkpoint(str(path), mtime_ns)
         check_compatible(checkpoint, data.label_map)
-        store[store_key] = score_dataset(model, data, band=int(band), progress=progress)
-        while len(store) > 4:
-            store.pop(next(iter(store)))
-    return store[store_key]
+        report = score_dataset(model, data, band=int(band), progress=progress)
+        with lock:
+            store[store_key] = report
+            while len(store) > 4:
+                store.pop(next(iter(store)))
+    return report
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting this image...")

@@ -255,6 +255,20 @@ def test_class_distribution_figure(label_map: LabelMap) -> None:
     assert list(bar.text)[:2] == ["10 img", "4 img"]
 
 
+def test_object_size_figure_sends_quartiles_per_class(label_map: LabelMap) -> None:
+    classes = np.array([1, 1, 1, 1, 3, 0])
+    areas = np.array([10, 20, 30, 1000, 7, 5000])
+    figure = viz.object_size_figure(classes, areas, label_map.names, label_map.colors)
+    assert [box.name for box in figure.data] == [label_map.names[0], label_map.names[1], label_map.names[3]]  # classes with objects
+    circle = figure.data[1]
+    assert (circle.median[0], circle.q1[0], circle.q3[0]) == (25.0, 17.5, 272.5)
+    assert (circle.lowerfence[0], circle.upperfence[0]) == (10, 1000)
+    assert circle.fillcolor == viz.to_hex(label_map.classes[1].color)
+    assert figure.layout.yaxis.type == "log" and list(figure.layout.xaxis.categoryarray) == list(label_map.names)
+    with pytest.raises(ValueError, match="objects"):
+        viz.object_size_figure([1, 2], [3], label_map.names, label_map.colors)
+
+
 def test_image_figure_hover_customdata_is_3d_class_names(label_map: LabelMap) -> None:
     image = _image(6, 8)
     target = np.zeros((6, 8), dtype=np.uint8)
