@@ -17,11 +17,6 @@ METRIC_FORMULAS = {
     "recall": "recall = TP / ground-truth pixels of the class",
     "f1": "F1 = 2 TP / (ground-truth + predicted pixels)",
 }
-NORMALIZATIONS = {
-    "none": "pixel counts",
-    "recall": "share of each true class (rows)",
-    "precision": "share of each predicted class (columns)",
-}
 CELL_KEY = "compare_cell"
 GALLERY_RUN_KEY = "compare_cell_run"
 BEST_STYLE = "font-weight: bold; background-color: rgba(0, 158, 115, 0.22)"
@@ -82,7 +77,7 @@ with metrics_tab, ui.guard("Metric table"):
     st.plotly_chart(viz.per_class_bar_figure(per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]))
 
 with confusion_tab, ui.guard("Confusion matrices"):
-    normalize = st.radio("Show", list(NORMALIZATIONS), format_func=NORMALIZATIONS.get, horizontal=True)
+    normalize = st.radio("Show", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)
     st.caption("Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision. "
                "Click a cell to list that checkpoint's images holding those pixels.")  # fmt: skip
     columns = st.columns(min(len(names), 3))
@@ -92,15 +87,7 @@ with confusion_tab, ui.guard("Confusion matrices"):
         events[name] = columns[position % len(columns)].plotly_chart(
             figure, key=f"confusion-{position}", on_select="rerun", selection_mode="points"
         )
-    clicked = None  # the chart whose selection changed since the last run (older selections stay on their charts)
-    for name, event in events.items():
-        points = str(event.selection.points) if event and event.selection.points else ""
-        if points and points != st.session_state.get(f"{GALLERY_RUN_KEY}_{name}"):
-            clicked = name
-        st.session_state[f"{GALLERY_RUN_KEY}_{name}"] = points
-    gallery_name = clicked or st.session_state.get(GALLERY_RUN_KEY) or names[0]
-    gallery_name = gallery_name if gallery_name in names else names[0]
-    st.session_state[GALLERY_RUN_KEY] = gallery_name
+    gallery_name = ui.last_clicked_chart(events, GALLERY_RUN_KEY)
     st.subheader(f"Confusion cell → images of {gallery_name}", divider="gray")
     gallery_metrics = evaluations[gallery_name].metrics
     cell = ui.clicked_cell(events[gallery_name], class_names, CELL_KEY, default=ui.largest_confusion(gallery_metrics.confusion, class_names))

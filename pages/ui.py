@@ -292,6 +292,24 @@ def clicked_cell(event, names: list[str], key: str, default: tuple[int, int]) ->
     return cell if max(cell) < len(names) else (0, 0)
 
 
+def last_clicked_chart(events: dict, key: str) -> str:
+    """Of several clickable charts (name -> plotly_chart event), the one clicked last; the first until then.
+
+    Streamlit keeps each chart's selection across reruns, so the chart whose selection changed since
+    the previous run is the new click.
+    """
+    clicked = None
+    for name, event in events.items():
+        points = str(event.selection.points) if event and event.selection.points else ""
+        if points and points != st.session_state.get(f"{key}_{name}"):
+            clicked = name
+        st.session_state[f"{key}_{name}"] = points
+    chosen = clicked or st.session_state.get(key)
+    chosen = chosen if chosen in events else next(iter(events))
+    st.session_state[key] = chosen
+    return chosen
+
+
 def cell_gallery_view(path: str, spec: DataSpec, names: list[str], cell: tuple[int, int], key: str, *, open_button: bool) -> None:
     """The images holding most pixels of one confusion cell, those pixels in yellow on the error map."""
     from seglab.failures import REGIONS

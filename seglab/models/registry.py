@@ -40,8 +40,8 @@ class ModelEntry:
 # Why this tiny default: a stride-2 stem makes every level 4x cheaper than a full-resolution UNet
 # (batch 16 at 96 px, forward+backward on one core: 0.16 s vs 0.6 s at the same widths) while
 # 6-40 px Shapes objects stay >= 3 px wide. With the quick-run recipe (96 px crops, CE + Dice,
-# AdamW 3e-3 poly, batch 16, channels-last, 2 cores) it reaches about 0.88 val mIoU on Shapes in
-# 60 s; width 8 (tiny_unet_small) takes cheaper steps but reached 0.83 in the same minute.
+# AdamW 3e-3 poly, batch 16, channels-last, 2 cores) it reaches 0.90 val mIoU on Shapes in about
+# 55 s (benchmarks/bench_train.py); width 8 (tiny_unet_small) takes cheaper steps but reached only 0.83 in 60 s.
 TINY_UNET = {"base_width": 16, "depth": 3, "stem_stride": 2}
 
 MODELS: dict[str, ModelEntry] = {
