@@ -20,7 +20,9 @@ import torch
 
 from seglab import __version__
 from seglab.data.label_map import LabelMap
+from seglab.divergence import non_finite_tensors
 from seglab.errors import CheckpointError, LabelMapError
+from seglab.output_paths import write_failure
 
 FORMAT_NAME = "seglab-checkpoint"
 FORMAT_VERSION = 1
@@ -100,26 +102,69 @@ def checkpoint_payload(
     }
 
 
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint's weights hold NaN or infinity: refused when saving and when loading."""
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``payload`` to ``path`` atomically: a temp file in the same folder, fsync, os.replace.
 
-    A crash or kill halfway leaves the previous file at ``path`` untouched.
+    The one function that writes checkpoints. It refuses weights holding NaN or infinity
+    (:class:`NonFiniteWeightsError`), so the file at ``path`` stays the last good one; a full disk
+    or a read-only folder is a CheckpointError saying so. A crash, kill or failure halfway leaves
+    the previous file at ``path`` untouched (a killed process may leave its ``.tmp`` file, which
+    :func:`seglab.run_folder.clean_temporary_files` removes when the run or its resume starts).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    bad = non_finite_tensors(payload.get("model_state") or {})
+    if bad:
+        raise NonFiniteWeightsError(
+            f"refusing to write {path}: {len(bad)} weight tensor(s) hold NaN or infinity (e.g. {bad[0]}); "
+            f"the previous {path.name} is kept"
+        )
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
             torch.save(payload, stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
+    except BaseException as error:
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
-        raise
+        reason = write_failure(error, path) if isinstance(error, (OSError, RuntimeError)) else None
+        if reason is None:
+            raise
+        kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {reason}; {kept}. Free some space or fix the folder's permissions, "
+            "or write to another folder (--out)"
+        ) from None
     return path
+
+
+def checkpoint_file_problem(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` cannot be a loadable checkpoint, from its size and zip directory only.
+
+    Cheap (no tensor is read), for listings: catches a missing, empty, truncated or foreign file.
+    :func:`load_checkpoint` does the full checks.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return f"{path.name} does not exist"
+    try:
+        if path.stat().st_size == 0:
+            return f"{path.name} is empty (0 bytes)"
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return f"{path.name} is truncated or damaged (not a complete PyTorch zip archive)"
+    if not any(name.endswith("data.pkl") for name in names):
+        return f"{path.name} is not a PyTorch checkpoint (no data.pkl inside)"
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -144,7 +189,14 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
         reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is truncated or damaged ({reason})") from None
-    return _validate(payload, path)
+    checkpoint = _validate(payload, path)
+    bad = non_finite_tensors(checkpoint.model_state)
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{path} holds NaN or infinite weights in {len(bad)} tensor(s) (e.g. {bad[0]}): the run that wrote it "
+            "diverged, so its predictions mean nothing; use an earlier checkpoint or retrain with a lower --lr"
+        )
+    return checkpoint
 
 
 def _refusal_reason(error: Exception) -> str:

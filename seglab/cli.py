@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from seglab.data.spec import DATA_KINDS, DataSpec
@@ -147,18 +148,22 @@ def train_config_from_args(args: argparse.Namespace):
             from seglab.errors import ConfigError
 
             raise ConfigError(f"--shapes: {error}") from None
+    config.validate()  # flags were set one by one: check the whole before any work
     return config
 
 
 def command_train(args: argparse.Namespace) -> int:
     import signal
     import threading
+    from contextlib import nullcontext
 
     from seglab import distributed
+    from seglab.options import resolve_device
     from seglab.report import format_metrics_report
     from seglab.run_dir import RunDirectory
+    from seglab.run_folder import claim_run_folder
     from seglab.runs import new_run_name
-    from seglab.train import Trainer, resolve_device
+    from seglab.train import Trainer
 
     config = train_config_from_args(args)
 
@@ -173,18 +178,27 @@ def command_train(args: argparse.Namespace) -> int:
             # Only rank 0 talks; every rank must use rank 0's folder name (it holds a timestamp).
             say = (lambda message: print(message, file=sys.stderr)) if world.is_main else (lambda message: None)
             out = args.out or distributed.broadcast_object(f"checkpoints/{new_run_name(config)}")
-            callbacks = [] if args.quiet else [TrainProgress()]
-            trainer = Trainer(config, out_dir=out, callbacks=callbacks)
-            if args.resume:
-                last = RunDirectory(out).last_path  # every rank loads it: on several nodes, a shared file system
-                if last.is_file():
-                    trainer.resume(last)
-                    say(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})")
-                else:
-                    say(f"--resume: no {last} yet, starting from scratch")
-            processes = f", {world.size} processes x batch {config.batch_size}" if world.distributed else ""
-            say(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device}{processes})")
-            result = trainer.fit()
+            # Rank 0 owns the folder: refuses to replace a run, locks it for the run's life, cleans leftovers.
+            claim = (
+                claim_run_folder(out, resume=args.resume, overwrite=args.overwrite, launch_id=args.launch_id)
+                if world.is_main
+                else nullcontext()
+            )
+            with claim:
+                for note in getattr(claim, "notes", []):
+                    say(note)
+                callbacks = [] if args.quiet else [TrainProgress()]
+                trainer = Trainer(config, out_dir=out, callbacks=callbacks)
+                if args.resume:
+                    last = RunDirectory(out).last_path  # every rank loads it: on several nodes, a shared file system
+                    if last.is_file():
+                        trainer.resume(last)
+                        say(f"resuming {out} from step {trainer.step} (epoch {trainer.epoch})")
+                    else:
+                        say(f"--resume: no {last} yet, starting from scratch")
+                processes = f", {world.size} processes x batch {config.batch_size}" if world.distributed else ""
+                say(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device}{processes})")
+                result = trainer.fit()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -231,34 +245,35 @@ def command_eval(args: argparse.Namespace) -> int:
     from seglab.checkpoint import check_compatible, load_checkpoint
     from seglab.config import TrainConfig
     from seglab.data.spec import build_dataset
+    from seglab.options import InferenceOptions, parse_scales
     from seglab.predict import evaluate_dataset
     from seglab.progress import progress_bar
     from seglab.report import format_metrics_report
 
+    options = InferenceOptions(device=args.device, batch_size=args.batch_size, flip=args.tta_flip, scales=parse_scales(args.scales))
+    device = options.torch_device()  # before any work: --device cuda on a machine without CUDA is refused here
     checkpoint = load_checkpoint(args.checkpoint)
     trained = TrainConfig.from_dict(checkpoint.config) if checkpoint.config else TrainConfig()
     base = trained.data.with_split(trained.val_split)
     spec = data_spec_from_args(args, base=base)
     dataset = build_dataset(spec)
     check_compatible(checkpoint, dataset.label_map)
-    model = checkpoint.build_model(args.device if args.device != "auto" else ("cuda" if _cuda() else "cpu"))
-    scales = tuple(float(s) for s in args.scales.split(",")) if args.scales else (1.0,)
+    model = checkpoint.build_model(device)
     with progress_bar(len(dataset), f"eval {spec.describe()}", unit="img") as update:
-        result = evaluate_dataset(model, dataset, batch_size=args.batch_size, flip=args.tta_flip, scales=scales, progress=update)
+        result = evaluate_dataset(model, dataset, batch_size=options.batch_size, flip=options.flip, scales=options.scales,
+                                  progress=update)  # fmt: skip
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()
     summary["checkpoint"] = str(checkpoint.path)
+    # What stats and the app say about the data (images without masks skipped, unknown colours read as void).
+    summary["warnings"] = dataset.notes()
+    for note in summary["warnings"]:
+        print(f"seglab eval: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, allow_nan=False, default=str))
     else:
         print(format_metrics_report(summary, title=f"{checkpoint.path} on {spec.describe()} ({len(dataset)} images)"))
     return 0
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 # -- predict -------------------------------------------------------------------------------------
@@ -268,23 +283,27 @@ def command_predict(args: argparse.Namespace) -> int:
     from seglab.checkpoint import load_checkpoint
     from seglab.data.io import read_image
     from seglab.errors import DatasetError
-    from seglab.predict import predict, save_prediction
+    from seglab.options import InferenceOptions, parse_scales
+    from seglab.output_paths import prepare_output_folder
+    from seglab.predict import predict, save_prediction, unique_output_stems
 
+    # Every option and the output folder are checked before the model is loaded or anything is written.
+    options = InferenceOptions(flip=args.tta_flip, scales=parse_scales(args.scales), tile_size=args.tile_size, alpha=args.alpha)
+    device = options.torch_device()
+    out = prepare_output_folder(args.out)
     checkpoint = load_checkpoint(args.checkpoint)
-    model = checkpoint.build_model("cuda" if _cuda() else "cpu")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    scales = tuple(float(s) for s in args.scales.split(",")) if args.scales else (1.0,)
+    model = checkpoint.build_model(device)
+    stems = unique_output_stems([Path(path) for path in args.images])  # a/ok.png and b/ok.jpg must not share files
     failures = 0
-    for image_path in args.images:
+    for image_path, stem in zip(args.images, stems, strict=True):
         try:
-            image = read_image(image_path)
+            image = read_image(image_path, upright=True)  # a photo: honour its EXIF orientation, as the app's upload does
+            prediction = predict(model, image, flip=options.flip, scales=options.scales, tile_size=options.tile_size)
         except DatasetError as error:
             print(f"skipped: {error}", file=sys.stderr)
             failures += 1
             continue
-        prediction = predict(model, image, flip=args.tta_flip, scales=scales, tile_size=args.tile_size)
-        written = save_prediction(image, prediction, checkpoint.label_map, out, Path(image_path).stem, alpha=args.alpha)
+        written = save_prediction(image, prediction, checkpoint.label_map, out, stem, alpha=options.alpha)
         print(f"{image_path}: " + ", ".join(str(p) for p in written))
     return 2 if failures else 0
 
@@ -304,7 +323,8 @@ def command_runs(args: argparse.Namespace) -> int:
     for run in runs:
         started = dt.datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M") if run.started else "-"
         best = f"{run.best_metric_name} {run.best_metric:.4f}" if run.best_metric is not None else "-"
-        rows.append((run.name, run.state, run.model, run.loss, run.data, run.step, best, started, (run.error or "")[:60]))
+        note = f"unusable: {run.problem}" if run.problem else (run.error or "")
+        rows.append((run.name, run.state, run.model, run.loss, run.data, run.step, best, started, note[:90]))
     print(format_table(rows, ("run", "state", "model", "loss", "data", "step", "best", "started", "error"), align="lllllrrll"))
     return 0
 
@@ -350,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(train, split_default=None)
     train.add_argument("--config", help="JSON file with training options (e.g. a run's config.json)")
     train.add_argument("--out", help="run folder (default: checkpoints/<model>-<loss>-<time>)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    train.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.pt")
+    train.add_argument("--overwrite", action="store_true",
+                       help="OUT already holds a run: move it aside to OUT-replaced-<time> (nothing is deleted) and start anew")
+    train.add_argument("--launch-id", help=argparse.SUPPRESS)  # set by the app's launcher for the folder it prepared
     train.add_argument("--quiet", action="store_true", help="no progress bar (background runs)")
     add_train_arguments(train)
     train.set_defaults(handler=command_train)
@@ -367,23 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True, help="a .pt file or a run folder (uses best.pt)")
     add_data_arguments(evaluate, split_default=None)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (miou, pixel_acc, iou per class, ...)")
-    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     evaluate.add_argument("--tta-flip", action="store_true", help="average with the horizontally flipped prediction")
     evaluate.add_argument("--scales", help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)")
     evaluate.set_defaults(handler=command_eval)
 
     predict = commands.add_parser(
         "predict",
         help="predict masks for image files",
-        description="Writes <name>_mask.png (colourised), <name>_overlay.png and <name>_labels.png (class ids) per image.",
+        description="Writes <name>_mask.png (colourised), <name>_overlay.png and <name>_labels.png (class ids) per image. "
+        "Images sharing a name (a/ok.png, b/ok.jpg) get distinct names (ok_png_*, ok_jpg_*). A photo's EXIF "
+        "orientation is applied, as a phone shows it.",
         epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt photo1.png photo2.jpg --out predictions/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("--checkpoint", required=True, help="a .pt file or a run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0-1 (default: 0.5)")
     predict.add_argument("--tta-flip", action="store_true")
     predict.add_argument("--scales", help="multi-scale TTA, e.g. 0.75,1,1.25")
     predict.add_argument("--tile-size", type=int, default=None, help="sliding-window tile size for large images")
@@ -407,16 +432,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            return int(args.handler(args) or 0)
     except SeglabError as error:
         print(f"seglab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `seglab eval --json | head`
+        sys.stderr.close()
+        return 0
+    except OSError as error:  # a full disk or a read-only folder met while writing results
+        from seglab.output_paths import write_failure
+
+        where = f" {error.filename}" if error.filename else ""
+        print(f"seglab {args.command}: error: file system error{where}: {write_failure(error, error.filename or '.')}; "
+              "free some space or fix the permissions, or use another folder (--out)", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print(f"seglab {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `seglab eval --json | head`
-        sys.stderr.close()
-        return 0
+
+
+def _warning_printer(command: str, fallback):
+    """Show seglab's own warnings (e.g. a cache that cannot be written) as one line each, others as usual."""
+    from tqdm import tqdm
+
+    from seglab.errors import SeglabWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SeglabWarning):
+            tqdm.write(f"seglab {command}: warning: {message}", file=sys.stderr)  # on its own line, even mid-progress-bar
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":

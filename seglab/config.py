@@ -7,6 +7,7 @@ the app's Train page edits. ``TrainConfig.from_dict(config.to_dict())`` rebuilds
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Any
 
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError
+
+# Scores that can pick best.pt: the scalar keys of SegmentationMetrics.to_dict().
+BEST_METRICS = ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1")
 
 
 @dataclass
@@ -77,10 +81,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
             self.data = DataSpec.from_dict(self.data)
+        self.validate()  # TrainConfig(batch_size=0) fails here, not when training starts
 
     def validate(self) -> None:
-        """Raise ConfigError on values that cannot work, naming the option and what is allowed."""
+        """Raise ConfigError on values that cannot work, naming the option and what is allowed.
+
+        Runs on construction; call it again after changing fields (the CLI sets flags one by one).
+        Nothing is probed here: whether CUDA exists is :func:`seglab.options.resolve_device`'s job.
+        """
+        from seglab.optim import OPTIMIZERS, SCHEDULES
+        from seglab.options import check_device_name
+
         self._check_types()
+        check_device_name(self.device)
         checks = [
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -95,6 +108,18 @@ class TrainConfig:
             (self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every must be >= 1"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0"),
             (self.amp_dtype in ("bfloat16", "float16"), "amp_dtype must be bfloat16 or float16"),
+            (self.num_workers >= 0, "num_workers must be >= 0 (0 = load data in the training process)"),
+            (self.threads >= 0, "threads must be >= 0 (0 = torch's default)"),
+            (self.preview_images >= 0, "preview_images must be >= 0"),
+            (self.warmup_steps >= 0 and self.slow_start_steps >= 0, "warmup_steps and slow_start_steps must be >= 0"),
+            (self.step_size >= 1, "step_size must be >= 1"),
+            (math.isfinite(self.lr), "lr must be a finite number"),
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule name must be one of {', '.join(SCHEDULES)}"),
+            (
+                self.best_metric in BEST_METRICS,
+                f"best_metric {self.best_metric!r} is not a metric; choose one of {', '.join(BEST_METRICS)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -123,6 +148,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild a config from ``to_dict()`` output or a subset of its keys (missing keys take defaults)."""
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"training options must be a JSON object of option names and values, got {type(data).__name__} {data!r:.60}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

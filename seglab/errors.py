@@ -36,3 +36,11 @@ class LabelError(SeglabError, ValueError):
 
     Also a :class:`ValueError`, so callers that validate plain arrays can catch either.
     """
+
+
+class SeglabWarning(UserWarning):
+    """Something worked but not fully (e.g. a cache could not be written); the CLI prints it as one line."""
+
+
+class CacheWriteWarning(SeglabWarning):
+    """A result was computed but could not be saved to the disk cache (read-only, full): it is recomputed next time."""

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.data.base import SegmentationDataset
 from seglab.metrics import ConfusionMatrix
 from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback, evaluate_dataset
 from seglab.stats import default_cache_dir
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused, so older cached scores of them are dropped
 _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -35,6 +36,12 @@ class Protocol:
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
     tile_size: int | None = None
+
+    def __post_init__(self) -> None:
+        from seglab.options import check_scales, check_tile_size
+
+        object.__setattr__(self, "scales", check_scales(self.scales))
+        check_tile_size(self.tile_size)
 
     def key(self) -> str:
         return json.dumps({"v": PROTOCOL_VERSION, "flip": self.flip, "scales": list(self.scales), "tile": self.tile_size})
@@ -94,7 +101,7 @@ def evaluate_checkpoint(
         batch_size=batch_size, progress=progress,
     )  # fmt: skip
     if use_cache:
-        save_evaluation(result, path)
+        write_cache("evaluation", path, lambda: save_evaluation(result, path))
     return result
 
 

@@ -16,14 +16,18 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import write_json_atomic
 from seglab.errors import CheckpointError, ConfigError
 from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, file_sha256
+from seglab.run_dir import RunDirectory
+from seglab.run_folder import looks_like_run
 from seglab.stats import default_cache_dir
 
 __all__ = [
@@ -35,10 +39,11 @@ __all__ = [
     "build_leaderboard",
     "find_checkpoints",
     "held_out_split",
+    "run_problem_of_checkpoint",
     "to_csv",
 ]
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused (were ranked)
 # One protocol for every entry, so scores are comparable: plain single-scale whole-image inference.
 LEADERBOARD_PROTOCOL = Protocol()
 SUMMARY_FIELDS = ("miou", "miou_no_background", "pixel_acc", "mean_acc")
@@ -113,6 +118,20 @@ def find_checkpoints(runs_dir: str | os.PathLike, include_last: bool = False) ->
             files.pop("last.pt")
         found += files.values()
     return sorted(found)
+
+
+def run_problem_of_checkpoint(path: str | os.PathLike) -> str | None:
+    """Why the run folder holding checkpoint ``path`` is unusable, or None.
+
+    A checkpoint in a run folder (one holding config.json, status.json, events.jsonl, best.pt or
+    last.pt) is scored only if that run is usable by the definition every listing uses
+    (:meth:`seglab.run_dir.RunDirectory.config_problem`); its own file is checked by loading it. A
+    loose ``.pt`` file beside the run folders is scored on its own.
+    """
+    path = Path(path)
+    if not looks_like_run(path.parent):
+        return None
+    return RunDirectory(path.parent).config_problem()
 
 
 def held_out_split(available: Iterable[str]) -> str | None:
@@ -192,6 +211,10 @@ def build_leaderboard(
     skipped, pending = [], []
     for position, path in enumerate(paths):
         label = f"{path.parent.name}/{path.name}"
+        problem = run_problem_of_checkpoint(path)
+        if problem is not None:  # the rule of `seglab runs` and the app's sidebar: not scored, shown with the reason
+            skipped.append(SkippedCheckpoint(str(path), f"run {path.parent.name} is not usable: {problem}"))
+            continue
         try:
             sha256 = file_sha256(path)
         except OSError as error:
@@ -212,7 +235,7 @@ def build_leaderboard(
 
             summary = {"version": SUMMARY_VERSION, "sha256": sha256}
             summary.update(_score_checkpoint(path, dataset, protocol, cache_dir, image_progress))
-            write_json_atomic(summary_path, summary)
+            write_cache("leaderboard", summary_path, partial(write_json_atomic, summary_path, summary))
         if "error" in summary:
             skipped.append(SkippedCheckpoint(str(path), summary["error"]))
         else:

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
+from seglab.options import check_scales, check_tile_size
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -39,6 +41,8 @@ def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, st
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised like the training pipeline."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DatasetError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict")
     # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
     tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     mean_t = torch.tensor(mean).view(3, 1, 1)
@@ -66,6 +70,8 @@ def predict_probabilities(
     Each scale resizes the input (bilinear), predicts, and resizes the probabilities back; with
     ``flip`` every view is also predicted mirrored and un-mirrored before averaging.
     """
+    scales = check_scales(scales)  # a scale of 0 would shrink every image to one pixel: one class everywhere
+    check_tile_size(tile_size)
     model.eval()
     height, width = batch.shape[-2:]
     total = None
@@ -289,6 +295,34 @@ def save_prediction(
     Image.fromarray(overlay(image, prediction.labels, label_map, alpha=alpha)).save(paths[1])
     Image.fromarray(prediction.labels.astype(np.uint8), mode="L").save(paths[2])
     return paths
+
+
+def unique_output_stems(paths: Sequence[Path]) -> list[str]:
+    """One output name per input image, distinct even when names repeat across folders.
+
+    ``a/ok.png`` and ``b/ok.jpg`` become ``ok_png`` and ``ok_jpg``; ``a/ok.png`` and ``b/ok.png``
+    become ``a_ok_png`` and ``b_ok_png``; a stem used once stays as it is. The same path given
+    twice gets ``-2``.
+    """
+
+    def candidates(path: Path) -> list[str]:
+        folders = [part for part in path.resolve().parent.parts if part not in ("/", "")]
+        with_suffix = f"{path.stem}_{path.suffix.lstrip('.')}" if path.suffix else path.stem
+        return [path.stem, with_suffix] + ["_".join([*folders[-depth:], with_suffix]) for depth in range(1, len(folders) + 1)]
+
+    options = [candidates(Path(path)) for path in paths]
+    chosen: list[str] = []
+    taken: set[str] = set()
+    for position, names in enumerate(options):
+        others = [other for index, other in enumerate(options) if index != position]
+        name = next((n for level, n in enumerate(names) if all(o[min(level, len(o) - 1)] != n for o in others)), names[-1])
+        base, counter = name, 1
+        while name in taken:
+            counter += 1
+            name = f"{base}-{counter}"
+        taken.add(name)
+        chosen.append(name)
+    return chosen
 
 
 def probability_entropy(probabilities: np.ndarray) -> np.ndarray:

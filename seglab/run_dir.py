@@ -9,7 +9,8 @@ Layout::
     last.pt best.pt  checkpoints (seglab.checkpoint)
     previews/        eval_<step>.png: image | ground truth | prediction for a few val images
     STOP             present = please stop (written by `seglab.runs.stop_run`)
-    train.log        stdout/stderr of a background run
+    train.log        stdout/stderr of a background run (started by the app; a terminal run prints there)
+    .lock            flock held by the training process for the run's life (seglab.run_folder)
 
 Writers are the training process only; readers (the app, `seglab runs`) never modify a run except
 to mark a run whose process died as failed.
@@ -52,6 +53,39 @@ class RunDirectory:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    # -- usable? ---------------------------------------------------------------------------------
+    def config_problem(self) -> str | None:
+        """Why config.json cannot describe this run (missing, unreadable, not an object), else None."""
+        if not self.config_path.is_file():
+            return "no config.json: not a complete seglab run (it cannot be rebuilt or resumed)"
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return f"config.json is unreadable ({str(error)[:80]})"
+        return None if isinstance(data, dict) else "config.json is not a JSON object"
+
+    def checkpoint_path(self) -> Path | None:
+        """best.pt when present, else last.pt, else None: the checkpoint that stands for the run."""
+        for path in (self.best_path, self.last_path):
+            if path.is_file():
+                return path
+        return None
+
+    def problem(self) -> str | None:
+        """The one definition of an unusable run, for every listing (``seglab runs``, the app, the Leaderboard).
+
+        A run is unusable when its config.json is missing or unreadable, or when the checkpoint that
+        stands for it (best.pt, else last.pt) is empty, truncated or not a PyTorch file. The check is
+        cheap (file sizes and zip directories); a run without any checkpoint yet is not a problem.
+        """
+        from seglab.checkpoint import checkpoint_file_problem
+
+        config = self.config_problem()
+        if config is not None:
+            return config
+        checkpoint = self.checkpoint_path()
+        return checkpoint_file_problem(checkpoint) if checkpoint is not None else None
 
     # -- status --------------------------------------------------------------------------------
     def read_status(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from seglab.config import TrainConfig
 from seglab.data.label_map import write_json_atomic
 from seglab.distributed import launch_command
 from seglab.errors import ConfigError
+from seglab.output_paths import prepare_output_folder
 from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
+from seglab.run_folder import looks_like_run, run_folder_conflict
 
 DEFAULT_RUNS_DIR = Path("checkpoints")
 
@@ -49,10 +52,18 @@ class RunInfo:
     updated: float | None
     has_best: bool
     has_last: bool
+    problem: str | None = None  # why the run is unusable (RunDirectory.problem), shown next to it
+
+    @property
+    def usable(self) -> bool:
+        """A readable config.json and a checkpoint that passes the cheap file check."""
+        return self.problem is None and (self.has_best or self.has_last)
 
     @property
     def checkpoint(self) -> Path | None:
-        """best.pt when present, else last.pt, else None."""
+        """best.pt when present, else last.pt; None when there is none or the run is unusable."""
+        if self.problem is not None:
+            return None
         if self.has_best:
             return self.path / "best.pt"
         return self.path / "last.pt" if self.has_last else None
@@ -93,12 +104,16 @@ def start_run(
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ConfigError(f"run name {name!r} may only contain letters, digits, '.', '_' and '-'")
     run = RunDirectory(Path(runs_dir) / name)
-    if run.path.exists() and any(run.path.iterdir()):
-        raise ConfigError(f"run folder {run.path} already exists; pick another name")
-    run.path.mkdir(parents=True, exist_ok=True)
+    conflict = run_folder_conflict(run.path)  # the rule `seglab train --out` applies, so the child accepts the folder
+    if conflict is not None:
+        raise ConfigError(f"run folder {run.path} already exists and {conflict}; pick another name")
+    prepare_output_folder(run.path, what="the run folder")
+    # The child recognises the folder prepared for it by this id (its status.json holds it, no run output yet).
+    launch_id = uuid.uuid4().hex
     write_json_atomic(run.config_path, config.to_dict())
+    run.write_status("created", launch_id=launch_id, error=None)
     launcher = launch_command(nproc) if nproc > 1 else [sys.executable, "-m", "seglab"]
-    command = [*launcher, "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet"]
+    command = [*launcher, "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet", "--launch-id", launch_id]
     command += extra_args or []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
@@ -161,11 +176,7 @@ def run_info(path: str | os.PathLike, *, check_alive: bool = True) -> RunInfo:
         # Re-read: the process may have written its final status between our two reads.
         status = run.read_status()
         if status.get("state") == RUNNING:
-            error = f"the training process (pid {status.get('pid')}) died without finishing; see {run.log_path.name}"
-            last_line = _last_log_line(run.log_path)
-            if last_line:  # e.g. "seglab train: error: ..." when it failed before training started
-                error += f" (last line: {last_line})"
-            run.write_status(FAILED, error=error)
+            run.write_status(FAILED, error=_death_notice(run, status.get("pid")))
             status = run.read_status()
         state = status.get("state", state)
     config = _read_json(run.config_path)
@@ -187,15 +198,55 @@ def run_info(path: str | os.PathLike, *, check_alive: bool = True) -> RunInfo:
         updated=status.get("updated"),
         has_best=run.best_path.is_file(),
         has_last=run.last_path.is_file(),
+        problem=run.problem(),
     )
 
 
+def _death_notice(run: RunDirectory, pid: int | None) -> str:
+    """What to tell about a run whose process vanished, pointing only at files that exist."""
+    error = f"the training process (pid {pid}) died without finishing (killed, or out of memory)"
+    if run.log_path.is_file():
+        error += f"; see {run.log_path.name}"
+        last_line = _last_log_line(run.log_path)
+        if last_line:  # e.g. "seglab train: error: ..." when it failed before training started
+            error += f" (last line: {last_line})"
+        return error
+    error += "; it was started from a terminal (no train.log), so its messages went there"
+    last = _last_event(run.events_path)
+    if last:
+        when = _dt.datetime.fromtimestamp(last["time"]).strftime("%Y-%m-%d %H:%M:%S") if "time" in last else "?"
+        error += f"; its last event in {run.events_path.name}: {last.get('type')} at step {last.get('step')} ({when})"
+    return error
+
+
+def _last_event(path: Path, tail_bytes: int = 16384) -> dict[str, Any] | None:
+    """The last complete event of an events.jsonl file, reading only its tail."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(max(0, path.stat().st_size - tail_bytes))
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            return event
+    return None
+
+
 def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> list[RunInfo]:
-    """Every run folder under ``runs_dir`` (newest first)."""
+    """Every run folder under ``runs_dir`` (newest first), usable or not (see ``RunInfo.problem``).
+
+    A folder is a run folder when it holds any file a run writes (config.json, status.json,
+    events.jsonl, best.pt, last.pt); one without config.json is listed as unusable, not hidden.
+    """
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()]
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and looks_like_run(p)]
     infos = [run_info(p) for p in folders]
     return sorted(infos, key=lambda info: (info.started or 0.0, info.name), reverse=True)
 

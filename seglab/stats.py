@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from seglab.cache_write import write_cache
 from seglab.data.base import SegmentationDataset
 
 ProgressCallback = Callable[[int, int], None]
@@ -208,7 +209,7 @@ def compute_stats(
     """Statistics of ``dataset``, from the on-disk cache when its fingerprint matches.
 
     ``progress(done, total)`` is called as masks are read. A corrupt or stale cache file is
-    ignored and rewritten.
+    ignored and rewritten; a cache folder that cannot be written only warns (CacheWriteWarning).
     """
     fingerprint = dataset.fingerprint()
     cache_path = Path(cache_dir or default_cache_dir()) / "stats" / f"{fingerprint}-v{CACHE_VERSION}.npz"
@@ -221,7 +222,7 @@ def compute_stats(
     stats = _scan(dataset, progress)
     stats.fingerprint = fingerprint
     if use_cache:
-        save_stats(stats, cache_path)
+        write_cache("statistics", cache_path, lambda: save_stats(stats, cache_path))
     return stats
 
 

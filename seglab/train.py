@@ -27,18 +27,28 @@ import torch
 from torch.utils.data import DataLoader
 
 from seglab import distributed
-from seglab.checkpoint import checkpoint_payload, load_checkpoint, load_model_state, save_checkpoint
+from seglab.checkpoint import (
+    NonFiniteWeightsError,
+    checkpoint_payload,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from seglab.config import TrainConfig
 from seglab.data.base import SegmentationDataset
 from seglab.data.cache import MemoryCachedDataset
 from seglab.data.spec import build_dataset
 from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
-from seglab.errors import CheckpointError, ConfigError, TrainingDivergedError
+from seglab.divergence import DivergenceGuard
+from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
 from seglab.losses import build_criterion
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model
 from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_groups
+from seglab.options import resolve_device
+from seglab.output_paths import write_failure
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
+from seglab.run_folder import RunLock, claim_run_folder
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -63,16 +73,6 @@ class FitResult:
     best_metrics: dict[str, Any]
     last_metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)  # every eval event
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return device
 
 
 def _amp_dtype(name: str) -> torch.dtype:
@@ -104,6 +104,7 @@ class Trainer:
         self.device = distributed.process_device(self.device, self.world)
         self.callbacks = list(callbacks) if self.world.is_main else []
         self.run = RunDirectory(out_dir) if out_dir is not None and self.world.is_main else None
+        self.keeps_checkpoints = out_dir is not None  # on every rank, though only rank 0 writes them
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -157,6 +158,9 @@ class Trainer:
         self._clock = 0.0  # elapsed() at the last stop check; under DDP rank 0's, so all ranks use one LR
         self._stop_reason = ""  # a StopTraining raised by a callback under DDP, announced at the next step
         self._schedule_offset = 0  # LR schedule position minus step, after resuming with another number of processes
+        self.guard = DivergenceGuard()  # NaN, inf and exploding losses; non-finite weights after a step
+        # "best"/"last" -> the step of the checkpoint on disk, known on every rank so all ranks word errors alike
+        self._saved_steps: dict[str, int] = {}
 
     # -- building blocks ---------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
@@ -248,23 +252,20 @@ class Trainer:
                 outputs = self.train_model(images)
                 loss, terms = self.criterion(outputs, targets)
             loss_value, terms = self._loss_over_processes(loss, terms)
-            if not math.isfinite(loss_value):  # under DDP every rank sees the same mean, so all stop here together
-                raise TrainingDivergedError(
-                    f"loss is {loss_value} at step {self.step} (epoch {self.epoch}); lower --lr or enable --grad-clip. "
-                    "The last good checkpoint is kept."
-                )
+            # Under DDP every rank sees the same mean (and the same history), so all stop here together.
+            if problem := self.guard.loss_problem(loss_value):
+                raise self._diverged(problem)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             max_norm = config.grad_clip if config.grad_clip is not None else math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
             if not torch.isfinite(grad_norm) and not self.scaler.is_enabled():  # float16 loss scaling skips such steps
-                raise TrainingDivergedError(
-                    f"gradient norm is {grad_norm.item()} at step {self.step} (epoch {self.epoch}); lower --lr or set "
-                    "--grad-clip. The last good checkpoint is kept."
-                )
+                raise self._diverged(f"gradient norm is {grad_norm.item()}")
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if problem := self._weights_problem():  # finite gradients times a huge LR can still overflow the weights
+                raise self._diverged(problem)
 
             self.step += 1
             batches += 1
@@ -296,6 +297,29 @@ class Trainer:
         values = torch.tensor([loss.item(), *terms.values()], dtype=torch.float64, device=self.device)
         mean = distributed.mean_over_processes(values).tolist()
         return mean[0], dict(zip(terms, mean[1:]))
+
+    def _weights_problem(self) -> str | None:
+        """Non-finite weights after a step; under DDP any rank's problem stops every rank."""
+        problem = self.guard.weights_problem(self.model)
+        if self.world.distributed:
+            flag = torch.tensor([1.0 if problem else 0.0], device=self.device)
+            if float(distributed.mean_over_processes(flag)) > 0 and problem is None:
+                problem = "weights became NaN or infinite in another process"
+        return problem
+
+    def _diverged(self, problem: str) -> TrainingDivergedError:
+        """The error that ends a diverged run: what happened, where, what to do, and which checkpoints remain."""
+        if not self.keeps_checkpoints:
+            kept = ""
+        elif self._saved_steps:
+            kept = " and ".join(f"{which}.pt (step {step})" for which, step in sorted(self._saved_steps.items()))
+            kept = f" The last good checkpoints are kept: {kept}."
+        else:
+            kept = " No checkpoint was written: it diverged before the first evaluation."
+        return TrainingDivergedError(
+            f"{problem} at step {self.step} (epoch {self.epoch}): the training diverged; lower --lr or enable "
+            f"--grad-clip.{kept}"
+        )
 
     def _update_lr(self) -> float:
         schedule_step = self.step + self._schedule_offset
@@ -375,6 +399,10 @@ class Trainer:
                 best_metric=self.best_value if math.isfinite(self.best_value) else None,
                 best_metric_name=self.config.best_metric,
             )  # fmt: skip
+        if self.keeps_checkpoints:
+            self._saved_steps["last"] = self.step
+            if improved:
+                self._saved_steps["best"] = self.step
         return summary
 
     def _save_previews(self) -> None:
@@ -412,7 +440,11 @@ class Trainer:
                 "schedule_offset": self._schedule_offset,
             },
         )
-        return save_checkpoint(payload, self.run.path / f"{which}.pt")
+        try:
+            path = save_checkpoint(payload, self.run.path / f"{which}.pt")
+        except NonFiniteWeightsError as error:  # e.g. BatchNorm statistics that overflowed during evaluation
+            raise self._diverged(str(error).split(": ", 1)[-1].split(";")[0]) from None
+        return path
 
     def resume(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint (usually ``last.pt``): weights, optimiser, step, epoch, best."""
@@ -439,10 +471,24 @@ class Trainer:
         rng = checkpoint.extra.get("torch_rng")
         if isinstance(rng, torch.Tensor):
             torch.set_rng_state(rng)
+        if self.keeps_checkpoints:
+            self._saved_steps = {"last": self.step}
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> FitResult:
         """Train until ``epochs`` or the time budget; evaluate every ``eval_every`` epochs and at the end."""
+        # The run folder is this process's for the whole run (re-entrant: seglab train already holds it).
+        lock = RunLock(self.run.path) if self.run is not None else None
+        if lock is not None:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        try:
+            return self._fit()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self) -> FitResult:
         config = self.config
         self._fit_started = time.perf_counter() - 0.0
         self._write_run_files()
@@ -456,8 +502,16 @@ class Trainer:
             self._mark(FAILED, error=str(error))
             raise
         except KeyboardInterrupt:
-            cause = "SIGTERM or Ctrl-C" + (", or another torchrun process failed: see train.log" if self.world.distributed else "")
+            where = "train.log" if self.run is not None and self.run.log_path.is_file() else "torchrun's output"
+            cause = "SIGTERM or Ctrl-C" + (f", or another torchrun process failed: see {where}" if self.world.distributed else "")
             self._mark(STOPPED, error=f"interrupted before it could save ({cause}); last.pt is from the last evaluation")
+            raise
+        except SeglabError as error:  # already a sentence a user can act on (e.g. a full disk while saving)
+            self._mark(FAILED, error=str(error))
+            raise
+        except OSError as error:
+            reason = write_failure(error, error.filename or (self.run.path if self.run else "."))
+            self._mark(FAILED, error=f"cannot write {error.filename}: {reason}" if error.filename else reason)
             raise
         except Exception as error:
             self._mark(FAILED, error=f"{type(error).__name__}: {error}")
@@ -482,6 +536,7 @@ class Trainer:
             if STOP_REQUESTED in str(reason):
                 if self.run is not None:
                     self.save("last")  # quick: a user waiting for Stop should not wait for an evaluation
+                    self._saved_steps["last"] = self.step
                 return STOPPED
             if not self.history or self.history[-1]["step"] != self.step:  # not already evaluated at this step
                 self._evaluate_and_save()
@@ -499,10 +554,18 @@ class Trainer:
         self.run.write_status(RUNNING, pid=distributed.launcher_pid(), started=time.time(), error=None, processes=self.world.size)
 
     def _mark(self, state: str, error: str | None) -> None:
-        self.emit({"type": "end", "state": state, "step": self.step, "epoch": self.epoch, "error": error, "elapsed": self.elapsed()})
+        """Record how the run ended; on a full disk this may fail too, and must not hide the first error."""
+        try:
+            self.emit({"type": "end", "state": state, "step": self.step, "epoch": self.epoch, "error": error, "elapsed": self.elapsed()})
+        except OSError:
+            pass
         if self.run is not None:
             best = self.best_value if math.isfinite(self.best_value) else None
-            self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best, best_metric_name=self.config.best_metric)
+            try:
+                self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best,
+                                      best_metric_name=self.config.best_metric)  # fmt: skip
+            except OSError:
+                pass
 
 
 def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedule:
@@ -521,13 +584,30 @@ def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedul
     )
 
 
-def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False, callbacks: Iterable[Callback] = ()) -> FitResult:
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Iterable[Callback] = (),
+) -> FitResult:
     """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present).
 
+    ``out_dir`` follows the run-folder rule of ``seglab train --out`` (:func:`seglab.run_folder.claim_run_folder`):
+    a folder that already holds a run is refused unless ``resume`` or ``overwrite`` (moves it aside).
     Under torchrun every process calls this; it joins the process group and always leaves it.
     """
-    with distributed.process_group(resolve_device(config.device)):
-        trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
-        if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
-            trainer.resume(Path(out_dir) / "last.pt")
-        return trainer.fit()
+    config.validate()
+    with distributed.process_group(resolve_device(config.device)) as world:
+        claim = None
+        if out_dir is not None and world.is_main:
+            claim = claim_run_folder(out_dir, resume=resume, overwrite=overwrite)
+        try:
+            trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
+            if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
+                trainer.resume(Path(out_dir) / "last.pt")
+            return trainer.fit()
+        finally:
+            if claim is not None:
+                claim.release()

@@ -25,6 +25,7 @@ def runs_dir(tmp_path_factory) -> Path:
     for name, seed, loss in (("a", 0, "ce"), ("b", 1, "ce+dice")):
         train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=SHAPES), out_dir=runs / name)
     (runs / "broken").mkdir()
+    (runs / "broken" / "config.json").write_text((runs / "a" / "config.json").read_text())  # a run, its best.pt damaged
     (runs / "broken" / "best.pt").write_bytes(b"\x00 truncated download")
     return runs
 

@@ -92,7 +92,7 @@ def test_interrupted_save_keeps_the_previous_file_and_leaves_no_temp_files(tmp_p
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", save_half_then_crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="disk full.*the previous last.pt is unchanged"):
         save_checkpoint(small_payload(step=2), path)
     monkeypatch.undo()
     assert path.read_bytes() == before

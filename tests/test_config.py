@@ -83,8 +83,12 @@ def test_unknown_nested_data_key_raises_a_seglab_error():
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_option(options, named):
-    config = TrainConfig.from_dict(options)
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(ConfigError, match=named):  # on construction: nothing invalid gets as far as training
+        TrainConfig.from_dict(options)
+    config = TrainConfig()
+    for name, value in options.items():
+        setattr(config, name, value)
+    with pytest.raises(ConfigError, match=named):  # and again after fields were set one by one (the CLI's way)
         config.validate()
 
 

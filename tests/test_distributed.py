@@ -130,7 +130,8 @@ def test_a_torchrun_run_writes_one_set_of_files_stops_together_and_matches_one_p
 
     # one set of files, written by rank 0 only
     names = {path.name for path in run.path.iterdir()}
-    assert names == {"config.json", "label_map.json", "events.jsonl", "status.json", "best.pt", "last.pt", "previews", "train.log", "STOP"}
+    assert names == {"config.json", "label_map.json", "events.jsonl", "status.json", "best.pt", "last.pt", "previews", "train.log", "STOP",
+                     ".lock"}  # fmt: skip
     assert all(path.name.startswith("eval_") for path in run.previews_path.iterdir())
     assert log.count("training tiny_unet_small") == 1 and "2 processes x batch 4" in log
     events = run.read_events()

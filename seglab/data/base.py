@@ -71,3 +71,9 @@ class SegmentationDataset(Dataset):
     def describe(self) -> str:
         """One line for logs and the app: kind, split, size and classes."""
         return f"{self.kind}/{self.split}: {len(self)} images, {self.num_classes} classes"
+
+    def notes(self) -> list[str]:
+        """What a user should know about how the files were read: images without masks skipped, mask
+        colours not in the label map read as void, a guessed label map. What ``seglab stats``,
+        ``seglab eval`` and the app report; empty for data that needs no remark."""
+        return []

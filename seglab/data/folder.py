@@ -120,8 +120,12 @@ class PairedFileDataset(SegmentationDataset):
         return stat_files(self.root, [*listed, *self.image_paths, *self.mask_paths])
 
     def describe(self) -> str:
-        notes = [*self._notes(), self.unknown_colour_report()]
-        return "; ".join([f"{super().describe()} from {self.root}", *filter(None, notes)])
+        return "; ".join([f"{super().describe()} from {self.root}", *self.notes()])
+
+    def notes(self) -> list[str]:
+        """Layout remarks (e.g. images without a mask skipped) and masks with colours outside the label map
+        (counted as masks load: call it after reading the split for the full count)."""
+        return [note for note in [*self._notes(), self.unknown_colour_report()] if note]
 
     def _notes(self) -> list[str]:
         """Layout-specific remarks for :meth:`describe`."""

@@ -29,13 +29,25 @@ _READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFErr
 _INDEX_MODES = {"P", "L", "1", "I", "I;16", "I;16L", "I;16B", "I;16N", "LA", "PA"}
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, upright: bool = False) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB (grayscale, RGBA, palette, CMYK and 16-bit converted).
 
-    EXIF orientation is deliberately not applied: masks carry no EXIF, so rotating only the image
-    would misalign it with its mask. Raises :class:`DatasetError` naming the file.
+    The one rule for EXIF orientation, used by every surface (see :func:`oriented`):
+
+    - ``upright=False`` (datasets: training, stats, the app's Dataset and Inspect pages): the pixels
+      as stored. Masks carry no EXIF and are drawn on the stored pixels, so rotating only the image
+      would misalign it with its mask (the convention of torchvision, MMSegmentation and CamVid/VOC).
+    - ``upright=True`` (a lone photo: ``seglab predict``, the app's upload through
+      :func:`read_image_bytes`): rotated as the camera recorded, i.e. as a phone or viewer shows it.
+
+    Raises :class:`DatasetError` naming the file.
     """
-    return _rgb_array(_open_loaded(path, "image"))
+    return _rgb_array(oriented(_open_loaded(path, "image"), upright=upright))
+
+
+def oriented(image: Image.Image, *, upright: bool) -> Image.Image:
+    """``image`` as stored, or with its EXIF orientation applied when ``upright`` (the rule of :func:`read_image`)."""
+    return ImageOps.exif_transpose(image) if upright else image
 
 
 def _rgb_array(image: Image.Image) -> np.ndarray:
@@ -239,8 +251,11 @@ def _size(array: np.ndarray) -> str:
 UPLOAD_FORMATS = ("PNG", "JPEG")
 
 
-def read_image_bytes(data: bytes, *, max_pixels: int, what: str = "uploaded file") -> np.ndarray:
+def read_image_bytes(data: bytes, *, max_pixels: int, what: str = "uploaded file", upright: bool = True) -> np.ndarray:
     """Decode an uploaded PNG or JPEG as (H, W, 3) uint8 RGB, refusing anything else.
+
+    An upload is a lone photo with no mask to keep aligned, so by default its EXIF orientation is
+    applied, the same rule as ``seglab predict`` (:func:`read_image` with ``upright=True``).
 
     The size is checked from the header before any pixel is decoded, so a small file claiming
     huge dimensions costs nothing; Pillow's decompression-bomb limit stays on and truncated files
@@ -257,8 +272,7 @@ def read_image_bytes(data: bytes, *, max_pixels: int, what: str = "uploaded file
                     f"{max_pixels / 1e6:.1f} MP this page accepts; downscale it and upload again"
                 )
             image.load()
-            # No mask to keep aligned here, so honour the camera's EXIF orientation.
-            return _rgb_array(ImageOps.exif_transpose(image))
+            return _rgb_array(oriented(image, upright=upright))
     except Image.DecompressionBombError as error:
         raise DatasetError(f"{what} is too large to decode safely ({error}); downscale it") from None
     except UnidentifiedImageError:
