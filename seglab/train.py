@@ -48,7 +48,7 @@ from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_grou
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
-from seglab.run_folder import RunLock, claim_run_folder
+from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -482,6 +482,7 @@ class Trainer:
         if lock is not None:
             self.run.path.mkdir(parents=True, exist_ok=True)
             lock.acquire()
+            clean_temporary_files(self.run.path)  # a killed save's leftovers; no one else writes here now
         try:
             return self._fit()
         finally:

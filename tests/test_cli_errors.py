@@ -18,11 +18,11 @@ from seglab.cli import main
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.run_dir import RunDirectory
 
-TINY_TRAIN = [
-    "--data", "shapes", "--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32",
-    "--model", "tiny_unet_small", "--epochs", "1", "--batch-size", "4", "--crop-size", "0", "--scale-min", "1",
-    "--scale-max", "1", "--preview-images", "1", "--device", "cpu", "--threads", "1", "--quiet",
-]  # fmt: skip
+TINY_TRAIN = (
+    "--data shapes --shapes train_size=8 --shapes val_size=4 --shapes image_size=32 --model tiny_unet_small "
+    "--epochs 1 --batch-size 4 --crop-size 0 --scale-min 1 --scale-max 1 --preview-images 1 --device cpu "
+    "--threads 1 --quiet"
+).split()
 
 
 @pytest.fixture(autouse=True)
@@ -214,7 +214,9 @@ def test_predict_gives_images_with_the_same_name_distinct_outputs(capsys, tmp_pa
         (tmp_path / name).parent.mkdir()
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / name)
     out = tmp_path / "predictions"
-    code, stdout, err = run_cli(capsys, "predict", "--checkpoint", trained, *(tmp_path / n for n in sizes), "--out", out)
+    code, stdout, err = run_cli(
+        capsys, "predict", "--checkpoint", trained, *(tmp_path / n for n in sizes), "--out", out
+    )
     assert code == 0, err
     labels = sorted(out.glob("*_labels.png"))
     assert len(labels) == 3 and len(list(out.iterdir())) == 9
@@ -243,7 +245,9 @@ def test_eval_refuses_a_checkpoint_with_non_finite_weights(capsys, tmp_path, tra
 
 
 @pytest.mark.parametrize("failure", [enospc, torch_zip_writer_failure], ids=["ENOSPC", "torch-zip-writer"])
-def test_disk_full_during_a_save_is_one_clear_line_and_the_stored_error_is_readable(capsys, tmp_path, monkeypatch, failure):
+def test_disk_full_during_a_save_is_one_clear_line_and_the_stored_error_is_readable(
+    capsys, tmp_path, monkeypatch, failure
+):
     monkeypatch.setattr(torch, "save", failure)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", *TINY_TRAIN, "--out", out)
@@ -291,15 +295,17 @@ def write_folder_with_problems(root: Path) -> list[str]:
         if name == "b":
             mask[0, :5] = (0, 255, 0)  # not a class colour
         Image.fromarray(mask).save(masks / f"{name}.png")
-    return ["--data", "folder", "--images", str(images), "--masks", str(masks), "--label-map", str(root / "labels.json")]
+    flags = {"--data": "folder", "--images": images, "--masks": masks, "--label-map": root / "labels.json"}
+    return [str(item) for pair in flags.items() for item in pair]
 
 
 def test_eval_says_it_skipped_images_without_masks_and_read_unknown_colours_as_void(capsys, tmp_path):
     data = write_folder_with_problems(tmp_path / "data")
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", *data, "--model", "tiny_unet_small", "--epochs", "1", "--batch-size", "2",
-                           "--crop-size", "0", "--preview-images", "0", "--device", "cpu", "--threads", "1",
-                           "--out", run, "--quiet", "--val-split", "train")  # fmt: skip
+    options = (
+        "--model tiny_unet_small --epochs 1 --batch-size 2 --crop-size 0 --preview-images 0 --device cpu --threads 1"
+    )
+    code, _, err = run_cli(capsys, "train", *data, *options.split(), "--out", run, "--quiet", "--val-split", "train")
     assert code == 0, err
     code, out, err = run_cli(capsys, "eval", "--checkpoint", run, *data, "--split", "train", "--json")
     assert code == 0, err

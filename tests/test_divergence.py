@@ -24,10 +24,8 @@ TINY = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image
 
 
 def tiny_config(**options) -> TrainConfig:
-    base = dict(
-        data=TINY, model="tiny_unet_small", epochs=8, batch_size=4, crop_size=0, scale_min=1.0, scale_max=1.0,
-        log_every=1, preview_images=0, device="cpu", schedule="constant",
-    )  # fmt: skip
+    base = dict(data=TINY, model="tiny_unet_small", epochs=8, batch_size=4, crop_size=0, scale_min=1.0)
+    base.update(scale_max=1.0, log_every=1, preview_images=0, device="cpu", schedule="constant")
     return TrainConfig(**{**base, **options})
 
 
@@ -85,7 +83,9 @@ def test_weights_that_turn_infinite_after_a_step_stop_the_run_before_any_save(tm
         return result
 
     trainer.optimizer.step = step_then_overflow
-    with pytest.raises(TrainingDivergedError, match=r"weight tensor\(s\) became NaN or infinite .* at step 3 \(epoch 1\)"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"weight tensor\(s\) became NaN or infinite .* at step 3 \(epoch 1\)"
+    ):
         trainer.fit()
     assert assert_finite_checkpoints(RunDirectory(tmp_path)) == [2, 2]
 
@@ -125,7 +125,9 @@ def diverged_payload():
 
 def test_save_checkpoint_refuses_non_finite_weights_and_keeps_the_previous_file(tmp_path):
     model = build_model("tiny_unet_small", 7)
-    good = save_checkpoint(checkpoint_payload(model=model, config={}, label_map=shapes_label_map(), step=4, epoch=1), tmp_path / "best.pt")
+    good = save_checkpoint(
+        checkpoint_payload(model=model, config={}, label_map=shapes_label_map(), step=4, epoch=1), tmp_path / "best.pt"
+    )
     before = good.read_bytes()
     with pytest.raises(NonFiniteWeightsError, match="NaN or infinity .* the previous best.pt is kept"):
         save_checkpoint(diverged_payload(), tmp_path / "best.pt")

@@ -21,7 +21,9 @@ from seglab.options import (
 )
 
 
-@pytest.mark.parametrize("text, expected", [(None, (1.0,)), ("", (1.0,)), ("1", (1.0,)), ("0.75, 1,1.25", (0.75, 1.0, 1.25))])
+@pytest.mark.parametrize(
+    "text, expected", [(None, (1.0,)), ("", (1.0,)), ("1", (1.0,)), ("0.75, 1,1.25", (0.75, 1.0, 1.25))]
+)
 def test_parse_scales(text, expected):
     assert parse_scales(text) == expected
 
@@ -54,8 +56,15 @@ def test_cuda_without_a_gpu_is_refused_by_name():
 
 def test_inference_options_check_everything_on_construction():
     assert InferenceOptions().scales == (1.0,)
-    for bad in (dict(batch_size=0), dict(tile_size=0), dict(alpha=5.0), dict(alpha=float("nan")), dict(scales=(0.0,)),
-                dict(device="tpu"), dict(batch_size=True)):  # fmt: skip
+    for bad in (
+        dict(batch_size=0),
+        dict(tile_size=0),
+        dict(alpha=5.0),
+        dict(alpha=float("nan")),
+        dict(scales=(0.0,)),
+        dict(device="tpu"),
+        dict(batch_size=True),
+    ):
         with pytest.raises(ConfigError):
             InferenceOptions(**bad)
     assert check_alpha(0) == 0.0 and check_tile_size(None) is None and check_tile_size(16) == 16
@@ -84,10 +93,16 @@ def test_train_config_from_a_list_is_a_clear_error():
 
 @pytest.mark.parametrize(
     "options, named",
-    [({"batch_size": 0}, "batch_size"), ({"device": "tpu"}, "device 'tpu'"), ({"num_workers": -1}, "num_workers"),
-     ({"best_metric": "bogus"}, "best_metric 'bogus'"), ({"optimizer": "lion"}, "unknown optimizer .lion."),
-     ({"schedule": "warmup"}, "schedule"), ({"lr": float("inf")}, "lr")],
-)  # fmt: skip
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "tpu"}, "device 'tpu'"),
+        ({"num_workers": -1}, "num_workers"),
+        ({"best_metric": "bogus"}, "best_metric 'bogus'"),
+        ({"optimizer": "lion"}, "unknown optimizer .lion."),
+        ({"schedule": "warmup"}, "schedule"),
+        ({"lr": float("inf")}, "lr"),
+    ],
+)
 def test_train_config_is_rejected_at_construction(options, named):
     with pytest.raises(ConfigError, match=named):
         TrainConfig(**options)

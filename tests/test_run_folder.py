@@ -26,11 +26,10 @@ from seglab.train import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32))
-TINY_FLAGS = [
-    "--data", "shapes", "--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32",
-    "--model", "tiny_unet_small", "--batch-size", "4", "--crop-size", "0", "--preview-images", "0",
-    "--device", "cpu", "--threads", "1", "--quiet",
-]  # fmt: skip
+TINY_FLAGS = (
+    "--data shapes --shapes train_size=8 --shapes val_size=4 --shapes image_size=32 --model tiny_unet_small "
+    "--batch-size 4 --crop-size 0 --preview-images 0 --device cpu --threads 1 --quiet"
+).split()
 
 
 def tiny_config(**options) -> TrainConfig:
@@ -123,8 +122,10 @@ def test_two_real_runs_into_one_folder_the_second_refuses_and_the_first_is_intac
     folder = tmp_path / "run"
     first = subprocess.Popen(
         [sys.executable, "-m", "seglab", "train", *TINY_FLAGS, "--epochs", "100000", "--out", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (folder / "last.pt").is_file() and time.monotonic() < deadline and first.poll() is None:
@@ -177,8 +178,9 @@ def test_the_lock_is_held_for_the_runs_life_and_released_after(tmp_path):
         if event["type"] == "step":
             child = subprocess.run(
                 [sys.executable, "-c", f"from seglab.run_folder import RunLock; RunLock({str(tmp_path)!r}).acquire()"],
-                capture_output=True, text=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+            )
             seen.append(child.returncode != 0 and "is in use" in child.stderr)
 
     Trainer(tiny_config(), out_dir=tmp_path, callbacks=[probe]).fit()
@@ -216,8 +218,9 @@ def test_a_killed_cli_run_is_reported_without_pointing_at_a_missing_train_log(tm
     folder = tmp_path / "run"
     first = subprocess.Popen(
         [sys.executable, "-m", "seglab", "train", *TINY_FLAGS, "--epochs", "100000", "--out", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (folder / "last.pt").is_file() and time.monotonic() < deadline:
@@ -231,3 +234,57 @@ def test_a_killed_cli_run_is_reported_without_pointing_at_a_missing_train_log(tm
     assert "started from a terminal" in info.error and "events.jsonl" in info.error
     assert json.loads((folder / "status.json").read_text())["state"] == "failed"
     assert [r.name for r in list_runs(tmp_path)] == ["run"]
+
+
+KILLED_MID_SAVE = """
+import io, sys, time, torch
+from seglab.config import TrainConfig
+from seglab.data.shapes import ShapesConfig
+from seglab.data.spec import DataSpec
+from seglab.train import Trainer
+
+real_save, calls = torch.save, []
+
+def slow_save(payload, stream, *args, **kwargs):
+    calls.append(1)
+    if len(calls) <= 2:  # epoch 1: last.pt and best.pt are written
+        return real_save(payload, stream, *args, **kwargs)
+    buffer = io.BytesIO()
+    real_save(payload, buffer)
+    stream.write(buffer.getvalue()[:1000])  # half a file on disk, then the kill
+    stream.flush()
+    print("saving", flush=True)
+    time.sleep(600)
+
+torch.save = slow_save
+data = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32))
+config = TrainConfig(data=data, model="tiny_unet_small", epochs=3, batch_size=4, crop_size=0, preview_images=0,
+                     device="cpu", threads=1)
+Trainer(config, out_dir=sys.argv[1]).fit()
+"""
+
+
+def test_a_sigkill_during_a_save_leaves_a_tmp_file_that_is_never_listed_and_cleaned_on_resume(capsys, tmp_path):
+    run = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "saving"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    leftovers = list(run.glob(".*.pt.*.tmp"))
+    assert len(leftovers) == 1
+    assert find_checkpoints(tmp_path, include_last=True) == [run / "best.pt", run / "last.pt"]
+    assert run_info(run).checkpoint == run / "best.pt" and run_info(run).usable
+    code = main(["train", "--config", str(run / "config.json"), "--out", str(run), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "removed 1 temporary file(s)" in err and "resuming" in err
+    assert not list(run.glob("*.tmp")) and run_info(run).state == "finished"
+
+
+def test_trainer_fit_cleans_leftovers_too(tmp_path):
+    (tmp_path / ".last.pt.x9.tmp").write_bytes(b"half")
+    Trainer(tiny_config(), out_dir=tmp_path).fit()
+    assert not list(tmp_path.glob("*.tmp"))

@@ -28,8 +28,8 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("usable") / "runs"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEGLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        config = TrainConfig(data=DataSpec(shapes=SHAPES), model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0,
-                             preview_images=0, device="cpu")  # fmt: skip
+        options = dict(model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0, preview_images=0, device="cpu")
+        config = TrainConfig(data=DataSpec(shapes=SHAPES), **options)
         train(config, root / "good")
     shutil.copytree(root / "good", root / "truncated", ignore=shutil.ignore_patterns(".lock"))
     best = root / "truncated" / "best.pt"
