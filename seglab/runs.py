@@ -214,7 +214,8 @@ def _death_notice(run: RunDirectory, pid: int | None) -> str:
     error += "; it was started from a terminal (no train.log), so its messages went there"
     last = _last_event(run.events_path)
     if last:
-        when = _dt.datetime.fromtimestamp(last["time"]).strftime("%Y-%m-%d %H:%M:%S") if "time" in last else "?"
+        stamp = last.get("time")
+        when = _dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if isinstance(stamp, (int, float)) else "?"
         error += f"; its last event in {run.events_path.name}: {last.get('type')} at step {last.get('step')} ({when})"
     return error
 

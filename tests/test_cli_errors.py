@@ -186,12 +186,18 @@ def test_out_pointing_at_a_file_or_an_impossible_place(capsys, tmp_path, where):
     assert blocker.read_text() == "x"
 
 
-def test_train_into_a_read_only_folder(capsys, tmp_path, monkeypatch):
-    out = tmp_path / "readonly" / "run"
-    make_read_only(tmp_path / "readonly", monkeypatch)
+@pytest.mark.parametrize(
+    "where, message", [("inside", "cannot create the --out folder"), ("itself", "cannot write into the --out folder")]
+)
+def test_train_into_a_read_only_folder(capsys, tmp_path, monkeypatch, where, message):
+    read_only = tmp_path / "readonly"
+    out = read_only / "run" if where == "inside" else read_only
+    make_read_only(read_only, monkeypatch)
     code, _, err = run_cli(capsys, "train", *TINY_TRAIN, "--out", out)
     line = error_line(code, err)
-    assert "cannot create the --out folder" in line and "permission denied" in line
+    assert message in line and "permission denied" in line
+    monkeypatch.undo()
+    assert list(read_only.iterdir()) == []
 
 
 def test_predict_into_a_read_only_folder(capsys, tmp_path, trained, monkeypatch):
