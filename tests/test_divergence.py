@@ -112,7 +112,8 @@ def test_all_finite_and_the_names_of_bad_tensors():
     assert all_finite(good.values()) and non_finite_tensors(good) == []
     bad = {**good, "b": torch.tensor([1.0, float("nan")]), "c": torch.tensor([float("-inf")], dtype=torch.bfloat16)}
     assert not all_finite(bad.values()) and non_finite_tensors(bad) == ["b", "c"]
-    assert all_finite([torch.tensor([3e38, -3e38])])  # huge but finite: no overflow in the check
+    assert all_finite([torch.tensor([3e38, 3e38])])  # the sum overflows, the values are finite: no false alarm
+    assert all_finite([torch.full((100,), 60000.0, dtype=torch.float16)])  # half precision summed in float32
 
 
 def diverged_payload():
