@@ -41,7 +41,9 @@ def test_file_data_is_refused_whenever_it_reads_a_hidden_mask(tmp_path: Path, mo
     spec = DataSpec(kind="camvid", root=str(root), split="test")
     competition = create_competition(store, CompetitionSettings(name="camvid", spec=spec))
     monkeypatch.chdir(tmp_path)
-    assert hidden_split_competition(store, DataSpec(kind="camvid", root="camvid/../camvid", split="test")) == competition
+    assert (
+        hidden_split_competition(store, DataSpec(kind="camvid", root="camvid/../camvid", split="test")) == competition
+    )
     assert hidden_split_competition(store, DataSpec(kind="camvid", root=str(root), split="train")) is None
     # The same files described as an image folder + mask folder: still the hidden labels.
     as_folder = DataSpec(kind="folder", images=str(root / "test"), masks=str(root / "testannot"), split="custom")
