@@ -58,6 +58,12 @@ def _validate_checkpoint(competition: Competition, path: Path) -> str:
             "this is not a PyTorch checkpoint (not a zip archive): upload the best.pt of a seglab run; "
             "for masks choose 'zip of predicted masks'"
         )
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+            raise SubmissionRejected(
+                "this is a zip file but not a PyTorch checkpoint (no data.pkl inside); "
+                "for predicted masks choose 'zip of predicted masks'"
+            )
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as error:
