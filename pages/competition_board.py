@@ -19,7 +19,7 @@ STYLE = """<style>
 .seglab-board tr.top td {font-weight: 700;}
 </style>"""
 
-st.title("Leaderboard")
+st.title("Standings")
 store = competition_ui.existing_store()
 competition = competition_ui.choose_competition(store) if store is not None else None
 if competition is None:
@@ -53,7 +53,7 @@ def live_board() -> None:
     frozen = f" · frozen at {format_timestamp(current.frozen_at, with_date=False)}" if board.frozen_at else ""
     st.markdown(f"## {html.escape(current.name)}: {title}{frozen}")
     if board.rows:
-        st.html(board_html(board, current.metric))
+        st.html(board_html(board, current.metric_label))
     else:
         st.info("No scored submission yet.")
     if board.unranked_teams:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seglab.competition import admin, jobs, scoring
+from seglab.competition import admin, scoring
 from seglab.competition.errors import CompetitionError
 from seglab.competition.jobs import MAX_ATTEMPTS, claim_next, complete, fail, queue_counts, release, renew_lease
 from seglab.competition.scoring import register_model_file_scorer

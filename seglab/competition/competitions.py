@@ -31,6 +31,7 @@ METRICS = {
     "miou_no_background": "mIoU as above, without the background class",
     "pixel_acc": "pixel accuracy: correctly labelled pixels / labelled pixels (void dropped), over the scored images",
 }
+METRIC_LABELS = {"miou": "mIoU", "miou_no_background": "mIoU (no background)", "pixel_acc": "pixel accuracy"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
 
 
@@ -139,6 +140,10 @@ class Competition:
     @property
     def metric_description(self) -> str:
         return METRICS[self.metric]
+
+    @property
+    def metric_label(self) -> str:
+        return METRIC_LABELS[self.metric]
 
     def accepts_submissions(self, at: float | None = None) -> bool:
         """Open: not revealed and the deadline (if any) not passed."""
