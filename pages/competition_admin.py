@@ -239,8 +239,12 @@ def actions_tab(competition) -> None:
     )
     worker = worker_status(store)
     if worker is None or not worker.running:
-        st.warning("The scoring worker is not running.", icon=":material/warning:")
-        if st.button("Start the scoring worker"):
+        st.warning(
+            "The scoring worker is not running: start it here, or with `seglab competition worker` in a "
+            f"terminal (log: `{store.folder / 'worker.log'}`).",
+            icon=":material/warning:",
+        )
+        if competition_ui.worker_managed_by_app() and st.button("Start the scoring worker"):
             competition_ui.start_worker(store)
             st.rerun()
     else:

@@ -42,12 +42,17 @@ def store() -> CompetitionStore:
 def existing_store() -> CompetitionStore | None:
     """The store if a competition database exists; ``None`` without creating anything (other pages)."""
     path = folder()
-    return _store(str(path)) if CompetitionStore.open_existing(path) is not None else None
+    return _store(str(path)) if CompetitionStore.exists(path) else None
+
+
+def worker_managed_by_app() -> bool:
+    """False when the teacher runs the worker separately (``SEGLAB_COMPETITION_WORKER=off``)."""
+    return os.environ.get(WORKER_ENV, "auto").lower() != "off"
 
 
 def start_worker(competition_store: CompetitionStore) -> None:
-    """Start the one scoring worker in the background unless it runs (or ``SEGLAB_COMPETITION_WORKER=off``)."""
-    if os.environ.get(WORKER_ENV, "auto").lower() != "off":
+    """Start the one scoring worker in the background unless it runs (or the app does not manage it)."""
+    if worker_managed_by_app():
         ensure_worker(competition_store)
 
 

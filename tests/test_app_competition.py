@@ -193,3 +193,17 @@ def test_the_hidden_split_is_refused_unless_the_teacher_is_signed_in(folders: Pa
     assert "hidden test set" not in texts(at.warning)
     at = open_page(page, {ui.SPLIT_KEY: "train"})
     assert "hidden test set" not in texts(at.warning)
+
+
+@pytest.mark.parametrize("page", ["pages/train.py", "pages/leaderboard.py", "pages/metrics_explorer.py"])
+def test_a_hidden_validation_split_is_refused_where_runs_validate_and_score(folders: Path, page: str) -> None:
+    import shutil
+
+    shutil.copytree(DEMO_CHECKPOINT.parent, folders.parent / "runs" / "shapes-ce")
+    make_competition(folders, teams=(), spec=SMALL_SPEC.with_split("val"))
+    state = {ui.SPLIT_KEY: "val"}
+    at = open_page(page, state)
+    if page.endswith("leaderboard.py"):
+        next(s for s in at.selectbox if s.label == "Held-out split").select("val").run()
+    assert "hidden test set of the competition **cup**" in texts(at.warning)
+    assert not at.dataframe and not any(b.label.startswith(("Launch", "Score")) for b in at.button)

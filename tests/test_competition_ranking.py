@@ -157,8 +157,8 @@ def test_per_class_public_iou_only_when_allowed(tmp_path: Path) -> None:
     store, competition, issued = make_competition(tmp_path / "c", teams=("Alpha",), show_class_iou=True)
     with store.transaction() as connection:
         cursor = connection.execute(
-            """INSERT INTO submissions (competition_id, team_id, kind, file_name, original_name, size_bytes, submitted_at,
-               status) VALUES (?, ?, 'masks_zip', 'f', 'f', 1, 1, 'scored')""",
+            """INSERT INTO submissions (competition_id, team_id, kind, file_name, original_name, size_bytes,
+               submitted_at, status) VALUES (?, ?, 'masks_zip', 'f', 'f', 1, 1, 'scored')""",
             (competition.id, issued[0].team.id),
         )
         connection.execute(

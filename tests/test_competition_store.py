@@ -27,18 +27,18 @@ def _v1_database(folder: Path) -> CompetitionStore:
     store = CompetitionStore(folder, migrate_to=1)
     with store.transaction() as connection:
         connection.execute(
-            """INSERT INTO competitions (id, name, created_at, spec_json, fingerprint, class_names_json, background_index,
-               metric, public_share, split_seed, quota_count, quota_window_s, kinds_json, max_finals, max_upload_mb,
-               show_class_iou, time_limit_s, memory_limit_mb)
-               VALUES (1, 'old', 0, '{"kind": "shapes", "split": "test"}', 'f', '["a", "b"]', 0, 'miou', 0.3, 0, 5, 3600,
-               '["checkpoint"]', 2, 100, 0, 300, 2048)"""
+            """INSERT INTO competitions (id, name, created_at, spec_json, fingerprint, class_names_json,
+               background_index, metric, public_share, split_seed, quota_count, quota_window_s, kinds_json, max_finals,
+               max_upload_mb, show_class_iou, time_limit_s, memory_limit_mb)
+               VALUES (1, 'old', 0, '{"kind": "shapes", "split": "test"}', 'f', '["a", "b"]', 0, 'miou', 0.3, 0, 5,
+               3600, '["checkpoint"]', 2, 100, 0, 300, 2048)"""
         )
         connection.execute(
             "INSERT INTO teams (id, competition_id, name, token_hash, created_at) VALUES (1, 1, 'A', 'h', 0)"
         )
         connection.execute(
-            """INSERT INTO submissions (competition_id, team_id, kind, file_name, original_name, size_bytes, submitted_at,
-               status) VALUES (1, 1, 'checkpoint', 'x.pt', 'best.pt', 10, 5, 'queued')"""
+            """INSERT INTO submissions (competition_id, team_id, kind, file_name, original_name, size_bytes,
+               submitted_at, status) VALUES (1, 1, 'checkpoint', 'x.pt', 'best.pt', 10, 5, 'queued')"""
         )
     return store
 

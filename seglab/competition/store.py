@@ -56,10 +56,15 @@ class CompetitionStore:
             connection.execute("PRAGMA journal_mode=WAL")
             migrate(connection, migrate_to)
 
+    @staticmethod
+    def exists(folder: str | os.PathLike) -> bool:
+        """Whether ``folder`` holds a competition database (checked without opening it)."""
+        return (Path(folder).expanduser() / DATABASE_NAME).is_file()
+
     @classmethod
     def open_existing(cls, folder: str | os.PathLike) -> CompetitionStore | None:
         """The store in ``folder`` if a database exists there, else ``None`` (nothing is created)."""
-        return cls(folder) if (Path(folder).expanduser() / DATABASE_NAME).is_file() else None
+        return cls(folder) if cls.exists(folder) else None
 
     @property
     def database_path(self) -> Path:

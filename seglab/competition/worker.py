@@ -381,7 +381,8 @@ class ScoringWorker:
 
 # -- started by the app ----------------------------------------------------------------------------------
 _START_LOCK = threading.Lock()
-_STARTED: dict[str, subprocess.Popen] = {}
+_STARTED: dict[str, tuple[subprocess.Popen, float]] = {}
+RESTART_AFTER_S = 30.0  # a worker that keeps dying (e.g. a broken install) is not restarted on every page view
 
 
 def ensure_worker(store: CompetitionStore) -> bool:
@@ -393,8 +394,10 @@ def ensure_worker(store: CompetitionStore) -> bool:
     """
     with _START_LOCK:
         key = str(store.folder)
-        process = _STARTED.get(key)
-        if (process is not None and process.poll() is None) or worker_running(store):
+        process, started = _STARTED.get(key, (None, 0.0))
+        if process is not None and (process.poll() is None or time.monotonic() - started < RESTART_AFTER_S):
+            return False
+        if worker_running(store):
             return False
         import seglab
 
@@ -412,7 +415,8 @@ def ensure_worker(store: CompetitionStore) -> bool:
             str(os.getpid()),
         ]
         with open(store.folder / "worker.log", "ab") as log:
-            _STARTED[key] = subprocess.Popen(
+            process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
             )
+        _STARTED[key] = (process, time.monotonic())
         return True
