@@ -27,6 +27,10 @@ if competition is None:
     st.stop()
 
 
+def score_text(score: float | None) -> str:
+    return "-" if score is None else f"{score:.4f}"
+
+
 def board_html(board, score_label: str) -> str:
     """One HTML table: rank, team, score, submissions, last improvement (team names escaped)."""
     private = board.kind == "private"
@@ -34,11 +38,11 @@ def board_html(board, score_label: str) -> str:
     head += "<th>submissions</th><th>last improvement</th></tr>"
     rows = []
     for row in board.rows:
-        public = f"<td class='num'>{row.public_score:.4f}</td>" if private and row.public_score is not None else ""
+        public = f"<td class='num'>{score_text(row.public_score)}</td>" if private else ""
         rows.append(
             f"<tr class='{'top' if row.rank <= 3 else ''}'><td class='num'>{row.rank}</td>"
             f"<td>{html.escape(row.team)}</td>"
-            f"<td class='num'>{row.score:.4f}</td>{public}<td class='num'>{row.submissions}</td>"
+            f"<td class='num'>{score_text(row.score)}</td>{public}<td class='num'>{row.submissions}</td>"
             f"<td>{format_timestamp(row.submitted_at, with_date=False)}</td></tr>"
         )
     return f"{STYLE}<table class='seglab-board'>{head}{''.join(rows)}</table>"

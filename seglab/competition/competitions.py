@@ -214,7 +214,7 @@ def create_competition(
                     settings.memory_limit_mb,
                 ),
             )
-            competition_id = int(cursor.lastrowid)
+            competition_id = int(cursor.lastrowid or 0)
             connection.executemany(
                 "INSERT INTO hidden_images (competition_id, position, sample_id, height, width, is_public, mask_path) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",

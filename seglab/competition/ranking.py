@@ -30,7 +30,7 @@ class BoardRow:
 
     rank: int
     team: str
-    score: float
+    score: float | None  # None: undefined (nothing to measure), ranked last
     submission_id: int  # the submission that gives the score
     submitted_at: float  # when that submission was made: the team's last improvement
     submissions: int  # the team's submissions that count (not failed), up to the freeze on the public board
@@ -54,8 +54,9 @@ class Board:
 
 
 def _sort_key(score: float | None, submitted_at: float, submission_id: int) -> tuple:
-    undefined = score is None or math.isnan(score)
-    return (undefined, 0.0 if undefined else -score, submitted_at, submission_id)
+    if score is None or math.isnan(score):
+        return (True, 0.0, submitted_at, submission_id)
+    return (False, -score, submitted_at, submission_id)
 
 
 def rank_entries(

@@ -158,7 +158,7 @@ def submit(
                    submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued')""",
                 (competition.id, team.id, kind, file_name, original_name[:200], size, note[:500], at),
             )
-            submission_id = int(cursor.lastrowid)
+            submission_id = int(cursor.lastrowid or 0)
             quota = team_quota(connection, team.id, competition.quota_count, competition.quota_window_s, at)
     return Receipt(submission_id=submission_id, description=description, quota=quota)
 

@@ -131,7 +131,7 @@ def add_teams(store: CompetitionStore, competition: Competition, names: Sequence
                     "INSERT INTO teams (competition_id, name, token_hash, created_at) VALUES (?, ?, '', ?)",
                     (competition.id, name, now()),
                 )
-                team_id = int(cursor.lastrowid)
+                team_id = int(cursor.lastrowid or 0)
                 token = _new_token(team_id)
                 connection.execute("UPDATE teams SET token_hash = ? WHERE id = ?", (hash_token(token), team_id))
                 row = connection.execute("SELECT * FROM teams WHERE id = ?", (team_id,)).fetchone()

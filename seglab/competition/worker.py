@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -283,7 +284,7 @@ class ScoringWorker:
                     signal.signal(number, handler)
         return self.handled
 
-    def _install_signal_handlers(self) -> dict[int, object]:
+    def _install_signal_handlers(self) -> dict[int, Any]:
         """SIGTERM/SIGINT finish the current step and stop; returns the handlers to restore."""
         if threading.current_thread() is not threading.main_thread():
             return {}  # e.g. a test thread: stop through stop_requested
