@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from seglab.competition.competitions import Competition, hidden_images
 from seglab.competition.errors import CompetitionError
 from seglab.competition.store import CompetitionStore
 from seglab.data.spec import build_dataset
+
+_BUILD_LOCK = threading.Lock()  # thirty students clicking Download at once build the zip once
 
 
 def submission_format(competition: Competition) -> str:
@@ -36,11 +39,16 @@ def submission_format(competition: Competition) -> str:
 
 def hidden_images_zip(store: CompetitionStore, competition: Competition) -> Path:
     """The zip of hidden images for ``competition`` (built on first use, then read from disk)."""
+    path = store.folder / "downloads" / f"competition-{competition.id}-{competition.fingerprint}.zip"
+    with _BUILD_LOCK:
+        if not path.is_file():
+            _write_images_zip(store, competition, path)
+    return path
+
+
+def _write_images_zip(store: CompetitionStore, competition: Competition, path: Path) -> None:
     from PIL import Image
 
-    path = store.folder / "downloads" / f"competition-{competition.id}-{competition.fingerprint}.zip"
-    if path.is_file():
-        return path
     dataset = build_dataset(competition.spec)
     expected = [image.sample_id for image in hidden_images(store, competition)]
     if list(dataset.ids) != expected:
@@ -59,4 +67,3 @@ def hidden_images_zip(store: CompetitionStore, competition: Competition) -> Path
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return path
