@@ -162,8 +162,11 @@ def _die_with_parent() -> None:
 
 def _limit_memory(extra_mb: int) -> None:
     """RLIMIT_AS = the address space the child starts with (torch alone maps a few GB) + ``extra_mb``."""
-    with open("/proc/self/statm") as stream:
-        current = int(stream.read().split()[0]) * resource.getpagesize()
+    try:
+        with open("/proc/self/statm") as stream:
+            current = int(stream.read().split()[0]) * resource.getpagesize()
+    except OSError:
+        return  # no /proc (not Linux): the time limit still applies
     limit = current + extra_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
