@@ -27,6 +27,11 @@ navigation = st.navigation(
             st.Page("pages/loss_inspector.py", title="Loss inspector", icon=":material/insights:"),
             st.Page("pages/label_quality.py", title="Label quality", icon=":material/rule:"),
         ],
+        "Competition": [
+            st.Page("pages/competition_student.py", title="Submit", icon=":material/upload_file:"),
+            st.Page("pages/competition_board.py", title="Standings", icon=":material/trophy:"),
+            st.Page("pages/competition_admin.py", title="Competition admin", icon=":material/admin_panel_settings:"),
+        ],
     }
 )
 ui.sidebar()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import compare, viz
 from seglab.failures import clickable_confusion_figure
 
@@ -28,6 +28,7 @@ def delta_style(value: float) -> str:
 
 st.title("Compare checkpoints")
 spec = ui.current_spec().with_split(ui.current_split())
+hidden_split.refuse_hidden_split(spec)
 options = ui.checkpoint_options()
 if len(options) < 2:
     st.info("Comparing needs at least two checkpoints: train another run on the Train page.")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import gallery, viz
 from seglab.data.shapes import SHAPE_NAMES, ShapesConfig
 from seglab.data.spec import DataSpec
@@ -80,6 +80,7 @@ spec = ui.current_spec()
 st.title("Dataset")
 if spec.kind == "shapes":
     shapes_knobs(spec)
+hidden_split.refuse_hidden_split(spec.with_split(ui.current_split()))
 data = stats = None
 with ui.guard("Loading the dataset"):
     split_spec = spec.with_split(ui.current_split())

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import viz
 from seglab.failures import (class_failure_ranking, clickable_confusion_figure, image_class_table, image_ranking, label_shares,
                              ranking_rows, top_confusions)  # fmt: skip
@@ -26,6 +26,7 @@ if not path:
     st.stop()
 
 spec = ui.current_spec().with_split(ui.current_split())
+hidden_split.refuse_hidden_split(spec)
 evaluation = None
 with ui.guard("Evaluating this checkpoint on the chosen data"):
     data = ui.dataset(spec)

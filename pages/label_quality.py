@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import viz
 from seglab.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_picture, suspicion_picture
 
@@ -31,6 +31,7 @@ if not path:
     st.stop()
 
 spec = ui.current_spec().with_split(ui.current_split())
+hidden_split.refuse_hidden_split(spec)
 band = st.slider("Band around each outline, N (px)", 1, 10, DEFAULT_BAND,
                  help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion")  # fmt: skip
 report = None

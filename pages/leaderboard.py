@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab.data.discover import check_source
 from seglab.leaderboard import LEADERBOARD_PROTOCOL, build_leaderboard, find_checkpoints, held_out_split, to_csv
 
@@ -23,6 +23,7 @@ if not splits:
 left, right = st.columns([1, 2])
 split = left.selectbox("Held-out split", splits, index=splits.index(held_out_split(splits)),
                        help="Default: test when the data has one (Shapes), else val (CamVid and VOC: no labelled test here)")  # fmt: skip
+hidden_split.refuse_hidden_split(spec.with_split(split))
 include_last = right.toggle("Also score each run's last.pt", value=False, help="By default each run enters with best.pt")
 st.info(f"**Protocol** (the same for every entry): {LEADERBOARD_PROTOCOL.describe()}, whole image at its original size, "
         f"class = argmax of the softmax. {ui.METRIC_DEFINITION}", icon=":material/rule:")  # fmt: skip

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import viz
 from seglab.loss_inspector import (FOCAL, MINING, PLAIN, WEIGHTED, focal_picture, heatmap_scale, kept_pixels_picture, loss_breakdown,
                                    loss_picture, mining_schedule)  # fmt: skip
@@ -26,6 +26,7 @@ if not path:
     st.stop()
 
 spec = ui.current_spec().with_split(ui.current_split())
+hidden_split.refuse_hidden_split(spec)
 data = None
 with ui.guard("Loading the data"):
     data = ui.dataset(spec)

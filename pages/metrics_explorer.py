@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab import viz
 from seglab.metric_definitions import AGREEMENT_TOLERANCE, APP_DEFINITION, compute_definitions, definitions_figure, per_class_breakdown
 
@@ -28,6 +28,7 @@ if not path:
     st.stop()
 
 spec = ui.current_spec().with_split(ui.current_split())
+hidden_split.refuse_hidden_split(spec)
 evaluation = None
 with ui.guard("Evaluating this checkpoint on the chosen data"):
     data = ui.dataset(spec)

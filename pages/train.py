@@ -9,7 +9,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from pages import ui
+from pages import hidden_split, ui
 from seglab.config import TrainConfig
 from seglab.curves import RunWatcher
 from seglab.distributed import max_processes
@@ -212,6 +212,7 @@ if started := st.session_state.pop(STARTED_KEY, None):
     st.toast(f"Started **{started}**", icon=":material/rocket_launch:")
 
 spec = ui.current_spec().with_split("train")
+hidden_split.refuse_hidden_split(spec.with_split("val"))  # runs validate on val and preview its masks
 train_data = None
 with ui.guard("Loading the training split"):
     train_data = ui.dataset(spec)

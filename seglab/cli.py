@@ -421,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the available model architectures")
     models.set_defaults(handler=command_models)
 
+    from seglab.competition.cli import add_competition_parser
+
+    add_competition_parser(commands)
     return parser
 
 

@@ -1,0 +1,171 @@
+"""Competition: a team joins with its token, downloads the hidden images, submits, follows its scores."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from pages import competition_ui
+from seglab.competition import SubmissionRejected, choose_finals, quota_for, submit, team_submissions
+from seglab.competition.clock import format_timestamp
+from seglab.competition.downloads import hidden_images_zip, submission_format
+from seglab.competition.errors import CompetitionError
+from seglab.competition.scoring import KIND_LABELS
+
+AUTO = "decided by the file name (.pt: checkpoint, .zip: masks)"
+RECEIPT_KEY = "competition_receipt"
+STATUS_LABELS = {"queued": "⏳ queued", "scoring": "⚙️ scoring", "scored": "✅ scored", "failed": "❌ failed"}
+
+st.title("Competition")
+store = competition_ui.existing_store()
+competition = competition_ui.choose_competition(store) if store is not None else None
+if competition is None:
+    st.info("No competition on this server yet: the teacher creates one on the Competition admin page.")
+    st.stop()
+competition_ui.start_worker(store)
+
+deadline = f" · closes {format_timestamp(competition.deadline)}" if competition.deadline else ""
+state = (
+    "the final ranking is revealed"
+    if competition.is_revealed
+    else "open"
+    if competition.accepts_submissions()
+    else "closed"
+)
+st.markdown(f"**{competition.name}** ({state}{deadline}) · ranked by {competition.metric_description}.")
+st.caption(
+    f"Before the reveal the leaderboard uses {competition.public_share:.0%} of the hidden images (public); "
+    "the final ranking uses the others (private), with your chosen final submissions."
+)
+st.page_link("pages/competition_board.py", label="Public leaderboard", icon=":material/leaderboard:")
+
+team = competition_ui.current_team(store, competition)
+if team is None:
+    competition_ui.join_form(store, competition)
+    st.stop()
+st.subheader(f"Team {team.name}", divider="gray")
+competition_ui.leave_button()
+
+
+@st.fragment
+def downloads() -> None:
+    """The hidden images (no labels) and the expected mask format."""
+    with st.expander("The hidden images and the submission format", icon=":material/download:"):
+        st.code(submission_format(competition), language=None)
+        st.download_button(
+            "Download the hidden images (zip, no labels)",
+            lambda: hidden_images_zip(store, competition).read_bytes(),
+            file_name=f"{competition.name}-hidden-images.zip",
+            mime="application/zip",
+        )
+
+
+@st.fragment
+def upload() -> None:
+    """Validated at once; accepted uploads enter the scoring queue."""
+    if RECEIPT_KEY in st.session_state:
+        st.success(st.session_state.pop(RECEIPT_KEY), icon=":material/check_circle:")
+    quota = quota_for(store, competition, team)
+    st.metric("Submissions left", f"{quota.left} of {quota.limit}", help="Failed submissions do not count")
+    st.caption(quota.describe())
+    if not competition.accepts_submissions():
+        st.info("Submissions are closed.")
+        return
+    with st.form("competition_upload", clear_on_submit=True):
+        kind = st.selectbox("What you submit", [AUTO, *competition.kinds], format_func=lambda k: KIND_LABELS.get(k, k))
+        uploaded = st.file_uploader(
+            "File",
+            type=["pt", "pth", "zip", "onnx", "ts"],
+            max_upload_size=max(1, math.ceil(competition.max_upload_mb)),
+        )
+        note = st.text_input("Note (for your own list)", max_chars=200)
+        if st.form_submit_button("Submit", type="primary", disabled=quota.left == 0):
+            if uploaded is None:
+                st.error("Choose a file first.")
+                return
+            try:
+                receipt = submit(
+                    store,
+                    competition,
+                    team,
+                    uploaded.getvalue(),
+                    uploaded.name,
+                    kind=None if kind == AUTO else kind,
+                    note=note,
+                )
+            except SubmissionRejected as error:
+                st.error(f"**Not accepted** (this does not count against your quota): {error}", icon=":material/block:")
+            except CompetitionError as error:
+                st.error(str(error))
+            else:  # rerun the page: the quota and the list of submissions show the new one at once
+                st.session_state[RECEIPT_KEY] = (
+                    f"Submission #{receipt.submission_id} accepted and queued: {receipt.description}."
+                )
+                st.rerun()
+
+
+@st.fragment(run_every="3s")
+def own_submissions() -> None:
+    """Your submissions, refreshed every few seconds while they are scored: public scores only."""
+    views = team_submissions(store, competition, team)
+    if not views:
+        st.caption("No submission yet.")
+        return
+    table = pd.DataFrame(
+        [
+            {
+                "#": v.id,
+                "submitted": format_timestamp(v.submitted_at),
+                "kind": v.kind,
+                "file": v.original_name,
+                "status": STATUS_LABELS.get(v.status, v.status),
+                "public score": v.public_score,
+                "final": v.is_final,
+                "reason": (f"disqualified: {v.disqualified_reason}" if v.disqualified_reason else v.reason) or "",
+                "note": v.note,
+            }
+            for v in views
+        ]
+    )
+    st.dataframe(table, hide_index=True, column_config={"public score": st.column_config.NumberColumn(format="%.4f")})
+    with_classes = [v for v in views if v.public_class_iou]
+    if with_classes:
+        per_class = pd.DataFrame({f"#{v.id}": v.public_class_iou for v in with_classes})
+        st.caption("Per-class IoU on the public images (empty: class absent)")
+        st.dataframe(
+            per_class, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_class.columns}
+        )
+
+
+def finals() -> None:
+    """Up to N final submissions for the private ranking (none chosen: your best public one)."""
+    scored = [
+        v for v in team_submissions(store, competition, team) if v.status == "scored" and not v.disqualified_reason
+    ]
+    if not scored or competition.is_revealed:
+        return
+    labels = {
+        v.id: f"#{v.id} · public {v.public_score:.4f} · {v.original_name}" if v.public_score is not None else f"#{v.id}"
+        for v in scored
+    }
+    with st.form("competition_finals"):
+        chosen = st.multiselect(
+            f"Final submissions (up to {competition.max_finals}; none: your best public one counts)",
+            list(labels),
+            default=[v.id for v in scored if v.is_final],
+            format_func=labels.get,
+            max_selections=competition.max_finals,
+        )
+        if st.form_submit_button("Save final choice"):
+            try:
+                choose_finals(store, competition, team, chosen)
+                st.success("Final choice saved.")
+            except CompetitionError as error:
+                st.error(str(error))
+
+
+downloads()
+upload()
+st.subheader("Your submissions", divider="gray")
+own_submissions()
+finals()
