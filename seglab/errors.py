@@ -36,3 +36,7 @@ class LabelError(SeglabError, ValueError):
 
     Also a :class:`ValueError`, so callers that validate plain arrays can catch either.
     """
+
+
+class SourceError(SeglabError):
+    """A model file, model description or folder of predictions is missing, unsafe, inconsistent or failed."""
