@@ -233,8 +233,12 @@ def command_eval(args: argparse.Namespace) -> int:
     from seglab.data.spec import build_dataset
     from seglab.predict import evaluate_dataset
     from seglab.progress import progress_bar
+    from seglab.cli_sources import check_one_target, command_eval_source, uses_source
     from seglab.report import format_metrics_report
 
+    if uses_source(args):
+        return command_eval_source(args)
+    check_one_target(args)
     checkpoint = load_checkpoint(args.checkpoint)
     trained = TrainConfig.from_dict(checkpoint.config) if checkpoint.config else TrainConfig()
     base = trained.data.with_split(trained.val_split)
@@ -268,8 +272,12 @@ def command_predict(args: argparse.Namespace) -> int:
     from seglab.checkpoint import load_checkpoint
     from seglab.data.io import read_image
     from seglab.errors import DatasetError
+    from seglab.cli_sources import check_one_target, command_predict_source, uses_source
     from seglab.predict import predict, save_prediction
 
+    if uses_source(args):
+        return command_predict_source(args)
+    check_one_target(args)
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model("cuda" if _cuda() else "cpu")
     out = Path(args.out)
@@ -318,6 +326,8 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seglab.cli_sources import add_export_command, add_source_arguments
+
     parser = argparse.ArgumentParser(
         prog="seglab",
         description="seglab: train, evaluate and debug semantic segmentation models.",
@@ -361,16 +371,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint with one confusion matrix over the whole split (void pixels dropped; "
         "the MMSegmentation IoUMetric definition). The data defaults to the split the checkpoint was validated on.",
         epilog="examples:\n  seglab eval --checkpoint checkpoints/demo/best.pt\n"
-        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json",
+        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json\n"
+        "  seglab eval --model exported/model.onnx --data camvid --root ../shared/data/camvid --split test\n"
+        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json --data camvid --root ../shared/data/camvid\n"
+        "  seglab eval --predictions my_predictions/ --data camvid --root ../shared/data/camvid --split test --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a .pt file or a run folder (uses best.pt)")
+    evaluate.add_argument("--checkpoint", help="a .pt file or a run folder (uses best.pt)")
     add_data_arguments(evaluate, split_default=None)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (miou, pixel_acc, iou per class, ...)")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--tta-flip", action="store_true", help="average with the horizontally flipped prediction")
     evaluate.add_argument("--scales", help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--no-cache", action="store_true", help="--model/--predictions: evaluate again even when cached")
+    add_source_arguments(evaluate)
     evaluate.set_defaults(handler=command_eval)
 
     predict = commands.add_parser(
@@ -380,13 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt photo1.png photo2.jpg --out predictions/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    predict.add_argument("--checkpoint", required=True, help="a .pt file or a run folder")
+    predict.add_argument("--checkpoint", help="a .pt file or a run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     predict.add_argument("--tta-flip", action="store_true")
     predict.add_argument("--scales", help="multi-scale TTA, e.g. 0.75,1,1.25")
     predict.add_argument("--tile-size", type=int, default=None, help="sliding-window tile size for large images")
+    predict.add_argument("--label-map", help="--model: label map JSON giving the colours of the model's classes")
+    add_source_arguments(predict, predictions=False)
     predict.set_defaults(handler=command_predict)
 
     runs = commands.add_parser("runs", help="list training runs with status and best metric")
@@ -395,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the available model architectures")
     models.set_defaults(handler=command_models)
+
+    add_export_command(commands)
 
     return parser
 

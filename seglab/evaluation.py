@@ -219,6 +219,9 @@ def _evaluate(
     if not has_other:
         stacked = stacked[..., :num_classes]
     notes = [*(resolved.summary() if resolved is not None else []), *source.notes()]
+    if has_other and not (resolved is not None and resolved.has_other):
+        notes.append(f"{int(stacked[..., -1].sum()):,} predicted pixels hold no class (a void value or an unknown colour): "
+                     "counted as 'other', a miss of the true class")
     if not source.has_probabilities:
         notes.append(f"{source.name} gives labels only: confidence is 1 everywhere and probability views are unavailable")
     return _evaluation_from_arrays(

@@ -548,8 +548,10 @@ def image_confusions(pred: LabelArray, target: LabelArray, num_classes: int,
         raise ConfigError(f"unassigned_label {unassigned_label} must be neither a class id nor the ignore index")
     other = int(num_classes)  # the extra class the counting sees
     pred_tensor = torch.where(pred_tensor == unassigned_label, other, pred_tensor.long())
+    if target_tensor.numel():
+        _target_rows(target_tensor, num_classes, ignore_index)  # raises on values that are neither class nor void
     counting_ignore = ignore_index
-    if ignore_index == other:  # e.g. CamVid's void 11 with 11 classes: move void out of the way
+    if ignore_index == other:  # e.g. CamVid's void 11 with 11 classes: move void out of the extra class's way
         counting_ignore = other + 1
         target_tensor = torch.where(target_tensor == ignore_index, counting_ignore, target_tensor.long())
     counts = _count_pixels(pred_tensor, target_tensor, other + 1, counting_ignore, per_image=True)

@@ -43,8 +43,9 @@ DEFAULT_LIMITS = SourceLimits()
 class SourcePrediction(NamedTuple):
     """One sample's prediction in the source's own classes.
 
-    ``labels`` is (H, W) integer class ids of the source; a negative value means "no class" (e.g. a
-    void pixel in a prediction file), which evaluation counts as *other*. ``probabilities`` is
+    ``labels`` is (H, W) integer class ids of the source; a negative value, or a void value (255 or
+    the dataset's ignore index) that is not a source class, means "no class" (e.g. a void pixel in a
+    prediction file), which evaluation counts as *other*. ``probabilities`` is
     (K, H, W) float32 summing to 1 over K, or ``None`` when the source only has labels.
     """
 

@@ -5,7 +5,7 @@ other mask suffixes seglab's folder datasets accept, so ``seglab predict`` outpu
 
 - PNG with class ids (8 or 16 bit, grayscale or palette), or colour-coded PNG decoded through a
   label map (``encoding``: auto | index | rgb, as for dataset masks). Pixels holding the label
-  map's ignore value or an unknown colour are "no class" and count as *other* (reported).
+  map's ignore value (or 255) or an unknown colour are "no class" and count as *other* (reported).
 - ``.npy`` / ``.npz``: an (H, W) integer label array, or a (K, H, W) float16/float32 array of
   probabilities or logits (logits, i.e. values whose class sums are not 1, are softmaxed). In an
   ``.npz`` the array is found by name (labels / probabilities / logits / ...) or as its only array.
@@ -77,7 +77,6 @@ class PredictionFolderSource(PredictionSource):
         self.label_map, self.encoding, self.resize, self.limits = label_map, encoding, bool(resize), limits
         self.files = _prediction_files(self.folder)
         self._resized: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
-        self._unassigned: dict[str, int] = {}
 
     @property
     def class_names(self) -> list[str] | None:
@@ -111,12 +110,6 @@ class PredictionFolderSource(PredictionSource):
             notes.append(
                 f"{len(self._resized)} prediction(s) had another size than their image and were resized (nearest "
                 f"neighbour), e.g. {source[1]}x{source[0]} -> {target[1]}x{target[0]}"
-            )
-        if self._unassigned:
-            pixels = sum(self._unassigned.values())
-            notes.append(
-                f"{pixels:,} predicted pixels in {len(self._unassigned)} file(s) hold no class (ignore value or unknown "
-                "colour): counted as 'other'"
             )
         return notes
 
@@ -163,7 +156,6 @@ class PredictionFolderSource(PredictionSource):
                 )
             labels, probabilities = _resize_nearest(labels, probabilities, size)
             self._resized[sample_id] = (found, size)
-        self._count_unassigned(sample_id, labels)
         return SourcePrediction(labels, probabilities)
 
     def _require(self, sample_id: str) -> Path:
@@ -173,13 +165,6 @@ class PredictionFolderSource(PredictionSource):
                 f"no prediction for sample {sample_id!r} in {self.folder} (expected {sample_id}.png, .npy or .npz)"
             )
         return path
-
-    def _count_unassigned(self, sample_id: str, labels: np.ndarray) -> None:
-        count = int(np.count_nonzero(labels < 0)) if labels.dtype.kind == "i" else 0
-        if count:
-            self._unassigned[sample_id] = count
-        else:
-            self._unassigned.pop(sample_id, None)
 
     def _read_png(self, path: Path) -> tuple[np.ndarray, None]:
         height, width = read_image_size(path)

@@ -34,14 +34,24 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding seglab/
 class InProcessRunner:
     """A runner in this process: fastest, no isolation and no time limit (trusted files: export checks, benchmarks)."""
 
-    def __init__(self, kind: str, path: str, options: dict[str, Any]) -> None:
+    def __init__(self, kind: str, path: str, options: dict[str, Any], *, name: str = "model") -> None:
         from seglab.sources.runners import load_runner
 
-        self.runner = load_runner(kind, path, options)
+        self.name = name
+        self.runner = self._guarded(load_runner, kind, path, options)
         self.info = self.runner.info()
 
     def run(self, array: np.ndarray, deadline: float | None = None) -> np.ndarray:
-        return self.runner.run(array)
+        return self._guarded(self.runner.run, array)
+
+    def _guarded(self, function: Any, *args: Any) -> Any:
+        """Call ``function``; the runtime's exceptions become :class:`SourceError`, as from a worker."""
+        from seglab.sources.runners import failure_message
+
+        try:
+            return function(*args)
+        except Exception as error:
+            raise SourceError(f"{self.name}: {failure_message(error)}") from None
 
     def close(self) -> None:
         self.runner = None
@@ -194,4 +204,4 @@ def make_runner(kind: str, path: str, options: dict[str, Any], *, isolated: bool
     """A :class:`WorkerRunner` (untrusted files, the default) or an :class:`InProcessRunner`."""
     if isolated:
         return WorkerRunner(kind, path, options, name=name, load_timeout_s=load_timeout_s)
-    return InProcessRunner(kind, path, options)
+    return InProcessRunner(kind, path, options, name=name)

@@ -104,7 +104,7 @@ class ClassMapping:
 
     def summary(self) -> list[str]:
         """Lines telling how classes were matched, what counts as other and what can never be predicted."""
-        if self.is_identity:
+        if self.how == "identity":
             return []
         renamed = [
             f"{source}->{self.dataset_names[target]}"
@@ -133,6 +133,10 @@ class ClassMapping:
         num_source = len(self.source_names)
         if labels.dtype.kind not in "iub" or labels.ndim != 2:
             raise SourceError(f"{what}: labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}")
+        if labels.size and int(labels.max()) >= num_source:
+            # A void value (255, or the dataset's ignore index) that is no class of the source means "no class".
+            void = (labels >= num_source) & ((labels == 255) | (labels == self.ignore_index))
+            labels = np.where(void, -1, labels) if void.any() else labels
         if labels.size and int(labels.max()) >= num_source:
             bad = np.unique(labels[labels >= num_source])[:8].tolist()
             raise SourceError(

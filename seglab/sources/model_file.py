@@ -12,6 +12,7 @@ import importlib.util
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ class ModelFileSource(PredictionSource):
         self.name = name or self.path.name
         self.preprocessing = preprocessing
         self._class_names = list(class_names) if class_names is not None else None
+        self._notes: list[str] = []
+        fixed = _static_onnx_input_size(self.path) if kind == "onnx" and preprocessing.input_size is None else None
+        if fixed is not None:
+            self.preprocessing = replace(preprocessing, input_size=fixed)
+            self._notes.append(
+                f"{self.name} takes {fixed[1]}x{fixed[0]} inputs only: images are resized to it "
+                "(declare preprocessing.input_size and fixed_size_mode 'sliding' to tile them instead)"
+            )
         self.device, self.flip, self.scales = device, bool(flip), tuple(float(s) for s in scales)
         self.limits, self.isolated, self.threads = limits, isolated, threads
         self._runner: Any = None
@@ -96,6 +105,9 @@ class ModelFileSource(PredictionSource):
             "flip": self.flip,
             "scales": list(self.scales),
         }
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
 
     def runner(self) -> Any:
         """The loaded runner (worker or in-process), started on first use."""
@@ -136,6 +148,19 @@ class ModelFileSource(PredictionSource):
             chosen = outputs[choice if isinstance(choice, int) else 0] if outputs else None
         dims = chosen.type.tensor_type.shape.dim if chosen is not None else []
         return int(dims[1].dim_value) if len(dims) == 4 and dims[1].dim_value > 0 else None
+
+
+def _static_onnx_input_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of an ONNX model whose first input has fixed spatial dimensions, else None."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initializers]
+    dims = inputs[0].type.tensor_type.shape.dim if inputs else []
+    if len(dims) == 4 and dims[2].dim_value > 0 and dims[3].dim_value > 0:
+        return int(dims[2].dim_value), int(dims[3].dim_value)
+    return None
 
 
 def _check_class_count(prediction: SourcePrediction, class_names: list[str] | None, name: str) -> None:

@@ -102,6 +102,18 @@ def select_output(output: Any, choice: str | int | None, names: list[str] | None
     return output
 
 
+def failure_message(error: BaseException) -> str:
+    """One line for a runtime's exception: its last line holds the reason (TorchScript prints a traceback first)."""
+    from seglab.errors import SeglabError
+
+    if isinstance(error, SeglabError):
+        return str(error)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # TorchScript puts the reason on the last line after its traceback; other runtimes' lines all count.
+    reason = (lines[-1] if "Traceback of TorchScript" in str(error) else " ".join(lines)) if lines else ""
+    return f"{type(error).__name__}: {reason[:500]}" if not reason.startswith(type(error).__name__) else reason[:500]
+
+
 def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu()

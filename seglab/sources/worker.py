@@ -107,10 +107,9 @@ def main() -> int:
         try:
             reply, outputs = _handle(*message, state)
         except Exception as error:  # every failure becomes a reply: the parent decides what to do
-            from seglab.errors import SeglabError
+            from seglab.sources.runners import failure_message
 
-            text = str(error) if isinstance(error, SeglabError) else f"{type(error).__name__}: {str(error)[:600]}"
-            reply, outputs = {"ok": False, "error": text}, []
+            reply, outputs = {"ok": False, "error": failure_message(error)}, []
         replies.write(encode_message(reply, outputs))
         replies.flush()
 
