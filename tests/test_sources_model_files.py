@@ -286,4 +286,4 @@ def test_a_description_declares_classes_and_mapping(tmp_path, exported, dataset)
     wrong = ModelFileSource(report.path, "onnx", class_names=["a", "b", "c"])
     with wrong:
         check = check_source(wrong, dataset)
-    assert not check.ok and "names 3 classes but the model outputs 7" in check.report()
+    assert not check.ok and "outputs 7 classes but its description names 3" in check.report()
