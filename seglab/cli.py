@@ -229,11 +229,11 @@ def command_eval(args: argparse.Namespace) -> int:
     import json
 
     from seglab.checkpoint import check_compatible, load_checkpoint
+    from seglab.cli_sources import check_one_target, command_eval_source, uses_source
     from seglab.config import TrainConfig
     from seglab.data.spec import build_dataset
     from seglab.predict import evaluate_dataset
     from seglab.progress import progress_bar
-    from seglab.cli_sources import check_one_target, command_eval_source, uses_source
     from seglab.report import format_metrics_report
 
     if uses_source(args):
@@ -270,9 +270,9 @@ def command_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.checkpoint import load_checkpoint
+    from seglab.cli_sources import check_one_target, command_predict_source, uses_source
     from seglab.data.io import read_image
     from seglab.errors import DatasetError
-    from seglab.cli_sources import check_one_target, command_predict_source, uses_source
     from seglab.predict import predict, save_prediction
 
     if uses_source(args):

@@ -24,20 +24,36 @@ EXPORT_EXAMPLES = """examples:
 def add_source_arguments(parser: argparse.ArgumentParser, *, predictions: bool = True) -> None:
     """``--model`` (and ``--predictions``) with their options, for ``eval`` and ``predict``."""
     group = parser.add_argument_group("models seglab did not train (instead of --checkpoint)")
-    group.add_argument("--model", metavar="FILE_OR_DIR",
-                       help="an ONNX or TorchScript file, a Hugging Face model folder, a seglab checkpoint, "
-                       "or a *.seglab.json description (read from beside the file when present)")
+    group.add_argument(
+        "--model",
+        metavar="FILE_OR_DIR",
+        help="an ONNX or TorchScript file, a Hugging Face model folder, a seglab checkpoint, "
+        "or a *.seglab.json description (read from beside the file when present)",
+    )
     if predictions:
-        group.add_argument("--predictions", metavar="DIR",
-                           help="a folder of predictions, one file per sample named after its id: class-index or colour "
-                           "PNG, or .npy/.npz labels (H, W) or probabilities/logits (K, H, W)")
-        group.add_argument("--resize-predictions", action="store_true",
-                           help="resize predictions of another size than their image (nearest neighbour, reported) "
-                           "instead of refusing them")
-    group.add_argument("--describe", metavar="JSON", help="description file (kind, preprocessing, class names, mapping)")
-    group.add_argument("--mapping", metavar="JSON",
-                       help="class mapping file {model class: dataset class or null}; unmapped classes count as 'other'")
-    group.add_argument("--timeout-s", type=float, default=None, help="time limit per image for model files (default: 30)")
+        group.add_argument(
+            "--predictions",
+            metavar="DIR",
+            help="a folder of predictions, one file per sample named after its id: class-index or colour "
+            "PNG, or .npy/.npz labels (H, W) or probabilities/logits (K, H, W)",
+        )
+        group.add_argument(
+            "--resize-predictions",
+            action="store_true",
+            help="resize predictions of another size than their image (nearest neighbour, reported) "
+            "instead of refusing them",
+        )
+    group.add_argument(
+        "--describe", metavar="JSON", help="description file (kind, preprocessing, class names, mapping)"
+    )
+    group.add_argument(
+        "--mapping",
+        metavar="JSON",
+        help="class mapping file {model class: dataset class or null}; unmapped classes count as 'other'",
+    )
+    group.add_argument(
+        "--timeout-s", type=float, default=None, help="time limit per image for model files (default: 30)"
+    )
     group.add_argument("--max-file-mb", type=float, default=None, help="size limit of a model file (default: 500)")
 
 
@@ -50,7 +66,9 @@ def check_one_target(args: argparse.Namespace) -> None:
     """Exactly one of --checkpoint, --model, --predictions."""
     given = [flag for flag in ("checkpoint", "model", "predictions") if getattr(args, flag, None)]
     if len(given) != 1:
-        choices = "--checkpoint, --model or --predictions" if hasattr(args, "predictions") else "--checkpoint or --model"
+        choices = (
+            "--checkpoint, --model or --predictions" if hasattr(args, "predictions") else "--checkpoint or --model"
+        )
         said = f" (got {', '.join('--' + flag for flag in given)})" if given else ""
         raise ConfigError(f"give exactly one of {choices}{said}")
 
@@ -125,8 +143,9 @@ def command_eval_source(args: argparse.Namespace) -> int:
     source, description = open_cli_source(args, label_map=dataset.label_map)
     mapping = _declared_mapping(args, description)
     with source, progress_bar(len(dataset), f"eval {source.name} on {spec.describe()}", unit="img") as update:
-        result = evaluate_source(source, dataset, mapping=mapping, progress=update, batch_size=args.batch_size,
-                                 use_cache=not args.no_cache)
+        result = evaluate_source(
+            source, dataset, mapping=mapping, progress=update, batch_size=args.batch_size, use_cache=not args.no_cache
+        )
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()
     summary["predictions" if args.predictions else "model"] = str(description.path)
@@ -178,15 +197,25 @@ def _display_label_map(class_names: list[str] | None, prediction) -> Any:
 
     from seglab.data.label_map import ClassInfo, generic_label_map
 
-    count = len(class_names) if class_names else (
-        prediction.probabilities.shape[0] if prediction.probabilities is not None else int(prediction.labels.max()) + 1
+    count = (
+        len(class_names)
+        if class_names
+        else (
+            prediction.probabilities.shape[0]
+            if prediction.probabilities is not None
+            else int(prediction.labels.max()) + 1
+        )
     )
     if count > 255:
-        raise SourceError(f"the model predicts {count} classes; seglab predict writes 8-bit class PNGs (at most 255 classes)")
+        raise SourceError(
+            f"the model predicts {count} classes; seglab predict writes 8-bit class PNGs (at most 255 classes)"
+        )
     generic = generic_label_map(count)
     if not class_names:
         return generic
-    classes = tuple(ClassInfo(info.id, name, info.color) for info, name in zip(generic.classes, class_names))
+    classes = tuple(
+        ClassInfo(info.id, name, info.color) for info, name in zip(generic.classes, class_names, strict=True)
+    )
     return replace(generic, classes=classes, name="model")
 
 
@@ -207,11 +236,21 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("checkpoint", help="a .pt file or a run folder (uses best.pt)")
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="onnx (onnxruntime) or torchscript")
     export.add_argument("--out", required=True, help="the file to write, e.g. exported/model.onnx")
-    export.add_argument("--exporter", choices=EXPORTERS, default="auto",
-                        help="ONNX only: dynamo (needs onnxscript), legacy (TorchScript-based), auto: dynamo when available")
-    export.add_argument("--parity-images", type=int, default=3, help="dataset images the parity check runs on (default: 3)")
-    export.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"largest acceptable |logit difference| (default: {DEFAULT_TOLERANCE:g})")
+    export.add_argument(
+        "--exporter",
+        choices=EXPORTERS,
+        default="auto",
+        help="ONNX only: dynamo (needs onnxscript), legacy (TorchScript-based), auto: dynamo when available",
+    )
+    export.add_argument(
+        "--parity-images", type=int, default=3, help="dataset images the parity check runs on (default: 3)"
+    )
+    export.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"largest acceptable |logit difference| (default: {DEFAULT_TOLERANCE:g})",
+    )
     add_data_arguments(export, split_default=None)
     export.set_defaults(handler=command_export)
 
@@ -225,7 +264,14 @@ def command_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parity-images must be at least 1, got {args.parity_images}")
     data_given = any(getattr(args, flag, None) for flag in ("data", "root", "images", "masks", "split"))
     dataset = build_dataset(data_spec_from_args(args)) if data_given else None
-    report = export_checkpoint(args.checkpoint, args.format, args.out, dataset=dataset, parity_images=args.parity_images,
-                               tolerance=args.tolerance, exporter=args.exporter)
+    report = export_checkpoint(
+        args.checkpoint,
+        args.format,
+        args.out,
+        dataset=dataset,
+        parity_images=args.parity_images,
+        tolerance=args.tolerance,
+        exporter=args.exporter,
+    )
     print(report.summary())
     return 0

@@ -197,18 +197,19 @@ def _evaluate(
             count = source.num_classes or (first.shape[0] if first is not None else None)
             resolved = resolve_mapping(source.class_names, count, dataset.label_map, mapping, source=source.name)
         mapped = [
-            resolved.apply(prediction.labels, prediction.probabilities, what=f"{source.name}: prediction of {dataset.ids[index]}")
-            for index, prediction in zip(chunk, predictions)
+            resolved.apply(prediction.labels, prediction.probabilities, what=f"{source.name}: {dataset.ids[index]}")
+            for index, prediction in zip(chunk, predictions, strict=True)
         ]
         chunk_labels = [prediction.labels for prediction in mapped]
         targets = np.stack([mask for _, mask in samples])
-        for prediction, (_, mask), index in zip(mapped, samples, chunk):
+        for prediction, (_, mask), index in zip(mapped, samples, chunk, strict=True):
             if prediction.labels.shape != mask.shape:
                 raise SourceError(
                     f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
                     f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
                 )
-        confusions.append(image_confusions(np.stack(chunk_labels), targets, num_classes, ignore_index, unassigned_label=other_label))
+        stack = np.stack(chunk_labels)
+        confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
         indices += chunk
         labels += chunk_labels
         confidences += [prediction.confidence.astype(np.float16) for prediction in mapped]
@@ -220,10 +221,14 @@ def _evaluate(
         stacked = stacked[..., :num_classes]
     notes = [*(resolved.summary() if resolved is not None else []), *source.notes()]
     if has_other and not (resolved is not None and resolved.has_other):
-        notes.append(f"{int(stacked[..., -1].sum()):,} predicted pixels hold no class (a void value or an unknown colour): "
-                     "counted as 'other', a miss of the true class")
+        notes.append(
+            f"{int(stacked[..., -1].sum()):,} predicted pixels hold no class (a void value or an unknown colour): "
+            "counted as 'other', a miss of the true class"
+        )
     if not source.has_probabilities:
-        notes.append(f"{source.name} gives labels only: confidence is 1 everywhere and probability views are unavailable")
+        notes.append(
+            f"{source.name} gives labels only: confidence is 1 everywhere and probability views are unavailable"
+        )
     return _evaluation_from_arrays(
         dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
         has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,

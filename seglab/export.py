@@ -69,9 +69,11 @@ class ExportReport:
 
     def summary(self) -> str:
         lines = [
-            f"wrote {self.path} ({self.format}, {self.exporter}, {self.path.stat().st_size / 2**20:.1f} MB) and {self.description}",
+            f"wrote {self.path} ({self.format}, {self.exporter}, {self.path.stat().st_size / 2**20:.1f} MB) "
+            f"and {self.description}",
             f"parity vs PyTorch on {len(self.images)} input(s): max |logit difference| {self.max_logit_difference:.2e} "
-            f"(tolerance {self.tolerance:g}); reloaded as a prediction source: labels agree on {self.label_agreement:.2%} "
+            f"(tolerance {self.tolerance:g}); reloaded as a prediction source: labels agree on "
+            f"{self.label_agreement:.2%} "
             f"of pixels [{self.seconds:.1f} s]",
         ]
         return "\n".join(lines + [f"note: {note}" for note in self.notes])
@@ -129,14 +131,25 @@ def export_checkpoint(
         if os.path.exists(temporary):
             os.unlink(temporary)
     description = SourceDescription(
-        kind=fmt, path=out.resolve(), name=f"{checkpoint.path.parent.name}/{checkpoint.path.stem} ({checkpoint.model_name})",
-        class_names=tuple(checkpoint.label_map.names), preprocessing=Preprocessing(),
+        kind=fmt,
+        path=out.resolve(),
+        name=f"{checkpoint.path.parent.name}/{checkpoint.path.stem} ({checkpoint.model_name})",
+        class_names=tuple(checkpoint.label_map.names),
+        preprocessing=Preprocessing(),
     )
     described = save_description(description, description_path(out))
     agreement = _reload_agreement(model, described, images[0])
     return ExportReport(
-        path=out, description=described, format=fmt, exporter=used, max_logit_difference=difference,
-        tolerance=tolerance, images=names, label_agreement=agreement, seconds=time.perf_counter() - started, notes=notes,
+        path=out,
+        description=described,
+        format=fmt,
+        exporter=used,
+        max_logit_difference=difference,
+        tolerance=tolerance,
+        images=names,
+        label_agreement=agreement,
+        seconds=time.perf_counter() - started,
+        notes=notes,
     )
 
 
@@ -149,10 +162,15 @@ def _parity_images(checkpoint, dataset, count: int, notes: list[str]) -> tuple[l
         images = [(dataset.ids[i], dataset.load(int(i))[0]) for i in dict.fromkeys(picks.tolist())]
     else:
         generator = np.random.default_rng(0)
-        images = [(f"random {h}x{w}", generator.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((96, 128), (75, 101))]
+        images = [
+            (f"random {h}x{w}", generator.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            for h, w in ((96, 128), (75, 101))
+        ]
     first_id, first = images[0]
     height, width = first.shape[:2]
-    crop = first[: max(8, height - 3 if height % 2 == 0 else height - 2), : max(8, width - 5 if width % 2 == 0 else width - 4)]
+    crop = first[
+        : max(8, height - 3 if height % 2 == 0 else height - 2), : max(8, width - 5 if width % 2 == 0 else width - 4)
+    ]
     images.append((f"{first_id} cropped to {crop.shape[1]}x{crop.shape[0]}", np.ascontiguousarray(crop)))
     return [image for _, image in images], [name for name, _ in images]
 
@@ -172,25 +190,43 @@ def _checkpoint_dataset(checkpoint, notes: list[str]) -> SegmentationDataset | N
 def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, exporter: str, notes: list[str]) -> str:
     dynamo_available = importlib.util.find_spec("onnxscript") is not None
     if exporter == "dynamo" and not dynamo_available:
-        raise SourceError("the dynamo ONNX exporter needs the onnxscript package (pip install onnxscript); or use --exporter legacy")
+        raise SourceError(
+            "the dynamo ONNX exporter needs the onnxscript package (pip install onnxscript); or use --exporter legacy"
+        )
     if exporter in ("auto", "dynamo") and dynamo_available:
         try:
             batch, height, width = (torch.export.Dim(name, min=1, max=65536) for name in ("batch", "height", "width"))
             torch.onnx.export(
-                model, (example,), str(path), dynamo=True, external_data=False, input_names=["image"],
-                output_names=["logits"], dynamic_shapes={"images": {0: batch, 2: height, 3: width}},
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_shapes={"images": {0: batch, 2: height, 3: width}},
             )
             return "dynamo"
         except Exception as error:  # the dynamo exporter fails in many ways; auto falls back to the legacy one
             if exporter == "dynamo":
-                raise SourceError(f"the dynamo ONNX exporter failed: {type(error).__name__}: {str(error)[:300]}") from None
+                raise SourceError(
+                    f"the dynamo ONNX exporter failed: {type(error).__name__}: {str(error)[:300]}"
+                ) from None
             notes.append(f"the dynamo exporter failed ({type(error).__name__}); used the TorchScript-based exporter")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation notice, and tracer warnings the parity check covers
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET, input_names=["image"],
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["image"],
             output_names=["logits"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
+            dynamic_axes={
+                "image": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "height", 3: "width"},
+            },
         )
     return "legacy"
 
@@ -211,7 +247,9 @@ def _max_difference(model: torch.nn.Module, inputs: list[torch.Tensor], path: Pa
             expected = model(batch).numpy()
             found = runner.run(batch.numpy())
             if found.shape != expected.shape:
-                raise SourceError(f"the exported model returned shape {found.shape} for an input PyTorch answers with {expected.shape}")
+                raise SourceError(
+                    f"the exported model returned shape {found.shape} where PyTorch returns {expected.shape}"
+                )
             worst = max(worst, float(np.abs(found - expected).max()))
     runner.close()
     return worst

@@ -17,8 +17,16 @@ from seglab.data.spec import DataSpec
 from seglab.models import build_model
 from seglab.sources import write_prediction_png
 
-LABEL_MAP = LabelMap(classes=(ClassInfo(0, "ground", (0, 0, 0)), ClassInfo(1, "tree", (0, 200, 0)),
-                              ClassInfo(2, "sky", (100, 150, 255))), ignore_index=255, background_index=None, name="tiny")
+LABEL_MAP = LabelMap(
+    classes=(
+        ClassInfo(0, "ground", (0, 0, 0)),
+        ClassInfo(1, "tree", (0, 200, 0)),
+        ClassInfo(2, "sky", (100, 150, 255)),
+    ),
+    ignore_index=255,
+    background_index=None,
+    name="tiny",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,13 +50,24 @@ def project(tmp_path):
         Image.fromarray(image).save(images / f"frame{index}.png")
         Image.fromarray(mask).save(masks / f"frame{index}.png")
     LABEL_MAP.save(tmp_path / "labels.json")
-    data = ["--data", "folder", "--images", str(images), "--masks", str(masks), "--label-map", str(tmp_path / "labels.json"),
-            "--split", "val"]
+    data = [
+        "--data",
+        "folder",
+        "--images",
+        str(images),
+        "--masks",
+        str(masks),
+        "--label-map",
+        str(tmp_path / "labels.json"),
+        "--split",
+        "val",
+    ]
     config = TrainConfig()
     config.data = DataSpec(kind="folder", images=str(images), masks=str(masks), label_map=str(tmp_path / "labels.json"))
     torch.manual_seed(0)
-    payload = checkpoint_payload(model=build_model("tiny_unet_small", 3), config=config.to_dict(), label_map=LABEL_MAP,
-                                 step=0, epoch=0)
+    payload = checkpoint_payload(
+        model=build_model("tiny_unet_small", 3), config=config.to_dict(), label_map=LABEL_MAP, step=0, epoch=0
+    )
     return tmp_path, save_checkpoint(payload, tmp_path / "run" / "best.pt"), data
 
 
@@ -67,8 +86,9 @@ def test_predictions_of_a_checkpoint_give_the_checkpoints_json(capsys, project):
     assert code == 0
     reference = json.loads(out)
     predictions = folder / "predictions"
-    code, out, err = run_cli(capsys, "predict", "--checkpoint", checkpoint, *sorted((folder / "images").iterdir()),
-                             "--out", predictions)
+    code, out, err = run_cli(
+        capsys, "predict", "--checkpoint", checkpoint, *sorted((folder / "images").iterdir()), "--out", predictions
+    )
     assert code == 0, err
     code, out, err = run_cli(capsys, "eval", "--predictions", predictions, *data, "--json")  # reads the *_labels.png
     assert code == 0, err
@@ -89,8 +109,15 @@ def test_export_then_eval_and_predict_with_the_exported_model(capsys, project):
     assert code == 0, err
     summary = json.loads(out)
     assert summary["miou"] == pytest.approx(reference["miou"], abs=1e-6) and summary["notes"] == []
-    code, out, err = run_cli(capsys, "predict", "--model", folder / "exported" / "m.onnx", folder / "images" / "frame0.png",
-                             "--out", folder / "out")
+    code, out, err = run_cli(
+        capsys,
+        "predict",
+        "--model",
+        folder / "exported" / "m.onnx",
+        folder / "images" / "frame0.png",
+        "--out",
+        folder / "out",
+    )
     assert code == 0, err
     labels = np.asarray(Image.open(folder / "out" / "frame0_labels.png"))
     assert labels.shape == (30, 36) and labels.max() <= 2

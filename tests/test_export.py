@@ -19,7 +19,9 @@ from seglab.sources import open_source
 
 FAMILIES = [
     pytest.param("tiny_unet", {}, id="tiny_unet"),
-    pytest.param("unet", {"base_width": 4, "depth": 2, "upsampling": "transposed"}, id="unet-transposed", marks=pytest.mark.slow),
+    pytest.param(
+        "unet", {"base_width": 4, "depth": 2, "upsampling": "transposed"}, id="unet-transposed", marks=pytest.mark.slow
+    ),
     pytest.param("lraspp_mobilenet_v3_large", {}, id="lraspp", marks=pytest.mark.slow),
     pytest.param("deeplabv3_resnet18", {}, id="deeplabv3", marks=pytest.mark.slow),
     pytest.param("deeplabv3plus_resnet18", {"aux": False}, id="deeplabv3plus", marks=pytest.mark.slow),
@@ -35,7 +37,9 @@ def dataset():
 def write_checkpoint(path, name: str, options: dict):
     torch.manual_seed(0)
     model = build_model(name, 7, **options).eval()
-    payload = checkpoint_payload(model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=3, epoch=0)
+    payload = checkpoint_payload(
+        model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=3, epoch=0
+    )
     return save_checkpoint(payload, path)
 
 

@@ -33,8 +33,13 @@ def dataset():
 @pytest.fixture
 def checkpoint(tmp_path):
     torch.manual_seed(1)
-    payload = checkpoint_payload(model=build_model("tiny_unet_small", 7), config=TrainConfig().to_dict(),
-                                 label_map=shapes_label_map(), step=0, epoch=0)
+    payload = checkpoint_payload(
+        model=build_model("tiny_unet_small", 7),
+        config=TrainConfig().to_dict(),
+        label_map=shapes_label_map(),
+        step=0,
+        epoch=0,
+    )
     return save_checkpoint(payload, tmp_path / "run" / "best.pt")
 
 
@@ -53,7 +58,7 @@ def test_a_folder_identical_to_a_checkpoints_predictions_gives_exactly_its_metri
         write_prediction_png(result.labels, folder / f"{result.sample_id}.png")
     evaluation = evaluate_source(PredictionFolderSource(folder), dataset, use_cache=False)
     assert evaluation.metrics.to_dict(dataset.class_names) == reference.metrics.to_dict(dataset.class_names)
-    for ours, theirs in zip(evaluation.results, reference.results):
+    for ours, theirs in zip(evaluation.results, reference.results, strict=True):
         np.testing.assert_array_equal(ours.confusion, theirs.confusion)
         np.testing.assert_array_equal(ours.labels, theirs.labels)
         assert ours.miou == pytest.approx(theirs.miou, nan_ok=True)

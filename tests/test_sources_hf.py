@@ -24,9 +24,18 @@ def segformer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segformer")
     torch.manual_seed(0)
     config = transformers.SegformerConfig(
-        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3], strides=[4, 2],
-        num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=len(CLASSES),
-        id2label=dict(enumerate(CLASSES)), label2id={name: i for i, name in enumerate(CLASSES)},
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=len(CLASSES),
+        id2label=dict(enumerate(CLASSES)),
+        label2id={name: i for i, name in enumerate(CLASSES)},
     )
     model = transformers.SegformerForSemanticSegmentation(config).eval()
     model.save_pretrained(folder)
@@ -45,7 +54,9 @@ def test_a_saved_segformer_predicts_at_the_image_size(segformer):
     with torch.no_grad():
         logits = model(**processor(images=image, return_tensors="pt")).logits
     assert logits.shape[-1] == 16  # 1/4 of the processed 64x64: upsampled by the source
-    expected = torch.nn.functional.interpolate(logits, size=(45, 70), mode="bilinear", align_corners=False)[0].softmax(0)
+    expected = torch.nn.functional.interpolate(logits, size=(45, 70), mode="bilinear", align_corners=False)[0].softmax(
+        0
+    )
     np.testing.assert_allclose(prediction.probabilities, expected.numpy(), atol=1e-5)
 
 
@@ -77,6 +88,8 @@ def test_pickled_weights_and_missing_files_are_refused(tmp_path, segformer):
 
 def test_without_transformers_the_message_says_what_to_install(monkeypatch, segformer):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "transformers" else real(name, *args))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "transformers" else real(name, *args)
+    )
     with pytest.raises(SourceError, match=r"pip install 'seglab\[hf\]'"):
         HuggingFaceSource(segformer[0])

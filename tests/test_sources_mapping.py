@@ -21,8 +21,13 @@ def test_other_names_are_matched_by_name_and_the_rest_is_other():
     label_map = camvid_label_map()
     mapping = resolve_mapping(["road", "sky", "traffic_light", "car", "building"], None, label_map)
     assert mapping.how == "by name"
-    assert mapping.targets == (label_map.names.index("Road"), label_map.names.index("Sky"), None,
-                               label_map.names.index("Car"), label_map.names.index("Building"))
+    assert mapping.targets == (
+        label_map.names.index("Road"),
+        label_map.names.index("Sky"),
+        None,
+        label_map.names.index("Car"),
+        label_map.names.index("Building"),
+    )
     assert mapping.unmapped == ["traffic_light"]
     assert "Pedestrian" in mapping.unpredictable
     assert any("traffic_light" in line for line in mapping.summary())

@@ -40,11 +40,18 @@ def exported(tmp_path_factory, dataset):
     """A tiny checkpoint and its ONNX and TorchScript exports (parity checked on the dataset)."""
     folder = tmp_path_factory.mktemp("exported")
     torch.manual_seed(0)
-    payload = checkpoint_payload(model=build_model("tiny_unet_small", 7), config=TrainConfig().to_dict(),
-                                 label_map=shapes_label_map(), step=0, epoch=0)
+    payload = checkpoint_payload(
+        model=build_model("tiny_unet_small", 7),
+        config=TrainConfig().to_dict(),
+        label_map=shapes_label_map(),
+        step=0,
+        epoch=0,
+    )
     checkpoint = save_checkpoint(payload, folder / "run" / "best.pt")
-    reports = {fmt: export_checkpoint(checkpoint, fmt, folder / f"model.{'onnx' if fmt == 'onnx' else 'pt'}", dataset=dataset)
-               for fmt in ("onnx", "torchscript")}
+    reports = {
+        fmt: export_checkpoint(checkpoint, fmt, folder / f"model.{'onnx' if fmt == 'onnx' else 'pt'}", dataset=dataset)
+        for fmt in ("onnx", "torchscript")
+    }
     return checkpoint, reports
 
 
@@ -106,7 +113,7 @@ def test_exports_load_back_and_evaluate_like_the_checkpoint(exported, dataset):
         with source:
             evaluation = evaluate_source(source, dataset, use_cache=False)
         assert evaluation.metrics.miou == pytest.approx(reference.metrics.miou, abs=1e-6)
-        for ours, theirs in zip(evaluation.results, reference.results):
+        for ours, theirs in zip(evaluation.results, reference.results, strict=True):
             assert (ours.labels == theirs.labels).mean() > 0.999
         assert evaluation.has_probabilities and evaluation.notes == []
 
@@ -121,12 +128,17 @@ def test_dict_outputs_and_channel_order(tmp_path):
     path = script(ChannelsAreClasses(), tmp_path, "channels.pt")
     rgb = ModelFileSource(path, "torchscript", preprocessing=RAW, isolated=False)
     assert (rgb.predict(None, RED).labels == 0).all()  # "out" is picked by default
-    bgr = ModelFileSource(path, "torchscript", preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), channel_order="BGR"),
-                          isolated=False)
+    bgr = ModelFileSource(
+        path,
+        "torchscript",
+        preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), channel_order="BGR"),
+        isolated=False,
+    )
     assert (bgr.predict(None, RED).labels == 2).all()
-    aux = ModelFileSource(path, "torchscript", preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output="aux"),
-                          isolated=False)
-    assert (aux.predict(None, RED).probabilities == pytest.approx(1 / 3))
+    aux = ModelFileSource(
+        path, "torchscript", preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output="aux"), isolated=False
+    )
+    assert aux.predict(None, RED).probabilities == pytest.approx(1 / 3)
     missing = ModelFileSource(path, "torchscript", preprocessing=Preprocessing(output="logits"), isolated=False)
     with pytest.raises(SourceError, match="no key 'logits'; it has aux, out"):
         missing.predict(None, RED)
@@ -139,11 +151,15 @@ def test_fixed_size_models_are_fed_by_resize_or_sliding_window(tmp_path):
         ModelFileSource(path, "torchscript", preprocessing=RAW, isolated=False).predict(None, image)
     for mode in ("resize", "sliding"):
         preprocessing = Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), input_size=(32, 48), fixed_size_mode=mode)
-        prediction = ModelFileSource(path, "torchscript", preprocessing=preprocessing, isolated=False).predict(None, image)
+        prediction = ModelFileSource(path, "torchscript", preprocessing=preprocessing, isolated=False).predict(
+            None, image
+        )
         assert prediction.labels.shape == (70, 90) and prediction.probabilities.shape == (3, 70, 90)
     # The sliding window sees the pixels themselves: an identity model gives back the image's own argmax.
     np.testing.assert_array_equal(prediction.labels, image.argmax(axis=2))
-    small = ModelFileSource(path, "torchscript", preprocessing=preprocessing, isolated=False).predict(None, image[:20, :30])
+    small = ModelFileSource(path, "torchscript", preprocessing=preprocessing, isolated=False).predict(
+        None, image[:20, :30]
+    )
     np.testing.assert_array_equal(small.labels, image[:20, :30].argmax(axis=2))  # padded up to 32x48, cropped back
 
 
@@ -159,13 +175,21 @@ def test_a_size_divisor_pads_and_crops_and_low_resolution_outputs_are_upsampled(
 
 def test_probability_and_label_outputs(tmp_path):
     image = np.random.default_rng(2).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    softmaxed = ModelFileSource(script(Softmaxed(), tmp_path, "soft.pt"), "torchscript", isolated=False,
-                                preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output_kind="probabilities"))
+    softmaxed = ModelFileSource(
+        script(Softmaxed(), tmp_path, "soft.pt"),
+        "torchscript",
+        isolated=False,
+        preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output_kind="probabilities"),
+    )
     prediction = softmaxed.predict(None, image)
     expected = torch.from_numpy(image / 255.0 * 3).permute(2, 0, 1).softmax(dim=0).numpy()
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
-    labelled = ModelFileSource(script(ArgmaxLabels(), tmp_path, "labels.pt"), "torchscript", isolated=False,
-                               preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output_kind="labels"))
+    labelled = ModelFileSource(
+        script(ArgmaxLabels(), tmp_path, "labels.pt"),
+        "torchscript",
+        isolated=False,
+        preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1), output_kind="labels"),
+    )
     prediction = labelled.predict(None, image)
     assert prediction.probabilities is None and not labelled.has_probabilities
     np.testing.assert_array_equal(prediction.labels, image.argmax(axis=2))
@@ -227,9 +251,13 @@ def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
     weight.data_location = TensorProto.EXTERNAL
     entry = weight.external_data.add()
     entry.key, entry.value = "location", "../../etc/passwd"
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [weight],
+    )
     path = tmp_path / "sneaky.onnx"
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(SourceError, match="outside its folder; refused"):
@@ -252,17 +280,38 @@ def test_a_fixed_size_onnx_model_runs_through_the_worker(tmp_path):
 
 def test_description_problems_are_all_named(tmp_path, exported):
     path = tmp_path / "bad.seglab.json"
-    path.write_text(json.dumps({
-        "kind": "onnx", "path": "missing.onnx", "colour": "blue",
-        "class_names": ["a", "a"],
-        "preprocessing": {"mean": [123.7, 116.3, 103.5], "std": [1, 1], "channel_order": "GBR", "input_size": "big",
-                          "output_kind": "softmax", "size_divisor": 0},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "onnx",
+                "path": "missing.onnx",
+                "colour": "blue",
+                "class_names": ["a", "a"],
+                "preprocessing": {
+                    "mean": [123.7, 116.3, 103.5],
+                    "std": [1, 1],
+                    "channel_order": "GBR",
+                    "input_size": "big",
+                    "output_kind": "softmax",
+                    "size_divisor": 0,
+                },
+            }
+        )
+    )
     with pytest.raises(SourceError) as error:
         load_description(path)
     message = str(error.value)
-    for expected in ("unknown key 'colour'", "'missing.onnx' does not exist", "repeat a name", "0-255 units",
-                     "std must be 3 numbers", "RGB or BGR", "input_size", "output_kind", "size_divisor"):
+    for expected in (
+        "unknown key 'colour'",
+        "'missing.onnx' does not exist",
+        "repeat a name",
+        "0-255 units",
+        "std must be 3 numbers",
+        "RGB or BGR",
+        "input_size",
+        "output_kind",
+        "size_divisor",
+    ):
         assert expected in message, expected
     assert message.count("\n  - ") == 9
 
@@ -275,8 +324,11 @@ def test_a_description_declares_classes_and_mapping(tmp_path, exported, dataset)
     names = list(dataset.class_names)
     names[1] = "disc"
     described = tmp_path / "renamed.seglab.json"
-    described.write_text(json.dumps({**description, "path": str(report.path), "class_names": names,
-                                     "mapping": {"disc": dataset.class_names[1]}}))
+    described.write_text(
+        json.dumps(
+            {**description, "path": str(report.path), "class_names": names, "mapping": {"disc": dataset.class_names[1]}}
+        )
+    )
     source, loaded = open_source(described)
     with source:
         evaluation = evaluate_source(source, dataset, mapping=loaded.mapping, use_cache=False)

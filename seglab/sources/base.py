@@ -115,9 +115,9 @@ class PredictionSource(ABC):
 
     def predict_batch(self, sample_ids: Sequence[str | None], images: Sequence[np.ndarray]) -> list[SourcePrediction]:
         """Predict several images of one size (sources that batch override this)."""
-        return [self.predict(sample_id, image) for sample_id, image in zip(sample_ids, images)]
+        return [self.predict(sample_id, image) for sample_id, image in zip(sample_ids, images, strict=True)]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most sources hold nothing to release)
         """Release models and worker processes (the source can be used again afterwards)."""
 
     def __enter__(self) -> PredictionSource:

@@ -66,7 +66,9 @@ def _check_model(source: PredictionSource, dataset: SegmentationDataset | None, 
         check.problems.append(f"a forward pass on one {image.shape[1]}x{image.shape[0]} image failed: {error}")
         return
     seconds = time.perf_counter() - started
-    check.facts.append(f"one {image.shape[1]}x{image.shape[0]} image predicted in {seconds:.2f} s (first call, includes loading)")
+    check.facts.append(
+        f"one {image.shape[1]}x{image.shape[0]} image predicted in {seconds:.2f} s (first call, includes loading)"
+    )
     if prediction.labels.shape != image.shape[:2]:
         check.problems.append(f"labels have shape {prediction.labels.shape}, the image {image.shape[:2]}")
     if prediction.probabilities is not None:
@@ -107,7 +109,9 @@ def _check_folder(source, dataset: SegmentationDataset | None, mapping, check: S
     else:
         check.facts.append(f"every one of the {len(dataset)} samples has a prediction file")
     if extra:
-        check.facts.append(f"{len(extra)} file(s) match no sample and are ignored, e.g. {', '.join(extra[:MAX_LISTED])}")
+        check.facts.append(
+            f"{len(extra)} file(s) match no sample and are ignored, e.g. {', '.join(extra[:MAX_LISTED])}"
+        )
     size_of = getattr(dataset, "image_size", None)
     wrong_size = []
     present = [index for index, sample_id in enumerate(dataset.ids) if sample_id not in set(missing)]
@@ -122,7 +126,8 @@ def _check_folder(source, dataset: SegmentationDataset | None, mapping, check: S
             wrong_size.append(f"{dataset.ids[index]} ({found[1]}x{found[0]} vs {expected[1]}x{expected[0]})")
     if wrong_size and not getattr(source, "resize", False):
         check.problems.append(
-            f"{len(wrong_size)} prediction(s) differ in size from their image, e.g. {', '.join(wrong_size[:MAX_LISTED])}; "
+            f"{len(wrong_size)} prediction(s) differ in size from their image, "
+            f"e.g. {', '.join(wrong_size[:MAX_LISTED])}; "
             "allow a nearest-neighbour resize (--resize-predictions) or write them at the image's size"
         )
     elif wrong_size:

@@ -21,6 +21,8 @@ from seglab.evaluation import Protocol, file_sha256
 from seglab.predict import image_to_tensor, predict_probabilities
 from seglab.sources.base import PredictionSource, SourcePrediction
 
+DEFAULT_PROTOCOL = Protocol()
+
 
 class CheckpointSource(PredictionSource):
     """Predictions of a seglab ``.pt`` checkpoint (or run folder) under a :class:`~seglab.evaluation.Protocol`."""
@@ -31,7 +33,7 @@ class CheckpointSource(PredictionSource):
         self,
         path: str | os.PathLike,
         *,
-        protocol: Protocol = Protocol(),
+        protocol: Protocol = DEFAULT_PROTOCOL,
         device: str = "cpu",
         checkpoint: Checkpoint | None = None,
     ) -> None:

@@ -92,8 +92,16 @@ class SourceDescription:
             from seglab.sources.model_file import ModelFileSource
 
             return ModelFileSource(
-                self.path, self.kind, preprocessing=self.preprocessing, class_names=self.class_names, name=self.name,
-                device=device, flip=flip, scales=scales, limits=limits, isolated=isolated,
+                self.path,
+                self.kind,
+                preprocessing=self.preprocessing,
+                class_names=self.class_names,
+                name=self.name,
+                device=device,
+                flip=flip,
+                scales=scales,
+                limits=limits,
+                isolated=isolated,
             )
         if self.kind == "huggingface":
             from seglab.sources.model_file import HuggingFaceSource
@@ -102,8 +110,13 @@ class SourceDescription:
         from seglab.sources.folder_source import PredictionFolderSource
 
         return PredictionFolderSource(
-            self.path, class_names=self.class_names, label_map=label_map, encoding=self.encoding, resize=self.resize,
-            name=self.name, limits=limits,
+            self.path,
+            class_names=self.class_names,
+            label_map=label_map,
+            encoding=self.encoding,
+            resize=self.resize,
+            name=self.name,
+            limits=limits,
         )
 
 
@@ -114,7 +127,9 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
     problems = [f"unknown key {key!r}" for key in sorted(set(data) - TOP_LEVEL_KEYS)]
     version = data.get("seglab_source", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        problems.append(f"seglab_source {version!r} is newer than this seglab understands ({FORMAT_VERSION}); upgrade seglab")
+        problems.append(
+            f"seglab_source {version!r} is newer than this seglab understands ({FORMAT_VERSION}); upgrade seglab"
+        )
     kind = data.get("kind")
     if kind not in KINDS:
         problems.append(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -131,11 +146,17 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
         problems.append(f"name must be a string, got {name!r}")
     class_names = data.get("class_names")
     if class_names is not None:
-        if not isinstance(class_names, list) or not class_names or not all(isinstance(n, str) and n for n in class_names):
+        if (
+            not isinstance(class_names, list)
+            or not class_names
+            or not all(isinstance(n, str) and n for n in class_names)
+        ):
             problems.append("class_names must be a non-empty list of names (the model's outputs, in order)")
             class_names = None
         elif len(set(class_names)) != len(class_names):
-            problems.append(f"class_names repeat a name: {sorted({n for n in class_names if class_names.count(n) > 1})}")
+            problems.append(
+                f"class_names repeat a name: {sorted({n for n in class_names if class_names.count(n) > 1})}"
+            )
     mapping = data.get("mapping")
     if mapping is not None:
         problems += _mapping_problems(mapping, class_names)
@@ -158,8 +179,13 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
     if problems or path is None:
         return None, problems
     description = SourceDescription(
-        kind=kind, path=path, name=name, class_names=tuple(class_names) if class_names else None,
-        mapping=dict(mapping) if mapping is not None else None, preprocessing=preprocessing, encoding=encoding,
+        kind=kind,
+        path=path,
+        name=name,
+        class_names=tuple(class_names) if class_names else None,
+        mapping=dict(mapping) if mapping is not None else None,
+        preprocessing=preprocessing,
+        encoding=encoding,
         resize=resize,
     )
     return description, []
@@ -214,7 +240,11 @@ def _descriptions_beside(target: Path) -> list[Path]:
     """Description files that may describe ``target``, most specific first."""
     if target.is_dir():
         return [target / FOLDER_DESCRIPTION]
-    return [description_path(target), target.with_name(target.stem + DESCRIPTION_SUFFIX), target.with_name(FOLDER_DESCRIPTION)]
+    return [
+        description_path(target),
+        target.with_name(target.stem + DESCRIPTION_SUFFIX),
+        target.with_name(FOLDER_DESCRIPTION),
+    ]
 
 
 def describe_target(target: str | os.PathLike, describe: str | os.PathLike | None = None) -> SourceDescription:
@@ -269,6 +299,9 @@ def infer_kind(target: Path) -> str:
 def open_source(
     target: str | os.PathLike, *, describe: str | os.PathLike | None = None, **options: Any
 ) -> tuple[PredictionSource, SourceDescription]:
-    """``(source, description)`` for a path: the one call the CLI and the app need (options: see ``SourceDescription.open``)."""
+    """``(source, description)`` for a path: the one call the CLI and the app need.
+
+    ``options`` are those of :meth:`SourceDescription.open` (device, limits, isolated, label_map, flip, scales).
+    """
     description = describe_target(target, describe)
     return description.open(**options), description

@@ -140,10 +140,14 @@ class PredictionFolderSource(PredictionSource):
     # -- predictions ---------------------------------------------------------------------------------
     def predict(self, sample_id: str | None, image: np.ndarray) -> SourcePrediction:
         if sample_id is None:
-            raise SourceError(f"{self.name} is a folder of predictions: it has none for an image that is not in the dataset")
+            raise SourceError(
+                f"{self.name} is a folder of predictions: it has none for an image that is not in the dataset"
+            )
         path = self._require(sample_id)
         if path.stat().st_size > self.limits.max_file_bytes:
-            raise SourceError(f"prediction file {path} is larger than the {self.limits.max_file_bytes / 2**20:.0f} MB limit")
+            raise SourceError(
+                f"prediction file {path} is larger than the {self.limits.max_file_bytes / 2**20:.0f} MB limit"
+            )
         labels, probabilities = self._read_png(path) if path.suffix == ".png" else self._read_array(path)
         size = tuple(image.shape[:2])
         found = tuple(labels.shape)
@@ -169,7 +173,9 @@ class PredictionFolderSource(PredictionSource):
     def _read_png(self, path: Path) -> tuple[np.ndarray, None]:
         height, width = read_image_size(path)
         if height * width > self.limits.max_pixels:
-            raise SourceError(f"prediction {path} is {width}x{height}, more than the {self.limits.max_pixels / 1e6:.0f} MP limit")
+            raise SourceError(
+                f"prediction {path} is {width}x{height}, more than the {self.limits.max_pixels / 1e6:.0f} MP limit"
+            )
         try:
             pixels = read_mask_pixels(path)
             if pixels.ndim == 2 and self.encoding != "rgb":
@@ -196,7 +202,9 @@ class PredictionFolderSource(PredictionSource):
                 raise SourceError(f"{path.name}: an (H, W) prediction must hold integer class ids, got {dtype}")
             return array.astype(np.int64), None
         if dtype.kind != "f":
-            raise SourceError(f"{path.name}: a (K, H, W) prediction must hold float probabilities or logits, got {dtype}")
+            raise SourceError(
+                f"{path.name}: a (K, H, W) prediction must hold float probabilities or logits, got {dtype}"
+            )
         scores = array.astype(np.float32)
         if not np.isfinite(scores).all():
             raise SourceError(f"{path.name} holds NaN or infinite scores")
@@ -217,7 +225,9 @@ def _prediction_files(folder: Path) -> dict[str, Path]:
             clashes.append(f"{files[entry.stem].name} / {entry.name}")
         files[entry.stem] = entry
     if clashes:
-        raise SourceError(f"{folder} holds several predictions for one sample: {', '.join(clashes[:5])}; keep one per sample")
+        raise SourceError(
+            f"{folder} holds several predictions for one sample: {', '.join(clashes[:5])}; keep one per sample"
+        )
     if not files:
         raise SourceError(f"{folder} holds no prediction files (.png, .npy or .npz named after the sample ids)")
     return files
@@ -241,11 +251,17 @@ def _array_header(path: Path, limits: SourceLimits) -> tuple[tuple[int, ...], np
     if len(shape) not in (2, 3) or min(shape, default=0) < 1:
         raise SourceError(f"{path.name} has shape {shape}; expected (H, W) labels or (K, H, W) scores")
     if shape[-2] * shape[-1] > limits.max_pixels:
-        raise SourceError(f"{path.name} is {shape[-1]}x{shape[-2]}, more than the {limits.max_pixels / 1e6:.0f} MP limit")
+        raise SourceError(
+            f"{path.name} is {shape[-1]}x{shape[-2]}, more than the {limits.max_pixels / 1e6:.0f} MP limit"
+        )
     if len(shape) == 3 and (shape[0] > limits.max_classes or int(np.prod(shape)) * 4 > limits.max_array_bytes):
-        raise SourceError(f"{path.name} has shape {shape}: too many classes or too large (limits: {limits.max_classes} classes)")
+        raise SourceError(
+            f"{path.name} has shape {shape}: too many classes or too large (limits: {limits.max_classes} classes)"
+        )
     if len(shape) == 3 and shape[0] == 1:
-        raise SourceError(f"{path.name} has one score channel; store (H, W) labels or (K, H, W) scores for K >= 2 classes")
+        raise SourceError(
+            f"{path.name} has one score channel; store (H, W) labels or (K, H, W) scores for K >= 2 classes"
+        )
     return shape, dtype
 
 

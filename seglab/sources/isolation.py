@@ -100,11 +100,17 @@ class WorkerRunner:
         self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "seglab.sources.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=environment, cwd=str(PACKAGE_ROOT),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=environment,
+            cwd=str(PACKAGE_ROOT),
         )
         header, _ = self._exchange(
-            {"op": "load", "kind": self.kind, "path": self.path, "options": self.options}, [],
-            time.monotonic() + self.load_timeout_s, "loading the model",
+            {"op": "load", "kind": self.kind, "path": self.path, "options": self.options},
+            [],
+            time.monotonic() + self.load_timeout_s,
+            "loading the model",
         )
         self.info = header.get("info", {})
 

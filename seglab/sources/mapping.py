@@ -70,12 +70,14 @@ class ClassMapping:
 
     @property
     def is_identity(self) -> bool:
-        return len(self.source_names) == len(self.dataset_names) and self.targets == tuple(range(len(self.dataset_names)))
+        return len(self.source_names) == len(self.dataset_names) and self.targets == tuple(
+            range(len(self.dataset_names))
+        )
 
     @property
     def unmapped(self) -> list[str]:
         """Source classes counted as other."""
-        return [name for name, target in zip(self.source_names, self.targets) if target is None]
+        return [name for name, target in zip(self.source_names, self.targets, strict=True) if target is None]
 
     @property
     def has_other(self) -> bool:
@@ -95,7 +97,7 @@ class ClassMapping:
         """``{source class: dataset class or None}``: the JSON form of description files."""
         return {
             name: (self.dataset_names[target] if target is not None else None)
-            for name, target in zip(self.source_names, self.targets)
+            for name, target in zip(self.source_names, self.targets, strict=True)
         }
 
     def key(self) -> str:
@@ -108,10 +110,12 @@ class ClassMapping:
             return []
         renamed = [
             f"{source}->{self.dataset_names[target]}"
-            for source, target in zip(self.source_names, self.targets)
+            for source, target in zip(self.source_names, self.targets, strict=True)
             if target is not None and normalize_name(source) != normalize_name(self.dataset_names[target])
         ]
-        lines = [f"class mapping ({self.how}): " + (", ".join(renamed) if renamed else "every mapped class matched by name")]
+        lines = [
+            f"class mapping ({self.how}): " + (", ".join(renamed) if renamed else "every mapped class matched by name")
+        ]
         if self.unmapped:
             lines.append(
                 f"{len(self.unmapped)} source class(es) count as '{OTHER}' (a miss of the true class, no class's "
@@ -127,7 +131,9 @@ class ClassMapping:
         other = self.other_label
         return np.array([other if target is None else target for target in self.targets], dtype=np.uint8)
 
-    def apply(self, labels: np.ndarray, probabilities: np.ndarray | None, *, what: str = "prediction") -> MappedPrediction:
+    def apply(
+        self, labels: np.ndarray, probabilities: np.ndarray | None, *, what: str = "prediction"
+    ) -> MappedPrediction:
         """Map one source prediction (see :class:`seglab.sources.base.SourcePrediction`) into dataset classes."""
         labels = np.asarray(labels)
         num_source = len(self.source_names)
@@ -172,7 +178,9 @@ class ClassMapping:
         return mapped, other
 
 
-def _confidence(labels: np.ndarray, probabilities: np.ndarray | None, other: np.ndarray | None, other_label: int) -> np.ndarray:
+def _confidence(
+    labels: np.ndarray, probabilities: np.ndarray | None, other: np.ndarray | None, other_label: int
+) -> np.ndarray:
     """Probability of each pixel's chosen label; 1 where the source gave labels only."""
     if probabilities is None:
         return np.ones(labels.shape, dtype=np.float32)
@@ -212,7 +220,9 @@ def resolve_mapping(
     ignore = label_map.ignore_index
     if isinstance(declared, ClassMapping):
         if declared.dataset_names != dataset_names:
-            raise SourceError(f"the mapping of {source} is for classes {list(declared.dataset_names)}, not this dataset's")
+            raise SourceError(
+                f"the mapping of {source} is for classes {list(declared.dataset_names)}, not this dataset's"
+            )
         return declared
     if source_names is None:
         count = num_source_classes if num_source_classes is not None else len(dataset_names)
@@ -255,7 +265,9 @@ def _declared_targets(
     source: str,
 ) -> tuple[int | None, ...]:
     if not isinstance(declared, Mapping):
-        raise SourceError(f"a class mapping must be a JSON object {{model class: dataset class}}, got {type(declared).__name__}")
+        raise SourceError(
+            f"a class mapping must be a JSON object {{model class: dataset class}}, got {type(declared).__name__}"
+        )
     known = {normalize_name(name): index for index, name in enumerate(source_names)}
     problems = [f"{name!r} is not a class of {source}" for name in declared if normalize_name(name) not in known]
     chosen: dict[int, int | None] = {}
@@ -273,5 +285,6 @@ def _declared_targets(
     if problems:
         raise SourceError("class mapping: " + "; ".join(problems))
     return tuple(
-        chosen[index] if index in chosen else by_name.get(normalize_name(name)) for index, name in enumerate(source_names)
+        chosen[index] if index in chosen else by_name.get(normalize_name(name))
+        for index, name in enumerate(source_names)
     )

@@ -21,9 +21,16 @@ import torch
 import torch.nn.functional as F
 
 from seglab.errors import SourceError
-from seglab.sources.base import DEFAULT_LIMITS, PredictionSource, SourceLimits, SourcePrediction, check_image, labels_dtype
+from seglab.sources.base import (
+    DEFAULT_LIMITS,
+    PredictionSource,
+    SourceLimits,
+    SourcePrediction,
+    check_image,
+    labels_dtype,
+)
 from seglab.sources.isolation import make_runner
-from seglab.sources.preprocessing import Preprocessing, predict_with_runner
+from seglab.sources.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, predict_with_runner
 from seglab.sources.runners import check_model_file
 
 MODEL_FILE_KINDS = ("torchscript", "onnx")
@@ -49,7 +56,7 @@ class ModelFileSource(PredictionSource):
         path: str | os.PathLike,
         kind: str,
         *,
-        preprocessing: Preprocessing = Preprocessing(),
+        preprocessing: Preprocessing = DEFAULT_PREPROCESSING,
         class_names: Sequence[str] | None = None,
         name: str | None = None,
         device: str = "cpu",
@@ -114,7 +121,11 @@ class ModelFileSource(PredictionSource):
         if self._runner is None:
             options = {"device": self.device, "output": self.preprocessing.output, "threads": self.threads}
             self._runner = make_runner(
-                self.kind, str(self.path), options, isolated=self.isolated, name=self.name,
+                self.kind,
+                str(self.path),
+                options,
+                isolated=self.isolated,
+                name=self.name,
                 load_timeout_s=self.limits.load_timeout_s,
             )
         return self._runner
@@ -219,8 +230,12 @@ class HuggingFaceSource(PredictionSource):
     def runner(self) -> Any:
         if self._runner is None:
             self._runner = make_runner(
-                self.kind, str(self.path), {"device": self.device, "threads": self.threads}, isolated=self.isolated,
-                name=self.name, load_timeout_s=self.limits.load_timeout_s,
+                self.kind,
+                str(self.path),
+                {"device": self.device, "threads": self.threads},
+                isolated=self.isolated,
+                name=self.name,
+                load_timeout_s=self.limits.load_timeout_s,
             )
         return self._runner
 
@@ -229,7 +244,9 @@ class HuggingFaceSource(PredictionSource):
         logits = self.runner().run(np.ascontiguousarray(image), time.monotonic() + self.limits.timeout_s)
         if logits.ndim != 4 or logits.shape[0] != 1:
             raise SourceError(f"{self.name} returned logits of shape {logits.shape}; expected (1, K, h, w)")
-        scores = F.interpolate(torch.from_numpy(logits).float(), size=image.shape[:2], mode="bilinear", align_corners=False)
+        scores = F.interpolate(
+            torch.from_numpy(logits).float(), size=image.shape[:2], mode="bilinear", align_corners=False
+        )
         probabilities = scores[0].softmax(dim=0)
         labels = probabilities.argmax(dim=0).numpy().astype(labels_dtype(probabilities.shape[0]))
         return SourcePrediction(labels, probabilities.numpy())
@@ -243,18 +260,25 @@ class HuggingFaceSource(PredictionSource):
 def hugging_face_files(folder: Path, max_bytes: int) -> list[Path]:
     """The files of a saved transformers model (config, processor config, safetensors weights), checked."""
     if not (folder / "config.json").is_file():
-        raise SourceError(f"{folder} is not a Hugging Face model folder (no config.json); save one with save_pretrained")
+        raise SourceError(
+            f"{folder} is not a Hugging Face model folder (no config.json); save one with save_pretrained"
+        )
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         pickled = sorted(p.name for p in folder.glob("*.bin"))
         hint = f" (it has {', '.join(pickled)}: pickled weights, which seglab does not load)" if pickled else ""
         raise SourceError(
-            f"{folder} has no .safetensors weights{hint}; re-save with model.save_pretrained(folder, safe_serialization=True)"
+            f"{folder} has no .safetensors weights{hint}; "
+            "re-save with model.save_pretrained(folder, safe_serialization=True)"
         )
     if not (folder / "preprocessor_config.json").is_file():
-        raise SourceError(f"{folder} has no preprocessor_config.json; save the image processor too (processor.save_pretrained)")
+        raise SourceError(
+            f"{folder} has no preprocessor_config.json; save the image processor too (processor.save_pretrained)"
+        )
     files = [folder / "config.json", folder / "preprocessor_config.json", *weights]
     total = sum(file.stat().st_size for file in files)
     if total > max_bytes:
-        raise SourceError(f"{folder} holds {total / 2**20:.0f} MB of model files, more than the {max_bytes / 2**20:.0f} MB limit")
+        raise SourceError(
+            f"{folder} holds {total / 2**20:.0f} MB of model files, more than the {max_bytes / 2**20:.0f} MB limit"
+        )
     return files

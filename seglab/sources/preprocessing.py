@@ -72,7 +72,12 @@ class Preprocessing:
         return preprocessing
 
 
-def parse_preprocessing(data: Mapping[str, Any] | None, where: str = "preprocessing") -> tuple[Preprocessing, list[str]]:
+DEFAULT_PREPROCESSING = Preprocessing()
+
+
+def parse_preprocessing(
+    data: Mapping[str, Any] | None, where: str = "preprocessing"
+) -> tuple[Preprocessing, list[str]]:
     """``(Preprocessing, problems)``: unknown keys and bad values are listed, defaults fill the gaps."""
     defaults = Preprocessing()
     if data is None:
@@ -104,7 +109,7 @@ def parse_preprocessing(data: Mapping[str, Any] | None, where: str = "preprocess
         elif isinstance(size, Sequence) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
             values["input_size"] = (int(size[0]), int(size[1]))
         else:
-            problems.append(f"{where}.input_size must be \"any\", a side or [height, width], got {size!r}")
+            problems.append(f'{where}.input_size must be "any", a side or [height, width], got {size!r}')
     for key, choices in (("fixed_size_mode", FIXED_SIZE_MODES), ("output_kind", OUTPUT_KINDS)):
         if key in data:
             if data[key] not in choices:
@@ -124,8 +129,14 @@ def parse_preprocessing(data: Mapping[str, Any] | None, where: str = "preprocess
         else:
             values["output"] = output
     preprocessing = Preprocessing(**{**_fields(defaults), **values})
-    if preprocessing.output_kind == "labels" and preprocessing.input_size and preprocessing.fixed_size_mode == "sliding":
-        problems.append(f"{where}: a model that outputs labels cannot be run as a sliding window; use fixed_size_mode resize")
+    if (
+        preprocessing.output_kind == "labels"
+        and preprocessing.input_size
+        and preprocessing.fixed_size_mode == "sliding"
+    ):
+        problems.append(
+            f"{where}: a model that outputs labels cannot be run as a sliding window; use fixed_size_mode resize"
+        )
     return preprocessing, problems
 
 
@@ -163,7 +174,9 @@ class RunnerModule(torch.nn.Module):
 
     def _forward_one(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        scores = _fit_output(_run_sized(self.run, image, self.preprocessing), (height, width), self.preprocessing, "bilinear")
+        scores = _fit_output(
+            _run_sized(self.run, image, self.preprocessing), (height, width), self.preprocessing, "bilinear"
+        )
         if self.preprocessing.output_kind == "probabilities":
             scores = scores.clamp_min(1e-12).log()
         return scores
@@ -191,10 +204,16 @@ def _run_sized(run: Runner, image: torch.Tensor, preprocessing: Preprocessing) -
 def _fit_output(output: torch.Tensor, size: tuple[int, int], preprocessing: Preprocessing, mode: str) -> torch.Tensor:
     """Undo :func:`_run_sized`'s geometry: crop padding, or resize back to ``size``."""
     fixed = preprocessing.input_size
-    padded = (fixed is not None and preprocessing.fixed_size_mode == "sliding") or (fixed is None and preprocessing.size_divisor > 1)
+    padded = (fixed is not None and preprocessing.fixed_size_mode == "sliding") or (
+        fixed is None and preprocessing.size_divisor > 1
+    )
     if padded:
         # The output may be at a fraction of the padded input (e.g. 1/4): scale it to the padded size first.
-        padded_size = (max(size[0], fixed[0]), max(size[1], fixed[1])) if fixed is not None else _padded(size, preprocessing.size_divisor)
+        padded_size = (
+            (max(size[0], fixed[0]), max(size[1], fixed[1]))
+            if fixed is not None
+            else _padded(size, preprocessing.size_divisor)
+        )
         output = _resize(output, padded_size, mode)[..., : size[0], : size[1]]
     return _resize(output, size, mode)
 
@@ -225,7 +244,9 @@ def predict_with_runner(
     if preprocessing.output_kind == "labels":
         output = _run_sized(run, batch, preprocessing)
         if output.is_floating_point() or output.shape[1] != 1:
-            raise SourceError(f"output_kind is 'labels' but the model returned {output.dtype} of shape {tuple(output.shape)}")
+            raise SourceError(
+                f"output_kind is 'labels' but the model returned {output.dtype} of shape {tuple(output.shape)}"
+            )
         labels = _fit_output(output, tuple(image.shape[:2]), preprocessing, "nearest")[0, 0].numpy()
         return SourcePrediction(labels.astype(np.int64), None)
     tile = preprocessing.input_size if preprocessing.fixed_size_mode == "sliding" else None

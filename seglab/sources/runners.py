@@ -44,7 +44,9 @@ def check_model_file(path: str | os.PathLike, kind: str, max_bytes: int) -> Path
             "raise the limit (--max-file-mb) only for files you trust"
         )
     if kind == "torchscript" and not is_torchscript_archive(path):
-        raise SourceError(f"{path} is not a TorchScript archive (torch.jit.save output); export with torch.jit.trace/script")
+        raise SourceError(
+            f"{path} is not a TorchScript archive (torch.jit.save output); export with torch.jit.trace/script"
+        )
     if kind == "onnx":
         check_onnx_file(path)
     return path
@@ -168,8 +170,14 @@ class OnnxRunner:
         self.output = output
 
     def info(self) -> dict[str, Any]:
-        inputs = [{"name": i.name, "shape": [d if isinstance(d, int) else str(d) for d in i.shape]} for i in self.session.get_inputs()]
-        outputs = [{"name": o.name, "shape": [d if isinstance(d, int) else str(d) for d in o.shape]} for o in self.session.get_outputs()]
+        inputs = [
+            {"name": i.name, "shape": [d if isinstance(d, int) else str(d) for d in i.shape]}
+            for i in self.session.get_inputs()
+        ]
+        outputs = [
+            {"name": o.name, "shape": [d if isinstance(d, int) else str(d) for d in o.shape]}
+            for o in self.session.get_outputs()
+        ]
         return {"inputs": inputs, "outputs": outputs, "providers": self.session.get_providers()}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -178,7 +186,10 @@ class OnnxRunner:
 
 
 class HuggingFaceRunner:
-    """``AutoModelForSemanticSegmentation`` + ``AutoImageProcessor`` from a local folder; ``run`` takes one uint8 image."""
+    """``AutoModelForSemanticSegmentation`` + ``AutoImageProcessor`` from a local folder.
+
+    ``run`` takes one (H, W, 3) uint8 image and returns the logits (1, K, h, w) at the model's resolution.
+    """
 
     def __init__(self, path: str, *, device: str = "cpu", threads: int = 0, **_: Any) -> None:
         import torch
@@ -186,9 +197,7 @@ class HuggingFaceRunner:
         try:
             from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
         except ImportError:
-            raise SourceError(
-                "Hugging Face models need the transformers package: pip install 'seglab[hf]'"
-            ) from None
+            raise SourceError("Hugging Face models need the transformers package: pip install 'seglab[hf]'") from None
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
@@ -199,7 +208,9 @@ class HuggingFaceRunner:
                 path, local_files_only=True, use_safetensors=True, trust_remote_code=False
             )
         except (OSError, ValueError) as error:
-            raise SourceError(f"cannot load the Hugging Face model in {path}: {str(error).splitlines()[0][:300]}") from None
+            raise SourceError(
+                f"cannot load the Hugging Face model in {path}: {str(error).splitlines()[0][:300]}"
+            ) from None
         self.model.to(device).eval()
 
     def info(self) -> dict[str, Any]:

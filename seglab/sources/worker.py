@@ -80,7 +80,9 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[np.ndarray]] | 
     return header, arrays
 
 
-def _handle(header: dict[str, Any], arrays: list[np.ndarray], state: dict[str, Any]) -> tuple[dict[str, Any], list[np.ndarray]]:
+def _handle(
+    header: dict[str, Any], arrays: list[np.ndarray], state: dict[str, Any]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
     from seglab.sources.runners import load_runner
 
     operation = header.get("op")
