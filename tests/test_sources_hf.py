@@ -93,3 +93,12 @@ def test_without_transformers_the_message_says_what_to_install(monkeypatch, segf
     )
     with pytest.raises(SourceError, match=r"pip install 'seglab\[hf\]'"):
         HuggingFaceSource(segformer[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_segformer_on_cuda_matches_the_cpu(segformer):
+    image = np.random.default_rng(1).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    with HuggingFaceSource(segformer[0]) as cpu, HuggingFaceSource(segformer[0], device="cuda") as gpu:
+        np.testing.assert_allclose(
+            gpu.predict(None, image).probabilities, cpu.predict(None, image).probabilities, atol=1e-4
+        )

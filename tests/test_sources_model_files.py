@@ -339,3 +339,15 @@ def test_a_description_declares_classes_and_mapping(tmp_path, exported, dataset)
     with wrong:
         check = check_source(wrong, dataset)
     assert not check.ok and "outputs 7 classes but its description names 3" in check.report()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_model_files_on_cuda_match_the_cpu(exported, dataset):
+    image = dataset.load(0)[0]
+    for report in exported[1].values():
+        with (
+            ModelFileSource(report.path, report.format) as cpu,
+            ModelFileSource(report.path, report.format, device="cuda") as gpu,
+        ):
+            expected, found = cpu.predict(None, image), gpu.predict(None, image)
+        np.testing.assert_allclose(found.probabilities, expected.probabilities, atol=1e-4)
