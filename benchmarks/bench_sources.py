@@ -26,11 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-# Runnable as a plain script from a checkout, without installing seglab.
+# Runnable as a plain script from a checkout, without installing seglab. seglab is imported before torch,
+# as in the app and the CLI, so its OpenMP setting (passive waiting on a shared CPU) applies here too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import seglab  # noqa: E402, F401, I001
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from seglab.checkpoint import checkpoint_payload, save_checkpoint  # noqa: E402
 from seglab.config import TrainConfig  # noqa: E402
 from seglab.data.label_map import ClassInfo, LabelMap, camvid_label_map  # noqa: E402
@@ -39,12 +42,7 @@ from seglab.evaluation import evaluate_checkpoint, evaluate_source  # noqa: E402
 from seglab.export import export_checkpoint  # noqa: E402
 from seglab.models import build_model  # noqa: E402
 from seglab.predict import image_to_tensor  # noqa: E402
-from seglab.sources import (  # noqa: E402
-    CheckpointSource,
-    ModelFileSource,
-    PredictionFolderSource,
-    write_prediction_png,  # noqa: E402
-)
+from seglab.sources import CheckpointSource, ModelFileSource, PredictionFolderSource, write_prediction_png  # noqa: E402
 from seglab.sources.isolation import InProcessRunner  # noqa: E402
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"

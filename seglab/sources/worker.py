@@ -25,27 +25,50 @@ LENGTH = struct.Struct(">I")
 MAX_HEADER_BYTES = 1 << 20
 
 
-def encode_message(header: dict[str, Any], arrays: list[np.ndarray] | tuple[np.ndarray, ...] = ()) -> bytes:
-    """One framed message: length, JSON header (with the array byte sizes), arrays as .npy bytes."""
-    blobs = []
+def encode_parts(header: dict[str, Any], arrays: list[np.ndarray] | tuple[np.ndarray, ...] = ()) -> list[Any]:
+    """One framed message as buffers to write in turn: length, JSON header, then per array its .npy header and data.
+
+    The array data is passed as a memoryview, never copied (a 480x360 logits array is several MB).
+    """
+    parts: list[Any] = []
+    sizes = []
     for array in arrays:
-        buffer = io.BytesIO()
-        np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        blobs.append(buffer.getvalue())
-    head = json.dumps({**header, "sizes": [len(blob) for blob in blobs]}).encode()
-    return LENGTH.pack(len(head)) + head + b"".join(blobs)
+        array = np.ascontiguousarray(array)
+        if array.dtype.hasobject:
+            raise ValueError("object arrays cannot be sent")
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+        parts += [head.getvalue(), memoryview(array).cast("B") if array.size else b""]
+        sizes.append(len(parts[-2]) + array.nbytes)
+    text = json.dumps({**header, "sizes": sizes}).encode()
+    return [LENGTH.pack(len(text)), text, *parts]
 
 
-def parse_header(data: bytes) -> dict[str, Any]:
-    header = json.loads(data.decode())
+def encode_message(header: dict[str, Any], arrays: list[np.ndarray] | tuple[np.ndarray, ...] = ()) -> bytes:
+    """:func:`encode_parts` joined into one bytes object (small messages)."""
+    return b"".join(bytes(part) for part in encode_parts(header, arrays))
+
+
+def parse_header(data: bytes | bytearray) -> dict[str, Any]:
+    header = json.loads(bytes(data).decode())
     if not isinstance(header, dict) or not all(isinstance(size, int) and size >= 0 for size in header.get("sizes", [])):
         raise ValueError("malformed message header")
     return header
 
 
-def decode_array(blob: bytes) -> np.ndarray:
-    """One .npy blob; object arrays are refused (``allow_pickle=False``)."""
-    return np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+def decode_array(blob: bytes | bytearray) -> np.ndarray:
+    """One .npy blob, without copying its data; object arrays are refused."""
+    stream = io.BytesIO(bytes(blob[:4096]))
+    version = np.lib.format.read_magic(stream)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = reader(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays are refused")
+    count = int(np.prod(shape))
+    if stream.tell() + count * dtype.itemsize != len(blob):
+        raise ValueError("array size does not match its header")
+    array = np.frombuffer(blob, dtype=dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _read_exact(stream: BinaryIO, count: int) -> bytes | None:
@@ -76,7 +99,7 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[np.ndarray]] | 
         blob = _read_exact(stream, size)
         if blob is None:
             return None
-        arrays.append(decode_array(blob))
+        arrays.append(decode_array(bytearray(blob)))
     return header, arrays
 
 
@@ -112,7 +135,8 @@ def main() -> int:
             from seglab.sources.runners import failure_message
 
             reply, outputs = {"ok": False, "error": failure_message(error)}, []
-        replies.write(encode_message(reply, outputs))
+        for part in encode_parts(reply, outputs):
+            replies.write(part)
         replies.flush()
 
 
