@@ -9,7 +9,9 @@ post-processing happen here, in the parent, with seglab's own code
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -84,6 +86,7 @@ class ModelFileSource(PredictionSource):
         self.device, self.flip, self.scales = device, bool(flip), tuple(float(s) for s in scales)
         self.limits, self.isolated, self.threads = limits, isolated, threads
         self._runner: Any = None
+        self._runner_lock = threading.Lock()  # one worker even when several app sessions predict at once
 
     @property
     def class_names(self) -> list[str] | None:
@@ -118,17 +121,21 @@ class ModelFileSource(PredictionSource):
 
     def runner(self) -> Any:
         """The loaded runner (worker or in-process), started on first use."""
-        if self._runner is None:
-            options = {"device": self.device, "output": self.preprocessing.output, "threads": self.threads}
-            self._runner = make_runner(
-                self.kind,
-                str(self.path),
-                options,
-                isolated=self.isolated,
-                name=self.name,
-                load_timeout_s=self.limits.load_timeout_s,
-            )
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = self._make_runner()
         return self._runner
+
+    def _make_runner(self) -> Any:
+        options = {"device": self.device, "output": self.preprocessing.output, "threads": self.threads}
+        return make_runner(
+            self.kind,
+            str(self.path),
+            options,
+            isolated=self.isolated,
+            name=self.name,
+            load_timeout_s=self.limits.load_timeout_s,
+        )
 
     def predict(self, sample_id: str | None, image: np.ndarray) -> SourcePrediction:
         check_image(image, self.limits)
@@ -211,10 +218,16 @@ class HuggingFaceSource(PredictionSource):
         self.name = name or self.path.name
         self.device, self.limits, self.isolated, self.threads = device, limits, isolated, threads
         self._runner: Any = None
+        self._runner_lock = threading.Lock()
 
     @property
     def class_names(self) -> list[str] | None:
-        return list(self.runner().info["class_names"])
+        """From the folder's config.json ``id2label`` (read as JSON: no model is loaded for it)."""
+        try:
+            labels = json.loads((self.path / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+            return [str(labels[key]) for key in sorted(labels, key=int)]
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            raise SourceError(f"{self.path / 'config.json'} has no readable id2label ({error})") from None
 
     def content_hash(self) -> str:
         import hashlib
@@ -228,15 +241,17 @@ class HuggingFaceSource(PredictionSource):
         return {"kind": self.kind}
 
     def runner(self) -> Any:
-        if self._runner is None:
-            self._runner = make_runner(
-                self.kind,
-                str(self.path),
-                {"device": self.device, "threads": self.threads},
-                isolated=self.isolated,
-                name=self.name,
-                load_timeout_s=self.limits.load_timeout_s,
-            )
+        """The loaded runner (worker or in-process), started on first use."""
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = make_runner(
+                    self.kind,
+                    str(self.path),
+                    {"device": self.device, "threads": self.threads},
+                    isolated=self.isolated,
+                    name=self.name,
+                    load_timeout_s=self.limits.load_timeout_s,
+                )
         return self._runner
 
     def predict(self, sample_id: str | None, image: np.ndarray) -> SourcePrediction:
