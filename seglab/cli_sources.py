@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from seglab.errors import ConfigError, SourceError
 
 EXPORT_EXAMPLES = """examples:
@@ -184,7 +186,8 @@ def command_predict_source(args: argparse.Namespace) -> int:
             predicted = source.predict(None, image)
             if label_map is None:
                 label_map = _display_label_map(source.class_names, predicted)
-            confidence = predicted.probabilities.max(axis=0) if predicted.probabilities is not None else None
+            scores = predicted.probabilities
+            confidence = scores.max(axis=0) if scores is not None else np.ones(predicted.labels.shape, np.float32)
             prediction = Prediction(labels=predicted.labels.astype("uint8"), confidence=confidence)
             written = save_prediction(image, prediction, label_map, out, Path(image_path).stem, alpha=args.alpha)
             print(f"{image_path}: " + ", ".join(str(p) for p in written))

@@ -179,7 +179,7 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
     if problems or path is None:
         return None, problems
     description = SourceDescription(
-        kind=kind,
+        kind=str(kind),
         path=path,
         name=name,
         class_names=tuple(class_names) if class_names else None,

@@ -119,7 +119,7 @@ class WorkerRunner:
         process, self.process = self.process, None
         if process is None:
             return
-        if graceful and process.poll() is None:
+        if graceful and process.poll() is None and process.stdin is not None:
             try:
                 process.stdin.write(encode_message({"op": "exit"}))
                 process.stdin.flush()
@@ -131,13 +131,14 @@ class WorkerRunner:
             process.wait()
         for stream in (process.stdin, process.stdout):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
 
     # -- messages -----------------------------------------------------------------------------------
     def _exchange(self, header: dict[str, Any], arrays: list[np.ndarray], deadline: float | None, doing: str):
-        assert self.process is not None
+        assert self.process is not None and self.process.stdin is not None
         try:
             for part in encode_parts(header, arrays):
                 self.process.stdin.write(part)
@@ -223,6 +224,7 @@ def _widen_pipes(process: subprocess.Popen) -> None:
 
     for stream in (process.stdin, process.stdout):
         try:
+            assert stream is not None
             fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_BYTES)
         except (OSError, AttributeError, ValueError):
             pass

@@ -224,7 +224,8 @@ class HuggingFaceSource(PredictionSource):
     def class_names(self) -> list[str] | None:
         """From the folder's config.json ``id2label`` (read as JSON: no model is loaded for it)."""
         try:
-            labels = json.loads((self.path / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+            config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+            labels: dict[str, Any] = config.get("id2label") or {}
             return [str(labels[key]) for key in sorted(labels, key=int)]
         except (OSError, ValueError, TypeError, AttributeError) as error:
             raise SourceError(f"{self.path / 'config.json'} has no readable id2label ({error})") from None
@@ -263,7 +264,7 @@ class HuggingFaceSource(PredictionSource):
             torch.from_numpy(logits).float(), size=image.shape[:2], mode="bilinear", align_corners=False
         )
         probabilities = scores[0].softmax(dim=0)
-        labels = probabilities.argmax(dim=0).numpy().astype(labels_dtype(probabilities.shape[0]))
+        labels: np.ndarray = probabilities.argmax(dim=0).numpy().astype(labels_dtype(probabilities.shape[0]))
         return SourcePrediction(labels, probabilities.numpy())
 
     def close(self) -> None:

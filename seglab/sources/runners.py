@@ -227,7 +227,7 @@ class HuggingFaceRunner:
         return _as_array(logits)
 
 
-RUNNERS = {"torchscript": TorchScriptRunner, "onnx": OnnxRunner, "huggingface": HuggingFaceRunner}
+RUNNERS: dict[str, Any] = {"torchscript": TorchScriptRunner, "onnx": OnnxRunner, "huggingface": HuggingFaceRunner}
 
 
 def load_runner(kind: str, path: str, options: dict[str, Any]) -> Any:

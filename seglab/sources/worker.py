@@ -38,7 +38,7 @@ def encode_parts(header: dict[str, Any], arrays: list[np.ndarray] | tuple[np.nda
             raise ValueError("object arrays cannot be sent")
         head = io.BytesIO()
         np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
-        parts += [head.getvalue(), memoryview(array).cast("B") if array.size else b""]
+        parts += [head.getvalue(), array.data.cast("B") if array.size else b""]
         sizes.append(len(parts[-2]) + array.nbytes)
     text = json.dumps({**header, "sizes": sizes}).encode()
     return [LENGTH.pack(len(text)), text, *parts]
