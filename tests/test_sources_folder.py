@@ -231,3 +231,36 @@ def test_description_json_of_a_folder_round_trips(tmp_path, dataset):
     assert json.loads(path.read_text())["path"] == "."
     loaded = describe_target(folder)
     assert loaded == load_description(path) and loaded.resize and loaded.path == folder.resolve()
+
+
+def test_colour_pngs_in_a_foreign_palette_are_decoded_through_the_described_label_map(tmp_path, dataset):
+    from seglab.data.label_map import ClassInfo, LabelMap
+    from seglab.sources import open_source
+
+    names = [name.upper() for name in dataset.class_names]  # other spelling, other colours, other void colour
+    colours = [(10 * i, 200 - 20 * i, 7) for i in range(len(names))]
+    foreign = LabelMap(
+        tuple(ClassInfo(i, n, c) for i, (n, c) in enumerate(zip(names, colours, strict=True))),
+        ignore_index=255,
+        ignore_color=(1, 2, 3),
+        name="foreign",
+    )
+    folder = tmp_path / "painted"
+    folder.mkdir()
+    for index, sample_id in enumerate(dataset.ids):
+        Image.fromarray(foreign.palette()[dataset.load(index)[1]]).save(folder / f"{sample_id}.png")
+    foreign.save(tmp_path / "foreign.json")
+    (folder / "model.seglab.json").write_text(
+        json.dumps(
+            {"kind": "predictions", "path": ".", "predictions": {"encoding": "rgb", "label_map": "../foreign.json"}}
+        )
+    )
+    source, description = open_source(folder, label_map=dataset.label_map)
+    assert description.label_map == (tmp_path / "foreign.json").resolve() and source.class_names == names
+    evaluation = evaluate_source(source, dataset, use_cache=False)
+    assert evaluation.metrics.pixel_acc == pytest.approx(1.0) and evaluation.other_label is None
+    (folder / "model.seglab.json").write_text(
+        json.dumps({"kind": "predictions", "path": ".", "predictions": {"label_map": "missing.json"}})
+    )
+    with pytest.raises(SourceError, match="predictions.label_map: label map .*missing.json does not exist"):
+        open_source(folder)

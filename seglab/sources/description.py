@@ -12,7 +12,8 @@ Format (every key but ``kind`` and ``path`` optional)::
       "preprocessing": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "channel_order": "RGB",
                         "input_size": "any", "fixed_size_mode": "resize", "size_divisor": 32,
                         "output": null, "output_kind": "logits"},
-      "predictions": {"encoding": "auto", "resize": false}    # folders of predictions only
+      "predictions": {"encoding": "auto", "resize": false,    # folders of predictions only; label_map:
+                      "label_map": "palette.json"}           # their colours and void (default: the dataset's)
     }
 
 :func:`load_description` names every problem at once; :func:`describe_target` finds the file next
@@ -54,6 +55,7 @@ class SourceDescription:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     encoding: str = "auto"  # predictions folders: PNG encoding
     resize: bool = False  # predictions folders: nearest-resize predictions of another size
+    label_map: Path | None = None  # predictions folders: the label map of their colours and ignore value (absolute)
     file: Path | None = None  # the description file it came from, if any
 
     def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -70,6 +72,9 @@ class SourceDescription:
             data["preprocessing"] = self.preprocessing.to_dict()
         if self.kind == "predictions":
             data["predictions"] = {"encoding": self.encoding, "resize": self.resize}
+            if self.label_map is not None:
+                where = os.path.relpath(self.label_map, relative_to) if relative_to is not None else self.label_map
+                data["predictions"]["label_map"] = Path(where).as_posix()
         return data
 
     def open(
@@ -109,6 +114,8 @@ class SourceDescription:
             return HuggingFaceSource(self.path, name=self.name, device=device, limits=limits, isolated=isolated)
         from seglab.sources.folder_source import PredictionFolderSource
 
+        if self.label_map is not None:
+            label_map = LabelMap.load(self.label_map)
         return PredictionFolderSource(
             self.path,
             class_names=self.class_names,
@@ -165,11 +172,14 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
     if "preprocessing" in data and kind not in ("torchscript", "onnx"):
         problems.append(f"preprocessing applies to torchscript and onnx files, not to kind {kind!r}")
     predictions = data.get("predictions") or {}
-    encoding, resize = "auto", False
+    encoding, resize, label_map = "auto", False, None
     if not isinstance(predictions, Mapping):
-        problems.append("predictions must be an object {encoding, resize}")
+        problems.append("predictions must be an object {encoding, resize, label_map}")
     else:
-        problems += [f"predictions.{key}: unknown setting" for key in predictions if key not in ("encoding", "resize")]
+        known = ("encoding", "resize", "label_map")
+        problems += [f"predictions.{key}: unknown setting" for key in predictions if key not in known]
+        label_map, label_map_problems = _label_map_path(predictions.get("label_map"), base)
+        problems += label_map_problems
         encoding = predictions.get("encoding", "auto")
         if encoding not in ("auto", "index", "rgb"):
             problems.append(f"predictions.encoding must be auto, index or rgb, got {encoding!r}")
@@ -187,8 +197,25 @@ def parse_description(data: Any, base: Path, where: str = "description") -> tupl
         preprocessing=preprocessing,
         encoding=encoding,
         resize=resize,
+        label_map=label_map,
     )
     return description, []
+
+
+def _label_map_path(value: Any, base: Path) -> tuple[Path | None, list[str]]:
+    """The resolved label map file of a predictions folder, checked by loading it."""
+    from seglab.errors import LabelMapError
+
+    if value is None:
+        return None, []
+    if not isinstance(value, str) or not value:
+        return None, [f"predictions.label_map must be a path to a label map JSON, got {value!r}"]
+    path = (base / value).resolve()
+    try:
+        LabelMap.load(path)
+    except LabelMapError as error:
+        return None, [f"predictions.label_map: {error}"]
+    return path, []
 
 
 def _mapping_problems(mapping: Any, class_names: list[str] | None) -> list[str]:
