@@ -115,3 +115,16 @@ def test_counting_other_with_void_equal_to_the_class_count():
 def test_a_target_value_equal_to_the_class_count_is_refused():
     with pytest.raises(LabelError, match=r"\[7\]"):
         image_confusions(np.zeros((1, 1, 2), np.uint8), np.array([[[0, 7]]], np.uint8), 7, 255, unassigned_label=7)
+
+
+def test_failure_ranking_and_metric_definitions_read_the_other_column():
+    from seglab.failures import top_confusions
+    from seglab.metric_definitions import compute_definitions
+
+    confusion = np.array([[[5, 1, 4], [0, 6, 0]]])  # 2 classes + other: 4 px of class 0 predicted as other
+    cells = top_confusions(confusion[0], ["road", "car"], k=3)
+    assert [(cell.gt_name, cell.pred_name, cell.pixels) for cell in cells] == [("road", "other", 4), ("road", "car", 1)]
+    rows = {row.key: row for row in compute_definitions(confusion, background_index=None)}
+    dataset_level = SegmentationMetrics.from_confusion(confusion[0], background_index=None)
+    assert rows["dataset_miou"].value == pytest.approx(dataset_level.miou)  # IoU(road) = 5 / 10, IoU(car) = 6 / 7
+    assert dataset_level.miou == pytest.approx((5 / 10 + 6 / 7) / 2)
