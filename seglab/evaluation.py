@@ -183,23 +183,16 @@ def _evaluate(
     """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
     from seglab.metrics import image_confusions
     from seglab.predict import _size_batches
-    from seglab.sources.mapping import resolve_mapping, unassigned_label
+    from seglab.sources.mapped import MappedSource
+    from seglab.sources.mapping import unassigned_label
 
     num_classes, ignore_index = dataset.num_classes, dataset.ignore_index
     other_label = unassigned_label(num_classes, ignore_index)
-    resolved = None
+    mapped_source = MappedSource(source, dataset.label_map, mapping)
     indices, labels, confidences, confusions = [], [], [], []
     for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
         samples = [dataset.load(index) for index in chunk]
-        predictions = source.predict_batch([dataset.ids[index] for index in chunk], [image for image, _ in samples])
-        if resolved is None:
-            first = predictions[0].probabilities
-            count = source.num_classes or (first.shape[0] if first is not None else None)
-            resolved = resolve_mapping(source.class_names, count, dataset.label_map, mapping, source=source.name)
-        mapped = [
-            resolved.apply(prediction.labels, prediction.probabilities, what=f"{source.name}: {dataset.ids[index]}")
-            for index, prediction in zip(chunk, predictions, strict=True)
-        ]
+        mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], [image for image, _ in samples])
         chunk_labels = [prediction.labels for prediction in mapped]
         targets = np.stack([mask for _, mask in samples])
         for prediction, (_, mask), index in zip(mapped, samples, chunk, strict=True):
@@ -216,6 +209,7 @@ def _evaluate(
         if progress:
             progress(len(indices), len(dataset))
     stacked = np.concatenate(confusions) if confusions else np.zeros((0, num_classes, num_classes + 1), np.int64)
+    resolved = mapped_source.mapping() if indices else None
     has_other = bool(stacked[..., -1].any()) or (resolved is not None and resolved.has_other)
     if not has_other:
         stacked = stacked[..., :num_classes]

@@ -264,3 +264,25 @@ def test_colour_pngs_in_a_foreign_palette_are_decoded_through_the_described_labe
     )
     with pytest.raises(SourceError, match="predictions.label_map: label map .*missing.json does not exist"):
         open_source(folder)
+
+
+def test_a_mapped_source_gives_dataset_class_probabilities_and_log_probabilities(tmp_path, dataset):
+    from seglab.sources import MappedSource
+
+    folder = tmp_path / "eight"
+    folder.mkdir()
+    names = [*dataset.class_names, "cloud"]
+    rng = np.random.default_rng(5)
+    for sample_id in dataset.ids:
+        np.save(folder / f"{sample_id}.npy", rng.random((8, 40, 40), dtype=np.float32))  # logits of 8 classes
+    mapped = MappedSource(PredictionFolderSource(folder, class_names=names), dataset.label_map)
+    image = dataset.load(0)[0]
+    prediction = mapped.predict(dataset.ids[0], image)
+    assert prediction.probabilities.shape == (7, 40, 40) and prediction.other_probability.shape == (40, 40)
+    np.testing.assert_allclose(prediction.probabilities.sum(0) + prediction.other_probability, 1.0, atol=1e-5)
+    assert mapped.mapping().unmapped == ["cloud"]
+    log_probabilities = mapped.log_probabilities(dataset.ids[0], image)
+    np.testing.assert_allclose(np.exp(log_probabilities), prediction.probabilities, rtol=1e-5)
+    labels_only = MappedSource(PredictionFolderSource(write_masks(tmp_path / "gt", dataset)), dataset.label_map)
+    with pytest.raises(SourceError, match="gives labels only: loss and label-quality views need probabilities"):
+        labels_only.log_probabilities(dataset.ids[0], image)
