@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,20 +122,14 @@ def evaluate_checkpoint(
     """
     from seglab.sources.checkpoint_source import CheckpointSource
 
+    def evaluate() -> DatasetEvaluation:  # loads the checkpoint only on a cache miss
+        checkpoint = load_checkpoint(checkpoint_path)
+        check_compatible(checkpoint, dataset.label_map)
+        source = CheckpointSource(checkpoint.path, protocol=protocol, device=device, checkpoint=checkpoint)
+        return _evaluate(source, dataset, None, progress, batch_size)
+
     path = evaluation_cache_path(checkpoint_path, dataset, protocol, cache_dir)
-    if use_cache:
-        cached = load_evaluation(path, dataset)
-        if cached is not None:
-            if progress:
-                progress(len(dataset), len(dataset))
-            return cached
-    checkpoint = load_checkpoint(checkpoint_path)
-    check_compatible(checkpoint, dataset.label_map)
-    source = CheckpointSource(checkpoint.path, protocol=protocol, device=device, checkpoint=checkpoint)
-    result = _evaluate(source, dataset, None, progress, batch_size)
-    if use_cache:
-        save_evaluation(result, path)
-    return result
+    return _through_cache(path if use_cache else None, dataset, progress, evaluate)
 
 
 def evaluate_source(
@@ -160,15 +154,25 @@ def evaluate_source(
         progress: ``progress(done, total)`` per batch.
         batch_size: images of equal size predicted together by sources that batch (checkpoints).
     """
-    path = source_cache_path(source, dataset, mapping, cache_dir)
-    if use_cache:
+    path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
+    return _through_cache(path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size))
+
+
+def _through_cache(
+    path: Path | None,
+    dataset: SegmentationDataset,
+    progress: ProgressCallback | None,
+    evaluate: Callable[[], DatasetEvaluation],
+) -> DatasetEvaluation:
+    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all)."""
+    if path is not None:
         cached = load_evaluation(path, dataset)
         if cached is not None:
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    result = _evaluate(source, dataset, mapping, progress, batch_size)
-    if use_cache:
+    result = evaluate()
+    if path is not None:
         save_evaluation(result, path)
     return result
 

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
-from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.errors import SourceError
 from seglab.export import export_checkpoint
-from seglab.models import build_model
 from seglab.sources import open_source
+from tests.sources_fixtures import write_tiny_checkpoint
 
 FAMILIES = [
     pytest.param("tiny_unet", {}, id="tiny_unet"),
@@ -34,19 +31,10 @@ def dataset():
     return ShapesDataset("val", ShapesConfig(train_size=1, val_size=2, image_size=44, seed=2))
 
 
-def write_checkpoint(path, name: str, options: dict):
-    torch.manual_seed(0)
-    model = build_model(name, 7, **options).eval()
-    payload = checkpoint_payload(
-        model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=3, epoch=0
-    )
-    return save_checkpoint(payload, path)
-
-
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize(("name", "options"), FAMILIES)
 def test_round_trip_per_architecture(tmp_path, dataset, name, options, fmt):
-    checkpoint = write_checkpoint(tmp_path / "run" / "best.pt", name, options)
+    checkpoint = write_tiny_checkpoint(tmp_path / "run" / "best.pt", name=name, options=options)
     out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.pt")
     report = export_checkpoint(checkpoint, fmt, out, dataset=dataset, parity_images=2)
     assert report.ok and report.max_logit_difference <= 1e-3, report.summary()
@@ -61,14 +49,14 @@ def test_round_trip_per_architecture(tmp_path, dataset, name, options, fmt):
 
 
 def test_a_failed_parity_check_writes_nothing(tmp_path, dataset):
-    checkpoint = write_checkpoint(tmp_path / "run" / "best.pt", "tiny_unet_small", {})
+    checkpoint = write_tiny_checkpoint(tmp_path / "run" / "best.pt")
     with pytest.raises(SourceError, match="differs from PyTorch by up to .*nothing was written"):
         export_checkpoint(checkpoint, "onnx", tmp_path / "model.onnx", dataset=dataset, tolerance=-1.0)
     assert list(tmp_path.glob("model*")) == []
 
 
 def test_without_the_checkpoints_data_parity_runs_on_random_images(tmp_path):
-    checkpoint = write_checkpoint(tmp_path / "run" / "best.pt", "tiny_unet_small", {})
+    checkpoint = write_tiny_checkpoint(tmp_path / "run" / "best.pt")
     payload = torch.load(checkpoint, weights_only=True)
     payload["config"]["data"] = {"kind": "camvid", "root": str(tmp_path / "nowhere"), "split": "val"}
     torch.save(payload, checkpoint)
@@ -79,6 +67,6 @@ def test_without_the_checkpoints_data_parity_runs_on_random_images(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("onnxscript") is None, reason="the dynamo ONNX exporter needs onnxscript")
 def test_the_dynamo_exporter_when_onnxscript_is_installed(tmp_path, dataset):
-    checkpoint = write_checkpoint(tmp_path / "run" / "best.pt", "tiny_unet_small", {})
+    checkpoint = write_tiny_checkpoint(tmp_path / "run" / "best.pt")
     report = export_checkpoint(checkpoint, "onnx", tmp_path / "model.onnx", dataset=dataset, exporter="dynamo")
     assert report.exporter == "dynamo" and report.ok

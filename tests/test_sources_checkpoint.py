@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
 from seglab.data.folder import FolderDataset
-from seglab.data.label_map import ClassInfo, LabelMap, shapes_label_map
+from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.evaluation import Protocol, evaluate_checkpoint, evaluate_source, evaluation_cache_path, source_cache_path
-from seglab.models import build_model
 from seglab.sources import CheckpointSource, open_source
+from tests.sources_fixtures import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -24,15 +21,7 @@ def isolated(monkeypatch, tmp_path):
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(2)
-    payload = checkpoint_payload(
-        model=build_model("tiny_unet_small", 7),
-        config=TrainConfig().to_dict(),
-        label_map=shapes_label_map(),
-        step=0,
-        epoch=0,
-    )
-    return save_checkpoint(payload, tmp_path / "run" / "best.pt")
+    return write_tiny_checkpoint(tmp_path / "run" / "best.pt", seed=2)
 
 
 def test_a_run_folder_opens_as_a_checkpoint_source_with_the_old_cache_key(tmp_path, checkpoint):

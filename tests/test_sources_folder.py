@@ -6,18 +6,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.errors import SourceError
 from seglab.evaluation import evaluate_checkpoint, evaluate_source, source_cache_path
-from seglab.models import build_model
 from seglab.sources import PredictionFolderSource, check_source, write_prediction_png
 from seglab.sources.base import SourceLimits
+from tests.sources_fixtures import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -32,15 +29,7 @@ def dataset():
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(1)
-    payload = checkpoint_payload(
-        model=build_model("tiny_unet_small", 7),
-        config=TrainConfig().to_dict(),
-        label_map=shapes_label_map(),
-        step=0,
-        epoch=0,
-    )
-    return save_checkpoint(payload, tmp_path / "run" / "best.pt")
+    return write_tiny_checkpoint(tmp_path / "run" / "best.pt", seed=1)
 
 
 def write_masks(folder, dataset, transform=lambda mask: mask):

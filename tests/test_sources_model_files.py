@@ -12,17 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
-from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.errors import SourceError
 from seglab.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.export import export_checkpoint
-from seglab.models import build_model
 from seglab.sources import ModelFileSource, Preprocessing, check_source, load_description, open_source
 from seglab.sources.base import SourceLimits
 from seglab.sources.runners import check_onnx_file
+from tests.sources_fixtures import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -39,15 +36,7 @@ def dataset():
 def exported(tmp_path_factory, dataset):
     """A tiny checkpoint and its ONNX and TorchScript exports (parity checked on the dataset)."""
     folder = tmp_path_factory.mktemp("exported")
-    torch.manual_seed(0)
-    payload = checkpoint_payload(
-        model=build_model("tiny_unet_small", 7),
-        config=TrainConfig().to_dict(),
-        label_map=shapes_label_map(),
-        step=0,
-        epoch=0,
-    )
-    checkpoint = save_checkpoint(payload, folder / "run" / "best.pt")
+    checkpoint = write_tiny_checkpoint(folder / "run" / "best.pt")
     reports = {
         fmt: export_checkpoint(checkpoint, fmt, folder / f"model.{'onnx' if fmt == 'onnx' else 'pt'}", dataset=dataset)
         for fmt in ("onnx", "torchscript")
