@@ -270,30 +270,21 @@ def command_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.checkpoint import load_checkpoint
-    from seglab.cli_sources import check_one_target, command_predict_source, uses_source
-    from seglab.data.io import read_image
-    from seglab.errors import DatasetError
-    from seglab.predict import predict, save_prediction
+    from seglab.cli_sources import check_one_target, command_predict_source, uses_source, write_image_predictions
+    from seglab.predict import predict
 
     if uses_source(args):
         return command_predict_source(args)
     check_one_target(args)
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model("cuda" if _cuda() else "cpu")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     scales = tuple(float(s) for s in args.scales.split(",")) if args.scales else (1.0,)
-    failures = 0
-    for image_path in args.images:
-        try:
-            image = read_image(image_path)
-        except DatasetError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            failures += 1
-            continue
+
+    def predict_image(image):
         prediction = predict(model, image, flip=args.tta_flip, scales=scales, tile_size=args.tile_size)
-        written = save_prediction(image, prediction, checkpoint.label_map, out, Path(image_path).stem, alpha=args.alpha)
-        print(f"{image_path}: " + ", ".join(str(p) for p in written))
+        return prediction, checkpoint.label_map
+
+    failures = write_image_predictions(args.images, Path(args.out), args.alpha, predict_image)
     return 2 if failures else 0
 
 

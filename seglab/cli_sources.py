@@ -164,34 +164,45 @@ def command_eval_source(args: argparse.Namespace) -> int:
 
 def command_predict_source(args: argparse.Namespace) -> int:
     """``seglab predict --model``: masks, overlays and class-id PNGs from any model source."""
-    from seglab.data.io import read_image
     from seglab.data.label_map import LabelMap
-    from seglab.errors import DatasetError
-    from seglab.predict import Prediction, save_prediction
+    from seglab.predict import Prediction
 
     check_one_target(args)
     source, _ = open_cli_source(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    label_map = LabelMap.load(args.label_map) if getattr(args, "label_map", None) else None
-    failures = 0
+    chosen = LabelMap.load(args.label_map) if getattr(args, "label_map", None) else None
+
+    def predict_image(image: np.ndarray) -> tuple[Prediction, LabelMap]:
+        predicted = source.predict(None, image)
+        label_map = chosen or _display_label_map(source.class_names, predicted)
+        scores = predicted.probabilities
+        confidence = scores.max(axis=0) if scores is not None else np.ones(predicted.labels.shape, np.float32)
+        return Prediction(labels=predicted.labels.astype(np.uint8), confidence=confidence), label_map
+
     with source:
-        for image_path in args.images:
-            try:
-                image = read_image(image_path)
-            except DatasetError as error:
-                print(f"skipped: {error}", file=sys.stderr)
-                failures += 1
-                continue
-            predicted = source.predict(None, image)
-            if label_map is None:
-                label_map = _display_label_map(source.class_names, predicted)
-            scores = predicted.probabilities
-            confidence = scores.max(axis=0) if scores is not None else np.ones(predicted.labels.shape, np.float32)
-            prediction = Prediction(labels=predicted.labels.astype("uint8"), confidence=confidence)
-            written = save_prediction(image, prediction, label_map, out, Path(image_path).stem, alpha=args.alpha)
-            print(f"{image_path}: " + ", ".join(str(p) for p in written))
+        failures = write_image_predictions(args.images, Path(args.out), args.alpha, predict_image)
     return 2 if failures else 0
+
+
+def write_image_predictions(image_paths: list[str], out: Path, alpha: float, predict_image: Any) -> int:
+    """Predict image files with ``predict_image(image) -> (Prediction, LabelMap)`` and write mask, overlay and
+    class-id PNGs per file (``seglab.predict.save_prediction``); unreadable files are skipped. Returns their count."""
+    from seglab.data.io import read_image
+    from seglab.errors import DatasetError
+    from seglab.predict import save_prediction
+
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for image_path in image_paths:
+        try:
+            image = read_image(image_path)
+        except DatasetError as error:
+            print(f"skipped: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        prediction, label_map = predict_image(image)
+        written = save_prediction(image, prediction, label_map, out, Path(image_path).stem, alpha=alpha)
+        print(f"{image_path}: " + ", ".join(str(p) for p in written))
+    return failures
 
 
 def _display_label_map(class_names: list[str] | None, prediction) -> Any:
