@@ -340,3 +340,30 @@ def test_model_files_on_cuda_match_the_cpu(exported, dataset):
         ):
             expected, found = cpu.predict(None, image), gpu.predict(None, image)
         np.testing.assert_allclose(found.probabilities, expected.probabilities, atol=1e-4)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("member", ["data.pkl", "constants.pkl"])
+def test_a_torchscript_archive_with_a_malicious_pickle_runs_no_code(tmp_path, member):
+    import pickle
+    import zipfile
+
+    good = script(ChannelsAreClasses(), tmp_path, "good.pt")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(evil, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            target.writestr(
+                item, pickle.dumps(_RunsCode(marker), protocol=2) if item.filename.endswith(member) else data
+            )
+    with pytest.raises(SourceError, match="evil.pt"):
+        ModelFileSource(evil, "torchscript").predict(None, RED)
+    assert not marker.exists()
