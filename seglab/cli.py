@@ -243,6 +243,7 @@ def command_eval(args: argparse.Namespace) -> int:
     import json
 
     from seglab.checkpoint import check_compatible, load_checkpoint
+    from seglab.cli_sources import check_one_target, command_eval_source, uses_source
     from seglab.config import TrainConfig
     from seglab.data.spec import build_dataset
     from seglab.options import InferenceOptions, parse_scales
@@ -250,8 +251,12 @@ def command_eval(args: argparse.Namespace) -> int:
     from seglab.progress import progress_bar
     from seglab.report import format_metrics_report
 
+    # Every option is checked before any work: --device cuda on a machine without CUDA is refused here.
     options = InferenceOptions(device=args.device, batch_size=args.batch_size, flip=args.tta_flip, scales=parse_scales(args.scales))
-    device = options.torch_device()  # before any work: --device cuda on a machine without CUDA is refused here
+    device = options.torch_device()
+    if uses_source(args):
+        return command_eval_source(args)
+    check_one_target(args)
     checkpoint = load_checkpoint(args.checkpoint)
     trained = TrainConfig.from_dict(checkpoint.config) if checkpoint.config else TrainConfig()
     base = trained.data.with_split(trained.val_split)
@@ -281,30 +286,26 @@ def command_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from seglab.checkpoint import load_checkpoint
-    from seglab.data.io import read_image
-    from seglab.errors import DatasetError
+    from seglab.cli_sources import check_one_target, command_predict_source, uses_source, write_image_predictions
     from seglab.options import InferenceOptions, parse_scales
     from seglab.output_paths import prepare_output_folder
-    from seglab.predict import predict, save_prediction, unique_output_stems
+    from seglab.predict import predict
 
     # Every option and the output folder are checked before the model is loaded or anything is written.
     options = InferenceOptions(flip=args.tta_flip, scales=parse_scales(args.scales), tile_size=args.tile_size, alpha=args.alpha)
     device = options.torch_device()
+    check_one_target(args)
     out = prepare_output_folder(args.out)
+    if uses_source(args):
+        return command_predict_source(args, out)
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model(device)
-    stems = unique_output_stems([Path(path) for path in args.images])  # a/ok.png and b/ok.jpg must not share files
-    failures = 0
-    for image_path, stem in zip(args.images, stems, strict=True):
-        try:
-            image = read_image(image_path, upright=True)  # a photo: honour its EXIF orientation, as the app's upload does
-            prediction = predict(model, image, flip=options.flip, scales=options.scales, tile_size=options.tile_size)
-        except DatasetError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            failures += 1
-            continue
-        written = save_prediction(image, prediction, checkpoint.label_map, out, stem, alpha=options.alpha)
-        print(f"{image_path}: " + ", ".join(str(p) for p in written))
+
+    def predict_image(image):
+        prediction = predict(model, image, flip=options.flip, scales=options.scales, tile_size=options.tile_size)
+        return prediction, checkpoint.label_map
+
+    failures = write_image_predictions(args.images, out, options.alpha, predict_image)
     return 2 if failures else 0
 
 
@@ -338,6 +339,8 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seglab.cli_sources import add_export_command, add_source_arguments
+
     parser = argparse.ArgumentParser(
         prog="seglab",
         description="seglab: train, evaluate and debug semantic segmentation models.",
@@ -384,16 +387,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint with one confusion matrix over the whole split (void pixels dropped; "
         "the MMSegmentation IoUMetric definition). The data defaults to the split the checkpoint was validated on.",
         epilog="examples:\n  seglab eval --checkpoint checkpoints/demo/best.pt\n"
-        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json",
+        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json\n"
+        "  seglab eval --model exported/model.onnx --data camvid --root ../shared/data/camvid --split test\n"
+        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json --data camvid --root ../shared/data/camvid\n"
+        "  seglab eval --predictions my_predictions/ --data camvid --root ../shared/data/camvid --split test --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a .pt file or a run folder (uses best.pt)")
+    evaluate.add_argument("--checkpoint", help="a .pt file or a run folder (uses best.pt)")
     add_data_arguments(evaluate, split_default=None)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (miou, pixel_acc, iou per class, ...)")
     evaluate.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     evaluate.add_argument("--tta-flip", action="store_true", help="average with the horizontally flipped prediction")
     evaluate.add_argument("--scales", help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)")
+    evaluate.add_argument("--no-cache", action="store_true", help="--model/--predictions: evaluate again even when cached")
+    add_source_arguments(evaluate)
     evaluate.set_defaults(handler=command_eval)
 
     predict = commands.add_parser(
@@ -405,13 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt photo1.png photo2.jpg --out predictions/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    predict.add_argument("--checkpoint", required=True, help="a .pt file or a run folder")
+    predict.add_argument("--checkpoint", help="a .pt file or a run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0-1 (default: 0.5)")
     predict.add_argument("--tta-flip", action="store_true")
     predict.add_argument("--scales", help="multi-scale TTA, e.g. 0.75,1,1.25")
     predict.add_argument("--tile-size", type=int, default=None, help="sliding-window tile size for large images")
+    predict.add_argument("--label-map", help="--model: label map JSON giving the colours of the model's classes")
+    add_source_arguments(predict, predictions=False)
     predict.set_defaults(handler=command_predict)
 
     runs = commands.add_parser("runs", help="list training runs with status and best metric")
@@ -420,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the available model architectures")
     models.set_defaults(handler=command_models)
+
+    add_export_command(commands)
 
     from seglab.competition.cli import add_competition_parser
 

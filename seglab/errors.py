@@ -44,3 +44,7 @@ class SeglabWarning(UserWarning):
 
 class CacheWriteWarning(SeglabWarning):
     """A result was computed but could not be saved to the disk cache (read-only, full): it is recomputed next time."""
+
+
+class SourceError(SeglabError):
+    """A model file, model description or folder of predictions is missing, unsafe, inconsistent or failed."""

@@ -1,7 +1,8 @@
-"""Evaluate a checkpoint on a split once, then reuse the result from disk.
+"""Evaluate a checkpoint, or any prediction source, on a split once, then reuse the result from disk.
 
-Results are keyed by the checkpoint file's SHA-256, the dataset fingerprint and the evaluation
-protocol, so a retrained checkpoint or edited data is re-evaluated while everything else is a file
+Results are keyed by the checkpoint file's SHA-256 (a source's content hash), the dataset
+fingerprint and the evaluation protocol (a source's settings and class mapping), so a retrained
+checkpoint, edited data or a changed mapping is re-evaluated while everything else is a file
 read. The cache holds per-image predictions (labels + confidence) so the app can rank failures
 and draw error maps without running the model again.
 """
@@ -13,17 +14,24 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.data.base import SegmentationDataset
-from seglab.metrics import ConfusionMatrix
-from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback, evaluate_dataset
+from seglab.errors import SourceError
+from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
+from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback
 from seglab.stats import default_cache_dir
+
+if TYPE_CHECKING:
+    from seglab.sources.base import PredictionSource
+    from seglab.sources.mapping import ClassMapping
 
 PROTOCOL_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused, so older cached scores of them are dropped
 _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
@@ -70,8 +78,38 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def evaluation_cache_path(checkpoint_path: str | os.PathLike, dataset: SegmentationDataset, protocol: Protocol, cache_dir=None) -> Path:
-    key = hashlib.sha256(f"{file_sha256(checkpoint_path)}|{dataset.fingerprint()}|{protocol.key()}".encode()).hexdigest()[:32]
+    """Cache file of a checkpoint's evaluation (the key of :func:`source_cache_path` for its CheckpointSource)."""
+    from seglab.sources.checkpoint_source import CheckpointSource
+
+    return source_cache_path(CheckpointSource(checkpoint_path, protocol=protocol), dataset, None, cache_dir)
+
+
+def source_cache_path(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    mapping: ClassMapping | Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Cache file of a source's evaluation: keyed by its content hash and settings, the data and the mapping.
+
+    A checkpoint's key is what it always was (file hash, dataset fingerprint, protocol), so caches
+    written before prediction sources existed stay valid.
+    """
+    parts = f"{source.content_hash()}|{dataset.fingerprint()}|{source.settings_key()}"
+    mapping_key = _mapping_key(mapping)
+    if mapping_key:
+        parts += f"|mapping {mapping_key}"
+    key = hashlib.sha256(parts.encode()).hexdigest()[:32]
     return Path(cache_dir or default_cache_dir()) / "evaluations" / f"{key}.npz"
+
+
+def _mapping_key(mapping: ClassMapping | Mapping[str, Any] | None) -> str:
+    """"" for automatic or identity mappings, else a canonical string of the declared one."""
+    if mapping is None:
+        return ""
+    if hasattr(mapping, "is_identity"):
+        return "" if mapping.is_identity else mapping.key()
+    return json.dumps(dict(mapping), sort_keys=True, default=str)
 
 
 def evaluate_checkpoint(
@@ -85,24 +123,144 @@ def evaluate_checkpoint(
     device: str = "cpu",
     batch_size: int = 8,
 ) -> DatasetEvaluation:
-    """Per-image predictions and split metrics of a checkpoint, from the disk cache when possible."""
+    """Per-image predictions and split metrics of a checkpoint, from the disk cache when possible.
+
+    A thin wrapper of :func:`evaluate_source`: the checkpoint must predict the data's number of classes.
+    """
+    from seglab.sources.checkpoint_source import CheckpointSource
+
+    def evaluate() -> DatasetEvaluation:  # loads the checkpoint only on a cache miss
+        checkpoint = load_checkpoint(checkpoint_path)
+        check_compatible(checkpoint, dataset.label_map)
+        source = CheckpointSource(checkpoint.path, protocol=protocol, device=device, checkpoint=checkpoint)
+        return _evaluate(source, dataset, None, progress, batch_size)
+
     path = evaluation_cache_path(checkpoint_path, dataset, protocol, cache_dir)
-    if use_cache:
+    return _through_cache(path if use_cache else None, dataset, progress, evaluate)
+
+
+def evaluate_source(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    *,
+    mapping: ClassMapping | Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: ProgressCallback | None = None,
+    batch_size: int = 8,
+) -> DatasetEvaluation:
+    """Per-image predictions and split metrics of any prediction source, from the disk cache when possible.
+
+    Args:
+        source: a :class:`~seglab.sources.base.PredictionSource` (checkpoint, model file, folder...).
+        dataset: the split; every sample is predicted once.
+        mapping: source class -> dataset class (a ``ClassMapping`` or ``{name: dataset name/id/None}``);
+            ``None`` resolves it automatically (see :func:`seglab.sources.mapping.resolve_mapping`).
+        cache_dir: cache root (default ``$SEGLAB_CACHE_DIR`` or ``~/.cache/seglab``).
+        use_cache: read and write the disk cache (keyed by source content + settings, data, mapping).
+        progress: ``progress(done, total)`` per batch.
+        batch_size: images of equal size predicted together by sources that batch (checkpoints).
+    """
+    path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
+    return _through_cache(path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size))
+
+
+def _through_cache(
+    path: Path | None,
+    dataset: SegmentationDataset,
+    progress: ProgressCallback | None,
+    evaluate: Callable[[], DatasetEvaluation],
+) -> DatasetEvaluation:
+    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all)."""
+    if path is not None:
         cached = load_evaluation(path, dataset)
         if cached is not None:
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    checkpoint = load_checkpoint(checkpoint_path)
-    check_compatible(checkpoint, dataset.label_map)
-    model = checkpoint.build_model(device)
-    result = evaluate_dataset(
-        model, dataset, flip=protocol.flip, scales=protocol.scales, tile_size=protocol.tile_size,
-        batch_size=batch_size, progress=progress,
-    )  # fmt: skip
-    if use_cache:
+    result = evaluate()
+    if path is not None:
         write_cache("evaluation", path, lambda: save_evaluation(result, path))
     return result
+
+
+def _evaluate(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    mapping: ClassMapping | Mapping[str, Any] | None,
+    progress: ProgressCallback | None,
+    batch_size: int,
+) -> DatasetEvaluation:
+    """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
+    from seglab.metrics import image_confusions
+    from seglab.predict import _size_batches
+    from seglab.sources.mapped import MappedSource
+    from seglab.sources.mapping import unassigned_label
+
+    num_classes, ignore_index = dataset.num_classes, dataset.ignore_index
+    other_label = unassigned_label(num_classes, ignore_index)
+    mapped_source = MappedSource(source, dataset.label_map, mapping)
+    indices, labels, confidences, confusions = [], [], [], []
+    for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
+        samples = [dataset.load(index) for index in chunk]
+        mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], [image for image, _ in samples])
+        chunk_labels = [prediction.labels for prediction in mapped]
+        targets = np.stack([mask for _, mask in samples])
+        for prediction, (_, mask), index in zip(mapped, samples, chunk, strict=True):
+            if prediction.labels.shape != mask.shape:
+                raise SourceError(
+                    f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
+                    f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
+                )
+        stack = np.stack(chunk_labels)
+        confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
+        indices += chunk
+        labels += chunk_labels
+        confidences += [prediction.confidence.astype(np.float16) for prediction in mapped]
+        if progress:
+            progress(len(indices), len(dataset))
+    stacked = np.concatenate(confusions) if confusions else np.zeros((0, num_classes, num_classes + 1), np.int64)
+    resolved = mapped_source.mapping() if indices else None
+    has_other = bool(stacked[..., -1].any()) or (resolved is not None and resolved.has_other)
+    if not has_other:
+        stacked = stacked[..., :num_classes]
+    notes = [*(resolved.summary() if resolved is not None else []), *source.notes()]
+    if has_other and not (resolved is not None and resolved.has_other):
+        notes.append(
+            f"{int(stacked[..., -1].sum()):,} predicted pixels hold no class (a void value or an unknown colour): "
+            "counted as 'other', a miss of the true class"
+        )
+    if not source.has_probabilities:
+        notes.append(
+            f"{source.name} gives labels only: confidence is 1 everywhere and probability views are unavailable"
+        )
+    return _evaluation_from_arrays(
+        dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
+        has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
+    )
+
+
+def _evaluation_from_arrays(
+    dataset: SegmentationDataset,
+    indices: list[int],
+    labels: list[np.ndarray],
+    confidences: list[np.ndarray],
+    confusion: np.ndarray,
+    **extra: Any,
+) -> DatasetEvaluation:
+    """Per-image scores and split metrics from per-image confusions (N, K, K[+1]): shared by evaluation and cache."""
+    scores = per_image_metrics_from_confusion(confusion)
+    results = [
+        ImageResult(
+            index=int(index), sample_id=dataset.ids[index], labels=labels[position], confidence=confidences[position],
+            pixel_acc=float(scores.pixel_acc[position]), miou=float(scores.miou[position]), iou=scores.iou[position],
+            confusion=confusion[position],
+        )
+        for position, index in enumerate(indices)
+    ]
+    total = confusion.sum(axis=0) if len(confusion) else np.zeros(confusion.shape[1:], np.int64)
+    metrics = SegmentationMetrics.from_confusion(total, background_index=dataset.label_map.background_index)
+    return DatasetEvaluation(results=results, metrics=metrics, class_names=list(dataset.class_names), **extra)
 
 
 def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> None:
@@ -113,7 +271,11 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
     arrays = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
         "confusion": np.stack([r.confusion for r in results]) if results else np.zeros((0, 0, 0), np.int64),
-        "meta": np.array(json.dumps({"ids": [r.sample_id for r in results], "class_names": evaluation.class_names})),
+        "meta": np.array(json.dumps({
+            "ids": [r.sample_id for r in results], "class_names": evaluation.class_names,
+            "other_label": evaluation.other_label, "has_probabilities": evaluation.has_probabilities,
+            "source": evaluation.source, "notes": evaluation.notes,
+        })),
     }
     for position, result in enumerate(results):
         arrays[f"labels_{position}"] = result.labels
@@ -131,8 +293,6 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
 
 def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> DatasetEvaluation | None:
     """Read a cached evaluation; ``None`` if missing, corrupt or not for this dataset."""
-    from seglab.metrics import per_image_metrics_from_confusion
-
     path = Path(path)
     if not path.is_file():
         return None
@@ -147,15 +307,8 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
         return None
     if meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)] or meta.get("class_names") != dataset.class_names:
         return None
-    scores = per_image_metrics_from_confusion(confusion)
-    results = [
-        ImageResult(
-            index=int(index), sample_id=meta["ids"][position], labels=labels[position], confidence=confidence[position],
-            pixel_acc=float(scores.pixel_acc[position]), miou=float(scores.miou[position]), iou=scores.iou[position],
-            confusion=confusion[position],
-        )
-        for position, index in enumerate(indices)
-    ]  # fmt: skip
-    total = ConfusionMatrix.from_matrix(confusion.sum(axis=0), ignore_index=dataset.ignore_index)
-    metrics = total.compute(background_index=dataset.label_map.background_index)
-    return DatasetEvaluation(results=results, metrics=metrics, class_names=list(dataset.class_names))
+    return _evaluation_from_arrays(
+        dataset, [int(i) for i in indices], labels, confidence, confusion, other_label=meta.get("other_label"),
+        has_probabilities=bool(meta.get("has_probabilities", True)), source=str(meta.get("source", "")),
+        notes=list(meta.get("notes", [])),
+    )

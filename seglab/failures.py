@@ -76,11 +76,14 @@ class ClassConfusion:
 def top_confusions(confusion: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[ClassConfusion]:
     """The ``k`` largest off-diagonal cells of a (K, K) confusion matrix (rows = ground truth), largest first.
 
-    Empty cells are never listed; ties keep row-major order.
+    Empty cells are never listed; ties keep row-major order. A (K, K + 1) matrix (a mapped prediction
+    source's "other" column, see :func:`seglab.metrics.image_confusions`) lists those cells as "other".
     """
     counts = np.asarray(confusion, dtype=np.int64)
-    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(class_names):
-        raise ConfigError(f"expected a ({len(class_names)}, {len(class_names)}) confusion matrix, got shape {counts.shape}")
+    classes = len(class_names)
+    if counts.ndim != 2 or counts.shape[0] != classes or counts.shape[1] not in (classes, classes + 1):
+        raise ConfigError(f"expected a ({classes}, {classes}) confusion matrix, got shape {counts.shape}")
+    column_names = [*class_names, "other"]
     off_diagonal = counts.copy()
     np.fill_diagonal(off_diagonal, 0)
     order = np.argsort(-off_diagonal.ravel(), kind="stable")[: max(k, 0)]
@@ -92,7 +95,7 @@ def top_confusions(confusion: np.ndarray, class_names: Sequence[str], k: int = 5
         if pixels == 0:
             break
         confusions.append(
-            ClassConfusion(gt_class, pred_class, str(class_names[gt_class]), str(class_names[pred_class]), pixels,
+            ClassConfusion(gt_class, pred_class, str(class_names[gt_class]), str(column_names[pred_class]), pixels,
                            pixels / support[gt_class])  # fmt: skip
         )
     return confusions

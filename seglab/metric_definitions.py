@@ -123,13 +123,15 @@ def _counts(per_image_confusion: Any) -> _Counts:
     confusion = np.asarray(per_image_confusion, dtype=np.float64)
     if confusion.ndim == 2:
         confusion = confusion[None]
-    if confusion.ndim != 3 or confusion.shape[1] != confusion.shape[2] or confusion.shape[1] == 0:
+    # (N, K, K + 1): a mapped source's "other" column, a miss of the true class and no class's prediction.
+    square_or_other = confusion.ndim == 3 and confusion.shape[2] in (confusion.shape[1], confusion.shape[1] + 1)
+    if not square_or_other or confusion.shape[1] == 0:
         raise ConfigError(f"expected per-image confusion matrices (N, K, K), got shape {confusion.shape}; "
                           "stack ImageResult.confusion of an evaluation")  # fmt: skip
     if (confusion < 0).any() or not np.isfinite(confusion).all():
         raise ConfigError("confusion matrices hold pixel counts; got negative or non-finite values")
     true_positive = np.diagonal(confusion, axis1=1, axis2=2)
-    support, predicted = confusion.sum(axis=2), confusion.sum(axis=1)
+    support, predicted = confusion.sum(axis=2), confusion[:, :, : confusion.shape[1]].sum(axis=1)
     union = support + predicted - true_positive
     return _Counts(true_positive, support, predicted, union, scored=support.sum(axis=1) > 0)
 

@@ -263,11 +263,12 @@ def _check_classes(num_classes: int, ignore_index: int | None) -> None:
 
 # -- scores -------------------------------------------------------------------------------------
 def _class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class counts and ratios from (..., K, K) confusion matrices, NaN for 0/0."""
+    """Per-class counts and ratios from (..., K, K) or (..., K, K + 1) confusion matrices, NaN for 0/0."""
     counts = confusion.astype(np.float64)
+    num_classes = counts.shape[-2]
     true_positive = np.diagonal(counts, axis1=-2, axis2=-1)
-    support = counts.sum(axis=-1)
-    predicted = counts.sum(axis=-2)
+    support = counts.sum(axis=-1)  # (K, K + 1) matrices: the "other" column is part of the support (a miss)...
+    predicted = counts[..., :num_classes].sum(axis=-2)  # ...but no class's prediction
     # 0/0 is the only possible division by zero (TP <= support, predicted): it means "undefined".
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
@@ -310,7 +311,7 @@ class SegmentationMetrics:
     classes without ground truth. Means skip NaN classes (see the module docstring).
     """
 
-    confusion: np.ndarray  # (K, K) int64, rows = ground truth, columns = prediction
+    confusion: np.ndarray  # (K, K) int64, rows = ground truth, columns = prediction (+ "other" column: K + 1)
     iou: np.ndarray
     precision: np.ndarray
     recall: np.ndarray
@@ -332,11 +333,21 @@ class SegmentationMetrics:
     def num_classes(self) -> int:
         return len(self.iou)
 
+    @property
+    def has_other(self) -> bool:
+        """Whether the confusion matrix has the extra "other" prediction column (K, K + 1)."""
+        return self.confusion.shape[1] == self.confusion.shape[0] + 1
+
     @classmethod
     def from_confusion(cls, confusion: np.ndarray,
                        background_index: int | None = 0) -> "SegmentationMetrics":
-        """Derive every score from a (K, K) confusion matrix (rows = ground truth)."""
+        """Derive every score from a (K, K) confusion matrix (rows = ground truth).
+
+        A (K, K + 1) matrix carries "other" predictions in its last column (see :func:`image_confusions`).
+        """
         confusion = np.array(confusion, dtype=np.int64)
+        if confusion.ndim != 2 or confusion.shape[1] not in (confusion.shape[0], confusion.shape[0] + 1):
+            raise ConfigError(f"a confusion matrix must be (K, K) or (K, K + 1), got shape {confusion.shape}")
         num_classes = confusion.shape[0]
         if background_index is not None and not 0 <= background_index < num_classes:
             raise ConfigError(f"background_index {background_index} is not a class id in "
@@ -399,6 +410,8 @@ class SegmentationMetrics:
             "iou": {name: _json_number(self.iou[i]) for i, name in enumerate(names)},
             "per_class": per_class,
             "confusion": self.confusion.tolist(),
+            **({"predicted_other": {name: int(self.confusion[i, -1]) for i, name in enumerate(names)}}
+               if self.has_other else {}),
         }
 
 
@@ -518,11 +531,33 @@ class ConfusionMatrix:
 
 # -- per image ------------------------------------------------------------------------------------
 def image_confusions(pred: LabelArray, target: LabelArray, num_classes: int,
-                     ignore_index: int | None = 255) -> np.ndarray:
-    """One (K, K) confusion matrix per image of (N, H, W) masks -> (N, K, K) int64."""
+                     ignore_index: int | None = 255, *, unassigned_label: int | None = None) -> np.ndarray:
+    """One (K, K) confusion matrix per image of (N, H, W) masks -> (N, K, K) int64.
+
+    With ``unassigned_label``, predicted pixels holding that value (an "other" prediction: a model
+    class mapped to no dataset class) are counted in an extra last column, giving (N, K, K + 1):
+    a miss of their ground-truth class and no class's false positive (MMSeg's treatment of
+    predictions outside the class range).
+    """
     _check_classes(num_classes, ignore_index)
-    counts = _count_pixels(pred, target, int(num_classes), ignore_index, per_image=True)
-    return counts.cpu().numpy().copy()
+    if unassigned_label is None:
+        counts = _count_pixels(pred, target, int(num_classes), ignore_index, per_image=True)
+        return counts.cpu().numpy().copy()
+    pred_tensor, target_tensor = _as_label_pair(pred, target)
+    if 0 <= unassigned_label < num_classes or unassigned_label == ignore_index:
+        raise ConfigError(f"unassigned_label {unassigned_label} must be neither a class id nor the ignore index")
+    other = int(num_classes)  # the extra class the counting sees
+    pred_tensor = torch.where(pred_tensor == unassigned_label, other, pred_tensor.long())
+    if target_tensor.numel():
+        _target_rows(target_tensor, num_classes, ignore_index)  # raises on values that are neither class nor void
+    counting_ignore = ignore_index
+    if ignore_index == other:  # e.g. CamVid's void 11 with 11 classes: move void out of the extra class's way
+        counting_ignore = other + 1
+        target_tensor = torch.where(target_tensor == ignore_index, counting_ignore, target_tensor.long())
+    counts = _count_pixels(pred_tensor, target_tensor, other + 1, counting_ignore, per_image=True)
+    if bool(counts[..., other, :].any()):  # a target pixel equal to the extra class is no class of the data
+        _raise_bad_target(target_tensor, num_classes, counting_ignore)
+    return counts[..., :other, :].cpu().numpy().copy()
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metri
 from seglab.options import check_scales, check_tile_size
 
 ProgressCallback = Callable[[int, int], None]
+TileSize = int | tuple[int, int]  # square side, or (height, width) for models with a fixed input size
 
 
 @dataclass
@@ -62,7 +63,7 @@ def predict_probabilities(
     *,
     flip: bool = False,
     scales: Sequence[float] = (1.0,),
-    tile_size: int | None = None,
+    tile_size: TileSize | None = None,
     overlap: float = 1 / 3,
 ) -> torch.Tensor:
     """Softmax probabilities (N, K, H, W) for a normalised batch, averaged over the TTA views.
@@ -92,29 +93,30 @@ def predict_probabilities(
     return total / views
 
 
-def _forward_probabilities(model: torch.nn.Module, batch: torch.Tensor, tile_size: int | None, overlap: float) -> torch.Tensor:
+def _forward_probabilities(model: torch.nn.Module, batch: torch.Tensor, tile_size: TileSize | None, overlap: float) -> torch.Tensor:
     height, width = batch.shape[-2:]
-    if tile_size is None or (height <= tile_size and width <= tile_size):
+    tile_height, tile_width = (tile_size, tile_size) if isinstance(tile_size, int) else (tile_size or (height, width))
+    if tile_size is None or (height <= tile_height and width <= tile_width):
         return model(batch)["out"].float().softmax(dim=1)
     return _sliding_window(model, batch, tile_size, overlap)
 
 
-def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: int, overlap: float) -> torch.Tensor:
+def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: TileSize, overlap: float) -> torch.Tensor:
     """Average softmax over overlapping tiles covering the image (tiles clipped at the border)."""
     height, width = batch.shape[-2:]
-    stride = max(1, int(tile * (1 - overlap)))
-    tops = _tile_starts(height, tile, stride)
-    lefts = _tile_starts(width, tile, stride)
+    tile_height, tile_width = (tile, tile) if isinstance(tile, int) else tile
+    tops = _tile_starts(height, tile_height, max(1, int(tile_height * (1 - overlap))))
+    lefts = _tile_starts(width, tile_width, max(1, int(tile_width * (1 - overlap))))
     summed = None
     counts = torch.zeros((1, 1, height, width), device=batch.device)
     for top in tops:
         for left in lefts:
-            window = batch[..., top : top + tile, left : left + tile]
+            window = batch[..., top : top + tile_height, left : left + tile_width]
             probabilities = model(window)["out"].float().softmax(dim=1)
             if summed is None:
                 summed = torch.zeros((batch.shape[0], probabilities.shape[1], height, width), device=batch.device)
-            summed[..., top : top + tile, left : left + tile] += probabilities
-            counts[..., top : top + tile, left : left + tile] += 1
+            summed[..., top : top + tile_height, left : left + tile_width] += probabilities
+            counts[..., top : top + tile_height, left : left + tile_width] += 1
     return summed / counts
 
 
@@ -162,16 +164,30 @@ class ImageResult:
     pixel_acc: float
     miou: float
     iou: np.ndarray  # (K,) NaN where the class is absent from GT and prediction
-    confusion: np.ndarray  # (K, K) int64 of this image
+    confusion: np.ndarray  # (K, K) int64 of this image; (K, K + 1) with an "other" column
 
 
 @dataclass
 class DatasetEvaluation:
-    """Every image's result plus the split's metrics (one confusion matrix over the split)."""
+    """Every image's result plus the split's metrics (one confusion matrix over the split).
+
+    Evaluations of a prediction source whose classes were mapped may hold "other" pixels
+    (``other_label`` in ``labels``, an extra last column in the confusion matrices, see
+    :func:`seglab.metrics.image_confusions`); ``notes`` says what was mapped, resized or assumed.
+    """
 
     results: list[ImageResult]
     metrics: SegmentationMetrics
     class_names: list[str]
+    other_label: int | None = None  # label value of "other" predictions when the confusions have that column
+    has_probabilities: bool = True  # False: ``confidence`` is 1 everywhere (a source that gives labels only)
+    source: str = ""  # one line naming what made the predictions
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def prediction_names(self) -> list[str]:
+        """Names of the confusion matrices' columns: the classes, plus "other" when present."""
+        return [*self.class_names, "other"] if self.other_label is not None else list(self.class_names)
 
     def ranking(self, class_id: int | None = None) -> list[ImageResult]:
         """Results worst first: by image mIoU, or by one class's IoU (images without it last)."""

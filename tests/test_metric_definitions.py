@@ -162,7 +162,7 @@ def test_an_all_void_image_is_left_out_of_image_wise_means():
     assert values == pytest.approx(reference, nan_ok=True)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 3, 4)), -np.ones((1, 2, 2)), np.zeros((0,))])
+@pytest.mark.parametrize("bad", [np.zeros((2, 3, 5)), -np.ones((1, 2, 2)), np.zeros((0,))])  # (N, K, K + 1) is valid
 def test_bad_confusions_raise_config_error(bad):
     with pytest.raises(ConfigError):
         compute_definitions(bad)
