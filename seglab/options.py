@@ -79,11 +79,12 @@ def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(value) for value in values)
 
 
-def check_tile_size(tile_size: int | None) -> int | None:
-    """A sliding-window tile is ``None`` (whole image) or a whole number of pixels >= 8."""
+def check_tile_size(tile_size: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+    """A sliding-window tile is ``None`` (whole image), a side or ``(height, width)``, in whole pixels >= 8."""
     if tile_size is None:
         return None
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 8:
+    sides = tile_size if isinstance(tile_size, tuple) and len(tile_size) == 2 else (tile_size,)
+    if any(isinstance(side, bool) or not isinstance(side, int) or side < 8 for side in sides):
         raise ConfigError(f"tile size {tile_size!r} must be a whole number of pixels >= 8 (or unset for whole images)")
     return tile_size
 
