@@ -80,12 +80,27 @@ def test_the_public_assignment_is_seeded_fixed_and_stored(tmp_path: Path) -> Non
     assert [image.sample_id for image in hidden_images(store, competition)] == [f"test-{i:06d}" for i in range(12)]
 
 
-def test_onnx_and_torchscript_wait_for_their_scorer(dataset: ShapesDataset, tmp_path: Path) -> None:
-    for kind in ("onnx", "torchscript"):
-        with pytest.raises(ScoringUnavailable, match="cannot be scored yet.*seglab.sources"):
-            score_submission(kind, tmp_path / "model.bin", dataset)
-        with pytest.raises(CompetitionError, match="cannot be scored by this seglab yet"):
-            CompetitionSettings(name="x", spec=SMALL_SPEC, kinds=("checkpoint", kind)).validate()
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_exported_models_score_like_their_checkpoint(kind: str, dataset: ShapesDataset, tmp_path: Path) -> None:
+    from seglab.export import export_checkpoint
+
+    model_file = tmp_path / ("model.onnx" if kind == "onnx" else "model.ts")
+    export_checkpoint(DEMO_CHECKPOINT, kind, model_file, dataset=dataset, parity_images=1)
+    model_file.with_name(model_file.name + ".seglab.json").unlink()  # an upload arrives without its description
+    confusions = score_submission(kind, model_file, dataset)
+    expected = score_submission("checkpoint", DEMO_CHECKPOINT, dataset)
+    assert confusions.shape == expected.shape == (12, 7, 7)
+    # Same network, another runtime: at most a handful of near-tie pixels may flip.
+    assert np.abs(confusions - expected).sum() <= 0.001 * expected.sum()
+    CompetitionSettings(name="x", spec=SMALL_SPEC, kinds=("checkpoint", kind)).validate()
+
+
+def test_a_model_file_that_is_not_one_fails_with_a_reason(dataset: ShapesDataset, tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ScoringError) as raised:
+        score_submission("onnx", path, dataset)
+    assert str(tmp_path) not in str(raised.value)  # the server's paths are not shown to the team
 
 
 def test_a_plugged_model_file_scorer_is_used_and_checked(dataset: ShapesDataset, tmp_path: Path, monkeypatch) -> None:

@@ -6,11 +6,9 @@ dataset's image order. Each kind has its scorer:
 - ``checkpoint``: a seglab ``.pt`` loaded with ``weights_only=True`` (:mod:`seglab.checkpoint`),
   run whole-image, single scale (the Leaderboard page's protocol);
 - ``masks_zip``: predicted masks read from a checked zip (:mod:`seglab.competition.mask_zip`);
-- ``onnx`` / ``torchscript``: a *model-file scorer* plugged in with
-  :func:`register_model_file_scorer`. None ships yet: the prediction sources of the
-  bring-your-own-model work (``seglab.sources``) will provide it. Until then
-  :func:`score_model_file` raises :class:`ScoringUnavailable` and competitions cannot allow
-  these kinds.
+- ``onnx`` / ``torchscript``: a model file run through :mod:`seglab.sources` with seglab's own
+  preprocessing (what ``seglab export`` writes: ImageNet mean/std, RGB, any size, logits), its
+  outputs read as the hidden dataset's classes in order.
 
 The worker runs this in a child process with time and memory limits; nothing here touches the
 database.
@@ -36,21 +34,26 @@ KIND_LABELS = {
 KIND_SUFFIXES = {"checkpoint": ".pt", "masks_zip": ".zip", "onnx": ".onnx", "torchscript": ".ts"}
 MODEL_FILE_KINDS = ("onnx", "torchscript")
 
+
 # (model file, hidden dataset) -> (N, K, K) int64 per-image confusion matrices in dataset order.
 ModelFileScorer = Callable[[Path, SegmentationDataset], np.ndarray]
 _MODEL_FILE_SCORERS: dict[str, ModelFileScorer] = {}
 
 
 def register_model_file_scorer(kind: str, scorer: ModelFileScorer) -> None:
-    """Plug in the scorer for ``onnx`` or ``torchscript`` submissions (e.g. built on seglab.sources)."""
+    """Replace the scorer of ``onnx`` or ``torchscript`` submissions (default: :func:`score_with_sources`)."""
     if kind not in MODEL_FILE_KINDS:
         raise ValueError(f"model-file scorers exist for {', '.join(MODEL_FILE_KINDS)}, not {kind!r}")
     _MODEL_FILE_SCORERS[kind] = scorer
 
 
 def scorer_available(kind: str) -> bool:
-    """Whether submissions of ``kind`` can be scored by this installation."""
-    return kind in ("checkpoint", "masks_zip") or kind in _MODEL_FILE_SCORERS
+    """Whether submissions of ``kind`` can be scored by this installation (ONNX needs onnxruntime)."""
+    if kind == "onnx" and kind not in _MODEL_FILE_SCORERS:
+        import importlib.util
+
+        return importlib.util.find_spec("onnxruntime") is not None
+    return kind in KIND_LABELS
 
 
 def score_submission(kind: str, path: str | os.PathLike, dataset: SegmentationDataset) -> np.ndarray:
@@ -116,12 +119,33 @@ def image_sizes(dataset: SegmentationDataset) -> list[tuple[int, int]]:
 
 
 def score_model_file(kind: str, path: Path, dataset: SegmentationDataset) -> np.ndarray:
-    """The hook for ONNX and TorchScript submissions: the registered model-file scorer, or a clear refusal."""
+    """An ONNX or TorchScript submission's counts: the registered scorer, else :func:`score_with_sources`."""
+    if not scorer_available(kind):
+        raise ScoringUnavailable(f"{KIND_LABELS[kind]} submissions cannot be scored here: onnxruntime is not installed")
     scorer = _MODEL_FILE_SCORERS.get(kind)
-    if scorer is None:
-        raise ScoringUnavailable(
-            f"{KIND_LABELS[kind]} submissions cannot be scored yet: this seglab has no model-file scorer for {kind} "
-            "(it comes with seglab.sources, the bring-your-own-model prediction sources); submit a seglab checkpoint "
-            "or a zip of predicted masks"
+    return np.asarray(scorer(path, dataset)) if scorer else score_with_sources(kind, path, dataset)
+
+
+def score_with_sources(kind: str, path: Path, dataset: SegmentationDataset) -> np.ndarray:
+    """Run an ONNX or TorchScript submission over the hidden images through :mod:`seglab.sources`.
+
+    In process: the scoring worker already runs each submission in a child with time and memory limits.
+    """
+    from seglab.errors import SourceError
+    from seglab.evaluation import evaluate_source
+    from seglab.sources.description import SourceDescription
+
+    description = SourceDescription(kind=kind, path=Path(path).resolve())
+    try:
+        with description.open(isolated=False) as source:
+            evaluation = evaluate_source(source, dataset, use_cache=False)
+    except SourceError as error:
+        raise ScoringError(str(error).replace(str(Path(path).resolve()), "the model file")) from None
+    confusions = np.stack([result.confusion for result in evaluation.results])
+    extra = confusions[:, :, dataset.num_classes :]
+    if extra.size and extra.any():  # predictions outside the competition's classes
+        raise ScoringError(
+            f"the model predicts classes beyond the competition's {dataset.num_classes} "
+            f"({', '.join(dataset.class_names)}); export a model with exactly these outputs, in this order"
         )
-    return np.asarray(scorer(path, dataset))
+    return confusions[:, :, : dataset.num_classes]
