@@ -9,7 +9,7 @@ import pytest
 
 from seglab.competition import scoring
 from seglab.competition.competitions import CompetitionSettings, hidden_images, public_assignment
-from seglab.competition.errors import CompetitionError, ScoringError, ScoringUnavailable
+from seglab.competition.errors import ScoringError
 from seglab.competition.scores import decode_confusions, encode_confusions, split_scores
 from seglab.competition.scoring import register_model_file_scorer, score_submission
 from seglab.data.shapes import ShapesDataset
