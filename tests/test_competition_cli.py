@@ -149,9 +149,22 @@ def test_errors_are_one_line_and_exit_2(capsys, tmp_path: Path) -> None:
     assert code == 2 and "already exists" in err
     code, _, err = run(capsys, *CREATE[:3], "other", *CREATE[4:], "--dir", folder, "--quota-window", "soon")
     assert code == 2 and "cannot read the duration" in err
-    code, _, err = run(capsys, *CREATE[:3], "x", *CREATE[4:], "--dir", folder, "--kinds", "checkpoint,onnx")
-    assert code == 2 and "cannot be scored by this seglab yet" in err
+    code, _, err = run(capsys, *CREATE[:3], "x", *CREATE[4:], "--dir", folder, "--kinds", "checkpoint,bogus")
+    assert code == 2 and "unknown submission kind 'bogus'" in err
     code, _, err = run(capsys, "competition", "rescore", "--dir", folder)
     assert code == 2 and "--all" in err
     code, _, err = run(capsys, "competition", "status", "--dir", folder, "--competition", "nope")
     assert code == 2 and "no competition named 'nope'" in err
+
+
+def test_a_kind_this_installation_cannot_score_is_refused_at_creation(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a)
+    )
+    code, _, err = run(capsys, *CREATE, "--dir", str(tmp_path / "comp"), "--kinds", "checkpoint,onnx")
+    assert code == 2 and "cannot be scored by this seglab yet" in err and "Traceback" not in err
