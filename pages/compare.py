@@ -26,6 +26,7 @@ def delta_style(value: float) -> str:
     return "color: #009E73" if value > 0 else "color: #D55E00" if value < 0 else ""
 
 
+ui.start_page()
 st.title("Compare checkpoints")
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)

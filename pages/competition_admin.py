@@ -21,6 +21,7 @@ from seglab.data.discover import check_source
 
 TOKENS_KEY = "competition_new_tokens"
 
+ui.start_page()
 st.title("Competition admin")
 store = competition_ui.store()
 if not competition_ui.is_admin():

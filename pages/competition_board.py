@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from pages import competition_ui
+from pages import competition_ui, ui
 from seglab.competition import private_leaderboard, public_leaderboard
 from seglab.competition.clock import format_timestamp
 from seglab.competition.competitions import competition_by_id
@@ -19,6 +19,7 @@ STYLE = """<style>
 .seglab-board tr.top td {font-weight: 700;}
 </style>"""
 
+ui.start_page()
 st.title("Standings")
 store = competition_ui.existing_store()
 competition = competition_ui.choose_competition(store) if store is not None else None

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages import competition_ui
+from pages import competition_ui, ui
 from seglab.competition import SubmissionRejected, choose_finals, quota_for, submit, team_submissions
 from seglab.competition.clock import format_timestamp
 from seglab.competition.downloads import hidden_images_zip, submission_format
@@ -16,6 +16,7 @@ AUTO = "decided by the file name (.pt: checkpoint, .zip: masks)"
 RECEIPT_KEY = "competition_receipt"
 STATUS_LABELS = {"queued": "⏳ queued", "scoring": "⚙️ scoring", "scored": "✅ scored", "failed": "❌ failed"}
 
+ui.start_page()
 st.title("Competition")
 store = competition_ui.existing_store()
 competition = competition_ui.choose_competition(store) if store is not None else None

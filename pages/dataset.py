@@ -76,6 +76,7 @@ def choose_sample(sample_id: str) -> None:
     ui.set_sample(sample_id)
 
 
+ui.start_page()
 spec = ui.current_spec()
 st.title("Dataset")
 if spec.kind == "shapes":

@@ -13,49 +13,23 @@ CELL_KEY = "inspect_cell"
 VIEWS = ("error map", "prediction", "ground truth")
 HOVER_SIDE = 128  # hover cells on the long side: ~0.1 s to build and send for a CamVid frame, 256 takes ~0.5 s
 
+ui.start_page()
 st.title("Inspect")
 st.caption(
     ui.METRIC_DEFINITION + " The ranking below is image-wise: an image's mIoU is the mean IoU over the classes "
     "present in *that* image (ground truth or prediction), so every image weighs the same."
 )
 
-path = ui.current_checkpoint()
-if not path:
-    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
-evaluation = None
-with ui.guard("Evaluating this checkpoint on the chosen data"):
-    data = ui.dataset(spec)
-    evaluation = ui.evaluation(path, spec)
-if evaluation is None or not evaluation.results:
-    if evaluation is not None:
-        st.warning(f"{spec.describe()} has no images to inspect.")
-    st.stop()
+data, evaluation = ui.require_evaluation(path, spec, what="to inspect")
 names, label_map, metrics = evaluation.class_names, data.label_map, evaluation.metrics
 background = label_map.background_index
 without = f" · without {names[background]} {metrics.miou_no_background:.3f}" if background is not None else ""
 st.caption(f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
            f"pixel accuracy {metrics.pixel_acc:.3f}")  # fmt: skip
-
-
-def choose_sample(ids: list[str], table_event, table_key: str) -> str:
-    """The inspected sample: a newly clicked table row wins, then the selectbox, then the stored choice."""
-    current = ui.current_sample()
-    rows = table_event.selection.rows
-    if rows and st.session_state.get(table_key + "_seen") != rows:
-        current = ids[rows[0]]
-    st.session_state[table_key + "_seen"] = rows
-    if current not in ids:
-        current = ids[0]
-    # No key: when the table changes the choice, the index changes and the selectbox follows it.
-    picked = st.selectbox("Image", ids, index=ids.index(current), help="Or click a row of the table")
-    if picked != ui.current_sample():
-        ui.set_sample(picked)
-    return picked
 
 
 def show_image(result, class_id: int | None) -> None:
@@ -141,7 +115,9 @@ with images_tab:
         scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
         event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
                              on_select="rerun", selection_mode="single-row")  # fmt: skip
-        sample = choose_sample([result.sample_id for result in ranked], event, table_key)
+        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample())
+        if sample != ui.current_sample():
+            ui.set_sample(sample)
         with ui.guard(f"Showing {sample}"):
             show_image(next(result for result in ranked if result.sample_id == sample), class_id)
 with cell_tab:

@@ -23,6 +23,7 @@ PAGE_GUIDE = [
     ("Label quality", "Objects whose labels a trained model confidently disagrees with: candidate annotation errors."),
 ]
 
+ui.start_page()
 st.title("seglab")
 st.markdown("An interactive lab for finding out **why** a semantic-segmentation model fails.")
 

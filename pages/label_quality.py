@@ -21,14 +21,11 @@ METHOD = (
     "Low scores are candidates to review: objects the model cannot segment score low too."
 )
 
+ui.start_page()
 st.title("Label quality")
 st.caption(METHOD)
 
-path = ui.current_checkpoint()
-if not path:
-    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
@@ -50,20 +47,6 @@ thresholds = ", ".join(f"{names[i]} {t:.2f}" for i, t in enumerate(report.thresh
 st.caption(f"{spec.describe()} · {len(report.images)} images · {len(ranked_objects)} objects of at least {report.min_pixels} px"
            + (f" ({names[label_map.background_index]} is not an object)" if report.skip_classes else "")
            + f" · confident thresholds: {thresholds}")  # fmt: skip
-
-
-def choose_sample(ids: list[str], table_event) -> str:
-    """The shown image: a newly clicked table row wins, then the selectbox, then the stored choice."""
-    current = st.session_state.get(SAMPLE_KEY)
-    rows = table_event.selection.rows
-    if rows and st.session_state.get(SAMPLE_KEY + "_seen") != rows:
-        current = ids[rows[0]]
-    st.session_state[SAMPLE_KEY + "_seen"] = rows
-    if current not in ids:
-        current = ids[0]
-    picked = st.selectbox("Image", ids, index=ids.index(current), help="Or click a row of the table")
-    st.session_state[SAMPLE_KEY] = picked
-    return picked
 
 
 def show_image(sample_id: str) -> None:
@@ -127,7 +110,7 @@ with images_tab:
     table = pd.DataFrame(report.image_rows())
     event = st.dataframe(table, hide_index=True, height=240, column_config=SCORE_FORMAT, key="labels_table",
                          on_select="rerun", selection_mode="single-row")  # fmt: skip
-    sample = choose_sample(list(table["sample"]), event)
+    sample = st.session_state[SAMPLE_KEY] = ui.choose_sample(list(table["sample"]), event, SAMPLE_KEY, st.session_state.get(SAMPLE_KEY))
     with ui.guard(f"Showing {sample}"):
         show_image(sample)
 with objects_tab:

@@ -11,6 +11,7 @@ from seglab.leaderboard import LEADERBOARD_PROTOCOL, build_leaderboard, find_che
 
 SCORE_COLUMNS = {"miou": "mIoU", "miou_no_background": "mIoU (no background)", "pixel_acc": "pixel acc", "mean_acc": "mean acc"}
 
+ui.start_page()
 st.title("Leaderboard")
 st.markdown("Every checkpoint under the runs folder, scored on **one held-out split** with **one fixed protocol**, "
             "ranked by mIoU. Scores are cached by checkpoint file hash: a checkpoint is evaluated once per split.")  # fmt: skip

@@ -5,25 +5,22 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
+from seglab.config import CLASS_WEIGHTINGS
 from seglab.loss_inspector import (FOCAL, MINING, PLAIN, WEIGHTED, focal_picture, heatmap_scale, kept_pixels_picture, loss_breakdown,
                                    loss_picture, mining_schedule)  # fmt: skip
 from seglab.losses import LOSS_EXPLANATIONS
 
 MAX_IMAGES = 8
-WEIGHTINGS = {"none": "none", "inverse": "inverse frequency", "median": "median frequency"}
 number = st.column_config.NumberColumn
 
+ui.start_page()
 st.title("Loss inspector")
 st.caption(
     "The sidebar checkpoint's predictions on a few images, seen through the losses training can use. Class weights apply "
     "to every loss at once, as in training (CE, focal as its alpha, and mining, which ranks the weighted losses)."
 )
 
-path = ui.current_checkpoint()
-if not path:
-    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
@@ -41,7 +38,7 @@ with st.container(border=True):
     chosen = st.multiselect("Images (one batch; mining ranks them together)", ids, default=ids[start : start + 4],
                             max_selections=MAX_IMAGES, key="loss_images")  # fmt: skip
     weights_column, focal_column, top_k_column, mining_column, step_column = st.columns(5)
-    weighting = weights_column.radio("Class weights", list(WEIGHTINGS), format_func=WEIGHTINGS.get, key="loss_weights",
+    weighting = weights_column.radio("Class weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get, key="loss_weights",
                                      help="From the training data's statistics, as TrainConfig.class_weights computes them")  # fmt: skip
     gamma = focal_column.slider("Focal γ", 0.0, 5.0, 2.0, 0.5, key="loss_gamma", help=LOSS_EXPLANATIONS["focal"])
     top_k = top_k_column.slider("top_k_percent_pixels", 0.05, 1.0, 0.25, 0.05, key="loss_top_k", help=LOSS_EXPLANATIONS["hard_ce"])
@@ -81,7 +78,7 @@ for index, sample_id in enumerate(chosen):
     pictures = [(viz.overlay(images[index], masks[index], label_map), f"{sample_id}: ground truth"),
                 (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)")]  # fmt: skip
     if weights is not None:
-        pictures.append((loss_picture(breakdown.image("per_pixel", index), valid, scale), f"CE × {WEIGHTINGS[weighting]} weight"))
+        pictures.append((loss_picture(breakdown.image("per_pixel", index), valid, scale), f"CE × {CLASS_WEIGHTINGS[weighting]} weight"))
     pictures += [(focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
                  (kept_pixels_picture(images[index], breakdown.image("kept_mask", index), valid), f"kept by mining at step {step}")]  # fmt: skip
     for column, (picture, caption) in zip(st.columns(5), pictures):

@@ -13,6 +13,7 @@ LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise
 SORTS = {"gap": "largest gap first", "class": "class order", "images": "fewest images first"}
 number = st.column_config.NumberColumn
 
+ui.start_page()
 st.title("Metric definitions")
 st.caption(
     "One checkpoint, one split, one set of predictions: every row below scores exactly the same pixels. Only two "
@@ -21,22 +22,11 @@ st.caption(
 )
 st.info(f"**Every other number in this app**: {ui.METRIC_DEFINITION}", icon=":material/functions:")
 
-path = ui.current_checkpoint()
-if not path:
-    st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
+path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
-evaluation = None
-with ui.guard("Evaluating this checkpoint on the chosen data"):
-    data = ui.dataset(spec)
-    evaluation = ui.evaluation(path, spec)
-if evaluation is None or not evaluation.results:
-    if evaluation is not None:
-        st.warning(f"{spec.describe()} has no images to score.")
-    st.stop()
+data, evaluation = ui.require_evaluation(path, spec, what="to score")
 names, background = evaluation.class_names, data.label_map.background_index
 confusions = [result.confusion for result in evaluation.results]
 st.caption(f"{spec.describe()} · {len(confusions)} images · {len(names)} classes · "

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab.config import TrainConfig
+from seglab.config import CLASS_WEIGHTINGS, TrainConfig
 from seglab.curves import RunWatcher
 from seglab.distributed import max_processes
 from seglab.errors import ConfigError
@@ -33,7 +33,6 @@ REFRESH = "2s"
 # can take a minute, so only a run still alive after this long is terminated.
 STOP_GRACE_S = 120.0
 STATE_COLORS = {"running": "blue", "finished": "green", "failed": "red", "stopped": "orange"}
-CLASS_WEIGHTS = {"none": "none", "inverse": "inverse frequency", "median": "median frequency (SegNet)"}
 KEEP = {"persist_state": "session"}  # the form survives a visit to another page
 
 
@@ -77,7 +76,7 @@ def loss_options() -> dict:
     if extra != "none":
         st.caption(LOSS_EXPLANATIONS[extra])
     options = {"loss": loss_spec([(1.0, first)] + ([(weight, extra)] if extra != "none" else []))}
-    options["class_weights"] = choice(st, "Class weights", "class_weights", list(CLASS_WEIGHTS), format_func=CLASS_WEIGHTS.get)
+    options["class_weights"] = choice(st, "Class weights", "class_weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get)
     if "hard_ce" in (first, extra):
         left, right = st.columns(2)
         # TrainConfig keeps 100% (= plain CE) by default; 25% is a typical mining share to start from.
@@ -196,6 +195,7 @@ def show_run(watcher: RunWatcher, info) -> None:
 
 
 # -- page ------------------------------------------------------------------------------------
+ui.start_page()
 st.title("Train")
 runs = list_runs(ui.runs_dir())
 names = [run.name for run in runs]

@@ -8,6 +8,7 @@ the page on screen are drawn.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -105,6 +106,17 @@ def page_items(order: np.ndarray, page: int, per_page: int) -> np.ndarray:
     """The entries of ``order`` on 1-based ``page`` (clamped to the existing pages)."""
     page = min(max(int(page), 1), page_count(len(order), per_page))
     return order[(page - 1) * per_page : page * per_page]
+
+
+def table_choice(ids: Sequence[str], clicked_rows: Sequence[int], seen_rows: Sequence[int] | None, current: str | None) -> str:
+    """The id to show beside a clickable table of ``ids``: a row clicked since the last run (``clicked_rows``
+    differ from ``seen_rows``) wins, then ``current`` if it is still listed, else the first id."""
+    if not ids:
+        raise ValueError("table_choice needs at least one id")
+    clicked = list(clicked_rows)
+    if clicked and list(seen_rows or []) != clicked and 0 <= clicked[0] < len(ids):
+        return ids[clicked[0]]
+    return current if current in ids else ids[0]
 
 
 def sample_caption(stats: DatasetStats, index: int, sort_by: str = "index", class_id: int | None = None) -> str:

@@ -658,7 +658,8 @@ def side_by_side(images: Sequence[np.ndarray], captions: Sequence[str] | None = 
 
 
 # -- Plotly figures ----------------------------------------------------------------------------
-NORMALIZATIONS = ("none", "recall", "precision")
+# Confusion-matrix normalisations and how the app names them.
+NORMALIZATIONS = {"none": "pixel counts", "recall": "recall (rows sum to 1)", "precision": "precision (columns sum to 1)"}
 
 
 def _check_class_count(length: int, class_names: Sequence[str], what: str) -> None:

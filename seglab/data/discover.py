@@ -16,6 +16,13 @@ SPLITS_BY_KIND = {
 }
 
 
+def split_names(spec: DataSpec) -> tuple[str, ...]:
+    """The splits a data source of this kind offers (a folder source has its one named split)."""
+    if spec.kind == "folder":
+        return (spec.split or "custom",)
+    return SPLITS_BY_KIND.get(spec.kind, (spec.split,))
+
+
 @dataclass
 class SourceReport:
     """What a data source holds: images per split, classes, and the problems found."""
@@ -36,7 +43,7 @@ class SourceReport:
 def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None) -> SourceReport:
     """Try every split of ``spec`` (without reading images) and report sizes or problems."""
     report = SourceReport(spec=spec)
-    wanted = splits or SPLITS_BY_KIND.get(spec.kind, (spec.split,))
+    wanted = splits or split_names(spec)
     for split in wanted:
         try:
             dataset = build_dataset(spec.with_split(split))

@@ -27,6 +27,7 @@ from seglab.data.io import (
 )
 from seglab.data.label_map import DEFAULT_IGNORE_INDEX, LabelMap, camvid_label_map, generic_label_map
 from seglab.errors import DatasetError
+from seglab.names import display_name
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")  # lossless only: JPEG smears label ids
@@ -49,7 +50,7 @@ class PairedFileDataset(SegmentationDataset):
     mask_format: str = "auto"
 
     def _set_samples(self, image_paths: list[Path], mask_paths: list[Path]) -> None:
-        ids = [path.stem for path in image_paths]
+        ids = [display_name(path.stem) for path in image_paths]  # ids reach browsers, URLs and JSON
         repeated = sorted(sample_id for sample_id, count in Counter(ids).items() if count > 1)
         if repeated:
             raise DatasetError(

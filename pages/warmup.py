@@ -1,0 +1,59 @@
+"""Import everything the pages need once, before any page runs, and cap torch's threads.
+
+app.py imports this module first. Python's import lock for this module makes every other session
+wait here until the first one has imported torch, pandas, plotly, OpenCV and every seglab module a
+page uses, so concurrent script threads never see a half-imported module (issue 10: "partially
+initialized module 'pandas'"). The list of modules is read from the pages' own import statements,
+so it stays complete as pages change.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+from pathlib import Path
+
+import torch
+
+PAGES_DIR = Path(__file__).resolve().parent
+EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
+
+
+def torch_threads() -> int:
+    """Intra-op threads for the server: half the cores (``$SEGLAB_TORCH_THREADS`` overrides), so one
+    forward pass cannot starve the Streamlit server and the other sessions of CPU."""
+    configured = os.environ.get("SEGLAB_TORCH_THREADS", "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else max(1, (os.cpu_count() or 1) // 2)
+
+
+def page_imports(folder: Path = PAGES_DIR) -> list[str]:
+    """Every module the page scripts and their helpers import, in a stable order."""
+    modules: set[str] = set()
+    for source in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module)
+                if node.module == "pages":  # ``from pages import ui``: the helper modules themselves
+                    modules.update(f"pages.{alias.name}" for alias in node.names)
+    return sorted(modules - {"pages.warmup"})
+
+
+def warm_up() -> list[str]:
+    """Import the pages' modules (skipping optional ones that are absent); returns those imported."""
+    imported = []
+    for name in dict.fromkeys((*EXTRA_MODULES, *page_imports())):
+        if name.startswith("pages.") and not (PAGES_DIR / f"{name.split('.')[1]}.py").is_file():
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        imported.append(name)
+    return imported
+
+
+torch.set_num_threads(torch_threads())
+WARMED = warm_up()

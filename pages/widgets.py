@@ -1,0 +1,100 @@
+"""Widgets shared by several pages: the error guard, the sidebar, the "no checkpoint yet" stop, the
+dataset + evaluation loading block and the sample picker beside a clickable table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from pages import loaders, state
+from seglab.data.discover import split_names
+from seglab.data.spec import DataSpec
+from seglab.errors import SeglabError
+from seglab.gallery import table_choice
+from seglab.names import display_name
+from seglab.predict import DatasetEvaluation
+
+_log = logging.getLogger("seglab.app")
+
+METRIC_DEFINITION = (
+    "mIoU here is dataset-accumulated (MMSegmentation IoUMetric): one confusion matrix summed over the whole split, "
+    "void pixels dropped, mean over the classes present in ground truth or prediction."
+)
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show a SeglabError (or any unexpected error) as st.error and let the rest of the page run."""
+    try:
+        yield
+    except SeglabError as error:
+        st.error(f"**{what}**: {display_name(str(error))}", icon=":material/error:")
+    except StreamlitAPIException:
+        raise  # a page layout bug: let it surface in tests instead of posing as a data problem
+    except Exception as error:  # an odd file or checkpoint must not take the rest of the page down
+        _log.exception("%s failed", what)
+        st.error(
+            f"**{what}** failed: {type(error).__name__}: {display_name(str(error))}. The details are in the server log.",
+            icon=":material/error:",
+        )
+
+
+def sidebar() -> None:
+    """Dataset summary, split and checkpoint pickers: drawn by app.py for every page."""
+    spec = state.current_spec()
+    with st.sidebar:
+        st.caption(f"Data: **{spec.describe().split(' [')[0]}**")
+        splits = list(split_names(spec))
+        split = state.current_split()
+        st.selectbox(
+            "Split", splits, index=splits.index(split) if split in splits else 0, key=state.SPLIT_KEY,
+            on_change=state.write_query, help="Which split the Dataset, Inspect, Compare and Leaderboard pages show",
+        )  # fmt: skip
+        options = loaders.checkpoint_options()
+        labels = list(options)
+        chosen = state.current_checkpoint()
+        index = next((i for i, label in enumerate(labels) if options[label] == chosen), 0)
+        if labels:
+            label = st.selectbox("Checkpoint", labels, index=index, help="Run folders under checkpoints/ (best.pt)")
+            if options[label] != st.session_state.get(state.CHECKPOINT_KEY):
+                st.session_state[state.CHECKPOINT_KEY] = options[label]
+                state.write_query()
+        else:
+            st.caption("No checkpoints yet: train one on the Train page.")
+
+
+def require_checkpoint() -> str:
+    """The sidebar's checkpoint, or stop the page with a pointer to the Train page."""
+    path = state.current_checkpoint()
+    if not path:
+        st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.stop()
+    return str(path)
+
+
+def require_evaluation(path: str, spec: DataSpec, *, what: str = "to inspect") -> tuple[Any, DatasetEvaluation]:
+    """``(dataset, evaluation)`` of the checkpoint on the split, or stop the page saying why."""
+    data = evaluation = None
+    with guard("Evaluating this checkpoint on the chosen data"):
+        data = loaders.dataset(spec)
+        evaluation = loaders.evaluation(path, spec)
+    if evaluation is None or not evaluation.results:
+        if evaluation is not None:
+            st.warning(f"{spec.describe()} has no images {what}.")
+        st.stop()
+    return data, evaluation
+
+
+def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None) -> str:
+    """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``."""
+    rows = list(table_event.selection.rows) if table_event else []
+    chosen = table_choice(ids, rows, st.session_state.get(table_key + "_seen"), current)
+    st.session_state[table_key + "_seen"] = rows
+    # No key: when the table changes the choice, the index changes and the selectbox follows it.
+    return str(st.selectbox("Image", ids, index=ids.index(chosen), help="Or click a row of the table"))
