@@ -70,7 +70,8 @@ class ClassConfusion:
 
     def sentence(self) -> str:
         """E.g. ``"312 px of car predicted as road (14% of car)"``."""
-        return f"{self.pixels:,} px of {self.gt_name} predicted as {self.pred_name} ({self.share_of_gt:.0%} of {self.gt_name})"
+        share = f"{self.share_of_gt:.0%} of {self.gt_name}"
+        return f"{self.pixels:,} px of {self.gt_name} predicted as {self.pred_name} ({share})"
 
 
 def top_confusions(confusion: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[ClassConfusion]:

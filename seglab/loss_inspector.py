@@ -111,8 +111,10 @@ class LossBreakdown:
             return "No labelled pixels in these images."
         rarest = int(present[np.argmin(self.per_class_pixels[present])])
         shares = ", ".join(f"{self.per_class_loss_share[name][rarest]:.1%} of {name}" for name in self.series)
-        return (f"{class_names[rarest]}, the rarest class in these images, has {self.pixel_share[rarest]:.1%} of the labelled "
-                f"pixels and carries {shares}.")  # fmt: skip
+        return (
+            f"{class_names[rarest]}, the rarest class in these images, "
+            f"has {self.pixel_share[rarest]:.1%} of the labelled pixels and carries {shares}."
+        )
 
     def class_rows(self, class_names: Sequence[str]) -> list[dict[str, Any]]:
         """One row per class present in the batch: pixels, pixel share, and each loss's share."""

@@ -206,7 +206,10 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "mIoU, dataset-level, absent classes = 0", float(np.nan_to_num(iou, nan=0.0).mean()),
             "Σ_c IoU_c / K over all K classes, IoU = 0 for a class in neither GT nor prediction",
             "CSAIL semantic-segmentation-pytorch eval.py (I / (U + 1e-10), plain mean over classes)",
-            "Lower than the first row whenever a class is missing from the split: the model is penalised for data it never saw.",
+            (
+                "Lower than the first row whenever a class is missing from the split: "
+                "the model is penalised for data it never saw."
+            ),
             key="dataset_miou_absent_zero",
         ),
         DefinitionScore(
@@ -219,8 +222,14 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
         DefinitionScore(
             "micro IoU (dataset-level)", float(_divide(correct, correct + 2 * wrong)),
             "Σ_c TP / Σ_c (TP+FP+FN) = correct / (correct + 2 × wrong)",
-            "segmentation_models_pytorch iou_score(reduction='micro'); torchmetrics MulticlassJaccardIndex(average='micro')",
-            "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): a pixel-accuracy in disguise, blind to rare classes.",
+            (
+                "segmentation_models_pytorch iou_score(reduction='micro'); "
+                "torchmetrics MulticlassJaccardIndex(average='micro')"
+            ),
+            (
+                "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): "
+                "a pixel-accuracy in disguise, blind to rare classes."
+            ),
             key="micro_iou",
         ),
         DefinitionScore(
@@ -352,7 +361,8 @@ def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int
     if images_with_class == 0:
         return f"never in the ground truth but predicted in {_images(images_predicted_only)}: IoU 0 in both views."
     rare = images_with_class <= RARE_IMAGE_SHARE * images_scored
-    where = f"present in {'only ' if rare else ''}{images_with_class}/{images_scored} images (~{mean_pixels_per_image:,.0f} px each)"
+    share = f"{'only ' if rare else ''}{images_with_class}/{images_scored}"
+    where = f"present in {share} images (~{mean_pixels_per_image:,.0f} px each)"
     images_averaged = images_with_class + images_predicted_only
     weighting = f"image-wise averaging weights each of those {images_averaged} images equally, dataset-level weights pixels"
     gap = imagewise_iou - dataset_iou

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ __all__ = [
     "per_image_metrics_from_confusion",
 ]
 
-LabelArray = Union[np.ndarray, torch.Tensor]
+LabelArray = np.ndarray | torch.Tensor
 
 # Below this many pixels a CPU update runs in the calling thread: thread start-up would dominate.
 _PARALLEL_MIN_PIXELS = 1 << 19

@@ -103,7 +103,8 @@ class DatasetStats:
         listed = ", ".join(f"{self.ids[i]} ({int(counts[i]):,} px)" for i in worst)
         return (
             f"{affected.size} mask(s) hold {int(counts.sum()):,} pixels in colours that are not in the label map; "
-            f"they were read as void ({self.ignore_index}): {listed}. Add those colours to the label map if they are classes."
+            f"they were read as void ({self.ignore_index}): {listed}. "
+            "Add those colours to the label map if they are classes."
         )
 
     @property

@@ -16,7 +16,7 @@ if [ -n "$left" ]; then
     echo "$left" >&2
 fi
 
-ruff check --fix --exit-zero --quiet .
+ruff check --fix --exit-zero --silent .
 ruff format .
 echo "== findings left for a hand fix:"
-ruff check --statistics . || true
+ruff check --output-format concise . || true
