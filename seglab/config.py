@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ class TrainConfig:
     def _check_types(self) -> None:
         # A hand-edited config.json can hold "epochs": "ten"; name the option instead of a TypeError.
         for item in fields(self):
-            value, default = getattr(self, item.name), _default_of(item)
+            value, default = getattr(self, item.name), field_default(item)
             if isinstance(default, bool) or isinstance(value, bool):
                 valid = isinstance(value, bool) and isinstance(default, bool)
             elif isinstance(default, int):
@@ -225,5 +225,7 @@ class TrainConfig:
         return {item.name: item.metadata.get("help", "") for item in fields(cls)}
 
 
-def _default_of(item: Any) -> Any:
-    return item.default if item.default is not MISSING else item.default_factory()
+def field_default(item: Field[Any]) -> Any:
+    """The default value of a dataclass field (calling its ``default_factory`` if it has one)."""
+    factory: Any = item.default_factory  # MISSING when the field has a plain default
+    return item.default if factory is MISSING else factory()

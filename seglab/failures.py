@@ -171,7 +171,7 @@ def image_class_table(result: ImageResult, class_names: Sequence[str]) -> list[d
     off_diagonal = confusion.copy()
     np.fill_diagonal(off_diagonal, 0)
     rows = []
-    for class_id in np.flatnonzero(~np.isnan(result.iou)):
+    for class_id in np.flatnonzero(~np.isnan(result.iou)).tolist():
         lost_to = int(off_diagonal[class_id].argmax())
         lost = int(off_diagonal[class_id, lost_to])
         rows.append({

@@ -306,10 +306,11 @@ def score_image(
     objects = []
     for object_id in range(1, count):
         suggested = int(joint[object_id].argmax()) if disagreeing[object_id] else None
+        x0, y0, x1, y1 = (int(v) for v in boxes[object_id])
         objects.append(
             ObjectQuality(
                 image_index=index, sample_id=sample_id, object_id=object_id, class_id=int(classes[object_id]),
-                pixels=int(size[object_id]), bbox=tuple(int(v) for v in boxes[object_id]),
+                pixels=int(size[object_id]), bbox=(x0, y0, x1, y1),
                 score=float(score[object_id]), self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
                 disagreement=float(disagreeing[object_id] / max(size[object_id], 1)), suggested_class=suggested,
                 suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested]) if suggested is not None else float("nan"),
@@ -405,7 +406,9 @@ def score_dataset(
     def probabilities_of(index: int) -> np.ndarray:
         if index in kept:
             return kept.pop(index).astype(np.float32)
-        return predict(model, dataset.load(index)[0], return_probabilities=True).probabilities
+        probabilities = predict(model, dataset.load(index)[0], return_probabilities=True).probabilities
+        assert probabilities is not None  # asked for
+        return probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -144,6 +144,10 @@ def _divide(numerator: Any, denominator: Any) -> np.ndarray:
     return out
 
 
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: None = None) -> float: ...
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, *, axis: int) -> np.ndarray: ...
 def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: int | None = None) -> np.ndarray | float:
     """Mean of ``values`` where ``mask`` (default: not NaN); NaN when nothing is selected."""
     mask = ~np.isnan(values) if mask is None else mask & ~np.isnan(values)
@@ -328,7 +332,7 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
         has_truth = support[:, class_id] > 0
         predicted_only = (union[:, class_id] > 0) & ~has_truth
         small, large = _halves(image_iou[has_truth, class_id], support[has_truth, class_id])
-        row = dict(
+        row: dict[str, Any] = dict(
             class_id=class_id, name=name, dataset_iou=float(dataset_iou[class_id]),
             imagewise_iou=_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
             images_predicted_only=int(predicted_only.sum()), images_scored=images,

@@ -153,7 +153,7 @@ def _target_rows(target: torch.Tensor, num_classes: int, ignore_index: int | Non
     else:
         lowest, highest = min(0, ignore_index), max(num_classes - 1, ignore_index)
         ignore_row = ignore_index - lowest
-    if highest - lowest + 1 > _MAX_TARGET_ROWS:
+    if ignore_index is not None and highest - lowest + 1 > _MAX_TARGET_ROWS:
         # A far-away ignore index (65535, -100) would need that many empty rows: remap it to K.
         target = torch.where(target == ignore_index, num_classes, target.long())
         lowest, highest, ignore_row = 0, num_classes, num_classes

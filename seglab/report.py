@@ -91,7 +91,7 @@ def format_metrics_report(summary: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def _score(value: object) -> str:
+def _score(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{float(value):.4f}"
