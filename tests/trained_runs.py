@@ -29,8 +29,8 @@ class TinyRuns:
 
         folder = self.root / f"seed{seed}-{loss}"
         if not (folder / "best.pt").is_file():
-            config = TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=TINY_SHAPES)
-            train(config, out_dir=folder)
+            options = {"model": "tiny_unet_small", "epochs": 1, "crop_size": 64, "seed": seed, "loss": loss}
+            train(TrainConfig(**options, data=TINY_SHAPES), out_dir=folder)
         return folder
 
     def copy_to(self, target: Path, *, seed: int = 0, loss: str = "ce+dice") -> Path:
