@@ -75,7 +75,7 @@ def predict_probabilities(
     check_tile_size(tile_size)
     model.eval()
     height, width = batch.shape[-2:]
-    total = None
+    total: torch.Tensor | None = None
     views = 0
     for scale in scales:
         scaled = batch if scale == 1.0 else F.interpolate(
@@ -90,6 +90,7 @@ def predict_probabilities(
                 probabilities = F.interpolate(probabilities, size=(height, width), mode="bilinear", align_corners=False)
             total = probabilities if total is None else total + probabilities
             views += 1
+    assert total is not None  # at least one scale and view
     return total / views
 
 
@@ -107,7 +108,7 @@ def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: TileSize,
     tile_height, tile_width = (tile, tile) if isinstance(tile, int) else tile
     tops = _tile_starts(height, tile_height, max(1, int(tile_height * (1 - overlap))))
     lefts = _tile_starts(width, tile_width, max(1, int(tile_width * (1 - overlap))))
-    summed = None
+    summed: torch.Tensor | None = None
     counts = torch.zeros((1, 1, height, width), device=batch.device)
     for top in tops:
         for left in lefts:
@@ -117,6 +118,7 @@ def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: TileSize,
                 summed = torch.zeros((batch.shape[0], probabilities.shape[1], height, width), device=batch.device)
             summed[..., top : top + tile_height, left : left + tile_width] += probabilities
             counts[..., top : top + tile_height, left : left + tile_width] += 1
+    assert summed is not None  # at least one tile
     return summed / counts
 
 

@@ -15,12 +15,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from seglab.cache_write import write_cache
 from seglab.data.base import SegmentationDataset
+
+if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (it pulls in torch)
+    from seglab.metrics import SegmentationMetrics
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -51,7 +55,7 @@ class DatasetStats:
     object_area: np.ndarray  # (M,) int64 pixels of each object
     object_image: np.ndarray  # (M,) int64 image index of each object
     # (N,) int64 pixels of each colour-coded mask whose colour is not in the label map (counted in ignore_pixels)
-    unknown_colour_pixels: np.ndarray | None = None
+    unknown_colour_pixels: np.ndarray = None  # type: ignore[assignment]  # None: zeros, set in __post_init__
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
@@ -103,7 +107,8 @@ class DatasetStats:
         listed = ", ".join(f"{self.ids[i]} ({int(counts[i]):,} px)" for i in worst)
         return (
             f"{affected.size} mask(s) hold {int(counts.sum()):,} pixels in colours that are not in the label map; "
-            f"they were read as void ({self.ignore_index}): {listed}. Add those colours to the label map if they are classes."
+            f"they were read as void ({self.ignore_index}): {listed}. "
+            "Add those colours to the label map if they are classes."
         )
 
     @property
@@ -361,7 +366,7 @@ class TrivialBaseline:
 
     predicted_class: int
     predicted_name: str
-    metrics: "object"  # seglab.metrics.SegmentationMetrics
+    metrics: SegmentationMetrics
 
 
 def trivial_baseline(stats: DatasetStats) -> TrivialBaseline:
