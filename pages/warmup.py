@@ -1,4 +1,4 @@
-"""Import everything the pages need once, before any page runs, and cap torch's threads.
+"""Import everything the pages need once, before any page runs, and cap torch's threads (seglab.concurrency).
 
 app.py imports this module first. Python's import lock for this module makes every other session
 wait here until the first one has imported torch, pandas, plotly, OpenCV and every seglab module a
@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 from pathlib import Path
 
-import torch
+from seglab.concurrency import configure_torch_threads
 
 PAGES_DIR = Path(__file__).resolve().parent
 EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
-
-
-def torch_threads() -> int:
-    """Intra-op threads for the server: half the cores (``$SEGLAB_TORCH_THREADS`` overrides), so one
-    forward pass cannot starve the Streamlit server and the other sessions of CPU."""
-    configured = os.environ.get("SEGLAB_TORCH_THREADS", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else max(1, (os.cpu_count() or 1) // 2)
 
 
 def page_imports(folder: Path = PAGES_DIR) -> list[str]:
@@ -55,5 +47,5 @@ def warm_up() -> list[str]:
     return imported
 
 
-torch.set_num_threads(torch_threads())
+TORCH_THREADS = configure_torch_threads()  # before any session runs a model ($SEGLAB_TORCH_THREADS overrides)
 WARMED = warm_up()

@@ -1,10 +1,8 @@
 """Unit tests of the logic the pages share: the table/selectbox choice, split names, the warm-up import
-list, and the label-quality store that many sessions share."""
+list (the stores many sessions share are tested in test_concurrency.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -53,30 +51,3 @@ def test_warm_up_list_holds_every_module_the_pages_import() -> None:
     for expected in ("pandas", "streamlit", "seglab.viz", "pages.ui", "pages.hidden_split", "seglab.failures"):
         assert expected in modules
     assert "pages.warmup" not in modules  # importing itself would deadlock the import lock
-
-
-def test_label_quality_store_computes_a_key_once_for_concurrent_sessions() -> None:
-    from pages.loaders import _ReportStore
-
-    store, calls, start = _ReportStore(capacity=2), [], threading.Barrier(8)
-
-    def compute():
-        calls.append(1)
-        time.sleep(0.2)
-        return f"report {len(calls)}"
-
-    results = []
-
-    def session() -> None:
-        start.wait()
-        results.append(store.get_or_compute(("ckpt", 1), compute))
-
-    threads = [threading.Thread(target=session) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(calls) == 1 and results == ["report 1"] * 8
-    for key in range(3):  # the oldest entries are evicted beyond the capacity
-        store.get_or_compute(("other", key), lambda: "x")
-    assert len(store.reports) == 2 and ("ckpt", 1) not in store.reports
