@@ -115,7 +115,9 @@ async def _problems_or_none(page: Page) -> list[str]:
         return []
 
 
-async def _class_visits(url: str, sessions: int, pages: Sequence[AppPage], timeout_s: float) -> list[Visit]:
+async def _class_visits(
+    url: str, sessions: int, pages: Sequence[AppPage], timeout_s: float, query: str
+) -> list[Visit]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -123,7 +125,7 @@ async def _class_visits(url: str, sessions: int, pages: Sequence[AppPage], timeo
             tabs = [await context.new_page() for context in contexts]
             visits: list[Visit] = []
             for position, app_page in enumerate(pages):
-                target = f"{url}/{app_page.path}" if position == 0 else None
+                target = f"{url}/{app_page.path}{query}" if position == 0 else None
                 together = (visit(tab, index, app_page, target, timeout_s) for index, tab in enumerate(tabs))
                 visits += await asyncio.gather(*together)
             return visits
@@ -132,11 +134,11 @@ async def _class_visits(url: str, sessions: int, pages: Sequence[AppPage], timeo
 
 
 def class_visits(
-    url: str, sessions: int, pages: Sequence[AppPage] = CLASSROOM_PAGES, timeout_s: float = 120.0
+    url: str, sessions: int, pages: Sequence[AppPage] = CLASSROOM_PAGES, timeout_s: float = 120.0, query: str = ""
 ) -> list[Visit]:
-    """``sessions`` browser sessions open ``pages[0]`` by URL at the same moment, then switch to each
-    next page together; every session's visit of every page, in page order."""
-    return asyncio.run(_class_visits(url, sessions, pages, timeout_s))
+    """``sessions`` browser sessions open ``pages[0]`` by URL (plus ``query``, e.g. ``?shapes=...``) at the
+    same moment, then switch to each next page together; every session's visit of every page, in page order."""
+    return asyncio.run(_class_visits(url, sessions, pages, timeout_s, query))
 
 
 def page_figures(visits: Sequence[Visit]) -> list[PageFigures]:
