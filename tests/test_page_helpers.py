@@ -53,6 +53,14 @@ def test_warm_up_list_holds_every_module_the_pages_import() -> None:
     assert "pages.warmup" not in modules  # importing itself would deadlock the import lock
 
 
+def test_warm_up_imports_the_modules_the_library_imports_lazily() -> None:
+    from pages.warmup import WARMED, library_modules
+
+    for lazily_imported in ("seglab.sources.checkpoint_source", "seglab.sources.mapped", "seglab.data.folder"):
+        assert lazily_imported in library_modules() and lazily_imported in WARMED
+    assert not {"seglab.__main__", "seglab.cli"} & set(WARMED)  # entry points are not the app's
+
+
 def test_warm_up_puts_the_start_up_heap_out_of_the_collectors_reach() -> None:
     """Streamlit collects garbage after every script run; with the imported modules frozen, each
     collection walks only what the sessions made since, not torch's, pandas' and plotly's objects."""
