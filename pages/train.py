@@ -188,7 +188,9 @@ def show_run(watcher: RunWatcher, info) -> None:
         with preview:
             latest_preview = watcher.latest_preview()
             if latest_preview is None:
-                st.caption("Sample predictions appear after the first evaluation.")
+                st.caption("Sample predictions appear after the first evaluation." if info.state == RUNNING
+                           else "This run saved no sample predictions (the demo runs ship without them); "
+                           "open it on Inspect to see its predictions.")  # fmt: skip
             else:
                 path, step = latest_preview
                 st.image(str(path), caption=f"Validation samples at step {step}: image | ground truth | prediction", output_format="PNG")
@@ -255,7 +257,8 @@ if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:
             raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
         launched(start_run(plan.config, ui.runs_dir(), name=run_name or None, nproc=processes).name)
 quick = quick_run_config(spec)
-quick_help = f"TrainConfig defaults ({quick.model}, {quick.loss}, {quick.optimizer}) on this data for {quick.time_budget_s:g} s"
+quick_help = (f"seglab's recommended recipe for this data: {quick.model}, {quick.loss} loss, {quick.optimizer}, "
+              f"for {quick.time_budget_s:g} s")  # fmt: skip
 if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):
     with ui.guard("Launching the quick run"):
         if train_data is None:
@@ -299,7 +302,7 @@ if runs:
     rows = [
         {"run": run.name, "status": run.state, "model": run.model, "loss": run.loss, "data": run.data,
          "best": run.best_metric, "metric": run.best_metric_name, "steps": run.step, "epochs": run.epoch,
-         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error}
+         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error or ""}
         for run in runs
     ]  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")})
