@@ -23,7 +23,7 @@ segment (tiny, low contrast), so rankings are for a human to review, not to auto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,8 @@ from seglab.errors import ConfigError, LabelError
 
 if TYPE_CHECKING:
     import torch
+
+    from seglab.sources.base import PredictionSource
 
 __all__ = [
     "DEFAULT_BAND",
@@ -369,26 +371,55 @@ class LabelQualityReport:
         return [self.object_row(item) for item in sorted(image.objects, key=lambda item: (item.score, item.object_id))]
 
 
+def _probability_batches(
+    predictor: Any, dataset: SegmentationDataset, indices: list[int], batch_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, (K, H, W) float32 probabilities)`` per image, predicted in batches of equal-size images.
+
+    ``predictor`` is a torch model or a :class:`~seglab.sources.PredictionSource` with probabilities.
+    """
+    from seglab.predict import _size_batches
+
+    for chunk in _size_batches(dataset, indices, batch_size):
+        images = [dataset.load(index)[0] for index in chunk]
+        if hasattr(predictor, "predict_batch"):
+            predictions = predictor.predict_batch([dataset.ids[index] for index in chunk], images)
+            if any(prediction.probabilities is None for prediction in predictions):
+                raise ConfigError(f"{predictor.describe()} gives class labels only: label quality needs per-class "
+                                  "probabilities (a model, or a predictions folder of .npy/.npz probabilities)")  # fmt: skip
+            probabilities = [np.asarray(prediction.probabilities, dtype=np.float32) for prediction in predictions]
+        else:
+            import torch
+
+            from seglab.predict import image_to_tensor, predict_probabilities
+
+            device = next(predictor.parameters()).device
+            with torch.inference_mode():
+                batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
+                probabilities = list(predict_probabilities(predictor, batch).float().cpu().numpy())
+        yield from zip(chunk, probabilities)
+
+
 def score_dataset(
-    model: "torch.nn.Module",
+    predictor: torch.nn.Module | PredictionSource,
     dataset: SegmentationDataset,
     *,
     indices: Sequence[int] | None = None,
     band: int = DEFAULT_BAND,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     thresholds: np.ndarray | None = None,
-    keep_bytes: int = 256 * 2**20,
+    keep_bytes: int = 512 * 2**20,
+    batch_size: int = 8,
     progress: ProgressCallback | None = None,
 ) -> LabelQualityReport:
     """Score a split: thresholds over all its pixels first, then every object.
 
-    The background class (when the label map has one) is not an object. Probabilities are
-    predicted once and kept (as float16) while they fit in ``keep_bytes``; beyond that the second
-    pass predicts again rather than hold a large split's (K, H, W) maps in memory.
-    ``progress(done, total)`` counts both passes.
+    ``predictor`` is a torch model or a prediction source with probabilities (in the dataset's
+    classes). Images are predicted in batches of ``batch_size``. The background class (when the
+    label map has one) is not an object. Probabilities are predicted once and kept (as float16)
+    while they fit in ``keep_bytes``; beyond that the second pass predicts again rather than hold a
+    large split's (K, H, W) maps in memory. ``progress(done, total)`` counts both passes.
     """
-    from seglab.predict import predict
-
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     ignore_index, num_classes = dataset.ignore_index, dataset.num_classes
     background = dataset.label_map.background_index
@@ -397,35 +428,44 @@ def score_dataset(
     total, done = passes * len(indices), 0
     kept: dict[int, np.ndarray] = {}
 
-    def probabilities_of(index: int) -> np.ndarray:
-        if index in kept:
-            return kept.pop(index).astype(np.float32)
-        return predict(model, dataset.load(index)[0], return_probabilities=True).probabilities
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    def checked(probabilities: np.ndarray) -> np.ndarray:
+        if probabilities.shape[0] != num_classes:
+            raise ConfigError(f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
+                              f"{num_classes}: label quality needs predictions in the dataset's classes")  # fmt: skip
+        return probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
         used = 0
-        for index in indices:
-            probabilities = probabilities_of(index)
-            class_sums, class_counts = self_confidence_totals(probabilities, dataset.load(index)[1], ignore_index)
+        for index, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
+            class_sums, class_counts = self_confidence_totals(checked(probabilities), dataset.load(index)[1], ignore_index)
             sums += class_sums
             counts += class_counts
             if used + probabilities.size * 2 <= keep_bytes:
                 kept[index] = probabilities.astype(np.float16)
                 used += probabilities.size * 2
-            done += 1
-            if progress:
-                progress(done, total)
+            tick()
         thresholds = class_thresholds(sums, counts)
+
+    def second_pass() -> Iterator[tuple[int, np.ndarray]]:
+        missing = [index for index in indices if index not in kept]
+        predicted = _probability_batches(predictor, dataset, missing, batch_size) if missing else iter(())
+        for index in indices:  # in dataset order: kept maps first, the others predicted again in batches
+            yield (index, kept.pop(index).astype(np.float32)) if index in kept else next(predicted)
+
     images = []
-    for index in indices:
+    for index, probabilities in second_pass():
         images.append(score_image(
-            probabilities_of(index), dataset.load(index)[1], thresholds, ignore_index, band=band, min_pixels=min_pixels,
+            checked(probabilities), dataset.load(index)[1], thresholds, ignore_index, band=band, min_pixels=min_pixels,
             skip_classes=skip, index=index, sample_id=dataset.ids[index],
         ))  # fmt: skip
-        done += 1
-        if progress:
-            progress(done, total)
+        tick()
     return LabelQualityReport(images, np.asarray(thresholds, dtype=np.float64), list(dataset.class_names), band, min_pixels, skip)
 
 

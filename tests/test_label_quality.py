@@ -321,3 +321,75 @@ def test_camvid_masks_use_void_11_and_every_class_is_an_object(camvid_root):
     assert all(item.score > 0.75 and item.disagreement == 0 for item in scores.objects if item.ranked)
     picture = suspicion_picture(image, labels, dataset.ignore_index, [scores.worst])
     assert picture.shape == image.shape  # 480 px wide already: no upscaling
+
+
+# -- any prediction source, batched, cached on disk ----------------------------------------------------
+class _ModelAsSource:
+    """A prediction source over an in-memory model that counts the images it predicts."""
+
+    def __init__(self, model, with_probabilities: bool = True) -> None:
+        from seglab.sources.base import PredictionSource, SourcePrediction
+
+        outer = self
+
+        class Source(PredictionSource):
+            kind = "test"
+
+            def content_hash(self) -> str:
+                return "test-model"
+
+            def settings(self) -> dict:
+                return {"kind": "test"}
+
+            def predict(self, sample_id, image):
+                return self.predict_batch([sample_id], [image])[0]
+
+            def predict_batch(self, sample_ids, images):
+                from seglab.predict import predict
+
+                outer.predicted += len(images)
+                results = [predict(model, image, return_probabilities=True) for image in images]
+                return [SourcePrediction(result.labels, result.probabilities if with_probabilities else None)
+                        for result in results]  # fmt: skip
+
+        self.predicted = 0
+        self.source = Source()
+
+
+def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_the_second_time(tmp_path):
+    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny_unet_small", 7).eval()
+    dataset = ShapesDataset("val", ShapesConfig(val_size=5, image_size=32, label_noise=0.5))
+    direct = score_dataset(model, dataset, batch_size=2)
+    counting = _ModelAsSource(model)
+    first = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
+    assert counting.predicted == 5  # each image predicted once: the maps are kept between the two passes
+    assert np.allclose(first.thresholds, direct.thresholds, atol=1e-3)
+    assert np.allclose([o.score for i in first.images for o in i.objects], [o.score for i in direct.images for o in i.objects], atol=1e-3)
+    assert label_quality_cache_path(counting.source, dataset, first.band, first.min_pixels, tmp_path).is_file()
+    second = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
+    assert counting.predicted == 5  # read back from disk
+    assert second.image_rows() == first.image_rows() and second.thresholds.tolist() == first.thresholds.tolist()
+    assert [o.suggested_confidence for i in second.images for o in i.objects] == pytest.approx(
+        [o.suggested_confidence for i in first.images for o in i.objects], nan_ok=True)  # fmt: skip
+    other_band = cached_label_quality(counting.source, dataset, band=2, cache_dir=tmp_path)
+    assert counting.predicted == 10 and other_band.band == 2  # another band is another report
+
+
+def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(tmp_path):
+    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.models import build_model
+
+    model = build_model("tiny_unet_small", 7).eval()
+    dataset = ShapesDataset("val", ShapesConfig(val_size=2, image_size=32))
+    counting = _ModelAsSource(model)
+    path = label_quality_cache_path(counting.source, dataset, 5, 12, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert len(cached_label_quality(counting.source, dataset, cache_dir=tmp_path).images) == 2
+    assert counting.predicted == 2
+    with pytest.raises(ConfigError, match="label quality needs per-class probabilities"):
+        score_dataset(_ModelAsSource(model, with_probabilities=False).source, dataset)
