@@ -218,8 +218,13 @@ class ImageLabelQuality:
     objects: list[ObjectQuality]
 
     @property
+    def ranked_objects(self) -> list[ObjectQuality]:
+        """The objects every count, table and ranking uses: those of at least ``min_pixels`` pixels."""
+        return [item for item in self.objects if item.ranked]
+
+    @property
     def worst(self) -> ObjectQuality | None:
-        ranked = [item for item in self.objects if item.ranked]
+        ranked = self.ranked_objects
         return min(ranked, key=lambda item: item.score) if ranked else None
 
 
@@ -343,7 +348,7 @@ class LabelQualityReport:
 
     def ranked_objects(self) -> list[ObjectQuality]:
         """Objects of at least ``min_pixels`` pixels, worst first."""
-        objects = [item for image in self.images for item in image.objects if item.ranked]
+        objects = [item for image in self.images for item in image.ranked_objects]
         return sorted(objects, key=lambda item: (item.score, item.image_index, item.object_id))
 
     def image_rows(self) -> list[dict[str, Any]]:
@@ -353,8 +358,8 @@ class LabelQualityReport:
             worst = image.worst
             rows.append({
                 "rank": rank, "sample": image.sample_id, "score": image.score,
-                "objects": sum(item.ranked for item in image.objects),
-                "below 0.5": sum(item.ranked and item.score < 0.5 for item in image.objects),
+                "objects": len(image.ranked_objects),
+                "below 0.5": sum(item.score < 0.5 for item in image.ranked_objects),
                 "worst object": worst.sentence(self.class_names) if worst else "no object",
             })  # fmt: skip
         return rows
@@ -367,8 +372,14 @@ class LabelQualityReport:
                 "over": item.disagreement, "outline band disagrees": item.boundary_disagreement, "pixels": item.pixels}  # fmt: skip
 
     def object_rows(self, image: ImageLabelQuality) -> list[dict[str, Any]]:
-        """Rows of one image's objects table, worst first."""
-        return [self.object_row(item) for item in sorted(image.objects, key=lambda item: (item.score, item.object_id))]
+        """Rows of one image's objects table (its ranked objects), worst first."""
+        return [self.object_row(item) for item in sorted(image.ranked_objects, key=lambda item: (item.score, item.object_id))]
+
+    def outlined(self, image: ImageLabelQuality, cutoff: float, limit: int) -> tuple[list[ObjectQuality], int]:
+        """The ranked objects scoring below ``cutoff`` (the worst always), worst first: up to ``limit``, and how many more."""
+        below = sorted((item for item in image.ranked_objects if item.score < cutoff or item is image.worst),
+                       key=lambda item: (item.score, item.object_id))  # fmt: skip
+        return below[:limit], max(0, len(below) - limit)
 
 
 def _probability_batches(

@@ -393,3 +393,22 @@ def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(
     assert counting.predicted == 2
     with pytest.raises(ConfigError, match="label quality needs per-class probabilities"):
         score_dataset(_ModelAsSource(model, with_probabilities=False).source, dataset)
+
+
+def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects():
+    labels = three_squares()
+    for row in (2, 6, 30, 34):  # four 2x2 specks of class 2: objects, but below min_pixels
+        labels[row : row + 2, 1:3] = 2
+    probabilities = agreeing_probabilities(labels)
+    probabilities[:, 15:25, 5:15] = np.array([0.05, 0.05, 0.9], dtype=np.float32)[:, None, None]  # square 1 doubted
+    probabilities[:, 2:4, 1:3] = np.array([0.9, 0.05, 0.05], dtype=np.float32)[:, None, None]  # a speck doubted too
+    image = score_image(probabilities, labels, np.full(3, 0.5), VOID, skip_classes=(0,), min_pixels=12, sample_id="a")
+    report = LabelQualityReport([image], np.full(3, 0.5), ["bg", "square", "speck"], 5, 12, (0,))
+    assert len(image.objects) == 7 and len(image.ranked_objects) == 3
+    row = report.image_rows()[0]
+    assert (row["objects"], row["below 0.5"]) == (3, 1)
+    assert len(report.object_rows(image)) == row["objects"]
+    shown, more = report.outlined(image, cutoff=1.01, limit=2)
+    assert len(shown) + more == row["objects"] and shown[0] is image.worst and image.worst.class_id == 1
+    shown, more = report.outlined(image, cutoff=0.5, limit=10)
+    assert (len(shown), more) == (row["below 0.5"], 0)
