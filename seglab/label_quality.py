@@ -49,6 +49,7 @@ __all__ = [
     "class_thresholds",
     "label_objects",
     "pixel_quality",
+    "place_labels",
     "score_dataset",
     "score_image",
     "self_confidence",
@@ -510,12 +511,43 @@ def suspicion_picture(
     kernel = np.ones((3, 3), np.uint8)
     edges = (cv2.dilate(chosen, kernel) != cv2.erode(chosen, kernel)) & (cv2.dilate(chosen, kernel) > 0)
     picture[cv2.dilate(edges.astype(np.uint8), kernel) > 0] = color
-    for item in objects:
-        text = f"#{item.object_id} {item.score:.2f}"
-        x, y = item.bbox[0] * factor, max(item.bbox[1] * factor - 5, 16)
+    texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
+    sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
+    boxes = [tuple(value * factor for value in item.bbox) for item in objects]
+    for text, spot in zip(texts, place_labels(boxes, sizes, picture.shape[:2])):
+        if spot is None:
+            continue  # no free spot left: the object's outline and its sentence below the picture remain
+        x, y = spot
         cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)  # dark halo: readable on any colour
         cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, tuple(int(c) for c in color), 1, cv2.LINE_AA)
     return picture
+
+
+def place_labels(
+    boxes: Sequence[Sequence[int]], sizes: Sequence[tuple[int, int]], canvas: tuple[int, int], margin: int = 3
+) -> list[tuple[int, int] | None]:
+    """Text baselines ``(x, y)`` for labels of ``sizes`` (w, h) next to ``boxes`` (x0, y0, x1, y1), greedily in order:
+    above the box, below it, inside its top, right of it, left of it, then rows further down; each kept inside the ``canvas`` (H, W) and
+    clear of the labels placed before it. ``None`` when no spot is free."""
+    height, width = canvas
+    taken: list[tuple[int, int, int, int]] = []
+    spots: list[tuple[int, int] | None] = []
+    for (x0, y0, x1, y1), (text_width, text_height) in zip(boxes, sizes):
+        candidates = [(x0, y0 - 2 * margin), (x0, y1 + text_height + margin), (x0 + margin, y0 + text_height + margin),
+                      (x1 + margin, y0 + text_height), (x0 - text_width - margin, y0 + text_height)]  # fmt: skip
+        step = text_height + 2 * margin + 1  # then a column of rows below the box's top, for crowded spots
+        candidates += [(x, y0 + row * step) for row in range(1, 9) for x in (x0, x1 + margin)]
+        spot = None
+        for x, y in candidates:
+            x = min(max(x, 0), max(width - text_width, 0))
+            y = min(max(y, text_height + margin), height - margin)
+            rectangle = (x - margin, y - text_height - margin, x + text_width + margin, y + margin)
+            if not any(rectangle[0] < r[2] and r[0] < rectangle[2] and rectangle[1] < r[3] and r[1] < rectangle[3] for r in taken):
+                spot = (x, y)
+                taken.append(rectangle)
+                break
+        spots.append(spot)
+    return spots
 
 
 # -- validation on Shapes with label noise ----------------------------------------------------------------

@@ -412,3 +412,19 @@ def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects()
     assert len(shown) + more == row["objects"] and shown[0] is image.worst and image.worst.class_id == 1
     shown, more = report.outlined(image, cutoff=0.5, limit=10)
     assert (len(shown), more) == (row["below 0.5"], 0)
+
+
+def test_object_numbers_never_overlap_and_stay_inside_the_picture():
+    from seglab.label_quality import place_labels
+
+    boxes = [(0, 0, 10, 10), (2, 1, 12, 11), (4, 2, 14, 12), (300, 0, 320, 5), (5, 3, 15, 13)] + [(6, 4, 16, 14)] * 12
+    sizes = [(60, 12)] * len(boxes)
+    spots = place_labels(boxes, sizes, (200, 320))
+    assert spots[0] is not None and spots[0][1] >= 12  # a box at the top edge: its label moves down into the picture
+    placed = [(spot[0], spot[1], w, h) for spot, (w, h) in zip(spots, sizes) if spot is not None]
+    assert len(placed) >= 5 and None in spots  # a crowd of boxes: some labels are left out rather than piled up
+    for x, y, w, h in placed:
+        assert 0 <= x and x + w <= 320 and y - h >= 0 and y <= 200
+    for i, (x, y, w, h) in enumerate(placed):
+        for a, b, c, d in placed[i + 1 :]:
+            assert x + w <= a or a + c <= x or y <= b - d or b <= y - h  # no two labels overlap
