@@ -115,7 +115,7 @@ with images_tab:
         scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
         event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
                              on_select="rerun", selection_mode="single-row")  # fmt: skip
-        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample())
+        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")
         if sample != ui.current_sample():
             ui.set_sample(sample)
         with ui.guard(f"Showing {sample}"):

@@ -83,6 +83,7 @@ def test_selecting_another_image_changes_the_metrics_shown(app):
 
 def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     everything = app.dataframe[0].value
+    widget(app.selectbox, "Image").select(everything["sample"].iloc[-1]).run()  # look at another image first
     widget(app.selectbox, "Class filter").select(1).run()  # circle
     assert not app.exception
     table = app.dataframe[0].value
@@ -90,6 +91,9 @@ def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     assert len(table) <= len(everything)
     assert ((table["circle px (GT)"] > 0) | (table["circle px (pred)"] > 0)).all()
     assert "IoU circle" in metrics_shown(app)
+    # The detail view follows the new ranking: its first row, not the image shown before the filter changed.
+    assert widget(app.selectbox, "Image").value == table["sample"].iloc[0]
+    assert metrics_shown(app)["IoU circle"] == f"{table['IoU circle'].iloc[0]:.3f}"
 
 
 def test_choosing_a_confusion_cell_lists_its_images(app):
