@@ -113,6 +113,7 @@ with images_tab:
         table_key = f"inspect_table_{class_id}_{without_background}"
         table = pd.DataFrame(ranking_rows(ranked, names, class_id, background))
         scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
+        scores["mostly confused with"] = st.column_config.TextColumn(width="large")  # "Pedestrian (1,234 px)" must fit
         event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
                              on_select="rerun", selection_mode="single-row")  # fmt: skip
         sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")

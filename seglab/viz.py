@@ -870,6 +870,7 @@ def image_figure(
     label_map: LabelMap | None = None,
     title: str | None = None,
     max_hover_side: int = MAX_HOVER_SIDE,
+    display_width: int = 620,
 ) -> go.Figure:
     """Show an image in Plotly (zoom/pan) with the class names under the cursor on hover.
 
@@ -884,6 +885,8 @@ def image_figure(
         label_map: turns ids into names (``void`` for the ignore index); without it ids are shown.
         title: figure title.
         max_hover_side: long side of the hover layer in cells.
+        display_width: the width (px) the figure is expected to get; its height follows the image's aspect
+            ratio (within 240-720 px), so no empty band surrounds the image.
 
     Returns:
         A figure: ``data[0]`` the image, ``data[1]`` (with labels) the hover heatmap whose
@@ -919,7 +922,9 @@ def image_figure(
             )
         )
         figure.data[0].hoverinfo = "skip"
-    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0})
+    top = 40 if title else 0
+    height = min(max(round(display_width * rgb.shape[0] / rgb.shape[1]), 240), 720) + top
+    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": top, "b": 0}, height=height)
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return figure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import struct
 import zlib
 from io import BytesIO
@@ -66,6 +68,8 @@ def test_ranking_table_lists_every_image_worst_first(app):
     assert {"pixel acc", "mIoU", "mIoU w/o background"} <= set(table.columns)
     assert "averaged over the classes" in page_text(app) or "mean IoU over the classes" in page_text(app)
     assert widget(app.selectbox, "Image").value == table["sample"][0]  # the worst image is shown first
+    column_config = json.loads(app.dataframe[0].proto.columns)
+    assert "mostly confused with" in table.columns and column_config["mostly confused with"]["width"] == "large"
     assert app.session_state[ui.SAMPLE_KEY] == table["sample"][0]
 
 

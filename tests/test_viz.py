@@ -355,3 +355,11 @@ def test_side_by_side_and_grid_sizes() -> None:
 def test_viz_does_not_import_streamlit() -> None:
     source = open(viz.__file__, encoding="utf-8").read()
     assert "import streamlit" not in source and "from streamlit" not in source
+
+
+def test_image_figure_height_follows_the_image_aspect_so_no_empty_band_surrounds_it() -> None:
+    camvid_like = np.zeros((360, 480, 3), dtype=np.uint8)
+    assert viz.image_figure(camvid_like, display_width=600).layout.height == 450
+    assert viz.image_figure(np.zeros((96, 96, 3), dtype=np.uint8), display_width=600).layout.height == 600
+    assert viz.image_figure(np.zeros((10, 400, 3), dtype=np.uint8)).layout.height == 240  # a strip keeps a usable height
+    assert viz.image_figure(camvid_like, title="t", display_width=600).layout.height == 490  # room for the title
