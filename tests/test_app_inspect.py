@@ -68,8 +68,9 @@ def test_ranking_table_lists_every_image_worst_first(app):
     assert {"pixel acc", "mIoU", "mIoU w/o background"} <= set(table.columns)
     assert "averaged over the classes" in page_text(app) or "mean IoU over the classes" in page_text(app)
     assert widget(app.selectbox, "Image").value == table["sample"][0]  # the worst image is shown first
-    column_config = json.loads(app.dataframe[0].proto.columns)
-    assert "mostly confused with" in table.columns and column_config["mostly confused with"]["width"] == "large"
+    per_class = app.dataframe[1]
+    assert "mostly confused with" in per_class.value.columns
+    assert json.loads(per_class.proto.columns)["mostly confused with"]["width"] == "large"  # name and pixel count fit
     assert app.session_state[ui.SAMPLE_KEY] == table["sample"][0]
 
 
