@@ -9,8 +9,8 @@ always passed in (it is not always 255: CamVid uses 11).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -759,6 +759,21 @@ def _compact_count(value: float) -> str:
     return f"{value:.0f}"
 
 
+def value_axis(title: str | None, log: bool, values: Iterable[float] | np.ndarray = ()) -> dict[str, Any]:
+    """A y axis layout; on a log scale, labels only where they cannot collide.
+
+    Plotly labels every digit 2-9 of each decade on a log axis ("1 9 8 7 ... 0.1 9 8"), which overlap on
+    a chart of normal height. Spanning two decades or more, only the powers of ten are labelled (minor
+    ticks mark the rest); within a smaller range 1, 2 and 5 of each decade are.
+    """
+    axis: dict[str, Any] = {"title": {"text": title}, "type": "log" if log else "linear"}
+    if log:
+        positive = np.asarray([v for v in np.ravel(np.asarray(list(values), dtype=np.float64)) if v > 0 and math.isfinite(v)])
+        decades = math.log10(positive.max() / positive.min()) if positive.size else 0.0
+        axis |= {"dtick": 1, "minor": {"ticks": "outside", "dtick": "D1", "showgrid": False}} if decades >= 2 else {"dtick": "D2"}
+    return axis
+
+
 def per_class_bar_figure(
     values: Mapping[str, Sequence[float] | np.ndarray] | Sequence[float] | np.ndarray,
     class_names: Sequence[str],
@@ -796,7 +811,7 @@ def per_class_bar_figure(
     figure.update_layout(
         title=title,
         barmode="group",
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in series.values()])),
         xaxis={"tickangle": -45},
         showlegend=len(series) > 1,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -810,9 +825,11 @@ def class_distribution_figure(
     class_names: Sequence[str],
     colors: np.ndarray | Sequence[Sequence[int]],
     title: str | None = "Class distribution",
+    log_y: bool = True,
 ) -> go.Figure:
-    """Share of labelled pixels per class on a log axis (imbalance spans orders of magnitude),
-    bars in the class colours, the number of images containing the class above each bar.
+    """Share of labelled pixels per class, bars in the class colours, the number of images containing
+    the class above each bar. A log axis (the default) shows classes spanning orders of magnitude; a
+    linear one shows how lopsided the imbalance really is.
 
     Args:
         pixel_fraction: (K,) fraction of non-void pixels of each class; classes with 0 get no bar
@@ -834,7 +851,7 @@ def class_distribution_figure(
     _check_class_count(len(counts), names, "image_count")
     rgb = np.asarray(colors).reshape(-1, 3)
     _check_class_count(len(rgb), names, "colors")
-    shown = np.where(fraction > 0, fraction, np.nan)
+    shown = np.where(fraction > 0, fraction, np.nan) if log_y else fraction
     figure = go.Figure(
         go.Bar(
             x=names,
@@ -848,7 +865,7 @@ def class_distribution_figure(
     )
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "fraction of labelled pixels"}, "type": "log", "tickformat": ".1~%"},
+        yaxis=value_axis("fraction of labelled pixels", log_y, shown) | {"tickformat": ".1~%" if log_y else ".0%"},
         xaxis={"tickangle": -45},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -976,7 +993,7 @@ def line_figure(
     figure.update_layout(
         title=title,
         xaxis={"title": {"text": xaxis_title}},
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(y, dtype=np.float64)) for _, y in series.values()] or [np.zeros(0)])),
         hovermode="x unified",
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
@@ -1054,7 +1071,7 @@ def object_size_figure(
     figure = go.Figure(boxes)  # one validation pass: add_trace per class costs ~5 ms each
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "object area (pixels)"}, "type": "log"},
+        yaxis=value_axis("object area (pixels)", True, areas),
         xaxis={"tickangle": -45, "categoryorder": "array", "categoryarray": names},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},

@@ -363,3 +363,18 @@ def test_image_figure_height_follows_the_image_aspect_so_no_empty_band_surrounds
     assert viz.image_figure(np.zeros((96, 96, 3), dtype=np.uint8), display_width=600).layout.height == 600
     assert viz.image_figure(np.zeros((10, 400, 3), dtype=np.uint8)).layout.height == 240  # a strip keeps a usable height
     assert viz.image_figure(camvid_like, title="t", display_width=600).layout.height == 490  # room for the title
+
+
+def test_log_axes_label_only_what_fits_and_the_class_share_chart_has_a_linear_view() -> None:
+    wide = viz.value_axis("share", True, [0.9, 0.05, 0.0001])  # four decades: powers of ten only
+    assert wide["dtick"] == 1 and wide["minor"]["dtick"] == "D1"
+    assert viz.value_axis("loss", True, [2.1, 0.4])["dtick"] == "D2"  # under two decades: 1, 2 and 5
+    assert viz.value_axis("loss", False, [2.1, 0.4]) == {"title": {"text": "loss"}, "type": "linear"}
+    shares, images, names = [0.76, 0.2, 0.039, 0.001], [10, 9, 5, 1], ["bg", "a", "b", "c"]
+    colors = np.zeros((4, 3), np.uint8)
+    log = viz.class_distribution_figure(shares, images, names, colors)
+    linear = viz.class_distribution_figure(shares, images, names, colors, log_y=False)
+    assert log.layout.yaxis.type == "log" and log.layout.yaxis.dtick == 1
+    assert linear.layout.yaxis.type == "linear" and list(linear.data[0].y) == shares
+    curves = viz.line_figure({"loss": ([1, 2, 3], [2.0, 0.5, 0.3])}, log_y=True)
+    assert curves.layout.yaxis.dtick == "D2"
