@@ -725,12 +725,13 @@ def confusion_matrix_figure(
         ),
         colorbar={"title": {"text": "pixels" if normalize == "none" else normalize}},
     )
-    if class_count <= MAX_ANNOTATED_CLASSES:
-        heatmap.text = _cell_labels(values, as_count=normalize == "none")
+    labels = _cell_labels(values, as_count=normalize == "none")
+    side, font_size, annotate = confusion_geometry(class_count, max((len(label) for label in labels.ravel()), default=1))
+    if annotate:
+        heatmap.text = labels
         heatmap.texttemplate = "%{text}"
-        heatmap.textfont = {"size": 11 if class_count <= 12 else 8}
+        heatmap.textfont = {"size": font_size}
     figure = go.Figure(heatmap)
-    side = max(360, 120 + 32 * class_count)
     figure.update_layout(
         title=title,
         height=side,
@@ -740,6 +741,29 @@ def confusion_matrix_figure(
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
     return figure
+
+
+CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
+CONFUSION_AXES_PX = 130  # room around the square for tick labels and titles
+MAX_CONFUSION_PX = 1000
+
+
+def confusion_geometry(class_count: int, longest_label: int) -> tuple[int, int, bool]:
+    """Figure height, cell font size and whether cells get text, for a ``class_count`` confusion matrix.
+
+    Cells are made wide enough for their longest label (``longest_label`` characters) plus padding, at
+    least 48 px for small matrices so the square uses the page; when even a 1000 px figure cannot fit
+    the labels (or beyond :data:`MAX_ANNOTATED_CLASSES`), cells carry no text and hover gives the values.
+    """
+    font_size = 12 if class_count <= 12 else 9
+    label_px = CELL_TEXT_WIDTH * font_size * longest_label + 10
+    cell = max(label_px, 48 if class_count <= 12 else 24)
+    side = CONFUSION_AXES_PX + cell * class_count
+    if side > MAX_CONFUSION_PX:
+        cell = (MAX_CONFUSION_PX - CONFUSION_AXES_PX) / class_count
+        side = MAX_CONFUSION_PX
+    annotate = class_count <= MAX_ANNOTATED_CLASSES and cell >= label_px
+    return int(round(max(side, 360))), font_size, annotate
 
 
 def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
@@ -753,9 +777,13 @@ def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
 
 
 def _compact_count(value: float) -> str:
+    """At most four characters: ``8``, ``950``, ``9.7k``, ``93k``, ``1.1M`` (hover has the exact count)."""
+    if math.isnan(value):
+        return ""
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            scaled = value / limit
+            return f"{scaled:.0f}{suffix}" if abs(scaled) >= 10 else f"{scaled:.2g}{suffix}"
     return f"{value:.0f}"
 
 

@@ -378,3 +378,17 @@ def test_log_axes_label_only_what_fits_and_the_class_share_chart_has_a_linear_vi
     assert linear.layout.yaxis.type == "linear" and list(linear.data[0].y) == shares
     curves = viz.line_figure({"loss": ([1, 2, 3], [2.0, 0.5, 0.3])}, log_y=True)
     assert curves.layout.yaxis.dtick == "D2"
+
+
+def test_confusion_cells_are_wide_enough_for_their_labels_or_carry_none() -> None:
+    camvid_like = np.full((11, 11), 1_150_000) - np.arange(121).reshape(11, 11) * 9_000
+    figure = viz.confusion_matrix_figure(camvid_like, [f"class {i}" for i in range(11)])
+    labels = [label for row in figure.data[0].text for label in row]
+    assert max(len(label) for label in labels) <= 4  # "1.1M", "93k", "9.7k"
+    cell_px = (figure.layout.height - viz.CONFUSION_AXES_PX) / 11
+    font = figure.data[0].textfont.size
+    assert cell_px >= viz.CELL_TEXT_WIDTH * font * 4 + 10  # a four-character label fits its cell with padding
+    assert [viz._compact_count(v) for v in (8, 950, 9_720, 92_900, 1_150_000)] == ["8", "950", "9.7k", "93k", "1.1M"]
+    height, _, annotate = viz.confusion_geometry(40, 4)
+    assert height <= viz.MAX_CONFUSION_PX and not annotate  # too small for text: hover only
+    assert viz.confusion_geometry(3, 4)[0] >= 360
