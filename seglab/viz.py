@@ -744,7 +744,7 @@ def confusion_matrix_figure(
 
 
 CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
-CONFUSION_AXES_PX = 130  # room around the square for tick labels and titles
+CONFUSION_AXES_PX = 180  # room around the square for the title, tick labels (rotated) and axis titles
 MAX_CONFUSION_PX = 1000
 
 
@@ -752,12 +752,12 @@ def confusion_geometry(class_count: int, longest_label: int) -> tuple[int, int, 
     """Figure height, cell font size and whether cells get text, for a ``class_count`` confusion matrix.
 
     Cells are made wide enough for their longest label (``longest_label`` characters) plus padding, at
-    least 48 px for small matrices so the square uses the page; when even a 1000 px figure cannot fit
+    least 60 px for small matrices so the square uses the page; when even a 1000 px figure cannot fit
     the labels (or beyond :data:`MAX_ANNOTATED_CLASSES`), cells carry no text and hover gives the values.
     """
     font_size = 12 if class_count <= 12 else 9
     label_px = CELL_TEXT_WIDTH * font_size * longest_label + 10
-    cell = max(label_px, 48 if class_count <= 12 else 24)
+    cell = max(label_px, 60 if class_count <= 12 else 24)
     side = CONFUSION_AXES_PX + cell * class_count
     if side > MAX_CONFUSION_PX:
         cell = (MAX_CONFUSION_PX - CONFUSION_AXES_PX) / class_count
