@@ -1033,12 +1033,13 @@ def lr_schedule_figure(
     learning_rates: Sequence[float] | np.ndarray,
     title: str | None = "Learning rate schedule",
     log_y: bool = False,
+    xaxis_title: str = "step",
 ) -> go.Figure:
-    """Learning rate against step (a :func:`line_figure` with one series)."""
+    """Learning rate against step (or seconds, for a run with a time budget): a :func:`line_figure` with one series."""
     return line_figure(
         {"learning rate": (steps, learning_rates)},
         title=title,
-        xaxis_title="step",
+        xaxis_title=xaxis_title,
         yaxis_title="learning rate",
         log_y=log_y,
     )

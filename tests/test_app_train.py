@@ -184,10 +184,21 @@ def test_quick_run_launches_the_default_config_on_the_current_data(runs_dir):
     run = runs_dir / "quick"
     try:
         assert not at.exception and not at.error
-        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA)
+        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA, (64, 64))
         assert "recommended recipe" in at.button(key="train_quick").help and "TrainConfig" not in at.button(key="train_quick").help
     finally:
         stop_run(run, grace_s=2.0, wait=True)
+
+
+def test_the_form_starts_from_sizes_that_suit_the_data(runs_dir, tmp_path):
+    at = open_train()
+    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (64, 16)
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.session_state[ui.SPEC_KEY] = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=400)).to_dict()
+    at.run()
+    assert not at.exception and not at.warning
+    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (256, 8)
+    assert at.number_input(key="train_epochs").value == 7  # the user's other choices stay
 
 
 def test_failed_run_shows_its_error(runs_dir):
