@@ -31,11 +31,12 @@ from seglab.gallery import downscale_sample, encode_png, thumbnail
 from seglab.label_quality import (
     LabelQualityReport,
     ShapesValidation,
-    score_dataset,
     validate_on_shapes,
 )
+from seglab.label_quality_cache import cached_label_quality
 from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
 from seglab.runs import list_runs
+from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
@@ -204,9 +205,9 @@ def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, model = _checkpoint(path_str, mtime_ns)
+        checkpoint, _ = _checkpoint(path_str, mtime_ns)
         check_compatible(checkpoint, data.label_map)
-        return score_dataset(model, data, band=int(band), progress=progress)
+        return cached_label_quality(CheckpointSource(path_str, checkpoint=checkpoint), data, band=int(band), progress=progress)
 
     return _label_quality_store().get((path_str, mtime_ns, key, data.fingerprint(), int(band)), compute)
 
