@@ -63,8 +63,15 @@ def spec_key(spec: DataSpec) -> str:
 
 
 def _mtime(path: PathLike) -> tuple[str, int]:
+    """``(path key, mtime_ns)`` of a file: the key is the path as JSON text, because Streamlit hashes str
+    arguments as UTF-8, which a file name that is not UTF-8 (read with surrogates) cannot be encoded in."""
     path = Path(path)
-    return str(path), path.stat().st_mtime_ns
+    return json.dumps(str(path)), path.stat().st_mtime_ns
+
+
+def _path_of(key: str) -> str:
+    """The file path a :func:`_mtime` key stands for."""
+    return json.loads(key)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -115,7 +122,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
 def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(_path_of(path))
     return checkpoint, checkpoint.build_model("cpu")
 
 
@@ -137,7 +144,7 @@ def checkpoint_options() -> dict[str, str]:
 @st.cache_resource(max_entries=8, show_spinner="Evaluating checkpoint on the split (cached on disk afterwards)...")
 def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
     with inference():
-        return evaluate_checkpoint(path, _dataset(key))
+        return evaluate_checkpoint(_path_of(path), _dataset(key))
 
 
 def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
@@ -248,22 +255,22 @@ def _label_quality_store() -> _ReportStore:
 def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None) -> LabelQualityReport:
     """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
     are kept); ``progress(done, total)`` is called only while computing."""
-    path_str, mtime_ns = _mtime(path)
+    path_key, mtime_ns = _mtime(path)
     key = spec_key(spec)
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, model = _checkpoint(path_str, mtime_ns)
+        checkpoint, model = _checkpoint(path_key, mtime_ns)
         check_compatible(checkpoint, data.label_map)
         with inference():
             return score_dataset(model, data, band=int(band), progress=progress)
 
-    return _label_quality_store().get_or_compute((path_str, mtime_ns, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get_or_compute((path_key, mtime_ns, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
 def _shapes_validation(path: str, mtime_ns: int, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(path, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+    return validate_on_shapes(label_quality(_path_of(path), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
 def shapes_validation(path: PathLike, spec: DataSpec, band: int) -> ShapesValidation:

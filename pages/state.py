@@ -15,6 +15,8 @@ import streamlit as st
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import SeglabError
+from seglab.names import display_name
+from seglab.runs import list_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SEGLAB_DATA_ROOT", PROJECT_ROOT.parent / "shared" / "data"))
@@ -79,11 +81,12 @@ def _spec_from_query() -> DataSpec:
 
 
 def _checkpoint_from_query() -> str | None:
+    """The checkpoint of the usable run a link names (``run=<name>``, as the sidebar lists it), else None."""
     run = st.query_params.get("run")
     if not run:
         return None
-    path = runs_dir() / Path(run).name / "best.pt"
-    return str(path) if path.is_file() else None
+    found = next((info.checkpoint for info in list_runs(runs_dir()) if info.name == run), None)
+    return str(found) if found is not None else None
 
 
 def write_query() -> None:
@@ -99,5 +102,5 @@ def write_query() -> None:
         params["mask_format"] = spec.mask_format
     checkpoint = current_checkpoint()
     if checkpoint:
-        params["run"] = Path(checkpoint).parent.name
+        params["run"] = display_name(Path(checkpoint).parent.name)
     st.query_params.from_dict(params)

@@ -74,8 +74,9 @@ def _page(page: str, spec: DataSpec, runs: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs.parent / "cache"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.run()  # Home, the default page
+    if page != "home":
+        at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [exception.value for exception in at.exception]
     assert not at.error, [error.value for error in at.error]
     return at
@@ -94,3 +95,44 @@ def test_inspect_ranks_a_latin1_file_name(latin1_folder, runs_dir, monkeypatch) 
     next(box for box in at.selectbox if box.label == "Image").select(SHOWN_AS).run()
     assert not at.exception, [exception.value for exception in at.exception]
     assert at.session_state[ui.SAMPLE_KEY] == SHOWN_AS
+
+
+@pytest.fixture(scope="module")
+def latin1_runs(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs, one in a folder whose name is Latin-1: the sidebar, Compare and Leaderboard list them."""
+    import shutil
+
+    runs = tmp_path_factory.mktemp("latin1_named_runs")
+    skip_lock = shutil.ignore_patterns(".lock")
+    shutil.copytree(runs_dir / "a", runs / "plain", ignore=skip_lock)
+    shutil.copytree(runs_dir / "a", os.fsdecode(bytes(runs) + b"/run-" + LATIN1_NAME), ignore=skip_lock)
+    return runs
+
+
+@pytest.mark.parametrize("page", ["home", "compare", "leaderboard"])
+def test_a_run_folder_with_a_latin1_name_is_listed_on_every_page(page, latin1_folder, latin1_runs, monkeypatch) -> None:
+    at = _page(page, latin1_folder, latin1_runs, monkeypatch)
+    shown = "run-" + SHOWN_AS
+    if page == "home":  # the sidebar's checkpoint picker, drawn on every page
+        picker = next(box for box in at.selectbox if box.label == "Checkpoint")
+        assert any(option.startswith(shown + " ") for option in picker.options), picker.options
+    elif page == "compare":
+        assert shown in set(at.dataframe[0].value.columns)  # the run is a column of the per-class table
+    else:
+        if at.button:  # not scored yet: score them (Compare may have filled the evaluation cache)
+            at.button[0].click().run()
+        assert not at.exception, [exception.value for exception in at.exception]
+        assert shown in set(at.dataframe[0].value["run"])
+
+
+def test_a_link_names_a_latin1_run_by_its_shown_name(latin1_folder, latin1_runs, monkeypatch) -> None:
+    from seglab.runs import list_runs
+
+    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(latin1_runs))
+    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(latin1_runs.parent / "cache"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["run"] = "run-" + SHOWN_AS
+    at.run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    wanted = next(info.checkpoint for info in list_runs(latin1_runs) if info.name == "run-" + SHOWN_AS)
+    assert at.session_state[ui.CHECKPOINT_KEY] == str(wanted)
