@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages import ui
-from seglab.data.discover import check_source, discover_datasets
+from seglab.data.discover import discover_datasets
 from seglab.data.spec import DataSpec
 
 SOURCES = {
@@ -12,6 +12,7 @@ SOURCES = {
     "voc": "PASCAL VOC-2012 layout",
     "folder": "Image folder + mask folder",
 }
+MAX_SHOWN_PROBLEMS = 3
 PAGE_GUIDE = [
     ("Dataset", "Browse samples with mask overlays, class-imbalance charts, class weights and the trivial baseline."),
     ("Train", "Launch a short training run, watch loss / LR / validation curves and predictions live, stop it."),
@@ -52,12 +53,22 @@ else:
                          list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
 
 with ui.guard("Checking the data source"):
-    report = check_source(candidate)
+    report = ui.source_report(candidate)
     if report.ok:
         st.success(f"{len(report.class_names)} classes · " + " · ".join(f"{split}: {n} images" for split, n in report.splits.items()))
         st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")
         for note in report.notes:
             st.info(note)
+        for split, problems in report.sample_problems.items():
+            listed = "\n".join(f"- {problem}" for problem in problems[:MAX_SHOWN_PROBLEMS])
+            st.warning(
+                f"**{split}**: {len(problems)} of {report.sampled[split]} sampled image/mask pairs cannot be used "
+                f"(training and the Dataset page would stop at them):\n\n{listed}",
+                icon=":material/warning:",
+            )
+        if report.sampled and not report.sample_problems:
+            checked = sum(report.sampled.values())
+            st.caption(f"{checked} sampled image/mask pairs read and checked: sizes and label values fit.")
         for split, problem in report.problems.items():
             st.caption(f"{split}: {problem}")
         if candidate.to_dict() != current.to_dict():

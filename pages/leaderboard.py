@@ -18,7 +18,7 @@ st.markdown("Every checkpoint under the runs folder, scored on **one held-out sp
 spec = ui.current_spec()
 splits = []
 with ui.guard("Reading the data source"):
-    splits = list(check_source(spec).splits)
+    splits = list(check_source(spec, mask_sample=0).splits)
 if not splits:
     st.stop()
 left, right = st.columns([1, 2])

@@ -23,6 +23,7 @@ from pages.state import runs_dir
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
+from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.evaluation import evaluate_checkpoint
@@ -39,6 +40,7 @@ from seglab.runs import list_runs
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
+SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
 
 
 def _inference_slots() -> int:
@@ -83,6 +85,17 @@ def _dataset(key: str) -> Any:
 def dataset(spec: DataSpec) -> Any:
     """The dataset a spec describes (shared across sessions; raises SeglabError on bad paths)."""
     return _dataset(spec_key(spec))
+
+
+@st.cache_data(max_entries=16, ttl=SOURCE_CHECK_TTL_S, show_spinner="Checking the data source...")
+def _source_report(key: str) -> SourceReport:
+    return check_source(DataSpec.from_dict(json.loads(key)))
+
+
+def source_report(spec: DataSpec) -> SourceReport:
+    """``seglab.data.discover.check_source`` of a data source (splits listed, a sample of pairs read), shared by
+    every session for a few seconds: Home reruns on each click, and a class opens it at once."""
+    return _source_report(spec_key(spec))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing class statistics (cached on disk afterwards)...")

@@ -26,6 +26,7 @@ from pages.loaders import (
     loss_inputs,
     pixel_diff,
     shapes_validation,
+    source_report,
     spec_key,
     stats,
     thumbnails,
@@ -63,5 +64,6 @@ __all__ = [
     "choose_sample", "clicked_cell", "current_checkpoint", "current_sample", "current_spec", "current_split", "dataset",
     "evaluation", "guard", "image_probabilities", "label_quality", "largest_confusion", "last_clicked_chart",
     "loss_inputs", "pixel_diff", "require_checkpoint", "require_evaluation", "runs_dir", "set_sample", "set_spec",
-    "shapes_validation", "sidebar", "spec_key", "start_page", "stats", "thumbnails", "upload_prediction",
+    "shapes_validation", "sidebar", "source_report", "spec_key", "start_page", "stats", "thumbnails",
+    "upload_prediction",
 ]  # fmt: skip
