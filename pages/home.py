@@ -32,7 +32,7 @@ current = ui.current_spec()
 kinds = list(SOURCES)
 kind = st.radio("Data source", kinds, index=kinds.index(current.kind), format_func=SOURCES.get, horizontal=True)
 
-found = discover_datasets(ui.DATA_ROOT) if kind in ("camvid", "voc") else []
+found = discover_datasets(ui.data_root()) if kind in ("camvid", "voc") else []
 suggestions = [spec.root for spec in found if spec.kind == kind]
 if kind == "shapes":
     candidate = DataSpec(shapes=current.shapes) if current.kind == "shapes" else DataSpec()
@@ -40,7 +40,7 @@ if kind == "shapes":
 elif kind in ("camvid", "voc"):
     default_root = current.root if current.kind == kind and current.root else (suggestions[0] if suggestions else "")
     if suggestions:
-        st.caption(f"Found under {ui.DATA_ROOT}: " + ", ".join(f"`{root}`" for root in suggestions))
+        st.caption(f"Found under {ui.data_root()}: " + ", ".join(f"`{root}`" for root in suggestions))
     root = st.text_input("Dataset folder", value=default_root, placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012"))
     label_map = st.text_input("Label map JSON (optional)", value=current.label_map or "", help="Overrides the built-in classes")
     candidate = DataSpec(kind=kind, root=root.strip() or None, label_map=label_map.strip() or None)
@@ -53,7 +53,7 @@ else:
                          list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
 
 with ui.guard("Checking the data source"):
-    report = ui.source_report(candidate)
+    report = ui.source_report(ui.check_form_spec(candidate))  # a path outside the allow-list is refused unread
     if report.ok:
         st.success(f"{len(report.class_names)} classes · " + " · ".join(f"{split}: {n} images" for split, n in report.splits.items()))
         st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages.state import runs_dir
+from pages.state import offered_runs
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
@@ -36,7 +36,6 @@ from seglab.label_quality import (
     validate_on_shapes,
 )
 from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
-from seglab.runs import list_runs
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
@@ -145,9 +144,9 @@ def checkpoint_and_model(path: PathLike) -> tuple[Any, Any]:
 
 
 def checkpoint_options() -> dict[str, str]:
-    """``{label: path}`` of every usable run's best (else last) checkpoint, newest first."""
+    """``{label: path}`` of every usable run's best (else last) checkpoint inside the allow-list, newest first."""
     options = {}
-    for run in list_runs(runs_dir()):
+    for run in offered_runs():
         if run.checkpoint is not None:
             score = f" · mIoU {run.best_metric:.3f}" if run.best_metric is not None else ""
             options[f"{run.name}{score}"] = str(run.checkpoint)

@@ -66,6 +66,9 @@ def sidebar() -> None:
                 state.write_query()
         else:
             st.caption("No checkpoints yet: train one on the Train page.")
+    refused = st.session_state.pop(state.REFUSED_KEY, None)  # shown once, above the page
+    if refused:
+        st.error(refused, icon=":material/block:")
 
 
 def require_checkpoint() -> str:

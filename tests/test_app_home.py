@@ -24,7 +24,7 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "data"
     write_mini_camvid(root / "camvid")
-    monkeypatch.setattr(ui, "DATA_ROOT", root)
+    monkeypatch.setenv("SEGLAB_DATA_ROOT", str(root))
     return root
 
 
