@@ -85,6 +85,12 @@ def check_form_spec(spec: DataSpec) -> DataSpec:
     return check_spec_paths(spec, allowed().with_roots(spec_paths(current_spec())))
 
 
+def keep_allowed(paths: list[Path]) -> list[Path]:
+    """The paths inside the allow-list (e.g. checkpoints under the runs folder, not through a symlink out of it)."""
+    allow = allowed()
+    return [path for path in paths if allow.allows(path)]
+
+
 def offered_runs() -> list[RunInfo]:
     """Usable runs whose checkpoint lies inside the allow-list: what the sidebar offers and a link may name."""
     allow = allowed()
