@@ -111,8 +111,8 @@ class AllowList:
             listed += f" and {len(self.roots) - MAX_LISTED_ROOTS} more"
         message = (
             f"{what} {path} is outside the folders this app may read for a link or a form ({listed}); "
-            f"to allow it, add its folder to data_roots under [app] in {self.config} or to ${ROOTS_VARIABLE} "
-            "and restart the app (on the server machine itself, choosing it on Home also allows it)"
+            f"to allow it, add its folder to data_roots under [app] in {self.config} (read at once) or to "
+            f"${ROOTS_VARIABLE} (then restart the app); on the server machine itself, choosing it on Home allows it"
         )
         raise PathNotAllowedError(display_name(message))
 
