@@ -2,8 +2,9 @@
 
 Choices live in ``st.session_state`` and are mirrored in the URL query parameters, so a view can be
 shared and reloaded. Paths that come from a URL or a form are checked against the data-root
-allow-list (:mod:`seglab.allowed_paths`) before anything reads them; a refused link falls back to
-Shapes and :data:`REFUSED_KEY` holds the reason, shown at the top of the page.
+allow-list (:mod:`seglab.allowed_paths`) before anything reads them. A link whose data source is
+refused falls back to Shapes and :data:`REFUSED_KEY` holds the reason, shown above every page until a
+data source is chosen; a refused ``run=`` is said once (:data:`RUN_REFUSED_KEY`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ SPEC_KEY = "seglab_data_spec"
 SPLIT_KEY = "seglab_split"
 CHECKPOINT_KEY = "seglab_checkpoint"
 SAMPLE_KEY = "seglab_sample"
-REFUSED_KEY = "seglab_refused_link"  # why the link this session opened was not followed
+REFUSED_KEY = "seglab_refused_link"  # why the data source of the link this session opened was not followed
+RUN_REFUSED_KEY = "seglab_refused_run"  # why the link's run= was not followed
 QUERY_PATH_FIELDS = ("root", "images", "masks", "list_file", "label_map")
 
 
@@ -162,7 +164,7 @@ def _checkpoint_from_query() -> str | None:
         return None
     found = next((info.checkpoint for info in offered_runs() if info.name == run), None)
     if found is None:
-        st.session_state[REFUSED_KEY] = display_name(
+        st.session_state[RUN_REFUSED_KEY] = display_name(
             f"This link names run {run!r}, which is not a usable run under the runs folder (inside the folders this "
             "app may read): pick a checkpoint in the sidebar."
         )
