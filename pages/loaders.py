@@ -18,11 +18,12 @@ from typing import Any
 
 import streamlit as st
 
-from pages.state import runs_dir
+from pages.state import offered_runs
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
 from seglab.concurrency import SharedComputations
+from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.evaluation import evaluate_checkpoint
@@ -35,11 +36,11 @@ from seglab.label_quality import (
 )
 from seglab.label_quality_cache import cached_label_quality
 from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
-from seglab.runs import list_runs
 from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
+SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
 
 
 def spec_key(spec: DataSpec) -> str:
@@ -48,8 +49,15 @@ def spec_key(spec: DataSpec) -> str:
 
 
 def _mtime(path: PathLike) -> tuple[str, int]:
+    """``(path key, mtime_ns)`` of a file: the key is the path as JSON text, because Streamlit hashes str
+    arguments as UTF-8, which a file name that is not UTF-8 (read with surrogates) cannot be encoded in."""
     path = Path(path)
-    return str(path), path.stat().st_mtime_ns
+    return json.dumps(str(path)), path.stat().st_mtime_ns
+
+
+def _path_of(key: str) -> str:
+    """The file path a :func:`_mtime` key stands for."""
+    return json.loads(key)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -61,6 +69,17 @@ def _dataset(key: str) -> Any:
 def dataset(spec: DataSpec) -> Any:
     """The dataset a spec describes (shared across sessions; raises SeglabError on bad paths)."""
     return _dataset(spec_key(spec))
+
+
+@st.cache_data(max_entries=16, ttl=SOURCE_CHECK_TTL_S, show_spinner="Checking the data source...")
+def _source_report(key: str) -> SourceReport:
+    return check_source(DataSpec.from_dict(json.loads(key)))
+
+
+def source_report(spec: DataSpec) -> SourceReport:
+    """``seglab.data.discover.check_source`` of a data source (splits listed, a sample of pairs read), shared by
+    every session for a few seconds: Home reruns on each click, and a class opens it at once."""
+    return _source_report(spec_key(spec))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing class statistics (cached on disk afterwards)...")
@@ -100,7 +119,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
 def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(_path_of(path))
     return checkpoint, checkpoint.build_model("cpu")
 
 
@@ -110,9 +129,9 @@ def checkpoint_and_model(path: PathLike) -> tuple[Any, Any]:
 
 
 def checkpoint_options() -> dict[str, str]:
-    """``{label: path}`` of every usable run's best (else last) checkpoint, newest first."""
+    """``{label: path}`` of every usable run's best (else last) checkpoint inside the allow-list, newest first."""
     options = {}
-    for run in list_runs(runs_dir()):
+    for run in offered_runs():
         if run.checkpoint is not None:
             score = f" · mIoU {run.best_metric:.3f}" if run.best_metric is not None else ""
             options[f"{run.name}{score}"] = str(run.checkpoint)
@@ -121,7 +140,7 @@ def checkpoint_options() -> dict[str, str]:
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating checkpoint on the split (cached on disk afterwards)...")
 def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
-    return evaluate_checkpoint(path, _dataset(key))
+    return evaluate_checkpoint(_path_of(path), _dataset(key))
 
 
 def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
@@ -200,21 +219,21 @@ def _label_quality_store() -> SharedComputations[LabelQualityReport]:
 def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None) -> LabelQualityReport:
     """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
     are kept); ``progress(done, total)`` is called only while computing."""
-    path_str, mtime_ns = _mtime(path)
+    path_key, mtime_ns = _mtime(path)
     key = spec_key(spec)
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, _ = _checkpoint(path_str, mtime_ns)
+        checkpoint, _ = _checkpoint(path_key, mtime_ns)
         check_compatible(checkpoint, data.label_map)
-        return cached_label_quality(CheckpointSource(path_str, checkpoint=checkpoint), data, band=int(band), progress=progress)
+        return cached_label_quality(CheckpointSource(_path_of(path_key), checkpoint=checkpoint), data, band=int(band), progress=progress)
 
-    return _label_quality_store().get((path_str, mtime_ns, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get((path_key, mtime_ns, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
 def _shapes_validation(path: str, mtime_ns: int, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(path, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+    return validate_on_shapes(label_quality(_path_of(path), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
 def shapes_validation(path: PathLike, spec: DataSpec, band: int) -> ShapesValidation:

@@ -483,6 +483,22 @@ def test_charts_are_readable_at_projector_size(app: App) -> None:
     assert_charts_readable(app, "Compare training curves")
 
 
+# -- a shared link naming server folders outside the allow-list -----------------------------------
+def test_a_link_to_folders_outside_the_allowed_ones_is_refused(app: App, tmp_path: Path) -> None:
+    from urllib.parse import urlencode
+
+    (tmp_path / "images").mkdir()
+    folder = str(tmp_path / "images")
+    query = urlencode({"data": "folder", "images": folder, "masks": folder, "label_map": "/etc/passwd"})
+    app.page.goto(f"{app.server.url}/{PAGES['dataset'].path}?{query}")
+    app.expect_text(PAGES["dataset"].ready)  # the page still works, on Shapes
+    refusal = app.page.locator(ERROR)
+    expect(refusal).to_have_count(1)
+    expect(refusal).to_contain_text(f"image folder {folder} is outside the folders this app may read")
+    expect(refusal).to_contain_text("SEGLAB_DATA_ROOTS")
+    expect(app.page.locator(EXCEPTION)).to_have_count(0)
+
+
 # -- a training run launched from the Train page ----------------------------------------------------
 def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App, server: AppServer) -> None:
     from seglab.config import TrainConfig

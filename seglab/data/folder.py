@@ -127,7 +127,7 @@ class PairedFileDataset(SegmentationDataset):
         return stat_files(self.root, [*listed, *self.image_paths, *self.mask_paths])
 
     def describe(self) -> str:
-        return "; ".join([f"{super().describe()} from {self.root}", *self.notes()])
+        return display_name("; ".join([f"{super().describe()} from {self.root}", *self.notes()]))
 
     def notes(self) -> list[str]:
         """Layout remarks (e.g. images without a mask skipped) and masks with colours outside the label map
