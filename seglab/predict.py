@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -74,6 +75,18 @@ def predict_probabilities(
     scales = check_scales(scales)  # a scale of 0 would shrink every image to one pixel: one class everywhere
     check_tile_size(tile_size)
     model.eval()
+    with concurrency.inference_slot():  # sessions of one app server take turns (seglab.concurrency)
+        return _averaged_views(model, batch, flip, scales, tile_size, overlap)
+
+
+def _averaged_views(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    flip: bool,
+    scales: Sequence[float],
+    tile_size: TileSize | None,
+    overlap: float,
+) -> torch.Tensor:
     height, width = batch.shape[-2:]
     total: torch.Tensor | None = None
     views = 0
@@ -357,4 +370,5 @@ def predict_logits(model: torch.nn.Module, image: np.ndarray, *, device: str | t
     """
     model.eval()
     device = torch.device(device) if device is not None else _model_device(model)
-    return model(image_to_tensor(image).to(device))["out"][0].float().cpu()
+    with concurrency.inference_slot():
+        return model(image_to_tensor(image).to(device))["out"][0].float().cpu()

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from seglab.cache_write import write_cache
+from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
 
 if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (it pulls in torch)
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (
 ProgressCallback = Callable[[int, int], None]
 
 CACHE_VERSION = 2  # 2: unknown_colour_pixels
+SHARED_STATS: SharedComputations[DatasetStats] = SharedComputations()  # concurrent callers of one dataset scan once
 
 
 def default_cache_dir() -> Path:
@@ -217,18 +219,24 @@ def compute_stats(
     ignored and rewritten; a cache folder that cannot be written only warns (CacheWriteWarning).
     """
     fingerprint = dataset.fingerprint()
+    if not use_cache:
+        stats = _scan(dataset, progress)
+        stats.fingerprint = fingerprint
+        return stats
     cache_path = Path(cache_dir or default_cache_dir()) / "stats" / f"{fingerprint}-v{CACHE_VERSION}.npz"
-    if use_cache:
+
+    def cached_or_scanned() -> DatasetStats:
         cached = load_stats(cache_path)
         if cached is not None and cached.fingerprint == fingerprint:
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    stats = _scan(dataset, progress)
-    stats.fingerprint = fingerprint
-    if use_cache:
+        stats = _scan(dataset, progress)
+        stats.fingerprint = fingerprint
         write_cache("statistics", cache_path, lambda: save_stats(stats, cache_path))
-    return stats
+        return stats
+
+    return SHARED_STATS.get(str(cache_path), cached_or_scanned)
 
 
 def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> DatasetStats:
