@@ -530,7 +530,7 @@ def suspicion_picture(
 
 
 def place_labels(
-    boxes: Sequence[Sequence[int]], sizes: Sequence[tuple[int, int]], canvas: tuple[int, int], margin: int = 3
+    boxes: Sequence[Sequence[int]], sizes: Sequence[Sequence[int]], canvas: tuple[int, int], margin: int = 3
 ) -> list[tuple[int, int] | None]:
     """Text baselines ``(x, y)`` for labels of ``sizes`` (w, h) next to ``boxes`` (x0, y0, x1, y1), greedily in order:
     above the box, below it, inside its top, right of it, left of it, then rows further down; each kept inside the ``canvas`` (H, W) and
