@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,18 @@ from seglab.diagnostics.objects import SizeBuckets, object_summary
 from seglab.diagnostics.slices import builtin_slices, slice_table, tag_slices
 from seglab.errors import ConfigError
 
-__all__ = ["DiagnosticOptions", "boundary_summary", "calibration_summary", "diagnostics_summary", "per_class_bf"]
+if TYPE_CHECKING:
+    from seglab.predict import DatasetEvaluation
+
+__all__ = [
+    "DiagnosticOptions",
+    "boundary_summary",
+    "calibration_summary",
+    "diagnostics_summary",
+    "format_diagnostics",
+    "per_class_bf",
+    "summarise_evaluation",
+]
 
 _WORST_IMAGES = 10
 
@@ -39,6 +51,8 @@ class DiagnosticOptions:
     confident: float = 0.9  # "confidently wrong": wrong with at least this confidence
 
     def __post_init__(self) -> None:
+        if not 0 < self.cover <= 1:
+            raise ConfigError(f"the detection threshold must be in (0, 1], got {self.cover}")
         if not 0 < self.confident < 1:
             raise ConfigError(f"the confidently-wrong threshold must be in (0, 1), got {self.confident}")
 
@@ -125,3 +139,55 @@ def diagnostics_summary(
         "slices": [{k: v for k, v in row.items() if k != "positions"} for row in table],
         "unknown_tag_ids": unknown[:20],
     }
+
+
+def summarise_evaluation(
+    evaluation: DatasetEvaluation,
+    *,
+    options: DiagnosticOptions = DiagnosticOptions(),
+    tags: Mapping[str, Sequence[str]] | None = None,
+    background_index: int | None = None,
+) -> dict | None:
+    """:func:`diagnostics_summary` of an evaluation; ``None`` when it carries no diagnostics."""
+    if evaluation.diagnostics is None:
+        return None
+    confusions = [result.confusion for result in evaluation.results]
+    return diagnostics_summary(
+        evaluation.diagnostics,
+        evaluation.class_names,
+        [result.sample_id for result in evaluation.results],
+        np.stack(confusions) if confusions else np.zeros((0, len(evaluation.class_names), len(evaluation.class_names))),
+        options=options,
+        tags=tags,
+        background_index=background_index,
+    )
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_diagnostics(summary: dict) -> str:
+    """A few lines for the text report of ``seglab eval``: objects, boundaries, calibration, worst slice."""
+    objects, boundary = summary["objects"], summary["boundary"]
+    by_size = objects["recall_by_size"]
+    lines = [
+        f"objects: {objects['detected']:,} of {objects['objects']:,} found (recall {_share(objects['recall'])}; "
+        f"small {_share(by_size['small'])}, medium {_share(by_size['medium'])}, large {_share(by_size['large'])}), "
+        f"{objects['false_blobs']:,} false blobs, lesion-wise Dice {_share(objects['lesion_dice'])}",
+        f"boundaries: Boundary IoU {_share(boundary['mean_boundary_iou'])} (band {boundary['band_px']} px)   "
+        f"BF score {_share(boundary['mean_bf_score'])} (tolerance {boundary['tolerance_px']} px)",
+    ]
+    calibration, wrong = summary["calibration"], summary["confidently_wrong"]
+    if calibration["available"]:
+        lines.append(
+            f"calibration: ECE {_share(calibration['ece'])} (15 bins, top label)   confidently wrong "
+            f"(>= {wrong['threshold']:g}): {wrong['pixels']:,} px ({_share(wrong['share'])} of scored pixels)"
+        )
+    else:
+        lines.append("calibration: unavailable (the source gives labels only)")
+    if summary["slices"]:
+        worst = summary["slices"][0]
+        lines.append(f"worst slice: {worst['slice']} ({worst['images']} images) mIoU {_share(worst['miou'])}, "
+                     f"gap {worst['gap']:+.3f}" if worst["gap"] is not None else f"worst slice: {worst['slice']}")
+    return "\n".join(lines)
