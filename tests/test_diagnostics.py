@@ -166,6 +166,11 @@ def test_ece_matches_torchmetrics() -> None:
     counts = sum(calibration_counts(p, t, c, 4, VOID) for p, t, c in images)
     assert expected > 0.05
     assert expected_calibration_error(counts) == pytest.approx(expected, abs=1e-5)
+    # Float16 confidence (as cached) is binned by table lookup exactly like its float32 value.
+    half = confidence.half().numpy()
+    for p, t, c in zip(pred.numpy(), target.numpy(), half, strict=True):
+        as_float = calibration_counts(p, t, c.astype(np.float32), 4, VOID)
+        np.testing.assert_array_equal(calibration_counts(p, t, c, 4, VOID), as_float)
 
 
 def test_confidently_wrong_histogram() -> None:

@@ -32,8 +32,17 @@ WRONG_BINS = 20  # confidently-wrong histogram: 0.05 steps, so thresholds like 0
 _EDGES = torch.linspace(0, 1, CONFIDENCE_BINS + 1, dtype=torch.float32).numpy()
 
 
+# Cached confidence is float16: one table lookup per pixel gives torchmetrics' bin of every float16 value.
+_HALF_BINS = np.clip(
+    np.searchsorted(_EDGES, np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32), side="right") - 1,
+    0, CONFIDENCE_BINS,
+).astype(np.int64)
+
+
 def _bins(confidence: np.ndarray) -> np.ndarray:
-    return np.searchsorted(_EDGES, confidence.astype(np.float32), side="right") - 1
+    if confidence.dtype == np.float16:
+        return _HALF_BINS[confidence.view(np.uint16)]
+    return np.clip(np.searchsorted(_EDGES, confidence.astype(np.float32), side="right") - 1, 0, CONFIDENCE_BINS)
 
 
 def calibration_counts(
@@ -42,15 +51,14 @@ def calibration_counts(
     """(K + 1, 16, 3) float64 of one image: per predicted class (row K: any other value) and confidence bin,
     pixel count, summed confidence and correct pixels."""
     scored = target != ignore_index
-    predicted = np.minimum(pred[scored].astype(np.int64), num_classes)
-    conf = confidence[scored].astype(np.float32)
-    cell = predicted * (CONFIDENCE_BINS + 1) + np.clip(_bins(conf), 0, CONFIDENCE_BINS)
+    labels = pred[scored]
+    conf = confidence[scored]
+    cell = np.minimum(labels, num_classes).astype(np.int64) * (CONFIDENCE_BINS + 1) + _bins(conf)
     size = (num_classes + 1) * (CONFIDENCE_BINS + 1)
-    correct = pred[scored] == target[scored]
-    pixels = np.bincount(cell, minlength=size)
-    summed = np.bincount(cell, weights=conf, minlength=size)
-    hits = np.bincount(cell, weights=correct, minlength=size)
-    counts = np.stack([pixels, summed, hits], axis=-1)
+    # Pixels and correct pixels from one count: cell * 2 + correct.
+    split = np.bincount(cell * 2 + (labels == target[scored]), minlength=2 * size).reshape(size, 2)
+    summed = np.bincount(cell, weights=conf.astype(np.float32), minlength=size)
+    counts = np.stack([split.sum(axis=1), summed, split[:, 1]], axis=-1)
     return counts.reshape(num_classes + 1, CONFIDENCE_BINS + 1, 3).astype(np.float64)
 
 
