@@ -101,6 +101,12 @@ def calibration_summary(diagnostics: Diagnostics, class_names: Sequence[str]) ->
     }
 
 
+def _slice_row(row: dict, sample_ids: Sequence[str]) -> dict:
+    """A slice table row with its images' ids instead of positions."""
+    ids = [str(sample_ids[position]) for position in row["positions"]]
+    return {**{k: v for k, v in row.items() if k != "positions"}, "ids": ids}
+
+
 def diagnostics_summary(
     diagnostics: Diagnostics,
     class_names: Sequence[str],
@@ -136,7 +142,7 @@ def diagnostics_summary(
                 {"id": str(sample_ids[i]), "pixels": int(wrong[i])} for i in worst if wrong[i] > 0
             ],
         },
-        "slices": [{k: v for k, v in row.items() if k != "positions"} for row in table],
+        "slices": [_slice_row(row, sample_ids) for row in table],
         "unknown_tag_ids": unknown[:20],
     }
 
