@@ -201,7 +201,8 @@ def _check_same_images(evaluation_a: DatasetEvaluation, evaluation_b: DatasetEva
     ids_b = [result.sample_id for result in evaluation_b.results]
     if ids_a != ids_b:
         raise ConfigError(
-            f"A and B were evaluated on different images ({len(ids_a)} vs {len(ids_b)}); evaluate both on the same split"
+            f"A and B were evaluated on different images ({len(ids_a)} vs {len(ids_b)}); "
+            "evaluate both on the same split"
         )
     if evaluation_a.class_names != evaluation_b.class_names:
         raise ConfigError(f"A and B predict different classes ({evaluation_a.class_names} vs {evaluation_b.class_names})")

@@ -452,9 +452,11 @@ class Trainer:
         checkpoint = load_checkpoint(path, map_location=self.device)
         if checkpoint.num_classes != self.label_map.num_classes or checkpoint.model_name != self.config.model:
             raise CheckpointError(
-                f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model for {checkpoint.num_classes} "
-                f"classes ({checkpoint.label_map.name}) but this run trains {self.config.model} on "
-                f"{self.label_map.num_classes} classes ({self.label_map.name}); use a new run folder or the same model and data"
+                f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model "
+                f"for {checkpoint.num_classes} classes ({checkpoint.label_map.name}) "
+                f"but this run trains {self.config.model} on "
+                f"{self.label_map.num_classes} classes ({self.label_map.name}); "
+                "use a new run folder or the same model and data"
             )
         load_model_state(self.model, checkpoint.model_state, source=str(checkpoint.path))
         if checkpoint.optimizer_state is not None:
