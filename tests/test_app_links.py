@@ -130,16 +130,9 @@ def test_a_link_inside_the_data_folder_is_followed(places) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from seglab.config import TrainConfig
-    from seglab.data.shapes import ShapesConfig
-    from seglab.train import train
-
-    run = tmp_path_factory.mktemp("links") / "tiny"
-    data = DataSpec(shapes=ShapesConfig(train_size=4, val_size=2, test_size=2, image_size=32))
-    config = TrainConfig(model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0, preview_images=0, data=data)
-    train(config, out_dir=run)
-    return run
+def trained_run(tiny_runs) -> Path:
+    """A tiny Shapes run shared by the session (the tests copy it, never change it)."""
+    return tiny_runs.run()
 
 
 def test_a_link_names_only_runs_the_sidebar_offers(places, trained_run) -> None:
