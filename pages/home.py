@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import ui
 from seglab.data.discover import discover_datasets
+from seglab.data.label_map import label_map_example
 from seglab.data.spec import DataSpec
 
 SOURCES = {
@@ -51,10 +52,21 @@ else:
     label_map = st.text_input("Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index")
     candidate = DataSpec(kind="folder", split="custom", images=images.strip() or None, masks=masks.strip() or None,
                          list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
+if kind != "shapes":
+    with st.expander("What goes in a label map JSON file?"):
+        st.markdown("Class ids as stored in the masks, their names and colours, and the void/ignore value "
+                    "(never a class, never counted). `background_index` names the class that 'without background' "
+                    "scores drop (`null` if there is none); `ignore_color` is the void colour of colour-coded masks.")  # fmt: skip
+        st.code(label_map_example(), language="json")
 
+awaiting_folders = kind == "folder" and not (candidate.images and candidate.masks)
+if awaiting_folders:
+    st.info("Type the image folder and the mask folder (paths on this server) to check this source.")
 with ui.guard("Checking the data source"):
-    report = ui.source_report(ui.check_form_spec(candidate))  # a path outside the allow-list is refused unread
-    if report.ok:
+    report = None if awaiting_folders else ui.source_report(ui.check_form_spec(candidate))  # outside the allow-list: refused unread
+    if report is None:
+        pass
+    elif report.ok:
         st.success(f"{len(report.class_names)} classes · " + " · ".join(f"{split}: {n} images" for split, n in report.splits.items()))
         st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")
         for note in report.notes:

@@ -4,7 +4,9 @@ Results are keyed by the checkpoint file's SHA-256 (a source's content hash), th
 fingerprint and the evaluation protocol (a source's settings and class mapping), so a retrained
 checkpoint, edited data or a changed mapping is re-evaluated while everything else is a file
 read. The cache holds per-image predictions (labels + confidence) so the app can rank failures
-and draw error maps without running the model again.
+and draw error maps without running the model again, and the diagnostics gathered in the same pass
+(:mod:`seglab.diagnostics`); a cache written before them, or by another diagnostics version, gets
+them from its stored predictions on first read (no model run) and is rewritten.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import numpy as np
 
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
+from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
+from seglab.diagnostics import Diagnostics, DiagnosticsAccumulator
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
 from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused, so older cached scores of them are dropped
 _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
+# Sessions asking for the same evaluation at once (a class opening Inspect) share one; later ones read the disk cache.
+SHARED_EVALUATIONS: SharedComputations[DatasetEvaluation] = SharedComputations()
 
 
 @dataclass(frozen=True)
@@ -171,17 +177,27 @@ def _through_cache(
     progress: ProgressCallback | None,
     evaluate: Callable[[], DatasetEvaluation],
 ) -> DatasetEvaluation:
-    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all)."""
-    if path is not None:
+    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all).
+
+    Concurrent callers of one ``path`` share one computation (:data:`SHARED_EVALUATIONS`).
+    """
+    if path is None:
+        return evaluate()
+
+    def cached_or_evaluated() -> DatasetEvaluation:
         cached = load_evaluation(path, dataset)
         if cached is not None:
+            if cached.diagnostics is None:
+                cached.diagnostics = diagnose_evaluation(cached, dataset, progress)
+                write_cache("evaluation", path, lambda: save_evaluation(cached, path))
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    result = evaluate()
-    if path is not None:
+        result = evaluate()
         write_cache("evaluation", path, lambda: save_evaluation(result, path))
-    return result
+        return result
+
+    return SHARED_EVALUATIONS.get(str(path), cached_or_evaluated)
 
 
 def _evaluate(
@@ -200,6 +216,7 @@ def _evaluate(
     num_classes, ignore_index = dataset.num_classes, dataset.ignore_index
     other_label = unassigned_label(num_classes, ignore_index)
     mapped_source = MappedSource(source, dataset.label_map, mapping)
+    accumulator = DiagnosticsAccumulator(num_classes, ignore_index, has_probabilities=source.has_probabilities)
     indices, labels, confidences, confusions = [], [], [], []
     for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
         samples = [dataset.load(index) for index in chunk]
@@ -214,9 +231,13 @@ def _evaluate(
                 )
         stack = np.stack(chunk_labels)
         confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
+        # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
+        chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
+        for (image, mask), prediction_labels, confidence in zip(samples, chunk_labels, chunk_confidences, strict=True):
+            accumulator.add(image, prediction_labels, mask, confidence)
         indices += chunk
         labels += chunk_labels
-        confidences += [prediction.confidence.astype(np.float16) for prediction in mapped]
+        confidences += chunk_confidences
         if progress:
             progress(len(indices), len(dataset))
     stacked = np.concatenate(confusions) if confusions else np.zeros((0, num_classes, num_classes + 1), np.int64)
@@ -237,6 +258,7 @@ def _evaluate(
     return _evaluation_from_arrays(
         dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
         has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
+        diagnostics=accumulator.result(),
     )
 
 
@@ -263,6 +285,21 @@ def _evaluation_from_arrays(
     return DatasetEvaluation(results=results, metrics=metrics, class_names=list(dataset.class_names), **extra)
 
 
+def diagnose_evaluation(
+    evaluation: DatasetEvaluation, dataset: SegmentationDataset, progress: ProgressCallback | None = None
+) -> Diagnostics:
+    """The diagnostics of an evaluation from its stored predictions and the data (no model run)."""
+    accumulator = DiagnosticsAccumulator(
+        dataset.num_classes, dataset.ignore_index, has_probabilities=evaluation.has_probabilities
+    )
+    for done, result in enumerate(evaluation.results, start=1):
+        image, mask = dataset.load(result.index)
+        accumulator.add(image, result.labels, mask, result.confidence)
+        if progress:
+            progress(done, len(evaluation.results))
+    return accumulator.result()
+
+
 def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> None:
     """Write per-image labels/confidence/confusions as one .npz, atomically."""
     path = Path(path)
@@ -277,6 +314,8 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
             "source": evaluation.source, "notes": evaluation.notes,
         })),
     }
+    if evaluation.diagnostics is not None:
+        arrays.update(evaluation.diagnostics.to_arrays())
     for position, result in enumerate(results):
         arrays[f"labels_{position}"] = result.labels
         arrays[f"confidence_{position}"] = result.confidence
@@ -303,6 +342,7 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
             confusion = archive["confusion"]
             labels = [archive[f"labels_{i}"] for i in range(len(indices))]
             confidence = [archive[f"confidence_{i}"] for i in range(len(indices))]
+            stored = {name: archive[name] for name in archive.files if name.startswith("diag_")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError):
         return None
     if meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)] or meta.get("class_names") != dataset.class_names:
@@ -310,5 +350,11 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
     return _evaluation_from_arrays(
         dataset, [int(i) for i in indices], labels, confidence, confusion, other_label=meta.get("other_label"),
         has_probabilities=bool(meta.get("has_probabilities", True)), source=str(meta.get("source", "")),
-        notes=list(meta.get("notes", [])),
+        notes=list(meta.get("notes", [])), diagnostics=_stored_diagnostics(stored, len(indices), dataset.num_classes),
     )
+
+
+def _stored_diagnostics(arrays: dict[str, np.ndarray], num_images: int, num_classes: int) -> Diagnostics | None:
+    """The cached diagnostics, or ``None`` (absent, older format, or not for these classes): recomputed then."""
+    diagnostics = Diagnostics.from_arrays(arrays, num_images) if arrays else None
+    return diagnostics if diagnostics is not None and diagnostics.num_classes == num_classes else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages import ui
 from seglab.data.discover import check_source, discover_datasets, sample_indices
+from seglab.data.label_map import LabelMap
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from tests.test_folder import write_mini_camvid
@@ -100,6 +102,23 @@ def test_discover_and_check_a_data_folder(tmp_path: Path) -> None:
     assert set(report.problems) == {"test"} and report.ignore_index == 11
     missing = check_source(DataSpec(kind="voc", root=str(tmp_path / "absent")))
     assert not missing.ok and set(missing.problems) == {"train", "val", "trainval"}
+
+
+def test_the_folder_source_asks_for_folders_in_plain_words_before_checking(data_root: Path) -> None:
+    at = _home()
+    at.radio[0].set_value("folder").run()
+    assert not at.exception, at.exception
+    assert not at.error  # nothing typed yet: no error, and no command-line words
+    assert any("Type the image folder and the mask folder" in info.value for info in at.info)
+    shown = " ".join(element.value for element in [*at.info, *at.caption, *at.markdown] if isinstance(element.value, str))
+    assert "--" not in shown
+    example = next(code.value for code in at.code)
+    assert LabelMap.from_dict(json.loads(example)).names == ["background", "road", "car"]  # the example is valid
+    at.text_input[0].set_value(str(data_root / "camvid" / "train")).run()
+    assert not at.error and any("Type the image folder" in info.value for info in at.info)  # masks still missing
+    at.text_input[1].set_value(str(data_root / "camvid" / "trainannot")).run()
+    assert not at.exception, at.exception
+    assert "3 images" in at.success[0].value
 
 
 def write_folder_with_bad_masks(root: Path) -> dict[str, str]:
