@@ -20,9 +20,11 @@ The rule is :meth:`AllowList.check`; :func:`check_spec_paths` applies it to ever
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, PathNotAllowedError
@@ -61,21 +63,22 @@ def configured_roots(project_root: str | os.PathLike) -> list[Path]:
 
 
 def _config_data_roots(path: Path) -> list[str]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError(f"reading {path} needs Python 3.11 or `pip install tomli`") from None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read {path}: {error}; fix or remove it") from None
+    data = _read_toml(path)
     entries = data.get("app", {}).get("data_roots", []) if isinstance(data.get("app"), dict) else []
     if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
         raise ConfigError(f'{path}: [app] data_roots must be a list of paths, e.g. data_roots = ["/data/voc"]')
     return entries
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read {path}: {error}; fix or remove it") from None
+    raise ConfigError(f"reading {path} needs Python 3.11 (tomllib); on 3.10 set ${ROOTS_VARIABLE} instead")
 
 
 @dataclass(frozen=True)
