@@ -99,8 +99,11 @@ class AllowList:
         return replace(self, roots=_unique(self.roots + added))
 
     def allows(self, path: str | os.PathLike) -> bool:
-        """Whether ``path``, resolved, is one of the roots or inside one."""
-        resolved = resolve(path)
+        """Whether ``path``, resolved, is one of the roots or inside one (never a path that cannot be resolved)."""
+        try:
+            resolved = resolve(path)
+        except (ValueError, OSError):  # an embedded NUL byte, a symlink loop on some systems
+            return False
         if _inside(resolved, self.roots):
             return True
         return bool(self.discover_under) and _inside(resolved, self._discovered())
@@ -109,6 +112,7 @@ class AllowList:
         """``path`` resolved; :class:`PathNotAllowedError` naming the setting to change when it is outside."""
         if self.allows(path):
             return resolve(path)
+        path = repr(path) if "\x00" in str(path) else path
         listed = ", ".join(str(root) for root in self.roots[:MAX_LISTED_ROOTS])
         if len(self.roots) > MAX_LISTED_ROOTS:
             listed += f" and {len(self.roots) - MAX_LISTED_ROOTS} more"

@@ -50,6 +50,12 @@ def test_absolute_paths_and_dot_dot_outside_are_refused(project: Path, outside: 
     assert "$SEGLAB_DATA_ROOTS" in message
 
 
+def test_a_path_that_cannot_be_resolved_is_refused(project: Path) -> None:
+    data = project.parent / "shared" / "data"
+    with pytest.raises(PathNotAllowedError, match=r"image folder .*\\x00.* is outside"):
+        default(project).check(f"{data}/pets\x00/etc", what="image folder")
+
+
 def test_dot_dot_that_stays_inside_is_allowed(project: Path) -> None:
     data = project.parent / "shared" / "data"
     assert default(project).check(f"{data}/pets/../pets/images") == resolve(data / "pets" / "images")
