@@ -92,6 +92,7 @@ class AllowList:
     roots: tuple[Path, ...]
     config: Path
     discover_under: tuple[Path, ...] = field(default=())
+    problem: str | None = None  # why the config file's roots are missing (it could not be read)
 
     def with_roots(self, extra: Iterable[str | os.PathLike]) -> AllowList:
         """The same list with ``extra`` roots added."""
@@ -121,6 +122,8 @@ class AllowList:
             f"to allow it, add its folder to data_roots under [app] in {self.config} (read at once) or to "
             f"${ROOTS_VARIABLE} (then restart the app); on the server machine itself, choosing it on Home allows it"
         )
+        if self.problem:
+            message += f" (and fix the config file: {self.problem})"
         raise PathNotAllowedError(display_name(message))
 
     def _discovered(self) -> tuple[Path, ...]:
@@ -135,13 +138,23 @@ def allow_list(
     runs_dir: str | os.PathLike,
     extra: Iterable[str | os.PathLike] = (),
 ) -> AllowList:
-    """The app's allow-list: data folder, project ``data/``, runs folder, configured roots, ``extra``."""
+    """The app's allow-list: data folder, project ``data/``, runs folder, configured roots, ``extra``.
+
+    Never raises: a config file that cannot be read leaves its roots out and is named in ``problem``.
+    """
     data = data_root(project_root)
-    roots = [data, Path(project_root) / "data", Path(runs_dir), *configured_roots(project_root), *extra]
+    problem = None
+    try:
+        configured = configured_roots(project_root)
+    except ConfigError as error:  # a broken config file must not take the app down: its roots are left out
+        problem = str(error)
+        configured = [Path(part) for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part.strip()]
+    roots = [data, Path(project_root) / "data", Path(runs_dir), *configured, *extra]
     return AllowList(
         roots=_unique(tuple(resolve(root) for root in roots)),
         config=config_file(project_root),
         discover_under=(data,),
+        problem=problem,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -108,10 +109,14 @@ def test_roots_from_the_environment_and_the_config_file(project: Path, monkeypat
     other.write_text('[app]\ndata_roots = "/data"\n')
     monkeypatch.setenv("SEGLAB_CONFIG", str(other))
     with pytest.raises(ConfigError, match="data_roots must be a list of paths"):
-        default(project)
+        configured_roots(project)
+    broken = default(project)  # the app keeps working on the other roots and says what is wrong
+    assert "data_roots must be a list of paths" in broken.problem
+    assert broken.allows(elsewhere) and not broken.allows(more)
+    with pytest.raises(PathNotAllowedError, match=r"fix the config file: .*must be a list"):
+        broken.check(more)
     other.write_text("[app\n")
-    with pytest.raises(ConfigError, match=r"cannot read .*other.toml"):
-        default(project)
+    assert re.search(r"cannot read .*other.toml", default(project).problem)
 
 
 def test_a_data_root_moved_by_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
