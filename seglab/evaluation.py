@@ -151,6 +151,7 @@ def evaluate_source(
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
     batch_size: int = 8,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Per-image predictions and split metrics of any prediction source, from the disk cache when possible.
 
@@ -163,9 +164,13 @@ def evaluate_source(
         use_cache: read and write the disk cache (keyed by source content + settings, data, mapping).
         progress: ``progress(done, total)`` per batch.
         batch_size: images of equal size predicted together by sources that batch (checkpoints).
+        diagnose: gather the diagnostics (:mod:`seglab.diagnostics`) in the same pass; ``False`` only
+            to measure their cost (a cache written without them gets them on its next read).
     """
     path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
-    return _through_cache(path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size))
+    return _through_cache(
+        path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size, diagnose)
+    )
 
 
 def _through_cache(
@@ -196,6 +201,7 @@ def _evaluate(
     mapping: ClassMapping | Mapping[str, Any] | None,
     progress: ProgressCallback | None,
     batch_size: int,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
     from seglab.metrics import image_confusions
@@ -207,6 +213,7 @@ def _evaluate(
     other_label = unassigned_label(num_classes, ignore_index)
     mapped_source = MappedSource(source, dataset.label_map, mapping)
     accumulator = DiagnosticsAccumulator(num_classes, ignore_index, has_probabilities=source.has_probabilities)
+    add_diagnostics = accumulator.add if diagnose else lambda *_: None
     indices, labels, confidences, confusions = [], [], [], []
     for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
         samples = [dataset.load(index) for index in chunk]
@@ -224,7 +231,7 @@ def _evaluate(
         # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
         chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
         for (image, mask), prediction_labels, confidence in zip(samples, chunk_labels, chunk_confidences, strict=True):
-            accumulator.add(image, prediction_labels, mask, confidence)
+            add_diagnostics(image, prediction_labels, mask, confidence)
         indices += chunk
         labels += chunk_labels
         confidences += chunk_confidences
@@ -248,7 +255,7 @@ def _evaluate(
     return _evaluation_from_arrays(
         dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
         has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
-        diagnostics=accumulator.result(),
+        diagnostics=accumulator.result() if diagnose else None,
     )
 
 

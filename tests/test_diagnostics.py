@@ -126,6 +126,11 @@ def test_boundary_f1_of_a_shifted_square() -> None:
     assert boundary_f1(_square(2), _square(), 2, VOID, tolerance=1)[1] == pytest.approx(2 / 3)
     absent = boundary_f1(np.zeros((10, 10), np.uint8), _square(), 3, VOID, tolerance=1)
     assert absent[1] == 0.0 and np.isnan(absent[2])  # missed class scores 0, unseen class NaN
+    on_void = np.zeros((10, 10), np.uint8)
+    on_void[0, :] = VOID
+    only_on_void = on_void.copy()
+    only_on_void[0, :] = 2
+    assert np.isnan(boundary_f1(only_on_void, on_void, 3, VOID, tolerance=1)[2])  # predicted on void only: unseen
 
 
 # -- calibration ---------------------------------------------------------------------------------
