@@ -237,3 +237,15 @@ def test_accumulator_round_trip_and_summary() -> None:
     assert 0 <= summary["calibration"]["ece"] <= 1
     wrong_pixels = int(((pred != target) & (target != VOID)).sum())
     assert summary["confidently_wrong"]["pixels"] == 2 * wrong_pixels
+
+
+def test_deltas_between_two_models() -> None:
+    from seglab.diagnostics.report import diagnostics_deltas
+
+    a = {"objects": {"recall": 0.5, "false_blobs": 4, "recall_by_size": {"small": 0.25}}, "calibration": {"ece": 0.1}}
+    b = {"objects": {"recall": 0.75, "false_blobs": 1, "recall_by_size": {"small": None}}, "calibration": {"ece": 0.3}}
+    rows = {row["diagnostic"]: row for row in diagnostics_deltas({"A": a, "B": b})}
+    assert rows["objects found (recall)"]["Δ B"] == 0.25 and rows["objects found (recall)"]["better"] == "higher"
+    assert rows["false blobs"]["Δ B"] == -3 and rows["false blobs"]["better"] == "lower"
+    assert rows["ECE"]["Δ B"] == pytest.approx(0.2)
+    assert rows["small objects found"]["Δ B"] is None and rows["Boundary IoU"]["A"] is None
