@@ -55,7 +55,7 @@ def test_objects_half_covered_missed_and_false_blob() -> None:
     # The 3x3 class-1 blob on background, and the class-2 prediction over the missed object.
     assert blobs.class_id.tolist() == [1, 2] and blobs.area.tolist() == [9, 16] and blobs.wrong_class.tolist() == [0, 1]
 
-    sizes = SizeBuckets(small=0.005, large=0.05, min_share=1e-4)  # 16 px small, 100 px medium
+    sizes = SizeBuckets(small=0.005, large=0.05, min_share=1e-4, min_pixels=5)  # 16 px small, 100 px medium
     summary = object_summary(objects, blobs, ["bg", "thing", "other"], cover=0.5, sizes=sizes)
     thing = summary["per_class"]["thing"]
     assert (thing["objects"], thing["detected"], thing["recall"]) == (2, 1, 0.5)
@@ -76,8 +76,14 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
     objects, _ = find_objects(target, target, 2, VOID)
     assert sorted(objects.select(objects.class_id == 1).area.tolist()) == [2]
     summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0.001))  # 2 px < 2.5 px: a speck
+                             sizes=SizeBuckets(min_share=0.001, min_pixels=1))  # 2 px < 2.5 px: a speck
     assert summary["per_class"]["b"]["objects"] == 0
+    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
+                             sizes=SizeBuckets(min_share=0, min_pixels=3))  # 2 px < 3 px: a speck too
+    assert summary["per_class"]["b"]["objects"] == 0
+    kept = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
+                          sizes=SizeBuckets(min_share=0, min_pixels=2))
+    assert kept["per_class"]["b"]["objects"] == 1
     with pytest.raises(ConfigError):
         SizeBuckets(small=0.2, large=0.1)
 
@@ -213,7 +219,11 @@ def test_builtin_slices() -> None:
     slices = {s.name: s.positions for s in builtin_slices(ids, _confusions(), np.array([10.0, 20, 30, 40]), ["a", "b"])}
     assert slices["sequence seqA"] == (0, 1) and slices["sequence seqB"] == (2, 3)
     assert slices["brightness: darkest third"] == (0, 1) and slices["brightness: brightest third"] == (3,)
-    assert slices["classes in the image: 1-2"] == (0, 1, 2, 3)
+    assert "classes in the image: 1-2" not in slices  # every image: no slice
+    mixed = _confusions().copy()
+    mixed[0] = np.array([[10, 0], [0, 0]])  # one class only in image 0
+    slices = {s.name: s.positions for s in builtin_slices(ids, mixed, np.array([10.0, 20, 30, 40]), ["a", "b"])}
+    assert slices["with b"] == (1, 2, 3)
 
 
 # -- the single pass -----------------------------------------------------------------------------

@@ -34,12 +34,14 @@ class SizeBuckets:
     """Object size buckets as shares of the image: small < ``small``, large >= ``large``, medium between.
 
     The defaults put CamVid's poles, pedestrians and sign symbols (a few hundred pixels of 480x360)
-    in "small"; objects under ``min_share`` (annotation specks of a few pixels) are left out.
+    in "small"; objects under ``min_share`` of the image or ``min_pixels`` (annotation specks, slivers
+    where two regions meet) are left out.
     """
 
     small: float = 0.01
     large: float = 0.05
     min_share: float = 1e-4
+    min_pixels: int = 5
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_share < self.small < self.large <= 1:
@@ -47,6 +49,10 @@ class SizeBuckets:
                 "size buckets need 0 <= min_share < small < large <= 1, "
                 f"got {self.min_share}, {self.small}, {self.large}"
             )
+
+    def counted(self, area: np.ndarray, image_pixels: np.ndarray) -> np.ndarray:
+        """Which objects are large enough to count (not specks)."""
+        return (area >= self.min_share * image_pixels) & (area >= self.min_pixels)
 
     def bucket(self, area: np.ndarray, image_pixels: np.ndarray) -> np.ndarray:
         """Bucket index (0 small, 1 medium, 2 large) of each object."""
@@ -60,7 +66,8 @@ class SizeBuckets:
             "small": f"< {self.small:.2%} of the image (< {small_px:,} px)",
             "medium": f"{self.small:.2%} to {self.large:.2%} ({small_px:,} to {large_px:,} px)",
             "large": f">= {self.large:.2%} (>= {large_px:,} px)",
-            "ignored": f"objects under {self.min_share:.3%} of the image (< {self.min_share * image_pixels:.0f} px)",
+            "ignored": f"objects under {self.min_share:.3%} of the image or {self.min_pixels} px "
+            f"(< {max(self.min_share * image_pixels, self.min_pixels):.0f} px)",
         }
 
 
@@ -274,8 +281,8 @@ def object_summary(
     """
     if not 0 < cover <= 1:
         raise ConfigError(f"the detection threshold must be in (0, 1], got {cover}")
-    objects = objects.select(objects.area >= sizes.min_share * objects.image_pixels)
-    blobs = blobs.select(blobs.area >= sizes.min_share * blobs.image_pixels)
+    objects = objects.select(sizes.counted(objects.area, objects.image_pixels))
+    blobs = blobs.select(sizes.counted(blobs.area, blobs.image_pixels))
     detected = objects.coverage >= cover
     dice = np.where(detected, objects.dice, 0.0)
     object_bucket = sizes.bucket(objects.area, objects.image_pixels)
@@ -318,7 +325,7 @@ def object_summary(
 def missed_objects(objects: ObjectTable, *, cover: float = 0.5, sizes: SizeBuckets = SizeBuckets(),
                    largest_first: bool = False, class_id: int | None = None) -> ObjectTable:
     """The missed objects (coverage < ``cover``, specks left out), smallest or largest first."""
-    keep = (objects.coverage < cover) & (objects.area >= sizes.min_share * objects.image_pixels)
+    keep = (objects.coverage < cover) & sizes.counted(objects.area, objects.image_pixels)
     if class_id is not None:
         keep &= objects.class_id == class_id
     missed = objects.select(keep)
