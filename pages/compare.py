@@ -10,6 +10,7 @@ from pages import hidden_split, ui
 from seglab import compare, viz
 from seglab.diagnostics.report import diagnostics_deltas
 from seglab.failures import clickable_confusion_figure
+from seglab.names import display_name
 
 METRIC_NAMES = {"iou": "IoU", "precision": "precision", "recall": "recall", "f1": "F1 (Dice)"}
 METRIC_FORMULAS = {
@@ -45,7 +46,7 @@ with ui.guard(f"Loading {spec.describe()}"):
     data = ui.dataset(spec)
 if data is None:
     st.stop()
-paths = {Path(options[label]).parent.name: options[label] for label in chosen}  # run names: short, unique
+paths = {display_name(Path(options[label]).parent.name): options[label] for label in chosen}  # run names: short, unique
 evaluations = {}
 for name, path in paths.items():
     with ui.guard(f"{name} is skipped"):

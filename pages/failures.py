@@ -60,7 +60,8 @@ def show_image(result, class_id: int | None) -> None:
                                 for row in legend))  # fmt: skip
     with right:
         st.markdown("**Per-class IoU in this image**")
-        iou_format = {"IoU": st.column_config.NumberColumn(format="%.3f")}
+        iou_format = {"IoU": st.column_config.NumberColumn(format="%.3f"),
+                      "mostly confused with": st.column_config.TextColumn(width="large")}  # "Pedestrian (1,234 px)" fits
         st.dataframe(pd.DataFrame(image_class_table(result, names)), hide_index=True, column_config=iou_format)
         st.markdown("**What it confused with what**")
         confusions = top_confusions(result.confusion, names, k=5)
@@ -115,7 +116,7 @@ with images_tab:
         scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
         event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
                              on_select="rerun", selection_mode="single-row")  # fmt: skip
-        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample())
+        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")
         if sample != ui.current_sample():
             ui.set_sample(sample)
         with ui.guard(f"Showing {sample}"):

@@ -3,26 +3,27 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays. Model forward passes go through :data:`INFERENCE`, so at most a
-few run at a time however many sessions ask (see :mod:`pages.warmup` for the torch thread cap).
+dataset fingerprints, never arrays. Every model forward pass seglab runs holds one of a few
+process-wide inference slots, evaluations and statistics are computed once for concurrent callers
+in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from pages.state import runs_dir
+from pages.state import offered_runs
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
+from seglab.concurrency import SharedComputations
+from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
@@ -33,31 +34,16 @@ from seglab.gallery import downscale_sample, encode_png, thumbnail
 from seglab.label_quality import (
     LabelQualityReport,
     ShapesValidation,
-    score_dataset,
     validate_on_shapes,
 )
+from seglab.label_quality_cache import cached_label_quality
 from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
-from seglab.runs import list_runs
+from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.stats import DatasetStats, compute_stats
 from seglab.viz_diagnostics import missed_object_gallery
 
 PathLike = str | os.PathLike[str]
-
-
-def _inference_slots() -> int:
-    """How many forward passes may run at once: one per two cores' worth of torch threads."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // (2 * max(1, cores // 2)))
-
-
-INFERENCE = threading.BoundedSemaphore(_inference_slots())
-
-
-@contextmanager
-def inference() -> Iterator[None]:
-    """Hold one of the process-wide inference slots while a model runs."""
-    with INFERENCE:
-        yield
+SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
 
 
 def spec_key(spec: DataSpec) -> str:
@@ -66,8 +52,15 @@ def spec_key(spec: DataSpec) -> str:
 
 
 def _mtime(path: PathLike) -> tuple[str, int]:
+    """``(path key, mtime_ns)`` of a file: the key is the path as JSON text, because Streamlit hashes str
+    arguments as UTF-8, which a file name that is not UTF-8 (read with surrogates) cannot be encoded in."""
     path = Path(path)
-    return str(path), path.stat().st_mtime_ns
+    return json.dumps(str(path)), path.stat().st_mtime_ns
+
+
+def _path_of(key: str) -> str:
+    """The file path a :func:`_mtime` key stands for."""
+    return json.loads(key)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -79,6 +72,17 @@ def _dataset(key: str) -> Any:
 def dataset(spec: DataSpec) -> Any:
     """The dataset a spec describes (shared across sessions; raises SeglabError on bad paths)."""
     return _dataset(spec_key(spec))
+
+
+@st.cache_data(max_entries=16, ttl=SOURCE_CHECK_TTL_S, show_spinner="Checking the data source...")
+def _source_report(key: str) -> SourceReport:
+    return check_source(DataSpec.from_dict(json.loads(key)))
+
+
+def source_report(spec: DataSpec) -> SourceReport:
+    """``seglab.data.discover.check_source`` of a data source (splits listed, a sample of pairs read), shared by
+    every session for a few seconds: Home reruns on each click, and a class opens it at once."""
+    return _source_report(spec_key(spec))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing class statistics (cached on disk afterwards)...")
@@ -118,7 +122,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
 def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(_path_of(path))
     return checkpoint, checkpoint.build_model("cpu")
 
 
@@ -128,9 +132,9 @@ def checkpoint_and_model(path: PathLike) -> tuple[Any, Any]:
 
 
 def checkpoint_options() -> dict[str, str]:
-    """``{label: path}`` of every usable run's best (else last) checkpoint, newest first."""
+    """``{label: path}`` of every usable run's best (else last) checkpoint inside the allow-list, newest first."""
     options = {}
-    for run in list_runs(runs_dir()):
+    for run in offered_runs():
         if run.checkpoint is not None:
             score = f" · mIoU {run.best_metric:.3f}" if run.best_metric is not None else ""
             options[f"{run.name}{score}"] = str(run.checkpoint)
@@ -139,8 +143,7 @@ def checkpoint_options() -> dict[str, str]:
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating checkpoint on the split (cached on disk afterwards)...")
 def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
-    with inference():
-        return evaluate_checkpoint(path, _dataset(key))
+    return evaluate_checkpoint(_path_of(path), _dataset(key))
 
 
 def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
@@ -193,8 +196,7 @@ def cell_gallery(path: PathLike, spec: DataSpec, gt_class: int, pred_class: int,
 def _upload_prediction(path: str, mtime_ns: int, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
     image = read_image_bytes(data, max_pixels=max_pixels)
     model = _checkpoint(path, mtime_ns)[1]
-    with inference():
-        return image, predict(model, image)
+    return image, predict(model, image)
 
 
 def upload_prediction(path: PathLike, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
@@ -221,8 +223,7 @@ def _loss_inputs(path: str, mtime_ns: int, key: str, sample_ids: tuple[str, ...]
     checkpoint, model = _checkpoint(path, mtime_ns)
     check_compatible(checkpoint, data.label_map)
     samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
-    with inference():
-        logits = [predict_logits(model, image).numpy() for image, _ in samples]
+    logits = [predict_logits(model, image).numpy() for image, _ in samples]
     return [image for image, _ in samples], [mask for _, mask in samples], logits
 
 
@@ -235,8 +236,7 @@ def loss_inputs(path: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list, 
 def _image_probabilities(path: str, mtime_ns: int, key: str, index: int) -> Prediction:
     model = _checkpoint(path, mtime_ns)[1]
     image = _dataset(key).load(index)[0]
-    with inference():
-        return predict(model, image, return_probabilities=True)
+    return predict(model, image, return_probabilities=True)
 
 
 def image_probabilities(path: PathLike, spec: DataSpec, index: int) -> Prediction:
@@ -244,60 +244,30 @@ def image_probabilities(path: PathLike, spec: DataSpec, index: int) -> Predictio
     return _image_probabilities(*_mtime(path), spec_key(spec), int(index))
 
 
-# -- label quality: a store with a progress bar, one computation per key across sessions ----------------
-class _ReportStore:
-    """The latest label-quality reports, shared by every session: a lock for the dict and one per key, so
-    concurrent sessions asking for the same report wait for one computation instead of repeating it."""
-
-    def __init__(self, capacity: int = 4) -> None:
-        self.capacity = capacity
-        self.reports: dict[tuple, LabelQualityReport] = {}
-        self.key_locks: dict[tuple, threading.Lock] = {}
-        self.lock = threading.Lock()
-
-    def get_or_compute(self, key: tuple, compute: Callable[[], LabelQualityReport]) -> LabelQualityReport:
-        with self.lock:
-            if key in self.reports:
-                return self.reports[key]
-            key_lock = self.key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # held while computing: another key (another split) need not wait
-            with self.lock:
-                if key in self.reports:
-                    return self.reports[key]
-            report = compute()
-            with self.lock:
-                self.reports[key] = report
-                while len(self.reports) > self.capacity:
-                    evicted = next(iter(self.reports))
-                    self.reports.pop(evicted)
-                    self.key_locks.pop(evicted, None)
-        return report
-
-
+# -- label quality: with a progress bar, so not st.cache_*; one computation per key across sessions ---------
 @st.cache_resource(show_spinner=False)
-def _label_quality_store() -> _ReportStore:
-    return _ReportStore()
+def _label_quality_store() -> SharedComputations[LabelQualityReport]:
+    return SharedComputations(capacity=4)
 
 
 def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None) -> LabelQualityReport:
     """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
     are kept); ``progress(done, total)`` is called only while computing."""
-    path_str, mtime_ns = _mtime(path)
+    path_key, mtime_ns = _mtime(path)
     key = spec_key(spec)
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, model = _checkpoint(path_str, mtime_ns)
+        checkpoint, _ = _checkpoint(path_key, mtime_ns)
         check_compatible(checkpoint, data.label_map)
-        with inference():
-            return score_dataset(model, data, band=int(band), progress=progress)
+        return cached_label_quality(CheckpointSource(_path_of(path_key), checkpoint=checkpoint), data, band=int(band), progress=progress)
 
-    return _label_quality_store().get_or_compute((path_str, mtime_ns, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get((path_key, mtime_ns, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
 def _shapes_validation(path: str, mtime_ns: int, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(path, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+    return validate_on_shapes(label_quality(_path_of(path), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
 def shapes_validation(path: PathLike, spec: DataSpec, band: int) -> ShapesValidation:

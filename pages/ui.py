@@ -28,6 +28,7 @@ from pages.loaders import (
     missed_objects,
     pixel_diff,
     shapes_validation,
+    source_report,
     spec_key,
     stats,
     thumbnails,
@@ -36,15 +37,17 @@ from pages.loaders import (
 from pages.navigation import start_page
 from pages.state import (
     CHECKPOINT_KEY,
-    DATA_ROOT,
     PROJECT_ROOT,
     SAMPLE_KEY,
     SPEC_KEY,
     SPLIT_KEY,
+    check_form_spec,
     current_checkpoint,
     current_sample,
     current_spec,
     current_split,
+    data_root,
+    keep_allowed,
     runs_dir,
     set_sample,
     set_spec,
@@ -60,11 +63,11 @@ from pages.widgets import (
 from seglab.viz import NORMALIZATIONS
 
 __all__ = [
-    "CHECKPOINT_KEY", "DATA_ROOT", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
-    "SPEC_KEY", "SPLIT_KEY", "cell_gallery", "cell_gallery_view", "checkpoint_and_model", "checkpoint_options",
-    "choose_sample", "clicked_cell", "current_checkpoint", "current_sample", "current_spec", "current_split", "dataset",
-    "diagnostics", "evaluation", "guard", "image_probabilities", "label_quality", "largest_confusion",
-    "last_clicked_chart", "loss_inputs", "missed_objects", "pixel_diff", "require_checkpoint", "require_evaluation",
-    "runs_dir", "set_sample", "set_spec", "shapes_validation", "sidebar", "spec_key", "start_page", "stats",
-    "thumbnails", "upload_prediction",
+    "CHECKPOINT_KEY", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
+    "SPEC_KEY", "SPLIT_KEY", "cell_gallery", "cell_gallery_view", "check_form_spec", "checkpoint_and_model",
+    "checkpoint_options", "choose_sample", "clicked_cell", "current_checkpoint", "current_sample", "current_spec",
+    "current_split", "data_root", "dataset", "diagnostics", "evaluation", "guard", "image_probabilities", "keep_allowed",
+    "label_quality", "largest_confusion", "last_clicked_chart", "loss_inputs", "missed_objects", "pixel_diff", "require_checkpoint",
+    "require_evaluation", "runs_dir", "set_sample", "set_spec", "shapes_validation", "sidebar", "source_report",
+    "spec_key", "start_page", "stats", "thumbnails", "upload_prediction",
 ]  # fmt: skip

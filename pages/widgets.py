@@ -66,6 +66,9 @@ def sidebar() -> None:
                 state.write_query()
         else:
             st.caption("No checkpoints yet: train one on the Train page.")
+    for refused in (st.session_state.get(state.REFUSED_KEY), st.session_state.pop(state.RUN_REFUSED_KEY, None)):
+        if refused:  # above the page: the view is not what the link asked for
+            st.error(refused, icon=":material/block:")
 
 
 def require_checkpoint() -> str:
@@ -91,10 +94,17 @@ def require_evaluation(path: str, spec: DataSpec, *, what: str = "to inspect") -
     return data, evaluation
 
 
-def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None) -> str:
-    """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``."""
+def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None, group: str | None = None) -> str:
+    """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``.
+
+    Tables of one ``group`` (e.g. Inspect's rankings, keyed by their filter) share the choice: switching to
+    another table of the group starts at its first row, as the user just asked for another ranking.
+    """
     rows = list(table_event.selection.rows) if table_event else []
-    chosen = table_choice(ids, rows, st.session_state.get(table_key + "_seen"), current)
+    shown_key = f"{group or table_key}_shown_table"
+    new_ranking = st.session_state.get(shown_key, table_key) != table_key
+    st.session_state[shown_key] = table_key
+    chosen = table_choice(ids, rows, st.session_state.get(table_key + "_seen"), current, new_ranking=new_ranking)
     st.session_state[table_key + "_seen"] = rows
     # No key: when the table changes the choice, the index changes and the selectbox follows it.
     return str(st.selectbox("Image", ids, index=ids.index(chosen), help="Or click a row of the table"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -68,6 +68,42 @@ class DefinitionScore:
         """A table row; ``value`` is None when not applicable (shown as n/a)."""
         return {"definition": self.name, "value": None if math.isnan(self.value) else self.value,
                 "level": self.level, "formula": self.formula, "who uses it": self.used_by, "note": self.note}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    """One of the few choices that move mIoU most, with the definitions it picks between."""
+
+    title: str
+    explanation: str
+    scores: tuple[DefinitionScore, ...]
+
+
+#: The choices a student should know first: (title, explanation, keys of the definitions compared).
+KEY_CHOICES = (
+    ("Sum pixels over the split, or average images?",
+     "Dataset-level sums every image's pixels before dividing, so big objects and busy images dominate; image-wise "
+     "scores each image and averages, so every image weighs the same.",
+     ("dataset_miou", "imagewise_miou")),
+    ("With or without the background class?",
+     "Background is large and easy: leaving it out of the mean shows how the objects themselves are segmented.",
+     ("dataset_miou", "dataset_miou_no_background")),
+    ("A class absent from the split: skipped, 0 or 1?",
+     "A class in neither the ground truth nor the prediction has no IoU (0/0). Skipping it (NaN, this app) is "
+     "neutral; counting it as 0 punishes the model for data it never saw; counting it as 1 is a free point.",
+     ("dataset_miou", "dataset_miou_absent_zero", "dataset_miou_absent_one")),
+)  # fmt: skip
+
+
+def key_choices(scores: Sequence[DefinitionScore]) -> list[KeyChoice]:
+    """The :data:`KEY_CHOICES` that apply to these scores (no background class: that choice is left out)."""
+    by_key = {score.key: score for score in scores}
+    choices = []
+    for title, explanation, keys in KEY_CHOICES:
+        picked = tuple(by_key[key] for key in keys)
+        if all(not math.isnan(score.value) for score in picked):
+            choices.append(KeyChoice(title, explanation, picked))
+    return choices
 
 
 @dataclass(frozen=True)
@@ -144,6 +180,10 @@ def _divide(numerator: Any, denominator: Any) -> np.ndarray:
     return out
 
 
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: None = None) -> float: ...
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, *, axis: int) -> np.ndarray: ...
 def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: int | None = None) -> np.ndarray | float:
     """Mean of ``values`` where ``mask`` (default: not NaN); NaN when nothing is selected."""
     mask = ~np.isnan(values) if mask is None else mask & ~np.isnan(values)
@@ -206,7 +246,10 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "mIoU, dataset-level, absent classes = 0", float(np.nan_to_num(iou, nan=0.0).mean()),
             "Σ_c IoU_c / K over all K classes, IoU = 0 for a class in neither GT nor prediction",
             "CSAIL semantic-segmentation-pytorch eval.py (I / (U + 1e-10), plain mean over classes)",
-            "Lower than the first row whenever a class is missing from the split: the model is penalised for data it never saw.",
+            (
+                "Lower than the first row whenever a class is missing from the split: "
+                "the model is penalised for data it never saw."
+            ),
             key="dataset_miou_absent_zero",
         ),
         DefinitionScore(
@@ -219,8 +262,14 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
         DefinitionScore(
             "micro IoU (dataset-level)", float(_divide(correct, correct + 2 * wrong)),
             "Σ_c TP / Σ_c (TP+FP+FN) = correct / (correct + 2 × wrong)",
-            "segmentation_models_pytorch iou_score(reduction='micro'); torchmetrics MulticlassJaccardIndex(average='micro')",
-            "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): a pixel-accuracy in disguise, blind to rare classes.",
+            (
+                "segmentation_models_pytorch iou_score(reduction='micro'); "
+                "torchmetrics MulticlassJaccardIndex(average='micro')"
+            ),
+            (
+                "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): "
+                "a pixel-accuracy in disguise, blind to rare classes."
+            ),
             key="micro_iou",
         ),
         DefinitionScore(
@@ -319,7 +368,7 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
         has_truth = support[:, class_id] > 0
         predicted_only = (union[:, class_id] > 0) & ~has_truth
         small, large = _halves(image_iou[has_truth, class_id], support[has_truth, class_id])
-        row = dict(
+        row: dict[str, Any] = dict(
             class_id=class_id, name=name, dataset_iou=float(dataset_iou[class_id]),
             imagewise_iou=_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
             images_predicted_only=int(predicted_only.sum()), images_scored=images,
@@ -352,9 +401,12 @@ def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int
     if images_with_class == 0:
         return f"never in the ground truth but predicted in {_images(images_predicted_only)}: IoU 0 in both views."
     rare = images_with_class <= RARE_IMAGE_SHARE * images_scored
-    where = f"present in {'only ' if rare else ''}{images_with_class}/{images_scored} images (~{mean_pixels_per_image:,.0f} px each)"
+    share = f"{'only ' if rare else ''}{images_with_class}/{images_scored}"
+    where = f"present in {share} images (~{mean_pixels_per_image:,.0f} px each)"
     images_averaged = images_with_class + images_predicted_only
-    weighting = f"image-wise averaging weights each of those {images_averaged} images equally, dataset-level weights pixels"
+    counted = (f"the {images_averaged} images where it is in the ground truth ({images_with_class}) or only predicted "
+               f"({images_predicted_only})" if images_predicted_only else f"those {images_with_class} images")
+    weighting = f"image-wise averaging weights each of {counted} equally, dataset-level weights pixels"
     gap = imagewise_iou - dataset_iou
     size_effect = (not math.isnan(iou_where_small)) and abs(iou_where_large - iou_where_small) >= AGREEMENT_TOLERANCE
     sizes = f"IoU {iou_where_small:.2f} where it is small vs {iou_where_large:.2f} where it is large"

@@ -9,8 +9,8 @@ always passed in (it is not always 255: CamVid uses 11).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -733,12 +733,13 @@ def confusion_matrix_figure(
         ),
         colorbar={"title": {"text": "pixels" if normalize == "none" else normalize}},
     )
-    if class_count <= MAX_ANNOTATED_CLASSES:
-        heatmap.text = _cell_labels(values, as_count=normalize == "none")
+    labels = _cell_labels(values, as_count=normalize == "none")
+    side, font_size, annotate = confusion_geometry(class_count, max((len(label) for label in labels.ravel()), default=1))
+    if annotate:
+        heatmap.text = labels
         heatmap.texttemplate = "%{text}"
-        heatmap.textfont = {"size": 11 if class_count <= 12 else 8}
+        heatmap.textfont = {"size": font_size}
     figure = go.Figure(heatmap)
-    side = max(360, 120 + 32 * class_count)
     figure.update_layout(
         title=title,
         height=side,
@@ -748,6 +749,29 @@ def confusion_matrix_figure(
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
     return figure
+
+
+CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
+CONFUSION_AXES_PX = 180  # room around the square for the title, tick labels (rotated) and axis titles
+MAX_CONFUSION_PX = 1000
+
+
+def confusion_geometry(class_count: int, longest_label: int) -> tuple[int, int, bool]:
+    """Figure height, cell font size and whether cells get text, for a ``class_count`` confusion matrix.
+
+    Cells are made wide enough for their longest label (``longest_label`` characters) plus padding, at
+    least 60 px for small matrices so the square uses the page; when even a 1000 px figure cannot fit
+    the labels (or beyond :data:`MAX_ANNOTATED_CLASSES`), cells carry no text and hover gives the values.
+    """
+    font_size = 12 if class_count <= 12 else 9
+    label_px = CELL_TEXT_WIDTH * font_size * longest_label + 10
+    cell = max(label_px, 60 if class_count <= 12 else 24)
+    side = CONFUSION_AXES_PX + cell * class_count
+    if side > MAX_CONFUSION_PX:
+        cell = (MAX_CONFUSION_PX - CONFUSION_AXES_PX) / class_count
+        side = MAX_CONFUSION_PX
+    annotate = class_count <= MAX_ANNOTATED_CLASSES and cell >= label_px
+    return int(round(max(side, 360))), font_size, annotate
 
 
 def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
@@ -761,10 +785,29 @@ def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
 
 
 def _compact_count(value: float) -> str:
+    """At most four characters: ``8``, ``950``, ``9.7k``, ``93k``, ``1.1M`` (hover has the exact count)."""
+    if math.isnan(value):
+        return ""
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            scaled = value / limit
+            return f"{scaled:.0f}{suffix}" if abs(scaled) >= 10 else f"{scaled:.2g}{suffix}"
     return f"{value:.0f}"
+
+
+def value_axis(title: str | None, log: bool, values: Iterable[float] | np.ndarray = ()) -> dict[str, Any]:
+    """A y axis layout; on a log scale, labels only where they cannot collide.
+
+    Plotly labels every digit 2-9 of each decade on a log axis ("1 9 8 7 ... 0.1 9 8"), which overlap on
+    a chart of normal height. Spanning two decades or more, only the powers of ten are labelled (minor
+    ticks mark the rest); within a smaller range 1, 2 and 5 of each decade are.
+    """
+    axis: dict[str, Any] = {"title": {"text": title}, "type": "log" if log else "linear"}
+    if log:
+        positive = np.asarray([v for v in np.ravel(np.asarray(list(values), dtype=np.float64)) if v > 0 and math.isfinite(v)])
+        decades = math.log10(positive.max() / positive.min()) if positive.size else 0.0
+        axis |= {"dtick": 1, "minor": {"ticks": "outside", "dtick": "D1", "showgrid": False}} if decades >= 2 else {"dtick": "D2"}
+    return axis
 
 
 def per_class_bar_figure(
@@ -804,7 +847,7 @@ def per_class_bar_figure(
     figure.update_layout(
         title=title,
         barmode="group",
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in series.values()])),
         xaxis={"tickangle": -45},
         showlegend=len(series) > 1,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -818,9 +861,11 @@ def class_distribution_figure(
     class_names: Sequence[str],
     colors: np.ndarray | Sequence[Sequence[int]],
     title: str | None = "Class distribution",
+    log_y: bool = True,
 ) -> go.Figure:
-    """Share of labelled pixels per class on a log axis (imbalance spans orders of magnitude),
-    bars in the class colours, the number of images containing the class above each bar.
+    """Share of labelled pixels per class, bars in the class colours, the number of images containing
+    the class above each bar. A log axis (the default) shows classes spanning orders of magnitude; a
+    linear one shows how lopsided the imbalance really is.
 
     Args:
         pixel_fraction: (K,) fraction of non-void pixels of each class; classes with 0 get no bar
@@ -842,7 +887,7 @@ def class_distribution_figure(
     _check_class_count(len(counts), names, "image_count")
     rgb = np.asarray(colors).reshape(-1, 3)
     _check_class_count(len(rgb), names, "colors")
-    shown = np.where(fraction > 0, fraction, np.nan)
+    shown = np.where(fraction > 0, fraction, np.nan) if log_y else fraction
     figure = go.Figure(
         go.Bar(
             x=names,
@@ -856,7 +901,7 @@ def class_distribution_figure(
     )
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "fraction of labelled pixels"}, "type": "log", "tickformat": ".1~%"},
+        yaxis=value_axis("fraction of labelled pixels", log_y, shown) | {"tickformat": ".1~%" if log_y else ".0%"},
         xaxis={"tickangle": -45},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -878,6 +923,7 @@ def image_figure(
     label_map: LabelMap | None = None,
     title: str | None = None,
     max_hover_side: int = MAX_HOVER_SIDE,
+    display_width: int = 620,
 ) -> go.Figure:
     """Show an image in Plotly (zoom/pan) with the class names under the cursor on hover.
 
@@ -892,6 +938,8 @@ def image_figure(
         label_map: turns ids into names (``void`` for the ignore index); without it ids are shown.
         title: figure title.
         max_hover_side: long side of the hover layer in cells.
+        display_width: the width (px) the figure is expected to get; its height follows the image's aspect
+            ratio (within 240-720 px), so no empty band surrounds the image.
 
     Returns:
         A figure: ``data[0]`` the image, ``data[1]`` (with labels) the hover heatmap whose
@@ -927,7 +975,9 @@ def image_figure(
             )
         )
         figure.data[0].hoverinfo = "skip"
-    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0})
+    top = 40 if title else 0
+    height = min(max(round(display_width * rgb.shape[0] / rgb.shape[1]), 240), 720) + top
+    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": top, "b": 0}, height=height)
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return figure
@@ -979,7 +1029,7 @@ def line_figure(
     figure.update_layout(
         title=title,
         xaxis={"title": {"text": xaxis_title}},
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(y, dtype=np.float64)) for _, y in series.values()] or [np.zeros(0)])),
         hovermode="x unified",
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
@@ -991,12 +1041,13 @@ def lr_schedule_figure(
     learning_rates: Sequence[float] | np.ndarray,
     title: str | None = "Learning rate schedule",
     log_y: bool = False,
+    xaxis_title: str = "step",
 ) -> go.Figure:
-    """Learning rate against step (a :func:`line_figure` with one series)."""
+    """Learning rate against step (or seconds, for a run with a time budget): a :func:`line_figure` with one series."""
     return line_figure(
         {"learning rate": (steps, learning_rates)},
         title=title,
-        xaxis_title="step",
+        xaxis_title=xaxis_title,
         yaxis_title="learning rate",
         log_y=log_y,
     )
@@ -1057,7 +1108,7 @@ def object_size_figure(
     figure = go.Figure(boxes)  # one validation pass: add_trace per class costs ~5 ms each
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "object area (pixels)"}, "type": "log"},
+        yaxis=value_axis("object area (pixels)", True, areas),
         xaxis={"tickangle": -45, "categoryorder": "array", "categoryarray": names},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},

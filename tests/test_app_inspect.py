@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import struct
 import zlib
 from io import BytesIO
@@ -15,22 +17,19 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import DatasetError
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one training step)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
     runs = tmp_path_factory.mktemp("inspect") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 
@@ -66,6 +65,9 @@ def test_ranking_table_lists_every_image_worst_first(app):
     assert {"pixel acc", "mIoU", "mIoU w/o background"} <= set(table.columns)
     assert "averaged over the classes" in page_text(app) or "mean IoU over the classes" in page_text(app)
     assert widget(app.selectbox, "Image").value == table["sample"][0]  # the worst image is shown first
+    per_class = app.dataframe[1]
+    assert "mostly confused with" in per_class.value.columns
+    assert json.loads(per_class.proto.columns)["mostly confused with"]["width"] == "large"  # name and pixel count fit
     assert app.session_state[ui.SAMPLE_KEY] == table["sample"][0]
 
 
@@ -83,6 +85,7 @@ def test_selecting_another_image_changes_the_metrics_shown(app):
 
 def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     everything = app.dataframe[0].value
+    widget(app.selectbox, "Image").select(everything["sample"].iloc[-1]).run()  # look at another image first
     widget(app.selectbox, "Class filter").select(1).run()  # circle
     assert not app.exception
     table = app.dataframe[0].value
@@ -90,6 +93,9 @@ def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     assert len(table) <= len(everything)
     assert ((table["circle px (GT)"] > 0) | (table["circle px (pred)"] > 0)).all()
     assert "IoU circle" in metrics_shown(app)
+    # The detail view follows the new ranking: its first row, not the image shown before the filter changed.
+    assert widget(app.selectbox, "Image").value == table["sample"].iloc[0]
+    assert metrics_shown(app)["IoU circle"] == f"{table['IoU circle'].iloc[0]:.3f}"
 
 
 def test_choosing_a_confusion_cell_lists_its_images(app):

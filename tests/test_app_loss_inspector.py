@@ -12,22 +12,20 @@ from streamlit.testing.v1 import AppTest
 
 from pages import ui
 from seglab.data.label_map import shapes_label_map
-from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 PAGE = "pages/loss_inspector.py"
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one training step)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
     runs = tmp_path_factory.mktemp("loss") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 
@@ -58,12 +56,18 @@ def test_page_shows_losses_kept_fraction_and_pictures(app):
     assert {"plain CE", "focal", "top-k mining", "Kept by mining"} <= set(shown)
     # Defaults: top k 25 %, mining step 1000, step 500 -> ratio 0.5 -> 0.5 * 0.25 + 0.5 kept.
     assert shown["Kept by mining"] == "62.5%"
+    captions = "\n".join(caption.value for caption in app.caption)
+    assert "At step 500 of a 1,000-step ramp (50% of the way), mining keeps 62.5%" in captions
+    assert "hardest 25%" in captions
+    labels = [widget.label for widget in [*app.slider, *app.number_input]]
+    assert not [label for label in labels if "_" in label]  # plain words, not parameter names
     # One row of pictures per image: ground truth, CE, focal factor, kept pixels (no weights yet).
     assert len(app.image) == 4 * 4
     classes = app.dataframe[0].value
     assert set(classes["class"]) <= set(shapes_label_map().names)
     assert classes["share of pixels"].sum() == pytest.approx(1.0)
-    assert "rarest class" in "\n".join(markdown.value for markdown in app.markdown)
+    headline = "\n".join(markdown.value for markdown in app.markdown)
+    assert "carries the most plain cross-entropy" in headline
 
 
 def test_mining_sliders_change_the_kept_fraction(app):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,24 +13,22 @@ from streamlit.testing.v1 import AppTest
 
 from pages import ui
 from seglab.data.label_map import shapes_label_map
-from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.metric_definitions import compute_definitions
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 PAGE = "pages/metrics_explorer.py"
 DEFINITION_NAMES = [score.name for score in compute_definitions(np.zeros((1, 7, 7)))]
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one training step)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
     runs = tmp_path_factory.mktemp("metrics") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 
@@ -72,6 +71,18 @@ def test_definitions_table_lists_every_definition_and_marks_the_apps_own(app, ru
     assert any("MMSegmentation" in text for text in definitions["who uses it"])
 
 
+def test_the_page_leads_with_the_three_choices_that_matter_each_with_a_picture(app):
+    text = page_text(app)
+    assert "Sum pixels over the split, or average images?" in text and "With or without the background class?" in text
+    assert "skipped, 0 or 1?" in text
+    pictures = [chart for chart in app.get("plotly_chart") if chart.proto.id and "metrics_choice_" in chart.proto.id]
+    assert len(pictures) == 3
+    first = json.loads(pictures[0].proto.spec)["data"][0]
+    assert len(first["y"]) == 2  # dataset-level vs image-wise, nothing else
+    expanders = [expander.label for expander in app.expander]
+    assert any(label.startswith(f"All {len(DEFINITION_NAMES)} definitions") for label in expanders)
+
+
 def test_level_filter_and_per_class_table(app):
     app.radio(key="metrics_level").set_value("image-wise").run()
     assert not app.exception
@@ -103,6 +114,7 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
     assert all("n/a" in note for note in definitions.loc[background_rows, "note"])
     assert (definitions.drop(index=background_rows)["value"] != "n/a").all()
     assert "no background class" in page_text(at)
+    assert "With or without the background class?" not in page_text(at)  # that choice does not apply
 
 
 def test_without_a_checkpoint_the_page_points_to_train(tmp_path, monkeypatch):

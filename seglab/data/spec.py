@@ -10,6 +10,7 @@ from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
 from seglab.data.shapes import ShapesConfig
 from seglab.errors import DatasetError
+from seglab.names import display_name
 
 DATA_KINDS = ("shapes", "voc", "camvid", "folder")
 
@@ -60,7 +61,7 @@ class DataSpec:
     def describe(self) -> str:
         """Short human label, e.g. ``camvid:/data/camvid [val]``."""
         where = self.root or self.images or ""
-        return f"{self.kind}{':' + where if where else ''} [{self.split}]"
+        return display_name(f"{self.kind}{':' + where if where else ''} [{self.split}]")
 
 
 def build_dataset(spec: DataSpec) -> SegmentationDataset:
