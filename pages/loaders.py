@@ -26,6 +26,8 @@ from seglab.concurrency import SharedComputations
 from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
+from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
+from seglab.diagnostics.slices import read_tags
 from seglab.evaluation import evaluate_checkpoint
 from seglab.failures import cell_gallery as failures_cell_gallery
 from seglab.gallery import downscale_sample, encode_png, thumbnail
@@ -38,6 +40,7 @@ from seglab.label_quality_cache import cached_label_quality
 from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
 from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.stats import DatasetStats, compute_stats
+from seglab.viz_diagnostics import missed_object_gallery
 
 PathLike = str | os.PathLike[str]
 SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
@@ -146,6 +149,37 @@ def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
 def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
     """Per-image predictions and metrics of a checkpoint on a split (memory, then disk cache)."""
     return _evaluation(*_mtime(path), spec_key(spec))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _diagnostics(path: str, mtime_ns: int, key: str, cover: float, confident: float, tags_text: str) -> dict | None:
+    tags = read_tags(tags_text) if tags_text else None
+    background = _dataset(key).label_map.background_index
+    options = DiagnosticOptions(cover=cover, confident=confident)
+    evaluation = _evaluation(path, mtime_ns, key)
+    return summarise_evaluation(evaluation, options=options, tags=tags, background_index=background)
+
+
+def diagnostics(path: PathLike, spec: DataSpec, cover: float, confident: float, tags_text: str = "") -> dict | None:
+    """The JSON summary of a checkpoint's diagnostics on a split (``seglab eval --json``'s ``diagnostics``)."""
+    return _diagnostics(*_mtime(path), spec_key(spec), float(cover), float(confident), tags_text)
+
+
+@st.cache_data(max_entries=16, show_spinner="Cropping the missed objects...")
+def _missed_objects(
+    path: str, mtime_ns: int, key: str, class_id: int | None, cover: float, largest_first: bool, limit: int
+) -> Any:
+    evaluation = _evaluation(path, mtime_ns, key)
+    return missed_object_gallery(
+        evaluation, _dataset(key), class_id=class_id, cover=cover, largest_first=largest_first, limit=limit
+    )
+
+
+def missed_objects(
+    path: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
+) -> Any:
+    """``(count, [(MissedObject, crop)])`` of a checkpoint's missed objects (seglab.viz_diagnostics)."""
+    return _missed_objects(*_mtime(path), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the images holding these pixels...")

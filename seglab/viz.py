@@ -252,16 +252,18 @@ def _compact_labels(mask: np.ndarray) -> np.ndarray:
     return np.unique(mask, return_inverse=True)[1].reshape(mask.shape).astype(np.float32)
 
 
-def boundary_mask(mask: np.ndarray, width: int = 1) -> np.ndarray:
+def boundary_mask(mask: np.ndarray, width: int = 1, image_edge: bool = False) -> np.ndarray:
     """Pixels near a label change.
 
     A pixel is on the boundary when a pixel with another label lies within ``width`` pixels
     (8-neighbourhood distance), so each edge is marked on both sides (``2 * width`` thick). The
-    image border is not a boundary.
+    image border is not a boundary unless ``image_edge`` (Boundary IoU's convention: a region's
+    contour includes where it meets the edge of the image).
 
     Args:
         mask: (H, W) integer class ids.
         width: half-thickness in pixels, >= 1.
+        image_edge: also mark pixels within ``width`` of the image border.
 
     Returns:
         (H, W) bool.
@@ -271,6 +273,12 @@ def boundary_mask(mask: np.ndarray, width: int = 1) -> np.ndarray:
         raise ValueError(f"width must be >= 1, got {width}")
     labels = _compact_labels(mask)
     kernel = np.ones((2 * width + 1, 2 * width + 1), dtype=np.uint8)
+    if image_edge:
+        # A frame of a label no pixel has (-1): every pixel within ``width`` of the border sees a change.
+        frame = (width, width, width, width)
+        padded = cv2.copyMakeBorder(labels.astype(np.float32), *frame, cv2.BORDER_CONSTANT, value=-1)
+        band = cv2.dilate(padded, kernel) != cv2.erode(padded, kernel)
+        return band[width:-width, width:-width]
     # The neighbourhood is uniform exactly when its maximum equals its minimum; OpenCV's default
     # border for dilate/erode is neutral, so the image edge does not count as a change.
     return cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
