@@ -105,6 +105,9 @@ async def visit(page: Page, session: int, app_page: AppPage, url: str | None, ti
             await page.goto(url, timeout=timeout_s * 1000)
         else:
             link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=app_page.nav, exact=True)
+            more = page.get_by_test_id("stSidebarNavViewButton")  # a long page list is folded after the first ones
+            if not await link.is_visible() and await more.is_visible():
+                await more.click(timeout=timeout_s * 1000)
             await link.click(timeout=timeout_s * 1000)
         finished, _ = await wait_rendered(page, app_page, timeout_s - (time.monotonic() - started))
     except PlaywrightError as error:
