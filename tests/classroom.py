@@ -138,8 +138,10 @@ async def _class_visits(
             troubled = set(range(sessions))  # sessions that open the next page by URL: all of them at first
             for app_page in pages:
                 by_url = f"{url}/{app_page.path}{query}"
-                together = [visit(tab, index, app_page, by_url if index in troubled else None, timeout_s)
-                            for index, tab in enumerate(tabs)]
+                together = [
+                    visit(tab, index, app_page, by_url if index in troubled else None, timeout_s)
+                    for index, tab in enumerate(tabs)
+                ]
                 done = await asyncio.gather(*together)
                 visits += done
                 # A session that met a problem may have no sidebar left (app.py itself failed): it reloads by URL.
