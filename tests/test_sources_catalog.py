@@ -1,0 +1,147 @@
+"""Tests for seglab/sources/catalog.py: registering sources, the allowed roots, broken entries, model choices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seglab.data.label_map import camvid_label_map, shapes_label_map
+from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.errors import SourceError
+from seglab.sources import write_prediction_png
+from seglab.sources.catalog import (
+    SourceForm,
+    allowed_roots,
+    choice_description,
+    fit_score,
+    is_registered,
+    list_sources,
+    mapping_rows,
+    register_source,
+    remove_source,
+    validate_form,
+    within_roots,
+)
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    """runs/ and data/ roots, a predictions folder in data/, and a folder outside both."""
+    monkeypatch.delenv("SEGLAB_SOURCE_ROOTS", raising=False)
+    runs, data, outside = tmp_path / "runs", tmp_path / "data", tmp_path / "outside"
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+    for folder in (data / "preds", outside / "preds"):
+        folder.mkdir(parents=True)
+        for index, sample_id in enumerate(dataset.ids):
+            write_prediction_png(dataset.load(index)[1], folder / f"{sample_id}.png")
+    runs.mkdir()
+    return runs, data, outside, allowed_roots(runs, data)
+
+
+def register(runs, roots, **fields):
+    description, problems = validate_form(SourceForm(**fields), roots)
+    assert not problems, problems
+    return register_source(runs, description, roots)
+
+
+def test_a_registered_predictions_folder_is_listed_and_opens_as_a_choice(layout):
+    runs, data, _, roots = layout
+    entry = register(runs, roots, name="GT copy", kind="predictions", path=str(data / "preds"))
+    assert entry.ok and entry.kind == "predictions" and entry.name == "GT copy"
+    assert entry.file == runs / "sources" / "gt-copy.seglab.json"
+    assert [e.name for e in list_sources(runs, roots)] == ["GT copy"]
+    assert is_registered(entry.file) and not is_registered(runs / "a" / "best.pt")
+    assert choice_description(str(entry.file), roots).path == (data / "preds").resolve()
+    # the entry stores the path relative to itself: it is a plain description file
+    assert json.loads(entry.file.read_text())["path"].startswith("../")
+    remove_source(runs, entry.file)
+    assert list_sources(runs, roots) == []
+
+
+def test_relative_paths_are_resolved_against_the_allowed_roots(layout):
+    runs, _, _, roots = layout
+    description, problems = validate_form(SourceForm(name="p", kind="predictions", path="preds"), roots)
+    assert not problems and description.path.name == "preds"
+
+
+def test_paths_outside_the_allowed_roots_are_refused_even_through_a_symlink(layout):
+    runs, data, outside, roots = layout
+    _, problems = validate_form(SourceForm(name="p", kind="predictions", path=str(outside / "preds")), roots)
+    assert any("outside the folders sources may come from" in problem for problem in problems)
+    (data / "link").symlink_to(outside / "preds")
+    _, problems = validate_form(SourceForm(name="p", kind="predictions", path=str(data / "link")), roots)
+    assert any("outside" in problem for problem in problems)
+    _, problems = validate_form(SourceForm(name="p", kind="predictions", path="../outside/preds"), roots)
+    assert any("outside" in problem for problem in problems)
+    with pytest.raises(SourceError, match="outside"):
+        within_roots("/etc/passwd", roots)
+
+
+def test_an_entry_edited_to_point_outside_the_roots_is_listed_as_broken_and_cannot_be_chosen(layout):
+    runs, data, outside, roots = layout
+    entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))
+    content = json.loads(entry.file.read_text())
+    content["path"] = str(outside / "preds")
+    entry.file.write_text(json.dumps(content))
+    (listed,) = list_sources(runs, roots)
+    assert not listed.ok and "outside" in listed.problem
+    with pytest.raises(SourceError, match="outside"):
+        choice_description(str(entry.file), roots)
+
+
+def test_broken_entries_are_listed_with_their_problem(layout):
+    runs, _, _, roots = layout
+    folder = runs / "sources"
+    folder.mkdir()
+    (folder / "junk.seglab.json").write_text("{not json")
+    (folder / "big.seglab.json").write_text(" " * 70_000)
+    (folder / "pickle.seglab.json").write_bytes(b"\x80\x04\x95")
+    entries = {entry.name: entry for entry in list_sources(runs, roots)}
+    assert set(entries) == {"junk", "big", "pickle"}
+    assert not any(entry.ok for entry in entries.values())
+    assert "larger than" in entries["big"].problem
+
+
+def test_the_form_names_every_problem_at_once(layout):
+    runs, data, _, roots = layout
+    register(runs, roots, name="taken", kind="predictions", path=str(data / "preds"))
+    form = SourceForm(
+        name="Taken", kind="onnx", path=str(data / "preds"), class_names="a, b, a", input_size="12x", output_kind="x",
+        mapping={"zzz": "circle"},
+    )
+    existing = [entry.name for entry in list_sources(runs, roots)]
+    description, problems = validate_form(form, roots, existing)
+    text = "\n".join(problems)
+    assert description is None
+    assert "already registered" in text
+    assert "looks like a predictions source, not onnx" in text
+    assert "input size" in text and "output_kind" in text and "repeat a name" in text
+    assert "'zzz' is not one of class_names" in text
+    _, problems = validate_form(SourceForm(name="", kind="bogus", path=""), roots)
+    assert len(problems) == 3
+
+
+def test_register_refuses_a_taken_name_and_a_path_outside(layout):
+    runs, data, outside, roots = layout
+    entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))
+    with pytest.raises(SourceError, match="already registered"):
+        register_source(runs, entry.description, roots, name="P")
+    with pytest.raises(SourceError, match="outside"):
+        from dataclasses import replace
+
+        register_source(runs, replace(entry.description, path=outside / "preds"), roots, name="q")
+    with pytest.raises(SourceError, match="not an entry"):
+        remove_source(runs, data / "preds" / "x.seglab.json")
+
+
+def test_mapping_rows_match_names_case_insensitively_and_fit_scores():
+    camvid = camvid_label_map()
+    rows = mapping_rows(["road", "SideWalk", "traffic_light", "person"], camvid)
+    assert rows["road"] == "Road" and rows["traffic_light"] == "other" and rows["person"] == "other"
+    shapes = shapes_label_map()
+    assert fit_score(None, None, shapes) == 2
+    assert fit_score(list(shapes.names), None, shapes) == 2
+    assert fit_score(["road", "sky"], None, shapes) == 0
+    assert fit_score(["road", "sky"], {"road": shapes.names[1]}, shapes) == 1
+    assert fit_score(["road", "Sky"], None, camvid) == 1
