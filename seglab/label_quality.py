@@ -31,10 +31,12 @@ import cv2
 import numpy as np
 
 from seglab.data.base import SegmentationDataset
-from seglab.errors import ConfigError, LabelError
+from seglab.errors import ConfigError, LabelError, SourceError
 
 if TYPE_CHECKING:
     import torch
+
+    from seglab.sources.mapped import MappedSource
 
 __all__ = [
     "DEFAULT_BAND",
@@ -370,7 +372,7 @@ class LabelQualityReport:
 
 
 def score_dataset(
-    model: "torch.nn.Module",
+    model: torch.nn.Module | MappedSource,
     dataset: SegmentationDataset,
     *,
     indices: Sequence[int] | None = None,
@@ -385,9 +387,18 @@ def score_dataset(
     The background class (when the label map has one) is not an object. Probabilities are
     predicted once and kept (as float16) while they fit in ``keep_bytes``; beyond that the second
     pass predicts again rather than hold a large split's (K, H, W) maps in memory.
-    ``progress(done, total)`` counts both passes.
+    ``progress(done, total)`` counts both passes. ``model`` may be a
+    :class:`~seglab.sources.mapped.MappedSource` (any prediction source in the dataset's classes)
+    that gives probabilities; one that gives labels only is refused with :class:`SourceError`.
     """
     from seglab.predict import predict
+    from seglab.sources.mapped import MappedSource
+
+    if isinstance(model, MappedSource) and not model.has_probabilities:
+        raise SourceError(
+            f"{model.source.name} gives labels only: label quality needs per-class probabilities "
+            "(a model file, or .npy/.npz files of probabilities or logits)"
+        )
 
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     ignore_index, num_classes = dataset.ignore_index, dataset.num_classes
@@ -400,7 +411,12 @@ def score_dataset(
     def probabilities_of(index: int) -> np.ndarray:
         if index in kept:
             return kept.pop(index).astype(np.float32)
-        return predict(model, dataset.load(index)[0], return_probabilities=True).probabilities
+        image = dataset.load(index)[0]
+        if isinstance(model, MappedSource):
+            probabilities = model.predict(dataset.ids[index], image).probabilities
+            assert probabilities is not None  # has_probabilities was checked above
+            return probabilities
+        return predict(model, image, return_probabilities=True).probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)

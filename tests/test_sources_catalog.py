@@ -145,3 +145,63 @@ def test_mapping_rows_match_names_case_insensitively_and_fit_scores():
     assert fit_score(["road", "sky"], None, shapes) == 0
     assert fit_score(["road", "sky"], {"road": shapes.names[1]}, shapes) == 1
     assert fit_score(["road", "Sky"], None, camvid) == 1
+
+
+def test_choice_version_follows_the_predictions_files(layout):
+    import os
+
+    from seglab.sources.catalog import choice_version
+
+    runs, data, _, roots = layout
+    entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))
+    before = choice_version(str(entry.file), roots)
+    assert choice_version(str(entry.file), roots) == before
+    first = sorted((data / "preds").iterdir())[0]
+    os.utime(first, ns=(1, 1))
+    assert choice_version(str(entry.file), roots) != before
+
+
+def test_the_leaderboard_ranks_a_registered_folder_beside_checkpoints(layout, monkeypatch):
+    from seglab.leaderboard import build_leaderboard, find_checkpoints
+    from tests.sources_fixtures import write_tiny_checkpoint
+
+    runs, data, _, roots = layout
+    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs.parent / "cache"))
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+    write_tiny_checkpoint(runs / "loose.pt")
+    register(runs, roots, name="ground truth", kind="predictions", path=str(data / "preds"))
+    (runs / "sources" / "model.pt").write_bytes(b"not a checkpoint")  # the catalog folder is no run folder
+    (runs / "sources" / "broken.seglab.json").write_text("{}")
+    checkpoints = find_checkpoints(runs)
+    assert [path.name for path in checkpoints] == ["loose.pt"]
+    entries = list_sources(runs, roots)
+    pending = build_leaderboard(checkpoints, dataset, cached_only=True, sources=entries)
+    assert len(pending.pending) == 2 and not pending.rows
+    board = build_leaderboard(checkpoints, dataset, sources=entries)
+    assert [(row.run, row.file) for row in board.rows][0] == ("ground truth", "predictions")
+    assert board.rows[0].miou == 1.0 and board.rows[1].file == "loose.pt"
+    assert [skip.path.endswith("broken.seglab.json") for skip in board.skipped] == [True]
+    again = build_leaderboard(checkpoints, dataset, cached_only=True, sources=list_sources(runs, roots))
+    assert not again.pending and [row.run for row in again.rows] == [row.run for row in board.rows]
+
+
+def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layout, tmp_path):
+    import numpy as np
+
+    from seglab.label_quality import score_dataset
+    from seglab.sources.catalog import open_choice
+
+    runs, data, _, roots = layout
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+    folder = data / "probs"
+    folder.mkdir()
+    for index, sample_id in enumerate(dataset.ids):
+        mask = dataset.load(index)[1]
+        onehot = np.eye(dataset.num_classes, dtype=np.float32)[np.where(mask == 255, 0, mask)].transpose(2, 0, 1)
+        np.save(folder / f"{sample_id}.npy", (0.9 * onehot + 0.1 / dataset.num_classes).astype(np.float16))
+    probs = register(runs, roots, name="probs", kind="predictions", path=str(folder))
+    labels = register(runs, roots, name="labels", kind="predictions", path=str(data / "preds"))
+    report = score_dataset(open_choice(probs.file, roots, dataset.label_map), dataset)
+    assert len(report.images) == 3 and all(image.score > 0.5 for image in report.images)
+    with pytest.raises(SourceError, match="labels only"):
+        score_dataset(open_choice(labels.file, roots, dataset.label_map), dataset)

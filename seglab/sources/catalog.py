@@ -17,12 +17,14 @@ Registered paths come from strangers (a form in a class's shared app), so:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seglab.data.label_map import LabelMap
 from seglab.errors import SeglabError, SourceError
@@ -37,6 +39,9 @@ from seglab.sources.description import (
     save_description,
 )
 from seglab.sources.mapping import OTHER, normalize_name
+
+if TYPE_CHECKING:
+    from seglab.sources.mapped import MappedSource
 
 CATALOG_FOLDER = "sources"
 MAX_ENTRY_BYTES = 64 * 1024
@@ -294,3 +299,34 @@ def fit_score(class_names: Sequence[str] | None, mapping: Mapping[str, Any] | No
         return 2
     mapped = any(target not in (None, OTHER) for target in (mapping or {}).values())
     return 1 if mapped or {normalize_name(name) for name in class_names} & set(dataset) else 0
+
+
+def choice_version(choice: str | os.PathLike, roots: Sequence[Path]) -> str:
+    """A token that changes when a model choice's files change (memory-cache keys; the disk caches hash content):
+    a checkpoint's mtime; an entry's mtime with its target's (a folder's: every prediction file's size and mtime)."""
+    from seglab.data.io import stat_files
+
+    path = Path(choice)
+    if not is_registered(choice):
+        return str(path.stat().st_mtime_ns)
+    description = choice_description(choice, roots)
+    target = description.path
+    if target.is_dir():
+        files = sorted(child for child in target.iterdir() if child.is_file())
+        listing = json.dumps(stat_files(target, files))
+    else:
+        stat = target.stat()
+        listing = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.sha256(f"{path.stat().st_mtime_ns}|{listing}".encode()).hexdigest()[:16]
+
+
+def open_choice(
+    choice: str | os.PathLike, roots: Sequence[Path], label_map: LabelMap, device: str = "cpu"
+) -> MappedSource:
+    """A model choice as a :class:`~seglab.sources.mapped.MappedSource` in ``label_map``'s classes
+    (a registered source under its declared mapping; model files in their worker process)."""
+    from seglab.sources.mapped import MappedSource
+
+    description = choice_description(choice, roots)
+    source = description.open(device=device, label_map=label_map)
+    return MappedSource(source, label_map, description.mapping)
