@@ -15,17 +15,18 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 
-from pages.state import runs_dir
+from pages.state import runs_dir, source_roots
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
-from seglab.evaluation import evaluate_checkpoint
+from seglab.errors import SourceError
+from seglab.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.failures import cell_gallery as failures_cell_gallery
 from seglab.gallery import downscale_sample, encode_png, thumbnail
 from seglab.label_quality import (
@@ -34,8 +35,17 @@ from seglab.label_quality import (
     score_dataset,
     validate_on_shapes,
 )
-from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
+from seglab.predict import DatasetEvaluation, predict, predict_logits
 from seglab.runs import list_runs
+from seglab.sources.catalog import (
+    choice_description,
+    choice_version,
+    fit_score,
+    is_registered,
+    list_sources,
+    open_choice,
+)
+from seglab.sources.mapped import MappedSource
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
@@ -65,6 +75,12 @@ def spec_key(spec: DataSpec) -> str:
 def _mtime(path: PathLike) -> tuple[str, int]:
     path = Path(path)
     return str(path), path.stat().st_mtime_ns
+
+
+def _version(choice: PathLike) -> tuple[str, str]:
+    """``(choice, version)``: the cache key of a model choice (a checkpoint or a registered source's entry),
+    changing whenever its files do."""
+    return str(choice), choice_version(choice, source_roots())
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -114,7 +130,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
-def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:
+def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:  # mtime_ns: the version of _version(path)
     checkpoint = load_checkpoint(path)
     return checkpoint, checkpoint.build_model("cpu")
 
@@ -134,80 +150,165 @@ def checkpoint_options() -> dict[str, str]:
     return options
 
 
-@st.cache_resource(max_entries=8, show_spinner="Evaluating checkpoint on the split (cached on disk afterwards)...")
-def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
+def registered_sources() -> list[Any]:
+    """Every entry of the sources catalog (``seglab.sources.catalog.CatalogEntry``), broken ones included."""
+    return list_sources(runs_dir(), source_roots())
+
+
+def model_options() -> dict[str, str]:
+    """``{label: model choice}``: the checkpoints (newest first), then the usable registered sources."""
+    options = checkpoint_options()
+    for entry in registered_sources():
+        if entry.ok:
+            options[f"{entry.name} · {entry.kind}"] = str(entry.file)
+    return options
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _checkpoint_classes(path: str, mtime_ns: int) -> list[str] | None:
+    try:
+        return list(load_checkpoint(path).label_map.names)
+    except Exception:  # an unreadable checkpoint fits nothing; the pages say why when it is chosen
+        return None
+
+
+def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
+    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint)."""
+    label_map = dataset(spec).label_map
+
+    def fit(choice: str) -> int:
+        try:
+            if is_registered(choice):
+                description = choice_description(choice, source_roots())
+                return fit_score(description.class_names, description.mapping, label_map)
+            names = _checkpoint_classes(*_mtime(choice))
+            return 2 if names == list(label_map.names) else -1 if names is None else 0
+        except (OSError, SourceError):
+            return -1
+
+    labels = list(options)
+    return max(labels, key=lambda label: (fit(options[label]), -labels.index(label)), default=None)
+
+
+class Abilities(NamedTuple):
+    """What a model choice can do: give probabilities (confidence maps, label quality, losses), predict new images."""
+
+    probabilities: bool
+    images: bool
+    registered: bool
+
+
+def abilities(choice: PathLike, spec: DataSpec) -> Abilities:
+    """What ``choice`` can do (a registered source is opened to tell; checkpoints can do everything)."""
+    if not is_registered(choice):
+        return Abilities(True, True, False)
+    source = _source(*_version(choice), spec_key(spec)).source
+    return Abilities(source.has_probabilities, source.can_predict_images, True)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Opening the model or predictions...")
+def _source(choice: str, version: str, key: str) -> MappedSource:
+    return open_choice(choice, source_roots(), _dataset(key).label_map)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating on the split (cached on disk afterwards)...")
+def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
     with inference():
-        return evaluate_checkpoint(path, _dataset(key))
+        if is_registered(choice):
+            mapped = _source(choice, version, key)
+            return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
+        return evaluate_checkpoint(choice, _dataset(key))
 
 
-def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
-    """Per-image predictions and metrics of a checkpoint on a split (memory, then disk cache)."""
-    return _evaluation(*_mtime(path), spec_key(spec))
+def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:
+    """Per-image predictions and metrics of a checkpoint or registered source on a split (memory, then disk cache)."""
+    return _evaluation(*_version(choice), spec_key(spec))
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the images holding these pixels...")
-def _cell_gallery(path: str, mtime_ns: int, key: str, gt_class: int, pred_class: int, region: str, width: int) -> Any:
-    return failures_cell_gallery(_evaluation(path, mtime_ns, key), _dataset(key), gt_class, pred_class, region=region, width=width)
+def _cell_gallery(choice: str, version: str, key: str, gt_class: int, pred_class: int, region: str, width: int) -> Any:
+    data = _dataset(key)
+    evaluated = _evaluation(choice, version, key)
+    return failures_cell_gallery(evaluated, data, gt_class, pred_class, region=region, width=width)
 
 
-def cell_gallery(path: PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int) -> Any:
+def cell_gallery(choice: PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int) -> Any:
     """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split (see seglab.failures.cell_gallery)."""
-    return _cell_gallery(*_mtime(path), spec_key(spec), int(gt_class), int(pred_class), region, int(width))
+    return _cell_gallery(*_version(choice), spec_key(spec), int(gt_class), int(pred_class), region, int(width))
 
 
 @st.cache_data(max_entries=4, show_spinner="Predicting the uploaded image...")
-def _upload_prediction(path: str, mtime_ns: int, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
+def _upload_prediction(choice: str, version: str, key: str, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
     image = read_image_bytes(data, max_pixels=max_pixels)
-    model = _checkpoint(path, mtime_ns)[1]
+    if is_registered(choice):
+        mapped = _source(choice, version, key)
+        if not mapped.source.can_predict_images:
+            raise SourceError(f"{mapped.source.name} is a folder of predictions: it cannot predict a new image")
+        with inference():
+            return image, mapped.predict(None, image), _dataset(key).label_map
+    checkpoint, model = _checkpoint(choice, int(version))
     with inference():
-        return image, predict(model, image)
+        return image, predict(model, image), checkpoint.label_map
 
 
-def upload_prediction(path: PathLike, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
-    """``(image, Prediction)`` for an uploaded PNG/JPEG (validated; DatasetError on a bad file)."""
-    return _upload_prediction(*_mtime(path), data, int(max_pixels))
+def upload_prediction(choice: PathLike, spec: DataSpec, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
+    """``(image, prediction with .labels and .confidence, its label map)`` for an uploaded PNG/JPEG (validated;
+    DatasetError on a bad file, SourceError for a predictions folder)."""
+    return _upload_prediction(*_version(choice), spec_key(spec), data, int(max_pixels))
 
 
 @st.cache_data(max_entries=8, show_spinner="Counting the pixels B fixed and broke...")
-def _pixel_diff(path_a: str, mtime_a: int, path_b: str, mtime_b: int, key: str) -> PixelDiff:
+def _pixel_diff(choice_a: str, version_a: str, choice_b: str, version_b: str, key: str) -> PixelDiff:
     data = _dataset(key)
-    evaluation_a, evaluation_b = _evaluation(path_a, mtime_a, key), _evaluation(path_b, mtime_b, key)
+    evaluation_a, evaluation_b = _evaluation(choice_a, version_a, key), _evaluation(choice_b, version_b, key)
     targets = (data.load(result.index)[1] for result in evaluation_a.results)
     return compare_pixel_diff(evaluation_a, evaluation_b, targets, data.ignore_index)
 
 
-def pixel_diff(path_a: PathLike, path_b: PathLike, spec: DataSpec) -> PixelDiff:
-    """``seglab.compare.PixelDiff`` of checkpoint B vs A on a split (cached per file versions and data)."""
-    return _pixel_diff(*_mtime(path_a), *_mtime(path_b), spec_key(spec))
+def pixel_diff(choice_a: PathLike, choice_b: PathLike, spec: DataSpec) -> PixelDiff:
+    """``seglab.compare.PixelDiff`` of B vs A (checkpoints or registered sources) on a split (cached per version)."""
+    return _pixel_diff(*_version(choice_a), *_version(choice_b), spec_key(spec))
 
 
-@st.cache_data(max_entries=4, show_spinner="Running the checkpoint on the chosen images...")
-def _loss_inputs(path: str, mtime_ns: int, key: str, sample_ids: tuple[str, ...]) -> tuple[list, list, list]:
+@st.cache_data(max_entries=4, show_spinner="Running the model on the chosen images...")
+def _loss_inputs(choice: str, version: str, key: str, sample_ids: tuple[str, ...]) -> tuple[list, list, list]:
     data = _dataset(key)
-    checkpoint, model = _checkpoint(path, mtime_ns)
-    check_compatible(checkpoint, data.label_map)
     samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
-    with inference():
-        logits = [predict_logits(model, image).numpy() for image, _ in samples]
+    if is_registered(choice):
+        mapped = _source(choice, version, key)
+        with inference():
+            pairs = zip(sample_ids, samples, strict=True)
+            logits = [mapped.log_probabilities(sample_id, image) for sample_id, (image, _) in pairs]
+    else:
+        checkpoint, model = _checkpoint(choice, int(version))
+        check_compatible(checkpoint, data.label_map)
+        with inference():
+            logits = [predict_logits(model, image).numpy() for image, _ in samples]
     return [image for image, _ in samples], [mask for _, mask in samples], logits
 
 
-def loss_inputs(path: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list, list, list]:
-    """``(images, masks, logits)`` of samples ``sample_ids``: logits (K, H, W) float32, the model run once per file version."""
-    return _loss_inputs(*_mtime(path), spec_key(spec), tuple(str(sample_id) for sample_id in sample_ids))
+def loss_inputs(choice: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list, list, list]:
+    """``(images, masks, logits)`` of samples ``sample_ids``: logits (K, H, W) float32 (a registered source's
+    log-probabilities in the dataset's classes), the model run once per file version."""
+    return _loss_inputs(*_version(choice), spec_key(spec), tuple(str(sample_id) for sample_id in sample_ids))
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting this image...")
-def _image_probabilities(path: str, mtime_ns: int, key: str, index: int) -> Prediction:
-    model = _checkpoint(path, mtime_ns)[1]
-    image = _dataset(key).load(index)[0]
+def _image_probabilities(choice: str, version: str, key: str, index: int) -> Any:
+    data = _dataset(key)
+    image = data.load(index)[0]
+    if is_registered(choice):
+        mapped = _source(choice, version, key)
+        with inference():
+            return mapped.predict(data.ids[index], image)
+    model = _checkpoint(choice, int(version))[1]
     with inference():
         return predict(model, image, return_probabilities=True)
 
 
-def image_probabilities(path: PathLike, spec: DataSpec, index: int) -> Prediction:
-    """``seglab.predict.Prediction`` with (K, H, W) probabilities of sample ``index`` (cached per file version)."""
-    return _image_probabilities(*_mtime(path), spec_key(spec), int(index))
+def image_probabilities(choice: PathLike, spec: DataSpec, index: int) -> Any:
+    """A prediction with ``.labels`` and (K, H, W) ``.probabilities`` of sample ``index`` (cached per version)."""
+    return _image_probabilities(*_version(choice), spec_key(spec), int(index))
 
 
 # -- label quality: a store with a progress bar, one computation per key across sessions ----------------
@@ -245,27 +346,32 @@ def _label_quality_store() -> _ReportStore:
     return _ReportStore()
 
 
-def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None) -> LabelQualityReport:
-    """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
-    are kept); ``progress(done, total)`` is called only while computing."""
-    path_str, mtime_ns = _mtime(path)
+def label_quality(
+    choice: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None
+) -> LabelQualityReport:
+    """``seglab.label_quality.LabelQualityReport`` of a checkpoint or registered source (with probabilities) on a
+    split, computed once (the 4 latest are kept); ``progress(done, total)`` is called only while computing."""
+    choice_str, version = _version(choice)
     key = spec_key(spec)
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, model = _checkpoint(path_str, mtime_ns)
-        check_compatible(checkpoint, data.label_map)
+        if is_registered(choice_str):
+            predictor: Any = _source(choice_str, version, key)
+        else:
+            checkpoint, predictor = _checkpoint(choice_str, int(version))
+            check_compatible(checkpoint, data.label_map)
         with inference():
-            return score_dataset(model, data, band=int(band), progress=progress)
+            return score_dataset(predictor, data, band=int(band), progress=progress)
 
-    return _label_quality_store().get_or_compute((path_str, mtime_ns, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get_or_compute((choice_str, version, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
-def _shapes_validation(path: str, mtime_ns: int, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(path, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+def _shapes_validation(choice: str, version: str, key: str, band: int) -> ShapesValidation:
+    return validate_on_shapes(label_quality(choice, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
-def shapes_validation(path: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
+def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
     """``seglab.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
-    return _shapes_validation(*_mtime(path), spec_key(spec), int(band))
+    return _shapes_validation(*_version(choice), spec_key(spec), int(band))

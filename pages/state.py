@@ -1,4 +1,4 @@
-"""Cross-page state: the data source, split, checkpoint and sample a browser session has chosen.
+"""Cross-page state: the data source, split, model (a checkpoint or a registered source) and sample a session chose.
 
 Choices live in ``st.session_state`` and are mirrored in the URL query parameters, so a view can be
 shared and reloaded. Paths that come from a URL are checked against the data-root allow-list
@@ -15,6 +15,8 @@ import streamlit as st
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import SeglabError
+from seglab.sources.catalog import allowed_roots, catalog_dir, is_registered, slug
+from seglab.sources.description import DESCRIPTION_SUFFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SEGLAB_DATA_ROOT", PROJECT_ROOT.parent / "shared" / "data"))
@@ -29,6 +31,11 @@ QUERY_PATH_FIELDS = ("root", "images", "masks", "list_file", "label_map")
 def runs_dir() -> Path:
     """Where run folders live: ``$SEGLAB_RUNS_DIR`` or ``checkpoints/`` next to app.py (read on every call)."""
     return Path(os.environ.get("SEGLAB_RUNS_DIR", PROJECT_ROOT / "checkpoints"))
+
+
+def source_roots() -> list[Path]:
+    """Folders registered model files and predictions folders may live in (runs, data, ``$SEGLAB_SOURCE_ROOTS``)."""
+    return allowed_roots(runs_dir(), DATA_ROOT)
 
 
 def current_spec() -> DataSpec:
@@ -49,7 +56,7 @@ def current_split() -> str:
 
 
 def current_checkpoint() -> str | None:
-    """Path of the checkpoint chosen in the sidebar (a file under the runs folder)."""
+    """The model chosen in the sidebar: a checkpoint under the runs folder or a sources-catalog entry file."""
     return st.session_state.get(CHECKPOINT_KEY) or _checkpoint_from_query()
 
 
@@ -79,6 +86,11 @@ def _spec_from_query() -> DataSpec:
 
 
 def _checkpoint_from_query() -> str | None:
+    """A shared link's ``run`` (a run folder's name) or ``source`` (a registered source's name)."""
+    source = st.query_params.get("source")
+    if source and slug(source):
+        entry = catalog_dir(runs_dir()) / f"{slug(source)}{DESCRIPTION_SUFFIX}"
+        return str(entry) if entry.is_file() else None
     run = st.query_params.get("run")
     if not run:
         return None
@@ -98,6 +110,8 @@ def write_query() -> None:
     if spec.kind != "shapes" and spec.mask_format != "auto":
         params["mask_format"] = spec.mask_format
     checkpoint = current_checkpoint()
-    if checkpoint:
+    if checkpoint and is_registered(checkpoint):
+        params["source"] = Path(checkpoint).name.removesuffix(DESCRIPTION_SUFFIX)
+    elif checkpoint:
         params["run"] = Path(checkpoint).parent.name
     st.query_params.from_dict(params)

@@ -74,7 +74,7 @@ PAGES = {
         AppPage("dataset", "dataset", "Dataset", "Dataset", "Trivial baseline"),
         AppPage("train", "train", "Train", "Train", "Past runs"),
         AppPage("inspect", "failures", "Inspect", "Inspect", "split mIoU"),
-        AppPage("compare", "compare", "Compare", "Compare checkpoints", "Evaluated on"),
+        AppPage("compare", "compare", "Compare", "Compare models", "Evaluated on"),
         AppPage("leaderboard", "leaderboard", "Leaderboard", "Leaderboard", "Protocol"),
         AppPage("metric_definitions", "metrics_explorer", "Metric definitions", "Metric definitions", "One model, many mIoUs"),
         AppPage("loss_inspector", "loss_inspector", "Loss inspector", "Loss inspector", "Who carries the loss"),
@@ -378,7 +378,7 @@ def test_compare_a_vs_b(app: App) -> None:
     app.screenshot("compare")
     app.page.get_by_role("tab", name="A vs B").click()
     app.expect_text("What B fixed and what it broke")
-    app.settle("Compare checkpoints")
+    app.settle("Compare models")
     expect(app.page.get_by_role("combobox", name="B (the change)", exact=True)).to_be_visible()
 
 
@@ -473,13 +473,13 @@ def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App
     # The new checkpoint is offered on Compare (this session still uses the small data).
     app.navigate(PAGES["compare"])
     app.expect_text("(12 images)")
-    checkpoints = page.get_by_test_id("stMultiSelect").filter(has_text="Checkpoints")
+    checkpoints = page.get_by_test_id("stMultiSelect").filter(has_text="Models")
     new_run = re.compile(rf"^{RUN_NAME} · mIoU")
     if not checkpoints.get_by_text(new_run).count():
         checkpoints.get_by_role("combobox").click()
         page.get_by_role("option", name=new_run).click()
-        app.settle("Compare checkpoints")
+        app.settle("Compare models")
     expect(checkpoints.get_by_text(new_run), f"{RUN_NAME} is not among the compared checkpoints").to_be_visible()
-    app.choose("Checkpoint", new_run)  # and it is in the sidebar's checkpoint list
-    app.settle("Compare checkpoints")
-    expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(new_run)
+    app.choose("Model / predictions", new_run)  # and it is in the sidebar's checkpoint list
+    app.settle("Compare models")
+    expect(page.get_by_role("combobox", name="Model / predictions", exact=True)).to_have_value(new_run)

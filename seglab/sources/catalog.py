@@ -41,6 +41,7 @@ from seglab.sources.description import (
 from seglab.sources.mapping import OTHER, normalize_name
 
 if TYPE_CHECKING:
+    from seglab.data.base import SegmentationDataset
     from seglab.sources.mapped import MappedSource
 
 CATALOG_FOLDER = "sources"
@@ -139,10 +140,11 @@ class SourceForm:
     path: str
     class_names: str = ""  # comma- or newline-separated, the model's outputs in order; "" = undeclared
     mapping: Mapping[str, str | None] | None = None  # source class -> dataset class name, None/"other" = other
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
+    mean: str = ""  # "0.485, 0.456, 0.406" in 0-1 units; "" = seglab's (ImageNet) recipe
+    std: str = ""
     channel_order: str = "RGB"
     input_size: str = "any"  # "any", "512" or "512x1024" (height x width)
+    fixed_size_mode: str = "resize"  # how a fixed-size model sees other sizes: resize | sliding
     size_divisor: int = 1
     output: str = ""  # "" = the first output; a dict key or ONNX output name (torchvision: "out")
     output_kind: str = "logits"
@@ -153,6 +155,13 @@ def parse_class_names(text: str) -> list[str] | None:
     """Class names typed one per line or comma-separated; ``None`` when nothing was typed."""
     names = [part.strip() for part in re.split(r"[,\n]", text or "") if part.strip()]
     return names or None
+
+
+def _numbers(text: str) -> list[float] | None:
+    try:
+        return [float(part) for part in re.split(r"[,\s]+", text.strip()) if part]
+    except ValueError:
+        return None
 
 
 def _input_size(text: str) -> tuple[Any, list[str]]:
@@ -202,9 +211,16 @@ def validate_form(form: SourceForm, roots: Sequence[Path], existing: Sequence[st
         problems += size_problems
         preprocessing: dict[str, Any] = {
             "channel_order": form.channel_order, "input_size": size, "size_divisor": int(form.size_divisor),
+            "fixed_size_mode": form.fixed_size_mode,
             "output": form.output.strip() or None, "output_kind": form.output_kind,
         }  # fmt: skip
-        preprocessing |= {key: list(value) for key, value in (("mean", form.mean), ("std", form.std)) if value}
+        for key, text in (("mean", form.mean), ("std", form.std)):
+            if text.strip():
+                numbers = _numbers(text)
+                if numbers is None:
+                    problems.append(f"{key} must be 3 numbers such as 0.485, 0.456, 0.406, got {text!r}")
+                else:
+                    preprocessing[key] = numbers
         data["preprocessing"] = preprocessing
     if form.kind == "predictions":
         data["predictions"] = {"resize": bool(form.resize_predictions)}
@@ -233,6 +249,38 @@ def _kind_problems(path: Path, kind: str) -> list[str]:
     if found != kind:
         return [f"{path.name} looks like a {found} source, not {kind}: pick kind {found} or another path"]
     return []
+
+
+def register_checked(
+    runs_dir: str | os.PathLike,
+    form: SourceForm,
+    roots: Sequence[Path],
+    dataset: SegmentationDataset | None = None,
+) -> tuple[CatalogEntry | None, list[str], list[str]]:
+    """Validate a form, try the source on ``dataset`` (a forward pass on one image for model files; count,
+    size and stem matching for folders) and register it when nothing is wrong.
+
+    Returns ``(entry or None, problems, facts)``: every problem found, and what the check learned.
+    """
+    from seglab.sources.check import check_source
+
+    existing = [entry.file.name.removesuffix(DESCRIPTION_SUFFIX) for entry in list_sources(runs_dir, roots)]
+    description, problems = validate_form(form, roots, existing)
+    if description is None:
+        return None, problems, []
+    try:
+        source = description.open(label_map=dataset.label_map if dataset is not None else None)
+        with source:
+            check = check_source(source, dataset, mapping=description.mapping)
+    except SeglabError as error:
+        return None, [str(error)], []
+    if not check.ok:
+        return None, check.problems, check.facts
+    try:
+        entry = register_source(runs_dir, description, roots, name=form.name)
+    except SeglabError as error:
+        return None, [str(error)], check.facts
+    return entry, [], check.facts
 
 
 def register_source(
