@@ -105,6 +105,10 @@ def registration_form() -> None:
     name = st.text_input("Name", key="register_name", placeholder="e.g. segformer-b0 cityscapes")
     path = st.text_input("Path", key="register_path", help="Inside one of: " + ", ".join(str(root) for root in roots),
                          placeholder=f"{roots[0]}/my_model.onnx")  # fmt: skip
+    uploaded = None
+    if kind in ("onnx", "torchscript"):
+        uploaded = st.file_uploader("Or upload the model file", type=["onnx"] if kind == "onnx" else ["pt", "pth", "ts"],
+                                    key=f"register_upload_{kind}", help="Stored in the sources catalog; the path is then ignored")  # fmt: skip
     st.caption("Allowed folders: " + ", ".join(f"`{root}`" for root in roots) + " (add more with $SEGLAB_SOURCE_ROOTS)")
     fields: dict = {}
     if kind in ("onnx", "torchscript"):
@@ -144,7 +148,8 @@ def registration_form() -> None:
     if st.button("Check and register", type="primary", icon=":material/add:"):
         form = SourceForm(name=name, kind=kind, path=path, class_names=class_names, mapping=mapping, **fields)
         with st.spinner("Checking it on the current data..."):
-            entry, problems, facts = register_checked(ui.runs_dir(), form, roots, data)
+            upload = uploaded.getvalue() if uploaded is not None else None
+            entry, problems, facts = register_checked(ui.runs_dir(), form, roots, data, upload=upload)
         for fact in facts:
             st.caption(f"ok: {fact}")
         if problems:

@@ -205,3 +205,26 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
     assert len(report.images) == 3 and all(image.score > 0.5 for image in report.images)
     with pytest.raises(SourceError, match="labels only"):
         score_dataset(open_choice(labels.file, roots, dataset.label_map), dataset)
+
+
+def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused(layout):
+    from seglab.export import export_checkpoint
+    from seglab.sources.catalog import register_checked
+    from tests.sources_fixtures import write_tiny_checkpoint
+
+    runs, data, _, roots = layout
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+    files = runs / "sources" / "files"
+    junk = SourceForm(name="junk", kind="torchscript", path="")
+    entry, problems, _ = register_checked(runs, junk, roots, dataset, upload=b"PK\x03\x04 not a model")
+    assert entry is None and problems and not list(files.glob("*"))
+    entry, problems, _ = register_checked(runs, SourceForm(name="x", kind="predictions", path=""), roots, upload=b"1")
+    assert entry is None and "only ONNX and TorchScript" in problems[0]
+    checkpoint = write_tiny_checkpoint(data / "run" / "best.pt")
+    model = export_checkpoint(checkpoint, "torchscript", data / "model.ts", dataset=dataset, parity_images=1).path
+    form = SourceForm(name="Uploaded TS", kind="torchscript", path="ignored")
+    entry, problems, facts = register_checked(runs, form, roots, dataset, upload=model.read_bytes())
+    assert not problems and entry.ok and entry.description.path == files / "uploaded-ts.pt"
+    assert any("predicted in" in fact for fact in facts)
+    _, problems, _ = register_checked(runs, form, roots, dataset, upload=model.read_bytes())
+    assert "exists already" in problems[0]

@@ -251,17 +251,63 @@ def _kind_problems(path: Path, kind: str) -> list[str]:
     return []
 
 
+UPLOAD_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+UPLOADS_FOLDER = "files"
+
+
+def save_upload(runs_dir: str | os.PathLike, name: str, kind: str, data: bytes, max_bytes: int) -> Path:
+    """Store an uploaded model file as ``<catalog>/files/<slug>.onnx|.pt`` (atomically); :class:`SourceError`
+    for another kind, an empty or oversized file, or a name already used."""
+    from seglab.data.label_map import write_bytes_atomic
+
+    if kind not in UPLOAD_SUFFIXES:
+        raise SourceError(f"only ONNX and TorchScript files can be uploaded, not {kind!r}")
+    if not data:
+        raise SourceError("the uploaded file is empty")
+    if len(data) > max_bytes:
+        raise SourceError(f"the uploaded file is {len(data) / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+    stem = slug(name)
+    if not stem:
+        raise SourceError("give the source a name (letters or digits) before uploading its file")
+    path = catalog_dir(runs_dir) / UPLOADS_FOLDER / f"{stem}{UPLOAD_SUFFIXES[kind]}"
+    if path.exists():
+        raise SourceError(f"an uploaded file named {path.name} exists already: pick another name")
+    write_bytes_atomic(path, data)
+    return path
+
+
 def register_checked(
     runs_dir: str | os.PathLike,
     form: SourceForm,
     roots: Sequence[Path],
     dataset: SegmentationDataset | None = None,
+    upload: bytes | None = None,
 ) -> tuple[CatalogEntry | None, list[str], list[str]]:
     """Validate a form, try the source on ``dataset`` (a forward pass on one image for model files; count,
     size and stem matching for folders) and register it when nothing is wrong.
 
-    Returns ``(entry or None, problems, facts)``: every problem found, and what the check learned.
+    ``upload``: the model file's bytes, stored in the catalog (the form's path is then ignored) and
+    deleted again when the source is not registered. Returns ``(entry or None, problems, facts)``:
+    every problem found, and what the check learned.
     """
+    stored = None
+    if upload is not None:
+        from seglab.sources.base import DEFAULT_LIMITS
+
+        try:
+            stored = save_upload(runs_dir, form.name, form.kind, upload, DEFAULT_LIMITS.max_file_bytes)
+        except SeglabError as error:
+            return None, [str(error)], []
+        form = replace(form, path=str(stored))
+    entry, problems, facts = _register_checked(runs_dir, form, roots, dataset)
+    if entry is None and stored is not None:
+        stored.unlink(missing_ok=True)
+    return entry, problems, facts
+
+
+def _register_checked(
+    runs_dir: str | os.PathLike, form: SourceForm, roots: Sequence[Path], dataset: SegmentationDataset | None
+) -> tuple[CatalogEntry | None, list[str], list[str]]:
     from seglab.sources.check import check_source
 
     existing = [entry.file.name.removesuffix(DESCRIPTION_SUFFIX) for entry in list_sources(runs_dir, roots)]
