@@ -171,7 +171,8 @@ def main() -> None:
     for row in rows:
         print(row.line())
     failed = [row.what for row in rows if row.seconds is not None and row.target_s is not None and row.seconds >= row.target_s]
-    print(f"{len(failed)} of {sum(row.target_s is not None and row.seconds is not None for row in rows)} measurements miss their target"
+    measured = sum(row.target_s is not None and row.seconds is not None for row in rows)
+    print(f"{len(failed)} of {measured} measurements miss their target"
           + (": " + "; ".join(failed) if failed else ""))  # fmt: skip
 
 

@@ -79,7 +79,8 @@ def measure(config: TrainConfig, processes: int, folder: Path, warmup: int) -> d
 def report(title: str, results: list[dict]) -> None:
     base = results[0]["images_per_s"]
     print(f"\n{title}")
-    print(f"{'processes':>9}  {'images/s':>9}  {'speed-up':>8}  {'efficiency':>10}  {'steps':>5}  {'wall s':>6}  load 1-min (before -> after)")
+    columns = f"{'processes':>9}  {'images/s':>9}  {'speed-up':>8}  {'efficiency':>10}  {'steps':>5}  {'wall s':>6}"
+    print(f"{columns}  load 1-min (before -> after)")
     for result in results:
         speedup = result["images_per_s"] / base
         efficiency = speedup / (result["processes"] / results[0]["processes"])

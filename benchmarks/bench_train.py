@@ -108,7 +108,8 @@ def main() -> None:
         if ours.seconds_to_target and outcome.seconds_to_target:
             print(f"ratio {outcome.name} / seglab default: {outcome.seconds_to_target / ours.seconds_to_target:.2f}x")
         elif ours.seconds_to_target:
-            print(f"ratio {outcome.name} / seglab default: > {outcome.seconds / ours.seconds_to_target:.2f}x (baseline did not reach the target)")
+            ratio = outcome.seconds / ours.seconds_to_target
+            print(f"ratio {outcome.name} / seglab default: > {ratio:.2f}x (baseline did not reach the target)")
     print(f"load at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -3,17 +3,16 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays. Model forward passes go through :data:`INFERENCE`, so at most a
-few run at a time however many sessions ask (see :mod:`pages.warmup` for the torch thread cap).
+dataset fingerprints, never arrays. Every model forward pass seglab runs holds one of a few
+process-wide inference slots, evaluations and statistics are computed once for concurrent callers
+in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +22,7 @@ from pages.state import runs_dir, source_roots
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
+from seglab.concurrency import SharedComputations
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.errors import SourceError
@@ -49,22 +49,6 @@ from seglab.sources.mapped import MappedSource
 from seglab.stats import DatasetStats, compute_stats
 
 PathLike = str | os.PathLike[str]
-
-
-def _inference_slots() -> int:
-    """How many forward passes may run at once: one per two cores' worth of torch threads."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // (2 * max(1, cores // 2)))
-
-
-INFERENCE = threading.BoundedSemaphore(_inference_slots())
-
-
-@contextmanager
-def inference() -> Iterator[None]:
-    """Hold one of the process-wide inference slots while a model runs."""
-    with INFERENCE:
-        yield
 
 
 def spec_key(spec: DataSpec) -> str:
@@ -213,11 +197,10 @@ def _source(choice: str, version: str, key: str) -> MappedSource:
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating on the split (cached on disk afterwards)...")
 def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
-    with inference():
-        if is_registered(choice):
-            mapped = _source(choice, version, key)
-            return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
-        return evaluate_checkpoint(choice, _dataset(key))
+    if is_registered(choice):
+        mapped = _source(choice, version, key)
+        return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
+    return evaluate_checkpoint(choice, _dataset(key))
 
 
 def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:
@@ -244,11 +227,9 @@ def _upload_prediction(choice: str, version: str, key: str, data: bytes, max_pix
         mapped = _source(choice, version, key)
         if not mapped.source.can_predict_images:
             raise SourceError(f"{mapped.source.name} is a folder of predictions: it cannot predict a new image")
-        with inference():
-            return image, mapped.predict(None, image), _dataset(key).label_map
+        return image, mapped.predict(None, image), _dataset(key).label_map
     checkpoint, model = _checkpoint(choice, int(version))
-    with inference():
-        return image, predict(model, image), checkpoint.label_map
+    return image, predict(model, image), checkpoint.label_map
 
 
 def upload_prediction(choice: PathLike, spec: DataSpec, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
@@ -276,14 +257,12 @@ def _loss_inputs(choice: str, version: str, key: str, sample_ids: tuple[str, ...
     samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
     if is_registered(choice):
         mapped = _source(choice, version, key)
-        with inference():
-            pairs = zip(sample_ids, samples, strict=True)
-            logits = [mapped.log_probabilities(sample_id, image) for sample_id, (image, _) in pairs]
+        pairs = zip(sample_ids, samples, strict=True)
+        logits = [mapped.log_probabilities(sample_id, image) for sample_id, (image, _) in pairs]
     else:
         checkpoint, model = _checkpoint(choice, int(version))
         check_compatible(checkpoint, data.label_map)
-        with inference():
-            logits = [predict_logits(model, image).numpy() for image, _ in samples]
+        logits = [predict_logits(model, image).numpy() for image, _ in samples]
     return [image for image, _ in samples], [mask for _, mask in samples], logits
 
 
@@ -299,11 +278,9 @@ def _image_probabilities(choice: str, version: str, key: str, index: int) -> Any
     image = data.load(index)[0]
     if is_registered(choice):
         mapped = _source(choice, version, key)
-        with inference():
-            return mapped.predict(data.ids[index], image)
+        return mapped.predict(data.ids[index], image)
     model = _checkpoint(choice, int(version))[1]
-    with inference():
-        return predict(model, image, return_probabilities=True)
+    return predict(model, image, return_probabilities=True)
 
 
 def image_probabilities(choice: PathLike, spec: DataSpec, index: int) -> Any:
@@ -311,39 +288,10 @@ def image_probabilities(choice: PathLike, spec: DataSpec, index: int) -> Any:
     return _image_probabilities(*_version(choice), spec_key(spec), int(index))
 
 
-# -- label quality: a store with a progress bar, one computation per key across sessions ----------------
-class _ReportStore:
-    """The latest label-quality reports, shared by every session: a lock for the dict and one per key, so
-    concurrent sessions asking for the same report wait for one computation instead of repeating it."""
-
-    def __init__(self, capacity: int = 4) -> None:
-        self.capacity = capacity
-        self.reports: dict[tuple, LabelQualityReport] = {}
-        self.key_locks: dict[tuple, threading.Lock] = {}
-        self.lock = threading.Lock()
-
-    def get_or_compute(self, key: tuple, compute: Callable[[], LabelQualityReport]) -> LabelQualityReport:
-        with self.lock:
-            if key in self.reports:
-                return self.reports[key]
-            key_lock = self.key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # held while computing: another key (another split) need not wait
-            with self.lock:
-                if key in self.reports:
-                    return self.reports[key]
-            report = compute()
-            with self.lock:
-                self.reports[key] = report
-                while len(self.reports) > self.capacity:
-                    evicted = next(iter(self.reports))
-                    self.reports.pop(evicted)
-                    self.key_locks.pop(evicted, None)
-        return report
-
-
+# -- label quality: with a progress bar, so not st.cache_*; one computation per key across sessions ---------
 @st.cache_resource(show_spinner=False)
-def _label_quality_store() -> _ReportStore:
-    return _ReportStore()
+def _label_quality_store() -> SharedComputations[LabelQualityReport]:
+    return SharedComputations(capacity=4)
 
 
 def label_quality(
@@ -361,10 +309,9 @@ def label_quality(
         else:
             checkpoint, predictor = _checkpoint(choice_str, int(version))
             check_compatible(checkpoint, data.label_map)
-        with inference():
-            return score_dataset(predictor, data, band=int(band), progress=progress)
+        return score_dataset(predictor, data, band=int(band), progress=progress)
 
-    return _label_quality_store().get_or_compute((choice_str, version, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get((choice_str, version, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")

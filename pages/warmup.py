@@ -1,30 +1,29 @@
-"""Import everything the pages need once, before any page runs, and cap torch's threads.
+"""Import everything the pages need once, before any page runs, and cap torch's threads (seglab.concurrency).
 
 app.py imports this module first. Python's import lock for this module makes every other session
 wait here until the first one has imported torch, pandas, plotly, OpenCV and every seglab module a
 page uses, so concurrent script threads never see a half-imported module (issue 10: "partially
 initialized module 'pandas'"). The list of modules is read from the pages' own import statements,
-so it stays complete as pages change.
+so it stays complete as pages change, plus every seglab module (the library imports some lazily,
+inside functions, and two sessions importing those at once could meet each other's half-done work).
 """
 
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
-import os
+import pkgutil
 from pathlib import Path
 
-import torch
+import seglab
+from seglab.concurrency import configure_torch_threads
 
 PAGES_DIR = Path(__file__).resolve().parent
 EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
-
-
-def torch_threads() -> int:
-    """Intra-op threads for the server: half the cores (``$SEGLAB_TORCH_THREADS`` overrides), so one
-    forward pass cannot starve the Streamlit server and the other sessions of CPU."""
-    configured = os.environ.get("SEGLAB_TORCH_THREADS", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else max(1, (os.cpu_count() or 1) // 2)
+# Command-line entry points: never used by the app (``seglab.__main__`` would even run the CLI).
+ENTRY_POINTS = frozenset({"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli",
+                          "seglab.sources.worker"})
 
 
 def page_imports(folder: Path = PAGES_DIR) -> list[str]:
@@ -41,10 +40,16 @@ def page_imports(folder: Path = PAGES_DIR) -> list[str]:
     return sorted(modules - {"pages.warmup"})
 
 
+def library_modules() -> list[str]:
+    """Every seglab module but the command-line entry points, in a stable order."""
+    found = pkgutil.walk_packages(seglab.__path__, "seglab.")
+    return sorted(module.name for module in found if module.name not in ENTRY_POINTS and "__main__" not in module.name)
+
+
 def warm_up() -> list[str]:
-    """Import the pages' modules (skipping optional ones that are absent); returns those imported."""
+    """Import the pages' and the library's modules (skipping optional absent ones); returns those imported."""
     imported = []
-    for name in dict.fromkeys((*EXTRA_MODULES, *page_imports())):
+    for name in dict.fromkeys((*EXTRA_MODULES, *page_imports(), *library_modules())):
         if name.startswith("pages.") and not (PAGES_DIR / f"{name.split('.')[1]}.py").is_file():
             continue
         try:
@@ -55,5 +60,9 @@ def warm_up() -> list[str]:
     return imported
 
 
-torch.set_num_threads(torch_threads())
+TORCH_THREADS = configure_torch_threads()  # before any session runs a model ($SEGLAB_TORCH_THREADS overrides)
 WARMED = warm_up()
+# Streamlit runs a full garbage collection after every script run, holding the GIL while it walks every
+# object: ~0.2 s with torch, pandas and plotly loaded, repeated for each session's every rerun. Moving the
+# objects alive now (modules, never freed) out of the collector's reach makes each of those ~free.
+gc.freeze()

@@ -81,16 +81,16 @@ _TRAIN_SKIP = {"data"}
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (defaults shown), plus --config/--out/--resume."""
-    from dataclasses import MISSING, fields
+    from dataclasses import fields
 
-    from seglab.config import TrainConfig
+    from seglab.config import TrainConfig, field_default
 
     help_texts = TrainConfig.option_help()
     group = parser.add_argument_group("training options (defaults: the fast CPU demo)")
     for item in fields(TrainConfig):
         if item.name in _TRAIN_SKIP:
             continue
-        default = item.default if item.default is not MISSING else item.default_factory()  # type: ignore[misc]
+        default = field_default(item)
         flag = "--" + item.name.replace("_", "-")
         text = f"{help_texts.get(item.name, '')} (default: {default})"
         if item.name == "model_options":

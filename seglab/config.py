@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,58 +27,95 @@ class TrainConfig:
     """A training run. Defaults are the fast CPU demo on the built-in Shapes data ("quick run")."""
 
     # -- data ------------------------------------------------------------------------------------
-    data: DataSpec = field(default_factory=DataSpec)  # training data (its split is the training split)
-    val_split: str = "val"  # split evaluated during training; best.pt is chosen on it
-    crop_size: int = 96  # random crop side for training (pixels); 0 = no crop (full images)
-    scale_min: float = 0.75  # random scale range (DeepLab: scale -> crop -> flip)
-    scale_max: float = 1.25  # upper end of the random scale range
-    hflip: float = 0.5  # probability of a horizontal flip
-    vflip: float = 0.0  # probability of a vertical flip
-    color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter, 0 = off
+    data: DataSpec = field(
+        default_factory=DataSpec, metadata={"help": "training data (its split is the training split)"}
+    )
+    val_split: str = field(default="val", metadata={"help": "split evaluated during training; best.pt is chosen on it"})
+    crop_size: int = field(
+        default=96, metadata={"help": "random crop side for training (pixels); 0 = no crop (full images)"}
+    )
+    scale_min: float = field(default=0.75, metadata={"help": "random scale range (DeepLab: scale -> crop -> flip)"})
+    scale_max: float = field(default=1.25, metadata={"help": "upper end of the random scale range"})
+    hflip: float = field(default=0.5, metadata={"help": "probability of a horizontal flip"})
+    vflip: float = field(default=0.0, metadata={"help": "probability of a vertical flip"})
+    color_jitter: float = field(
+        default=0.0, metadata={"help": "strength of brightness/contrast/saturation jitter, 0 = off"}
+    )
     # -- model -----------------------------------------------------------------------------------
-    model: str = "tiny_unet"  # see `seglab models` / seglab.models.available_models()
-    model_options: dict[str, Any] = field(default_factory=dict)  # extra keyword options of the model
+    model: str = field(default="tiny_unet", metadata={"help": "see `seglab models` / seglab.models.available_models()"})
+    model_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword options of the model"})
     # -- loss ------------------------------------------------------------------------------------
-    loss: str = "ce+dice"  # e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)
-    class_weights: str = "none"  # none | inverse | median: weights from the training split's statistics
-    top_k_percent_pixels: float = 0.25  # hard pixel mining (hard_ce): share of pixels kept at the end
-    hard_example_mining_step: int = 0  # steps over which mining goes from all pixels to the top k
-    focal_gamma: float = 2.0  # focal loss focusing parameter
-    aux_weight: float = 0.4  # weight of the auxiliary (deep supervision) head's loss
+    loss: str = field(
+        default="ce+dice", metadata={"help": "e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)"}
+    )
+    class_weights: str = field(
+        default="none", metadata={"help": "none | inverse | median: weights from the training split's statistics"}
+    )
+    top_k_percent_pixels: float = field(
+        default=0.25, metadata={"help": "hard pixel mining (hard_ce): share of pixels kept at the end"}
+    )
+    hard_example_mining_step: int = field(
+        default=0, metadata={"help": "steps over which mining goes from all pixels to the top k"}
+    )
+    focal_gamma: float = field(default=2.0, metadata={"help": "focal loss focusing parameter"})
+    aux_weight: float = field(default=0.4, metadata={"help": "weight of the auxiliary (deep supervision) head's loss"})
     # -- optimiser -------------------------------------------------------------------------------
-    optimizer: str = "adamw"  # sgd | adam | adamw
-    lr: float = 3e-3  # base learning rate
-    momentum: float = 0.9  # SGD momentum
-    nesterov: bool = False  # SGD Nesterov momentum
-    weight_decay: float = 1e-4  # not applied to biases and normalisation layers
-    encoder_lr_mult: float = 1.0  # backbone/encoder learning-rate multiplier (CSAIL: separate encoder LR)
-    last_layer_lr_mult: float = 1.0  # DeepLab's last-layer gradient multiplier (e.g. 10 when fine-tuning)
+    optimizer: str = field(default="adamw", metadata={"help": "sgd | adam | adamw"})
+    lr: float = field(default=3e-3, metadata={"help": "base learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    nesterov: bool = field(default=False, metadata={"help": "SGD Nesterov momentum"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "not applied to biases and normalisation layers"})
+    encoder_lr_mult: float = field(
+        default=1.0, metadata={"help": "backbone/encoder learning-rate multiplier (CSAIL: separate encoder LR)"}
+    )
+    last_layer_lr_mult: float = field(
+        default=1.0, metadata={"help": "DeepLab's last-layer gradient multiplier (e.g. 10 when fine-tuning)"}
+    )
     # -- schedule --------------------------------------------------------------------------------
-    schedule: str = "poly"  # poly | cosine | step | constant
-    power: float = 0.9  # poly exponent
-    warmup_steps: int = 0  # linear warmup steps
-    slow_start_steps: int = 0  # DeepLab's slow start: steps at slow_start_lr before the schedule
-    slow_start_lr: float = 1e-4  # learning rate during the slow start
-    step_size: int = 1000  # step schedule: decay every step_size steps
-    gamma: float = 0.1  # step schedule: decay factor
-    min_lr: float = 0.0  # floor of poly/cosine
+    schedule: str = field(default="poly", metadata={"help": "poly | cosine | step | constant"})
+    power: float = field(default=0.9, metadata={"help": "poly exponent"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps"})
+    slow_start_steps: int = field(
+        default=0, metadata={"help": "DeepLab's slow start: steps at slow_start_lr before the schedule"}
+    )
+    slow_start_lr: float = field(default=1e-4, metadata={"help": "learning rate during the slow start"})
+    step_size: int = field(default=1000, metadata={"help": "step schedule: decay every step_size steps"})
+    gamma: float = field(default=0.1, metadata={"help": "step schedule: decay factor"})
+    min_lr: float = field(default=0.0, metadata={"help": "floor of poly/cosine"})
     # -- loop ------------------------------------------------------------------------------------
-    epochs: int = 30  # upper bound on epochs
-    time_budget_s: float | None = None  # stop after this many seconds of training (schedule follows time)
-    batch_size: int = 16  # images per training step and process (torchrun: global batch = N x this)
-    eval_every: int = 1  # evaluate every N epochs (and always at the end)
-    log_every: int = 10  # write a step event every N steps
-    grad_clip: float | None = None  # clip the global gradient norm to this value
-    seed: int = 0  # seeds weights, shuffling and augmentation, so a run can be repeated
-    num_workers: int = 0  # DataLoader workers (0 = load in the training process)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # mixed precision, only on CUDA
-    amp_dtype: str = "bfloat16"  # bfloat16 | float16: autocast type on CUDA (float16 adds loss scaling)
-    channels_last: bool = True  # channels_last memory format (faster convolutions on CUDA and CPU)
-    threads: int = 0  # torch CPU threads, 0 = torch's default
-    sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes (SyncBatchNorm)
-    best_metric: str = "miou"  # metric that picks best.pt (any key of SegmentationMetrics.to_dict())
-    preview_images: int = 4  # validation images whose predictions are saved at every evaluation
+    epochs: int = field(default=30, metadata={"help": "upper bound on epochs"})
+    time_budget_s: float | None = field(
+        default=None, metadata={"help": "stop after this many seconds of training (schedule follows time)"}
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "images per training step and process (torchrun: global batch = N x this)"}
+    )
+    eval_every: int = field(default=1, metadata={"help": "evaluate every N epochs (and always at the end)"})
+    log_every: int = field(default=10, metadata={"help": "write a step event every N steps"})
+    grad_clip: float | None = field(default=None, metadata={"help": "clip the global gradient norm to this value"})
+    seed: int = field(
+        default=0, metadata={"help": "seeds weights, shuffling and augmentation, so a run can be repeated"}
+    )
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers (0 = load in the training process)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    amp: bool = field(default=True, metadata={"help": "mixed precision, only on CUDA"})
+    amp_dtype: str = field(
+        default="bfloat16", metadata={"help": "bfloat16 | float16: autocast type on CUDA (float16 adds loss scaling)"}
+    )
+    channels_last: bool = field(
+        default=True, metadata={"help": "channels_last memory format (faster convolutions on CUDA and CPU)"}
+    )
+    threads: int = field(default=0, metadata={"help": "torch CPU threads, 0 = torch's default"})
+    sync_bn: bool = field(
+        default=False,
+        metadata={"help": "under torchrun on GPUs: BatchNorm statistics over all processes (SyncBatchNorm)"},
+    )
+    best_metric: str = field(
+        default="miou", metadata={"help": "metric that picks best.pt (any key of SegmentationMetrics.to_dict())"}
+    )
+    preview_images: int = field(
+        default=4, metadata={"help": "validation images whose predictions are saved at every evaluation"}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -116,7 +153,10 @@ class TrainConfig:
             (self.warmup_steps >= 0 and self.slow_start_steps >= 0, "warmup_steps and slow_start_steps must be >= 0"),
             (self.step_size >= 1, "step_size must be >= 1"),
             (math.isfinite(self.lr), "lr must be a finite number"),
-            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
+            ),
             (self.schedule in SCHEDULES, f"schedule name must be one of {', '.join(SCHEDULES)}"),
             (
                 self.best_metric in BEST_METRICS,
@@ -130,7 +170,7 @@ class TrainConfig:
     def _check_types(self) -> None:
         # A hand-edited config.json can hold "epochs": "ten"; name the option instead of a TypeError.
         for item in fields(self):
-            value, default = getattr(self, item.name), _default_of(item)
+            value, default = getattr(self, item.name), field_default(item)
             if isinstance(default, bool) or isinstance(value, bool):
                 valid = isinstance(value, bool) and isinstance(default, bool)
             elif isinstance(default, int):
@@ -149,11 +189,12 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild a config from ``to_dict()`` output or a subset of its keys (missing keys take defaults)."""
         if not isinstance(data, dict):
             raise ConfigError(
-                f"training options must be a JSON object of option names and values, got {type(data).__name__} {data!r:.60}"
+                "training options must be a JSON object of option names and values, "
+                f"got {type(data).__name__} {data!r:.60}"
             )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -168,7 +209,7 @@ class TrainConfig:
             raise ConfigError(f"invalid training options: {error}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """Read a config JSON file (as written in a run folder, or a subset of its keys)."""
         path = Path(path)
         try:
@@ -180,28 +221,11 @@ class TrainConfig:
 
     @classmethod
     def option_help(cls) -> dict[str, str]:
-        """Each field's trailing comment, for ``--help`` and the app's tooltips."""
-        return dict(_FIELD_HELP)
+        """Each option's help text (its field's ``metadata["help"]``), for ``--help`` and the app's tooltips."""
+        return {item.name: item.metadata.get("help", "") for item in fields(cls)}
 
 
-def _default_of(item: Any) -> Any:
-    return item.default if item.default is not MISSING else item.default_factory()
-
-
-def _read_field_comments() -> dict[str, str]:
-    import inspect
-    import re
-
-    comments: dict[str, str] = {}
-    try:
-        source = inspect.getsource(TrainConfig)
-    except (OSError, TypeError):  # e.g. running from a zip without sources: no help texts
-        return comments
-    for line in source.splitlines():
-        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
-        if match:
-            comments[match.group(1)] = match.group(2).strip()
-    return comments
-
-
-_FIELD_HELP = _read_field_comments()
+def field_default(item: Field[Any]) -> Any:
+    """The default value of a dataclass field (calling its ``default_factory`` if it has one)."""
+    factory: Any = item.default_factory  # MISSING when the field has a plain default
+    return item.default if factory is MISSING else factory()

@@ -122,7 +122,7 @@ class TrainingCurves:
 
     def _add_step(self, event: Mapping[str, Any]) -> None:
         step = event.get("step")
-        terms = event.get("terms") if isinstance(event.get("terms"), Mapping) else {}
+        terms = event["terms"] if isinstance(event.get("terms"), Mapping) else {}
         total = event.get("loss", terms.get("total"))
         self.losses.setdefault("total", Curve()).append(step, total)
         for name, value in terms.items():
@@ -133,7 +133,7 @@ class TrainingCurves:
         self.grad_norm.append(step, event.get("grad_norm"))
 
     def _add_eval(self, event: Mapping[str, Any]) -> None:
-        metrics = event.get("metrics") if isinstance(event.get("metrics"), Mapping) else {}
+        metrics = event["metrics"] if isinstance(event.get("metrics"), Mapping) else {}
         for name in METRIC_LABELS:
             self.metrics.setdefault(name, Curve()).append(event.get("step"), metrics.get(name))
         if event.get("best") is True and _number(event.get("step")) is not None:

@@ -101,7 +101,8 @@ def setup(device: torch.device) -> World:
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"torchrun started local rank {local_rank} but this node has {torch.cuda.device_count()} CUDA device(s); "
+                f"torchrun started local rank {local_rank} but this node has "
+                f"{torch.cuda.device_count()} CUDA device(s); "
                 "use --nproc-per-node at most the number of GPUs"
             )
         gpu = torch.device("cuda", local_rank)

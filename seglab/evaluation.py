@@ -23,6 +23,7 @@ import numpy as np
 
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
+from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused, so older cached scores of them are dropped
 _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
+# Sessions asking for the same evaluation at once (a class opening Inspect) share one; later ones read the disk cache.
+SHARED_EVALUATIONS: SharedComputations[DatasetEvaluation] = SharedComputations()
 
 
 @dataclass(frozen=True)
@@ -171,17 +174,24 @@ def _through_cache(
     progress: ProgressCallback | None,
     evaluate: Callable[[], DatasetEvaluation],
 ) -> DatasetEvaluation:
-    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all)."""
-    if path is not None:
+    """The cached evaluation at ``path``, else ``evaluate()`` written there (``path`` None: no cache at all).
+
+    Concurrent callers of one ``path`` share one computation (:data:`SHARED_EVALUATIONS`).
+    """
+    if path is None:
+        return evaluate()
+
+    def cached_or_evaluated() -> DatasetEvaluation:
         cached = load_evaluation(path, dataset)
         if cached is not None:
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    result = evaluate()
-    if path is not None:
+        result = evaluate()
         write_cache("evaluation", path, lambda: save_evaluation(result, path))
-    return result
+        return result
+
+    return SHARED_EVALUATIONS.get(str(path), cached_or_evaluated)
 
 
 def _evaluate(

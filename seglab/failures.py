@@ -70,7 +70,8 @@ class ClassConfusion:
 
     def sentence(self) -> str:
         """E.g. ``"312 px of car predicted as road (14% of car)"``."""
-        return f"{self.pixels:,} px of {self.gt_name} predicted as {self.pred_name} ({self.share_of_gt:.0%} of {self.gt_name})"
+        share = f"{self.share_of_gt:.0%} of {self.gt_name}"
+        return f"{self.pixels:,} px of {self.gt_name} predicted as {self.pred_name} ({share})"
 
 
 def top_confusions(confusion: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[ClassConfusion]:
@@ -170,7 +171,7 @@ def image_class_table(result: ImageResult, class_names: Sequence[str]) -> list[d
     off_diagonal = confusion.copy()
     np.fill_diagonal(off_diagonal, 0)
     rows = []
-    for class_id in np.flatnonzero(~np.isnan(result.iou)):
+    for class_id in np.flatnonzero(~np.isnan(result.iou)).tolist():
         lost_to = int(off_diagonal[class_id].argmax())
         lost = int(off_diagonal[class_id, lost_to])
         rows.append({

@@ -116,7 +116,7 @@ def table_choice(ids: Sequence[str], clicked_rows: Sequence[int], seen_rows: Seq
     clicked = list(clicked_rows)
     if clicked and list(seen_rows or []) != clicked and 0 <= clicked[0] < len(ids):
         return ids[clicked[0]]
-    return current if current in ids else ids[0]
+    return current if current is not None and current in ids else ids[0]
 
 
 def sample_caption(stats: DatasetStats, index: int, sort_by: str = "index", class_id: int | None = None) -> str:

@@ -70,7 +70,8 @@ def _check_pair(probabilities: np.ndarray, labels: np.ndarray, ignore_index: int
     """Validate ``(K, H, W)`` probabilities against ``(H, W)`` labels; return the scored-pixel mask."""
     if probabilities.ndim != 3 or labels.ndim != 2 or probabilities.shape[1:] != labels.shape:
         raise LabelError(
-            f"probabilities must be (K, H, W) and labels (H, W) of the same size, got {probabilities.shape} and {labels.shape}"
+            "probabilities must be (K, H, W) and labels (H, W) of the same size, "
+            f"got {probabilities.shape} and {labels.shape}"
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise LabelError(f"labels must hold integer class ids, got dtype {labels.dtype}")
@@ -198,13 +199,17 @@ class ObjectQuality:
     ranked: bool  # large enough (min_pixels) to take part in rankings
 
     def sentence(self, class_names: Sequence[str]) -> str:
-        """One line for a person, e.g. ``object #3: labelled ring, model says circle with 0.97 confidence over 88% of its pixels``."""
+        """One line for a person.
+
+        E.g. ``object #3: labelled ring, model says circle with 0.97 confidence over 88% of its pixels``.
+        """
         head = f"object #{self.object_id}: labelled {class_names[self.class_id]}"
         if self.suggested_class is not None and self.disagreement >= 0.05:
             return (f"{head}, model says {class_names[self.suggested_class]} with {self.suggested_confidence:.2f} "
                     f"confidence over {self.disagreement:.0%} of its pixels (score {self.score:.2f})")  # fmt: skip
         if self.boundary_disagreement >= 0.2:
-            return f"{head}: the model disagrees with {self.boundary_disagreement:.0%} of its outline band (score {self.score:.2f})"
+            outline = f"{self.boundary_disagreement:.0%} of its outline band"
+            return f"{head}: the model disagrees with {outline} (score {self.score:.2f})"
         return f"{head}, mean p({class_names[self.class_id]}) {self.self_confidence:.2f} (score {self.score:.2f})"
 
 
@@ -303,10 +308,11 @@ def score_image(
     objects = []
     for object_id in range(1, count):
         suggested = int(joint[object_id].argmax()) if disagreeing[object_id] else None
+        x0, y0, x1, y1 = (int(v) for v in boxes[object_id])
         objects.append(
             ObjectQuality(
                 image_index=index, sample_id=sample_id, object_id=object_id, class_id=int(classes[object_id]),
-                pixels=int(size[object_id]), bbox=tuple(int(v) for v in boxes[object_id]),
+                pixels=int(size[object_id]), bbox=(x0, y0, x1, y1),
                 score=float(score[object_id]), self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
                 disagreement=float(disagreeing[object_id] / max(size[object_id], 1)), suggested_class=suggested,
                 suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested]) if suggested is not None else float("nan"),
@@ -414,9 +420,10 @@ def score_dataset(
         image = dataset.load(index)[0]
         if isinstance(model, MappedSource):
             probabilities = model.predict(dataset.ids[index], image).probabilities
-            assert probabilities is not None  # has_probabilities was checked above
-            return probabilities
-        return predict(model, image, return_probabilities=True).probabilities
+        else:
+            probabilities = predict(model, image, return_probabilities=True).probabilities
+        assert probabilities is not None  # asked for; a MappedSource's has_probabilities was checked above
+        return probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)

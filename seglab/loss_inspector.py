@@ -102,7 +102,7 @@ class LossBreakdown:
         """``(names of the classes present, {"pixels": pixel shares, series: loss shares})`` for a grouped bar chart."""
         present = np.flatnonzero(self.per_class_pixels)
         shares = {"pixels": self.pixel_share[present]} | {name: self.per_class_loss_share[name][present] for name in self.series}
-        return [class_names[class_id] for class_id in present], shares
+        return [class_names[class_id] for class_id in present.tolist()], shares
 
     def rarest_class_sentence(self, class_names: Sequence[str]) -> str:
         """How much of each loss the batch's rarest class carries compared with its share of pixels."""
@@ -111,13 +111,15 @@ class LossBreakdown:
             return "No labelled pixels in these images."
         rarest = int(present[np.argmin(self.per_class_pixels[present])])
         shares = ", ".join(f"{self.per_class_loss_share[name][rarest]:.1%} of {name}" for name in self.series)
-        return (f"{class_names[rarest]}, the rarest class in these images, has {self.pixel_share[rarest]:.1%} of the labelled "
-                f"pixels and carries {shares}.")  # fmt: skip
+        return (
+            f"{class_names[rarest]}, the rarest class in these images, "
+            f"has {self.pixel_share[rarest]:.1%} of the labelled pixels and carries {shares}."
+        )
 
     def class_rows(self, class_names: Sequence[str]) -> list[dict[str, Any]]:
         """One row per class present in the batch: pixels, pixel share, and each loss's share."""
         rows = []
-        for class_id in np.flatnonzero(self.per_class_pixels):
+        for class_id in np.flatnonzero(self.per_class_pixels).tolist():
             row = {"class": class_names[class_id], "pixels": int(self.per_class_pixels[class_id]),
                    "share of pixels": float(self.pixel_share[class_id])}  # fmt: skip
             if self.class_weights is not None:
@@ -147,7 +149,8 @@ def _stack(logits: Any, target: Any, ignore_index: int) -> tuple[torch.Tensor, t
         if target_tensor.ndim != 3 or target_tensor.shape[0] != logits_tensor.shape[0] or target_tensor.shape[1:] != logits_tensor.shape[2:]:
             raise ConfigError(f"logits {tuple(logits_tensor.shape)} and target {tuple(target_tensor.shape)} do not match: "
                               "expected (N, K, H, W) and (N, H, W)")  # fmt: skip
-        return logits_tensor, target_tensor, [tuple(target_tensor.shape[1:])] * target_tensor.shape[0]
+        size = (target_tensor.shape[1], target_tensor.shape[2])
+        return logits_tensor, target_tensor, [size] * target_tensor.shape[0]
     logits_list = [_as_tensor(item, torch.float32) for item in logits]
     target_list = [_as_tensor(item, torch.int64) for item in target]
     if not logits_list or len(logits_list) != len(target_list):
@@ -155,7 +158,7 @@ def _stack(logits: Any, target: Any, ignore_index: int) -> tuple[torch.Tensor, t
     for item, mask in zip(logits_list, target_list):
         if item.ndim != 3 or mask.ndim != 2 or tuple(item.shape[1:]) != tuple(mask.shape):
             raise ConfigError(f"logits {tuple(item.shape)} and target {tuple(mask.shape)} do not match: expected (K, H, W) and (H, W)")
-    sizes = [tuple(mask.shape) for mask in target_list]
+    sizes = [(mask.shape[0], mask.shape[1]) for mask in target_list]
     height, width = max(size[0] for size in sizes), max(size[1] for size in sizes)
     stacked_logits = torch.zeros((len(sizes), logits_list[0].shape[0], height, width))
     stacked_target = torch.full((len(sizes), height, width), ignore_index, dtype=torch.int64)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +105,8 @@ def available_losses() -> list[str]:
 class CrossEntropyLoss(nn.Module):
     """Weighted mean CE like ``F.cross_entropy``: ``sum(w_y * nll) / sum(w_y)`` over valid pixels."""
 
+    class_weights: torch.Tensor | None  # a buffer: follows the module's device
+
     def __init__(self, ignore_index: int = 255, class_weights: ClassWeights | None = None):
         super().__init__()
         self.ignore_index = ignore_index
@@ -120,6 +123,8 @@ class HardPixelCrossEntropy(nn.Module):
     loss = sum(kept weighted losses) / count(kept losses != 0); see
     :func:`seglab.loss_functions.hard_pixel_cross_entropy` for why k counts valid pixels only.
     """
+
+    class_weights: torch.Tensor | None  # a buffer: follows the module's device
 
     def __init__(
         self,
@@ -160,6 +165,8 @@ class FocalLoss(nn.Module):
     The normaliser matches weighted CE, so ``gamma=0`` is exactly :class:`CrossEntropyLoss` with
     ``class_weights=alpha`` (per-class weights; None = 1 for every class).
     """
+
+    alpha: torch.Tensor | None  # a buffer: follows the module's device
 
     def __init__(self, gamma: float = 2.0, alpha: ClassWeights | None = None, ignore_index: int = 255):
         super().__init__()
@@ -266,7 +273,7 @@ class SegmentationCriterion(nn.Module):
         self.losses = nn.ModuleList(module for _, module, _ in terms)
         self.aux_weight = aux_weight
         if ignore_index is None:
-            found = {module.ignore_index for module in self.losses if hasattr(module, "ignore_index")}
+            found = {cast(int, module.ignore_index) for module in self.losses if hasattr(module, "ignore_index")}
             ignore_index = found.pop() if len(found) == 1 else None
         self.ignore_index = ignore_index
 
@@ -274,13 +281,13 @@ class SegmentationCriterion(nn.Module):
         """Forward the training step to terms with a schedule (hard pixel mining)."""
         for module in self.losses:
             if hasattr(module, "set_step"):
-                module.set_step(step)
+                cast(Any, module).set_step(step)
 
     def _term_values(self, logits: LogitsOutput, target: torch.Tensor) -> list[torch.Tensor]:
         scales = [logits] if isinstance(logits, torch.Tensor) else list(logits)
         values: list[torch.Tensor] = []
         for logits_at_scale in scales:
-            scaled_target = _resize_target(target, tuple(logits_at_scale.shape[2:]))
+            scaled_target = _resize_target(target, (logits_at_scale.shape[-2], logits_at_scale.shape[-1]))
             scale_values = [loss(logits_at_scale, scaled_target) for loss in self.losses]
             values = [a + b for a, b in zip(values, scale_values)] if values else scale_values
         return values
@@ -295,21 +302,26 @@ class SegmentationCriterion(nn.Module):
         if self.ignore_index is not None:
             check_target_values(target, first.shape[1], self.ignore_index)
         values = self._term_values(main, target)
-        total = sum(weight * value for weight, value in zip(self.weights, values))
+        total = _weighted_sum(self.weights, values)
         aux = torch.zeros((), device=first.device)
         if outputs.get("aux") is not None:
             aux_values = self._term_values(outputs["aux"], target)
-            aux = sum(weight * value for weight, value in zip(self.weights, aux_values))
+            aux = _weighted_sum(self.weights, aux_values)
             total = total + self.aux_weight * aux
         logged = torch.stack([value.detach() for value in [*values, aux, total]]).tolist()  # one sync
         return total, dict(zip([*self.names, "aux", "total"], logged))
+
+
+def _weighted_sum(weights: Sequence[float], values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum(w * v)`` over the loss terms, as a tensor (the builtin ``sum`` starts from the int 0)."""
+    return cast(torch.Tensor, sum(weight * value for weight, value in zip(weights, values)))
 
 
 def _parse_spec(spec: str) -> list[tuple[float, str]]:
     """``"ce+0.5*dice"`` -> ``[(1.0, "ce"), (0.5, "dice")]`` with canonical names."""
     term_pattern = re.compile(r"^(?:(?P<weight>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*\*\s*)?(?P<name>[a-z_]+)$")
     valid_names = ", ".join(sorted(_ALIASES))
-    parsed = []
+    parsed: list[tuple[float, str]] = []
     for part in spec.lower().split("+"):
         match = term_pattern.match(part.strip())
         if match is None:

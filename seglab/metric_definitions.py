@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -144,6 +144,10 @@ def _divide(numerator: Any, denominator: Any) -> np.ndarray:
     return out
 
 
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: None = None) -> float: ...
+@overload
+def _mean(values: np.ndarray, mask: np.ndarray | None = None, *, axis: int) -> np.ndarray: ...
 def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: int | None = None) -> np.ndarray | float:
     """Mean of ``values`` where ``mask`` (default: not NaN); NaN when nothing is selected."""
     mask = ~np.isnan(values) if mask is None else mask & ~np.isnan(values)
@@ -206,7 +210,10 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "mIoU, dataset-level, absent classes = 0", float(np.nan_to_num(iou, nan=0.0).mean()),
             "Σ_c IoU_c / K over all K classes, IoU = 0 for a class in neither GT nor prediction",
             "CSAIL semantic-segmentation-pytorch eval.py (I / (U + 1e-10), plain mean over classes)",
-            "Lower than the first row whenever a class is missing from the split: the model is penalised for data it never saw.",
+            (
+                "Lower than the first row whenever a class is missing from the split: "
+                "the model is penalised for data it never saw."
+            ),
             key="dataset_miou_absent_zero",
         ),
         DefinitionScore(
@@ -219,8 +226,14 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
         DefinitionScore(
             "micro IoU (dataset-level)", float(_divide(correct, correct + 2 * wrong)),
             "Σ_c TP / Σ_c (TP+FP+FN) = correct / (correct + 2 × wrong)",
-            "segmentation_models_pytorch iou_score(reduction='micro'); torchmetrics MulticlassJaccardIndex(average='micro')",
-            "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): a pixel-accuracy in disguise, blind to rare classes.",
+            (
+                "segmentation_models_pytorch iou_score(reduction='micro'); "
+                "torchmetrics MulticlassJaccardIndex(average='micro')"
+            ),
+            (
+                "Each wrong pixel is one FP and one FN, so this is acc / (2 − acc): "
+                "a pixel-accuracy in disguise, blind to rare classes."
+            ),
             key="micro_iou",
         ),
         DefinitionScore(
@@ -319,7 +332,7 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
         has_truth = support[:, class_id] > 0
         predicted_only = (union[:, class_id] > 0) & ~has_truth
         small, large = _halves(image_iou[has_truth, class_id], support[has_truth, class_id])
-        row = dict(
+        row: dict[str, Any] = dict(
             class_id=class_id, name=name, dataset_iou=float(dataset_iou[class_id]),
             imagewise_iou=_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
             images_predicted_only=int(predicted_only.sum()), images_scored=images,
@@ -352,7 +365,8 @@ def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int
     if images_with_class == 0:
         return f"never in the ground truth but predicted in {_images(images_predicted_only)}: IoU 0 in both views."
     rare = images_with_class <= RARE_IMAGE_SHARE * images_scored
-    where = f"present in {'only ' if rare else ''}{images_with_class}/{images_scored} images (~{mean_pixels_per_image:,.0f} px each)"
+    share = f"{'only ' if rare else ''}{images_with_class}/{images_scored}"
+    where = f"present in {share} images (~{mean_pixels_per_image:,.0f} px each)"
     images_averaged = images_with_class + images_predicted_only
     weighting = f"image-wise averaging weights each of those {images_averaged} images equally, dataset-level weights pixels"
     gap = imagewise_iou - dataset_iou

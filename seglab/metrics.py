@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ __all__ = [
     "per_image_metrics_from_confusion",
 ]
 
-LabelArray = Union[np.ndarray, torch.Tensor]
+LabelArray = np.ndarray | torch.Tensor
 
 # Below this many pixels a CPU update runs in the calling thread: thread start-up would dominate.
 _PARALLEL_MIN_PIXELS = 1 << 19
@@ -153,7 +153,7 @@ def _target_rows(target: torch.Tensor, num_classes: int, ignore_index: int | Non
     else:
         lowest, highest = min(0, ignore_index), max(num_classes - 1, ignore_index)
         ignore_row = ignore_index - lowest
-    if highest - lowest + 1 > _MAX_TARGET_ROWS:
+    if ignore_index is not None and highest - lowest + 1 > _MAX_TARGET_ROWS:
         # A far-away ignore index (65535, -100) would need that many empty rows: remap it to K.
         target = torch.where(target == ignore_index, num_classes, target.long())
         lowest, highest, ignore_row = 0, num_classes, num_classes

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -73,8 +73,9 @@ def _sections(model: nn.Module, names: dict[int, str]) -> dict[int, str]:
     """Map id(parameter) -> "encoder" | "decoder"; a plain module is all decoder."""
     if not (hasattr(model, "encoder_parameters") and hasattr(model, "decoder_parameters")):
         return {key: "decoder" for key in names}
-    encoder = {id(parameter) for parameter in model.encoder_parameters()}
-    decoder = {id(parameter) for parameter in model.decoder_parameters()}
+    # cast: nn.Module.__getattr__ types these optional hooks (models.base) as Tensor | Module.
+    encoder = {id(parameter) for parameter in cast(Any, model).encoder_parameters()}
+    decoder = {id(parameter) for parameter in cast(Any, model).decoder_parameters()}
     problems = {
         "in both encoder and decoder": encoder & decoder,
         "in neither encoder nor decoder": set(names) - encoder - decoder,
@@ -95,7 +96,7 @@ def _last_layer_ids(model: nn.Module, sections: dict[int, str]) -> set[int]:
     if not hasattr(model, "last_layer_parameter_names"):
         return set()
     by_name = dict(model.named_parameters(remove_duplicate=False))
-    names = list(model.last_layer_parameter_names())
+    names = list(cast(Any, model).last_layer_parameter_names())
     unknown = [name for name in names if name not in by_name]
     if unknown:
         raise ConfigError(
@@ -147,7 +148,7 @@ def build_param_groups(
         decay = decays[id(parameter)] or not no_decay_on_norm_and_bias
         buckets[f"{section}/{'decay' if decay else 'no_decay'}"].append(parameter)
 
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"params": params, "weight_decay": weight_decay if name.endswith("/decay") else 0.0,
          "lr_mult": lr_mults[name.split("/")[0]], "name": name}
         for name, params in buckets.items() if params
@@ -171,7 +172,7 @@ class GradientMultiplier:
             if not hasattr(model, "last_layer_parameter_names"):
                 name = type(model).__name__
                 raise ConfigError(f"{name} has no last_layer_parameter_names(); pass parameter_names")
-            parameter_names = model.last_layer_parameter_names()
+            parameter_names = cast(Any, model).last_layer_parameter_names()
         by_name = dict(model.named_parameters(remove_duplicate=False))
         names = list(parameter_names)
         unknown = [name for name in names if name not in by_name]
@@ -247,7 +248,7 @@ def build_optimizer(
     if key == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     optimizer_class = torch.optim.Adam if key == "adam" else torch.optim.AdamW
-    return optimizer_class(groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    return optimizer_class(groups, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +333,7 @@ class LRSchedule:
         if self.name == "cosine":
             return self.min_lr + span * 0.5 * (1 + math.cos(math.pi * progress))
         if self.name == "step":
+            assert self.step_size is not None  # __post_init__ requires it for "step"
             return max(self.base_lr * self.gamma ** (step // self.step_size), self.min_lr)
         return self.base_lr
 
@@ -347,7 +349,7 @@ class LRSchedule:
         return cls(**data)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
@@ -365,8 +367,9 @@ def lr_curve(schedule: LRSchedule, num_points: int = 200) -> tuple[np.ndarray, n
     last = schedule.total_steps - 1
     decay_start = schedule.slow_start_steps + schedule.warmup_steps
     edges = [schedule.slow_start_steps, decay_start]
-    if schedule.name == "step" and (last - decay_start) // schedule.step_size <= num_points:
-        edges += range(decay_start + schedule.step_size, last + 1, schedule.step_size)
+    step_size = schedule.step_size
+    if schedule.name == "step" and step_size and (last - decay_start) // step_size <= num_points:
+        edges += range(decay_start + step_size, last + 1, step_size)
     samples = np.linspace(0, last, num_points).round()
     steps = np.concatenate([samples, edges, np.subtract(edges, 1)])
     steps = np.unique(np.clip(steps, 0, last).astype(np.int64))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -74,8 +75,20 @@ def predict_probabilities(
     scales = check_scales(scales)  # a scale of 0 would shrink every image to one pixel: one class everywhere
     check_tile_size(tile_size)
     model.eval()
+    with concurrency.inference_slot():  # sessions of one app server take turns (seglab.concurrency)
+        return _averaged_views(model, batch, flip, scales, tile_size, overlap)
+
+
+def _averaged_views(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    flip: bool,
+    scales: Sequence[float],
+    tile_size: TileSize | None,
+    overlap: float,
+) -> torch.Tensor:
     height, width = batch.shape[-2:]
-    total = None
+    total: torch.Tensor | None = None
     views = 0
     for scale in scales:
         scaled = batch if scale == 1.0 else F.interpolate(
@@ -90,6 +103,7 @@ def predict_probabilities(
                 probabilities = F.interpolate(probabilities, size=(height, width), mode="bilinear", align_corners=False)
             total = probabilities if total is None else total + probabilities
             views += 1
+    assert total is not None  # at least one scale and view
     return total / views
 
 
@@ -107,7 +121,7 @@ def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: TileSize,
     tile_height, tile_width = (tile, tile) if isinstance(tile, int) else tile
     tops = _tile_starts(height, tile_height, max(1, int(tile_height * (1 - overlap))))
     lefts = _tile_starts(width, tile_width, max(1, int(tile_width * (1 - overlap))))
-    summed = None
+    summed: torch.Tensor | None = None
     counts = torch.zeros((1, 1, height, width), device=batch.device)
     for top in tops:
         for left in lefts:
@@ -117,6 +131,7 @@ def _sliding_window(model: torch.nn.Module, batch: torch.Tensor, tile: TileSize,
                 summed = torch.zeros((batch.shape[0], probabilities.shape[1], height, width), device=batch.device)
             summed[..., top : top + tile_height, left : left + tile_width] += probabilities
             counts[..., top : top + tile_height, left : left + tile_width] += 1
+    assert summed is not None  # at least one tile
     return summed / counts
 
 
@@ -355,4 +370,5 @@ def predict_logits(model: torch.nn.Module, image: np.ndarray, *, device: str | t
     """
     model.eval()
     device = torch.device(device) if device is not None else _model_device(model)
-    return model(image_to_tensor(image).to(device))["out"][0].float().cpu()
+    with concurrency.inference_slot():
+        return model(image_to_tensor(image).to(device))["out"][0].float().cpu()

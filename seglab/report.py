@@ -48,7 +48,8 @@ def format_stats_report(stats: DatasetStats, title: str) -> str:
         f"{title}",
         format_table(rows, header),
         "",
-        f"images: {stats.num_images}   labelled pixels: {stats.labelled_pixels:,}   void: {100 * stats.void_fraction:.2f}%"
+        f"images: {stats.num_images}   labelled pixels: {stats.labelled_pixels:,}"
+        f"   void: {100 * stats.void_fraction:.2f}%"
         f"   imbalance ratio (most/least frequent class): {stats.imbalance_ratio:,.1f}",
         f"trivial baseline (predict '{baseline.predicted_name}' everywhere): pixel accuracy {metrics.pixel_acc:.3f}, "
         f"mIoU {metrics.miou:.3f}, mIoU without background {metrics.miou_no_background:.3f}, fwIoU {metrics.fwiou:.3f}",
@@ -84,12 +85,13 @@ def format_metrics_report(summary: dict, title: str) -> str:
     )
     lines.append(
         "definition: one confusion matrix over the whole split, void pixels dropped, means over classes present "
-        "(MMSegmentation IoUMetric); '-' = undefined (0/0: IoU when a class is absent from ground truth and prediction, precision when never predicted)"
+        "(MMSegmentation IoUMetric); '-' = undefined (0/0: IoU when a class is absent from ground truth and "
+        "prediction, precision when never predicted)"
     )
     return "\n".join(lines)
 
 
-def _score(value: object) -> str:
+def _score(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{float(value):.4f}"

@@ -15,16 +15,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from seglab.cache_write import write_cache
+from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
+
+if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (it pulls in torch)
+    from seglab.metrics import SegmentationMetrics
 
 ProgressCallback = Callable[[int, int], None]
 
 CACHE_VERSION = 2  # 2: unknown_colour_pixels
+SHARED_STATS: SharedComputations[DatasetStats] = SharedComputations()  # concurrent callers of one dataset scan once
 
 
 def default_cache_dir() -> Path:
@@ -51,7 +57,7 @@ class DatasetStats:
     object_area: np.ndarray  # (M,) int64 pixels of each object
     object_image: np.ndarray  # (M,) int64 image index of each object
     # (N,) int64 pixels of each colour-coded mask whose colour is not in the label map (counted in ignore_pixels)
-    unknown_colour_pixels: np.ndarray | None = None
+    unknown_colour_pixels: np.ndarray = None  # type: ignore[assignment]  # None: zeros, set in __post_init__
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
@@ -103,7 +109,8 @@ class DatasetStats:
         listed = ", ".join(f"{self.ids[i]} ({int(counts[i]):,} px)" for i in worst)
         return (
             f"{affected.size} mask(s) hold {int(counts.sum()):,} pixels in colours that are not in the label map; "
-            f"they were read as void ({self.ignore_index}): {listed}. Add those colours to the label map if they are classes."
+            f"they were read as void ({self.ignore_index}): {listed}. "
+            "Add those colours to the label map if they are classes."
         )
 
     @property
@@ -212,18 +219,24 @@ def compute_stats(
     ignored and rewritten; a cache folder that cannot be written only warns (CacheWriteWarning).
     """
     fingerprint = dataset.fingerprint()
+    if not use_cache:
+        stats = _scan(dataset, progress)
+        stats.fingerprint = fingerprint
+        return stats
     cache_path = Path(cache_dir or default_cache_dir()) / "stats" / f"{fingerprint}-v{CACHE_VERSION}.npz"
-    if use_cache:
+
+    def cached_or_scanned() -> DatasetStats:
         cached = load_stats(cache_path)
         if cached is not None and cached.fingerprint == fingerprint:
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
-    stats = _scan(dataset, progress)
-    stats.fingerprint = fingerprint
-    if use_cache:
+        stats = _scan(dataset, progress)
+        stats.fingerprint = fingerprint
         write_cache("statistics", cache_path, lambda: save_stats(stats, cache_path))
-    return stats
+        return stats
+
+    return SHARED_STATS.get(str(cache_path), cached_or_scanned)
 
 
 def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> DatasetStats:
@@ -361,7 +374,7 @@ class TrivialBaseline:
 
     predicted_class: int
     predicted_name: str
-    metrics: "object"  # seglab.metrics.SegmentationMetrics
+    metrics: SegmentationMetrics
 
 
 def trivial_baseline(stats: DatasetStats) -> TrivialBaseline:

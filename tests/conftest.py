@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real CamVid data lives, and small helpers for writing fixtures."""
+"""Shared fixtures: where the real CamVid data lives, tiny trained runs, and the test lanes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.trained_runs import TinyRuns
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID_ROOT = Path(os.environ.get("SEGLAB_CAMVID", ROOT.parent / "shared" / "data" / "camvid"))
@@ -17,3 +19,31 @@ def camvid_root() -> Path:
     if not (CAMVID_ROOT / "train").is_dir():
         pytest.skip(f"CamVid not found at {CAMVID_ROOT}")
     return CAMVID_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
+    """Tiny trained Shapes runs shared by the whole session (instead of one training per test module)."""
+    return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+# -- test lanes -----------------------------------------------------------------------------------------
+# The fast lane is `python -m pytest -m "not slow and not e2e"`; plain `python -m pytest` runs everything.
+# Whole modules are marked here by file name; single slow tests carry @pytest.mark.slow themselves.
+SLOW_MODULE_PREFIXES = (
+    "test_app_",  # AppTest: every test runs the app script, most on a trained checkpoint
+)
+SLOW_MODULES = {
+    "test_distributed.py",  # starts torchrun-style process groups
+    "test_divergence.py",  # trains until a run diverges
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark browser tests ``e2e`` and the modules listed above ``slow``."""
+    for item in items:
+        name = item.path.name
+        if name.startswith("test_e2e_"):
+            item.add_marker(pytest.mark.e2e)
+        if name.startswith(SLOW_MODULE_PREFIXES) or name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

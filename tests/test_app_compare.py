@@ -11,24 +11,20 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.data.shapes import ShapesConfig
-from seglab.data.spec import DataSpec
 from seglab.models import build_model
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 DELTA = "Δ mIoU (B − A)"
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
     """runs/a and runs/b: tiny Shapes checkpoints trained with other seeds and losses; runs/street: 3 other classes."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
     runs = tmp_path_factory.mktemp("compare") / "runs"
     for name, seed, loss in (("a", 0, "ce"), ("b", 1, "ce+dice")):
-        train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=SHAPES), out_dir=runs / name)
+        tiny_runs.copy_to(runs / name, seed=seed, loss=loss)  # one epoch on SHAPES, trained once per session
     street = LabelMap(tuple(ClassInfo(i, name, (60 * i, 0, 0)) for i, name in enumerate(["road", "car", "sky"])), name="street")
     payload = checkpoint_payload(model=build_model("tiny_unet_small", 3), config={}, label_map=street, step=0, epoch=0)
     save_checkpoint(payload, runs / "street" / "best.pt")

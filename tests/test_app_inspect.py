@@ -15,22 +15,19 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import DatasetError
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one training step)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
     runs = tmp_path_factory.mktemp("inspect") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 

@@ -10,20 +10,18 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEAN = ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64)
+CLEAN = TINY_SHAPES.shapes  # the data of the shared tiny runs
 NOISY = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64, label_noise=0.3))
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
     """A runs folder holding one tiny Shapes checkpoint (one epoch: the page must work with any model)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
     runs = tmp_path_factory.mktemp("labels") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, threads=1, data=DataSpec(shapes=CLEAN)), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")  # trained on TINY_SHAPES, whose images are CLEAN's
     return runs
 
 

@@ -8,22 +8,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.data.shapes import ShapesConfig
-from seglab.data.spec import DataSpec
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
     """runs/a and runs/b (tiny Shapes checkpoints, other seeds and losses) and runs/broken/best.pt (garbage)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
     runs = tmp_path_factory.mktemp("leaderboard") / "runs"
     for name, seed, loss in (("a", 0, "ce"), ("b", 1, "ce+dice")):
-        train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=SHAPES), out_dir=runs / name)
+        tiny_runs.copy_to(runs / name, seed=seed, loss=loss)  # one epoch on SHAPES, trained once per session
     (runs / "broken").mkdir()
     (runs / "broken" / "config.json").write_text((runs / "a" / "config.json").read_text())  # a run, its best.pt damaged
     (runs / "broken" / "best.pt").write_bytes(b"\x00 truncated download")

@@ -85,6 +85,9 @@ def test_page_shows_the_form_and_an_empty_run_list(runs_dir):
     assert not at.error
     assert "16 training images" in texts(at.caption)
     assert "No runs yet" in texts(at.info)
+    help_texts = TrainConfig.option_help()  # the tooltips are the options' field metadata
+    assert at.number_input(key="train_crop_size").help == help_texts["crop_size"]
+    assert at.selectbox(key="train_optimizer").help == help_texts["optimizer"]
 
 
 def test_changing_the_loss_changes_the_explanation_and_options(runs_dir):

@@ -181,6 +181,7 @@ def test_train_help_mentions_every_option(capsys):
     for flag in ("--data", "--root", "--config", "--out", "--resume", "--shapes", "--quiet"):
         assert flag in out, flag
     assert "(default: 30)" in out  # epochs
+    assert f"{TrainConfig.option_help()['crop_size']} (default: 96)" in out  # help texts: the fields' metadata
 
 
 # -- eval / predict / runs ----------------------------------------------------------------------------

@@ -117,3 +117,17 @@ def test_option_help_has_a_text_for_every_field():
     for item in fields(TrainConfig):
         assert help_texts.get(item.name, "").strip(), f"no help text for {item.name}"
     assert "seconds" in help_texts["time_budget_s"]
+
+
+def test_option_help_comes_from_field_metadata_not_source_comments(monkeypatch):
+    # Help must survive running without sources (zipapp, .pyc only): nothing may parse the source.
+    import inspect
+
+    def no_source(*_args, **_kwargs):
+        raise OSError("no source available")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    help_texts = TrainConfig.option_help()
+    for item in fields(TrainConfig):
+        assert help_texts[item.name] == item.metadata["help"]
+    assert "random crop side" in help_texts["crop_size"]

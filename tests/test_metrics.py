@@ -240,6 +240,16 @@ def test_other_ignore_indices(ignore_index):
         ConfusionMatrix(11, ignore_index).update(pred, target)
 
 
+def test_more_classes_than_the_row_limit_without_an_ignore_index():
+    # Over _MAX_TARGET_ROWS classes and no ignore index: nothing to remap (this used to raise a TypeError).
+    num_classes = metrics._MAX_TARGET_ROWS + 44
+    generator = np.random.default_rng(0)
+    pred = generator.integers(0, num_classes, (2, 16, 16))
+    target = generator.integers(0, num_classes, (2, 16, 16))
+    matrix = ConfusionMatrix(num_classes, None).update(pred, target).matrix
+    np.testing.assert_array_equal(matrix, reference_matrix(pred, target, num_classes, ignore_index=None))
+
+
 def test_large_input_takes_the_threaded_path(monkeypatch):
     monkeypatch.setattr(metrics, "_PARALLEL_MIN_PIXELS", 1_000)
     monkeypatch.setattr(metrics, "_PIECE_PIXELS", 700)

@@ -1,10 +1,8 @@
 """Unit tests of the logic the pages share: the table/selectbox choice, split names, the warm-up import
-list, and the label-quality store that many sessions share."""
+list (the stores many sessions share are tested in test_concurrency.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -55,28 +53,19 @@ def test_warm_up_list_holds_every_module_the_pages_import() -> None:
     assert "pages.warmup" not in modules  # importing itself would deadlock the import lock
 
 
-def test_label_quality_store_computes_a_key_once_for_concurrent_sessions() -> None:
-    from pages.loaders import _ReportStore
+def test_warm_up_imports_the_modules_the_library_imports_lazily() -> None:
+    from pages.warmup import WARMED, library_modules
 
-    store, calls, start = _ReportStore(capacity=2), [], threading.Barrier(8)
+    for lazily_imported in ("seglab.sources.checkpoint_source", "seglab.sources.mapped", "seglab.data.folder"):
+        assert lazily_imported in library_modules() and lazily_imported in WARMED
+    assert not {"seglab.__main__", "seglab.cli"} & set(WARMED)  # entry points are not the app's
 
-    def compute():
-        calls.append(1)
-        time.sleep(0.2)
-        return f"report {len(calls)}"
 
-    results = []
+def test_warm_up_puts_the_start_up_heap_out_of_the_collectors_reach() -> None:
+    """Streamlit collects garbage after every script run; with the imported modules frozen, each
+    collection walks only what the sessions made since, not torch's, pandas' and plotly's objects."""
+    import gc
 
-    def session() -> None:
-        start.wait()
-        results.append(store.get_or_compute(("ckpt", 1), compute))
+    import pages.warmup  # noqa: F401
 
-    threads = [threading.Thread(target=session) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(calls) == 1 and results == ["report 1"] * 8
-    for key in range(3):  # the oldest entries are evicted beyond the capacity
-        store.get_or_compute(("other", key), lambda: "x")
-    assert len(store.reports) == 2 and ("ckpt", 1) not in store.reports
+    assert gc.get_freeze_count() > 100_000  # 0 unless frozen; later objects (other tests') may stay unfrozen

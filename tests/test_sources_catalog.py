@@ -107,7 +107,12 @@ def test_the_form_names_every_problem_at_once(layout):
     runs, data, _, roots = layout
     register(runs, roots, name="taken", kind="predictions", path=str(data / "preds"))
     form = SourceForm(
-        name="Taken", kind="onnx", path=str(data / "preds"), class_names="a, b, a", input_size="12x", output_kind="x",
+        name="Taken",
+        kind="onnx",
+        path=str(data / "preds"),
+        class_names="a, b, a",
+        input_size="12x",
+        output_kind="x",
         mapping={"zzz": "circle"},
     )
     existing = [entry.name for entry in list_sources(runs, roots)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import sys
 from pathlib import Path
 
 from seglab.competition.audit import log_action
@@ -38,12 +39,13 @@ def configured_password(store_folder: str | os.PathLike) -> str | None:
 
 
 def _read_toml(text: str) -> dict:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10: only the one line this file needs
-        match = re.search(r'^\s*admin_password\s*=\s*"([^"]*)"\s*$', text, re.MULTILINE)
-        return {"admin_password": match.group(1)} if match else {}
-    return tomllib.loads(text)
+
+        return tomllib.loads(text)
+    # Python 3.10 has no tomllib: read only the one line this file needs.
+    match = re.search(r'^\s*admin_password\s*=\s*"([^"]*)"\s*$', text, re.MULTILINE)
+    return {"admin_password": match.group(1)} if match else {}
 
 
 def check_admin_password(store_folder: str | os.PathLike, given: str) -> bool:

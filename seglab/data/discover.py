@@ -71,7 +71,7 @@ def discover_datasets(root: str | os.PathLike, max_depth: int = 3) -> list[DataS
     found: list[DataSpec] = []
     if not root.is_dir():
         return found
-    for folder, depth in _walk(root, max_depth):
+    for folder, _depth in _walk(root, max_depth):
         names = {entry.name for entry in os.scandir(folder)} if folder.is_dir() else set()
         if {"train", "trainannot"} <= names:
             found.append(DataSpec(kind="camvid", root=str(folder), split="train"))

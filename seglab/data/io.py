@@ -151,7 +151,7 @@ def validate_labels(mask: np.ndarray, label_map: LabelMap, mask_path: str | os.P
         )
 
 
-def list_folder(folder: str | os.PathLike) -> set[str]:
+def list_folder(folder: str | os.PathLike[str]) -> set[str]:
     """Names of the entries of ``folder`` (empty when it does not exist): one listing, no per-file stat."""
     try:
         with os.scandir(folder) as entries:

@@ -112,7 +112,7 @@ class ShapesConfig:
             raise ShapesConfigError(
                 f"Shapes option max_objects ({self.max_objects}) must be >= min_objects ({self.min_objects})"
             )
-        for name, low, high in (
+        for name, minimum, maximum in (
             ("tiny_object_probability", 0.0, 1.0),
             ("similar_color_probability", 0.0, 1.0),
             ("class_color_probability", 0.0, 1.0),
@@ -124,8 +124,9 @@ class ShapesConfig:
             ("object_scale", 0.05, 5.0),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
-                raise ShapesConfigError(f"Shapes option {name} must be a number in [{low}, {high}], got {value!r}")
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            if not number or not minimum <= value <= maximum:
+                raise ShapesConfigError(f"Shapes option {name} must be a number in [{minimum}, {maximum}], got {value!r}")
         frequencies = self.class_frequencies
         if not isinstance(frequencies, tuple) or len(frequencies) != len(SHAPE_NAMES):
             raise ShapesConfigError(
@@ -526,11 +527,12 @@ def _place_shape(
         center = (rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size)
         silhouette = _shape_silhouette(rng, class_id, center, radius, size, max_rotation)
         area = np.count_nonzero(silhouette)
-        overlap = np.count_nonzero(silhouette & occupied) / max(area, 1)
+        overlap = np.count_nonzero(silhouette & occupied) / max(int(area), 1)
         if overlap < best_overlap:
             best, best_overlap = silhouette, overlap
         if overlap <= allowed_overlap:
             break
+    assert best is not None  # the first try always sets it
     return best
 
 
@@ -571,7 +573,7 @@ def _paint_object(
     pad = int(math.ceil(3 * config.boundary_blur))
     x0, y0 = max(x - pad, 0), max(y - pad, 0)
     x1, y1 = min(x + width + pad, image.shape[1]), min(y + height + pad, image.shape[0])
-    alpha = silhouette[y0:y1, x0:x1].astype(np.float32)
+    alpha: np.ndarray = silhouette[y0:y1, x0:x1].astype(np.float32)
     if config.boundary_blur > 0:
         alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=config.boundary_blur)
     appearance = color + texture_strength * (texture[y0:y1, x0:x1] @ mixing)

@@ -107,7 +107,7 @@ def find_voc_root(root: str | os.PathLike) -> Path:
 
 def available_splits(root: Path) -> list[str]:
     """Names of the split files under ``ImageSets/Segmentation`` and ``ImageSets/SegmentationAug``."""
-    names = set()
+    names: set[str] = set()
     for folder in SPLIT_FOLDERS:
         if (root / folder).is_dir():
             names.update(path.stem for path in (root / folder).glob("*.txt"))

@@ -66,7 +66,7 @@ class SegmentationModel(nn.Module):
     def last_layer_parameter_names(self) -> list[str]:
         """Names (as in ``named_parameters``) of the final classifier layers' parameters."""
         module_names = {id(module): name for name, module in self.named_modules()}
-        names = []
+        names: list[str] = []
         for layer in self.classifier_layers():
             prefix = module_names[id(layer)]
             names.extend(f"{prefix}.{parameter_name}" for parameter_name, _ in layer.named_parameters())

@@ -64,7 +64,7 @@ def find_backbone_checkpoint(spec: BackboneWeights) -> Path:
     raise ConfigError(
         f"pretrained_backbone=True needs the ImageNet weights file {candidates[0]}{alternatives} in "
         f"{directory}, and seglab never downloads. Copy it there from a machine with internet "
-        f"(URL: {next(iter(spec.weights)).url}), point TORCH_HOME at a folder whose checkpoints/ "
+        f"(URL: {next(weights.url for weights in spec.weights)}), point TORCH_HOME at a folder whose checkpoints/ "
         f"holds it, or use pretrained_backbone=False."
     )
 

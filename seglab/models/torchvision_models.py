@@ -7,6 +7,8 @@ added, from a local file.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
@@ -19,7 +21,7 @@ from seglab.models.pretrained import BackboneWeights
 class TorchvisionSegmentation(SegmentationModel):
     """Shared part: ``self.network`` already returns ``{"out"[, "aux"]}`` at the input size."""
 
-    network: nn.Module
+    network: Any  # a torchvision segmentation model; torchvision ships no type information
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(self.network(images))

@@ -73,7 +73,7 @@ class UpStage(nn.Module):
         super().__init__()
         self.upsampling = upsampling
         if upsampling == "transposed":
-            self.upsample = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+            self.upsample: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
             merged_channels = out_channels + skip_channels
         else:
             self.upsample = nn.Identity()  # bilinear has no weights; resized in forward

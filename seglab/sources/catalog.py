@@ -176,9 +176,9 @@ def _input_size(text: str) -> tuple[Any, list[str]]:
     return [height, width], []
 
 
-def validate_form(form: SourceForm, roots: Sequence[Path], existing: Sequence[str] = ()) -> tuple[
-    SourceDescription | None, list[str]
-]:
+def validate_form(
+    form: SourceForm, roots: Sequence[Path], existing: Sequence[str] = ()
+) -> tuple[SourceDescription | None, list[str]]:
     """``(description, problems)`` of a registration form; every problem named, nothing read outside ``roots``."""
     problems: list[str] = []
     name = form.name.strip()
