@@ -25,7 +25,7 @@ from seglab.compare import pixel_diff as compare_pixel_diff
 from seglab.concurrency import SharedComputations
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
-from seglab.errors import SourceError
+from seglab.errors import SeglabError, SourceError
 from seglab.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.failures import cell_gallery as failures_cell_gallery
 from seglab.gallery import downscale_sample, encode_png, thumbnail
@@ -157,8 +157,12 @@ def _checkpoint_classes(path: str, mtime_ns: int) -> list[str] | None:
 
 
 def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
-    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint)."""
-    label_map = dataset(spec).label_map
+    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint);
+    the first option when the data cannot be loaded (the pages say why)."""
+    try:
+        label_map = dataset(spec).label_map
+    except SeglabError:
+        return next(iter(options), None)
 
     def fit(choice: str) -> int:
         try:

@@ -54,11 +54,16 @@ def lab(tmp_path_factory) -> dict:
     paths = {"preds": models / "preds", "probs": models / "probs", "onnx": models / "demo.onnx",
              "torchscript": models / "demo.ts"}  # fmt: skip
     entries = {}
-    for name, path in paths.items():
-        kind = "predictions" if name in ("preds", "probs") else name
-        description, problems = validate_form(SourceForm(name=name, kind=kind, path=str(path)), roots)
+    names = ", ".join(data.class_names)
+    forms = [SourceForm(name=name, kind=name if name in ("onnx", "torchscript") else "predictions", path=str(path))
+             for name, path in paths.items()]  # fmt: skip
+    # the same predictions with "star" unmapped: its pixels count as "other" (an extra confusion column)
+    forms.append(SourceForm(name="mapped", kind="predictions", path=str(paths["preds"]), class_names=names,
+                            mapping={"star": "other"}))  # fmt: skip
+    for form in forms:
+        description, problems = validate_form(form, roots)
         assert not problems, problems
-        entries[name] = str(register_source(runs, description, roots).file)
+        entries[form.name] = str(register_source(runs, description, roots).file)
     return {"runs": runs, "models": models, "checkpoint": str(checkpoint), "entries": entries}
 
 
@@ -106,15 +111,17 @@ def test_a_shared_link_names_a_registered_source(env):
     assert at.session_state[ui.CHECKPOINT_KEY] == env["entries"]["torchscript"]
 
 
-@pytest.mark.parametrize("name", SOURCES)
+@pytest.mark.parametrize("name", [*SOURCES, "mapped"])
 def test_inspect_ranks_the_images_of_any_source(env, name):
     at = open_page("pages/failures.py", env["entries"][name])
     table = at.dataframe[0].value
     assert len(table) == 8 and table["mIoU"].is_monotonic_increasing
     text = text_of(at)
-    if name == "preds":
+    if name in ("preds", "mapped"):
         assert "No confidence map: this source gives labels only" in text
         assert "A folder of predictions only knows the images it has files for" in text
+    if name == "mapped":
+        assert "count as 'other'" in text and "star" in text  # the mapping is reported, never silent
     else:
         assert "Mean confidence" in [metric.label for metric in at.metric]
         assert "No confidence map" not in text
@@ -128,7 +135,7 @@ def test_a_predictions_folder_of_a_checkpoint_scores_exactly_like_it_on_inspect(
     assert split_miou(env["entries"]["preds"]) == split_miou(env["checkpoint"])
 
 
-@pytest.mark.parametrize(("a", "b"), [("onnx", "preds"), ("torchscript", "checkpoint")])
+@pytest.mark.parametrize(("a", "b"), [("onnx", "preds"), ("torchscript", "checkpoint"), ("mapped", "preds")])
 def test_compare_compares_any_two_models(env, a, b):
     at = open_page("pages/compare.py", env["entries"][a])
     box = at.multiselect[0]
@@ -146,14 +153,15 @@ def test_compare_compares_any_two_models(env, a, b):
 def test_the_leaderboard_ranks_sources_beside_the_checkpoint(env):
     at = open_page("pages/leaderboard.py", None)
     button = next(button for button in at.button if button.label.startswith("Score "))
-    assert button.label == "Score 5 entries"
+    assert button.label == "Score 6 entries"
     button.click().run()
     assert not at.exception, at.exception
     frame = at.dataframe[0].value
-    assert set(frame["run"]) == {"a", "preds", "probs", "onnx", "torchscript"}
+    assert set(frame["run"]) == {"a", "preds", "probs", "onnx", "torchscript", "mapped"}
     scores = dict(zip(frame["run"], frame["miou"], strict=True))
     assert scores["preds"] == scores["a"]  # the checkpoint's own predictions: exactly its score
     assert abs(scores["probs"] - scores["a"]) < 0.01  # float16 probabilities: argmax ties may flip
+    assert scores["mapped"] < scores["preds"]  # star pixels are misses now
     assert abs(scores["onnx"] - scores["a"]) < 0.01 and abs(scores["torchscript"] - scores["a"]) < 0.01
 
 
@@ -167,7 +175,7 @@ def test_label_quality_needs_probabilities(env, name):
         assert len(at.dataframe[0].value) == 8
 
 
-@pytest.mark.parametrize("name", SOURCES)
+@pytest.mark.parametrize("name", [*SOURCES, "mapped"])
 def test_metric_definitions_score_any_source(env, name):
     at = open_page("pages/metrics_explorer.py", env["entries"][name])
     assert "This app's mIoU" in [metric.label for metric in at.metric]
@@ -205,3 +213,22 @@ def test_home_registers_a_folder_and_names_every_problem(env, tmp_path):
     assert any("copy of preds" in str(m.value) for m in at.markdown)
     next(b for b in at.button if b.key == "remove_copy-of-preds.seglab.json").click().run()
     assert not (env["runs"] / "sources" / "copy-of-preds.seglab.json").exists()
+
+
+def test_the_default_model_is_the_one_whose_classes_fit_the_data(env):
+    from pages import loaders
+
+    roots = allowed_roots(env["runs"], env["models"])
+    form = SourceForm(name="city", kind="predictions", path=str(env["models"] / "preds"), class_names="road, sky")
+    description, problems = validate_form(form, roots)
+    assert not problems
+    city = str(register_source(env["runs"], description, roots).file)
+    try:
+        options = {"city · predictions": city, "a": env["checkpoint"], "onnx · onnx": env["entries"]["onnx"]}
+        assert loaders.best_fitting(options, SHAPES.with_split("val")) == "a"  # city's classes fit nothing here
+        options = {"city · predictions": city, "onnx · onnx": env["entries"]["onnx"], "a": env["checkpoint"]}
+        assert loaders.best_fitting(options, SHAPES.with_split("val")) == "onnx · onnx"  # equal fit: list order
+        broken = DataSpec(kind="folder", split="custom", images="/nonexistent", masks="/nonexistent")
+        assert loaders.best_fitting(options, broken) == "city · predictions"  # no data: the first, pages say why
+    finally:
+        Path(city).unlink()
