@@ -232,3 +232,25 @@ def test_the_default_model_is_the_one_whose_classes_fit_the_data(env):
         assert loaders.best_fitting(options, broken) == "city · predictions"  # no data: the first, pages say why
     finally:
         Path(city).unlink()
+
+
+def test_home_prefills_the_class_mapping_by_name_and_registers_it(env):
+    from seglab.sources.catalog import read_entry
+
+    at = open_page("pages/home.py", None)
+    next(r for r in at.radio if r.label == "Kind").set_value("predictions")
+    names = ["Background", "disc", "square", "triangle", "star", "ring", "stripe"]  # "circle" is called "disc"
+    next(t for t in at.text_input if t.label == "Name").input("renamed")
+    next(t for t in at.text_input if t.label == "Path").input(str(env["models"] / "preds"))
+    next(t for t in at.text_area if t.label.startswith("Class names")).input(", ".join(names)).run()
+    assert not at.exception, at.exception
+    assert any("pre-filled by name" in caption.value for caption in at.caption)
+    next(b for b in at.button if b.label == "Check and register").click().run()
+    assert any("Registered **renamed**" in success.value for success in at.success), [e.value for e in at.error]
+    entry = read_entry(env["runs"] / "sources" / "renamed.seglab.json", allowed_roots(env["runs"], env["models"]))
+    try:
+        assert entry.description.class_names == tuple(names)
+        assert entry.description.mapping["disc"] is None  # no name matches: other, until the user picks a class
+        assert entry.description.mapping["Background"] == "background"
+    finally:
+        entry.file.unlink()
