@@ -45,7 +45,8 @@ with ui.guard(f"Loading {spec.describe()}"):
     data = ui.dataset(spec)
 if data is None:
     st.stop()
-paths = {label.split(" · ")[0]: options[label] for label in chosen}  # run or source names: short, unique
+short = [label.split(" · ")[0] for label in chosen]  # run or source names: short, unless two are equal
+paths = {(name if short.count(name) == 1 else label): options[label] for name, label in zip(short, chosen, strict=True)}
 evaluations = {}
 for name, path in paths.items():
     with ui.guard(f"{name} is skipped"):
