@@ -25,6 +25,11 @@ PAGE_GUIDE = [
     ("Loss inspector", "Per-pixel loss, the pixels hard mining keeps, focal modulation and what class weights change."),
     ("Label quality", "Objects whose labels a trained model confidently disagrees with: candidate annotation errors."),
 ]
+UPLOAD_TYPES = {
+    "onnx": ("the model file", ["onnx"]),
+    "torchscript": ("the model file", ["pt", "pth", "ts"]),
+    "predictions": ("a zip of the prediction files", ["zip"]),
+}
 KIND_LABELS = {
     "predictions": "Folder of predictions (PNG / .npy / .npz per sample)",
     "onnx": "ONNX file",
@@ -106,9 +111,9 @@ def registration_form() -> None:
     path = st.text_input("Path", key="register_path", help="Inside one of: " + ", ".join(str(root) for root in roots),
                          placeholder=f"{roots[0]}/my_model.onnx")  # fmt: skip
     uploaded = None
-    if kind in ("onnx", "torchscript"):
-        uploaded = st.file_uploader("Or upload the model file", type=["onnx"] if kind == "onnx" else ["pt", "pth", "ts"],
-                                    key=f"register_upload_{kind}", help="Stored in the sources catalog; the path is then ignored")  # fmt: skip
+    if kind in UPLOAD_TYPES:
+        uploaded = st.file_uploader(f"Or upload {UPLOAD_TYPES[kind][0]}", type=UPLOAD_TYPES[kind][1], key=f"register_upload_{kind}",
+                                    help="Stored in the sources catalog (checked first); the path is then ignored")  # fmt: skip
     st.caption("Allowed folders: " + ", ".join(f"`{root}`" for root in roots) + " (add more with $SEGLAB_SOURCE_ROOTS)")
     fields: dict = {}
     if kind in ("onnx", "torchscript"):

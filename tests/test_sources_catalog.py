@@ -233,3 +233,37 @@ def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused
     assert any("predicted in" in fact for fact in facts)
     _, problems, _ = register_checked(runs, form, roots, dataset, upload=model.read_bytes())
     assert "exists already" in problems[0]
+
+
+def test_an_uploaded_zip_of_predictions_is_extracted_checked_and_refused_zips_leave_nothing(layout):
+    import io
+    import zipfile
+
+    from seglab.sources.catalog import register_checked
+
+    runs, data, _, roots = layout
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+
+    def zipped(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, content in files.items():
+                archive.writestr(name, content)
+        return buffer.getvalue()
+
+    pngs = {f"preds/{path.name}": path.read_bytes() for path in sorted((data / "preds").iterdir())}
+    form = SourceForm(name="zipped", kind="predictions", path="")
+    bad = [
+        (b"not a zip", "zip"),
+        (zipped({"../escape.png": b"x"}), ".."),
+        (zipped({"readme.txt": b"x"}), "no prediction files"),
+        (zipped({**pngs, "other/" + next(iter(pngs)).split("/")[1]: b"x"}), "two files named"),
+        (zipped(dict(list(pngs.items())[:1])), "no prediction file"),  # 2 of 3 samples missing: the check refuses
+    ]
+    for upload, expected in bad:
+        entry, problems, _ = register_checked(runs, form, roots, dataset, upload=upload)
+        assert entry is None and expected in " ".join(problems), problems
+        assert not (runs / "sources" / "files" / "zipped").exists()
+    entry, problems, facts = register_checked(runs, form, roots, dataset, upload=zipped(pngs))
+    assert not problems and entry.ok and entry.description.path == runs / "sources" / "files" / "zipped"
+    assert "every one of the 3 samples has a prediction file" in facts

@@ -256,12 +256,15 @@ UPLOADS_FOLDER = "files"
 
 
 def save_upload(runs_dir: str | os.PathLike, name: str, kind: str, data: bytes, max_bytes: int) -> Path:
-    """Store an uploaded model file as ``<catalog>/files/<slug>.onnx|.pt`` (atomically); :class:`SourceError`
-    for another kind, an empty or oversized file, or a name already used."""
+    """Store an upload in ``<catalog>/files/``: a model file as ``<slug>.onnx|.pt``, a zip of predictions
+    extracted (checked entry by entry, see :mod:`seglab.competition.archive`) into ``<slug>/``.
+
+    :class:`SourceError` for another kind, an empty or oversized file, a refused zip, or a name already used.
+    """
     from seglab.data.label_map import write_bytes_atomic
 
-    if kind not in UPLOAD_SUFFIXES:
-        raise SourceError(f"only ONNX and TorchScript files can be uploaded, not {kind!r}")
+    if kind not in (*UPLOAD_SUFFIXES, "predictions"):
+        raise SourceError(f"only ONNX and TorchScript files or a zip of predictions can be uploaded, not {kind!r}")
     if not data:
         raise SourceError("the uploaded file is empty")
     if len(data) > max_bytes:
@@ -269,11 +272,46 @@ def save_upload(runs_dir: str | os.PathLike, name: str, kind: str, data: bytes, 
     stem = slug(name)
     if not stem:
         raise SourceError("give the source a name (letters or digits) before uploading its file")
-    path = catalog_dir(runs_dir) / UPLOADS_FOLDER / f"{stem}{UPLOAD_SUFFIXES[kind]}"
+    path = catalog_dir(runs_dir) / UPLOADS_FOLDER / f"{stem}{UPLOAD_SUFFIXES.get(kind, '')}"
     if path.exists():
         raise SourceError(f"an uploaded file named {path.name} exists already: pick another name")
-    write_bytes_atomic(path, data)
+    if kind == "predictions":
+        _extract_predictions(data, path)
+    else:
+        write_bytes_atomic(path, data)
     return path
+
+
+def _extract_predictions(data: bytes, folder: Path) -> None:
+    """Write the prediction files (.png/.npy/.npz) of a zip, flattened, into ``folder`` (removed on failure)."""
+    import shutil
+    import tempfile
+
+    from seglab.competition.archive import check_zip, read_entries
+    from seglab.competition.errors import SubmissionRejected
+    from seglab.data.label_map import write_bytes_atomic
+    from seglab.sources.folder_source import PREDICTION_EXTENSIONS
+
+    with tempfile.NamedTemporaryFile(suffix=".zip") as archive:
+        archive.write(data)
+        archive.flush()
+        try:
+            entries = check_zip(archive.name)
+            wanted = [entry for entry in entries if Path(entry.name).suffix.lower() in PREDICTION_EXTENSIONS]
+            names = [Path(entry.name).name for entry in wanted]
+            if not wanted:
+                raise SourceError("the zip holds no prediction files (.png, .npy or .npz named after the sample ids)")
+            if len(set(names)) != len(names):
+                raise SourceError(f"the zip holds two files named {next(n for n in names if names.count(n) > 1)}")
+            folder.mkdir(parents=True)
+            for entry, content in read_entries(archive.name, wanted):
+                write_bytes_atomic(folder / Path(entry.name).name, content)
+        except SubmissionRejected as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise SourceError(str(error)) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
 
 def register_checked(
@@ -286,9 +324,9 @@ def register_checked(
     """Validate a form, try the source on ``dataset`` (a forward pass on one image for model files; count,
     size and stem matching for folders) and register it when nothing is wrong.
 
-    ``upload``: the model file's bytes, stored in the catalog (the form's path is then ignored) and
-    deleted again when the source is not registered. Returns ``(entry or None, problems, facts)``:
-    every problem found, and what the check learned.
+    ``upload``: the model file's bytes (or a zip of predictions), stored in the catalog (the form's
+    path is then ignored) and deleted again when the source is not registered.
+    Returns ``(entry or None, problems, facts)``: every problem found, and what the check learned.
     """
     stored = None
     if upload is not None:
@@ -301,7 +339,12 @@ def register_checked(
         form = replace(form, path=str(stored))
     entry, problems, facts = _register_checked(runs_dir, form, roots, dataset)
     if entry is None and stored is not None:
-        stored.unlink(missing_ok=True)
+        if stored.is_dir():
+            import shutil
+
+            shutil.rmtree(stored, ignore_errors=True)
+        else:
+            stored.unlink(missing_ok=True)
     return entry, problems, facts
 
 
