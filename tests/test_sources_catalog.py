@@ -223,8 +223,8 @@ def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused
     junk = SourceForm(name="junk", kind="torchscript", path="")
     entry, problems, _ = register_checked(runs, junk, roots, dataset, upload=b"PK\x03\x04 not a model")
     assert entry is None and problems and not list(files.glob("*"))
-    entry, problems, _ = register_checked(runs, SourceForm(name="x", kind="predictions", path=""), roots, upload=b"1")
-    assert entry is None and "only ONNX and TorchScript" in problems[0]
+    entry, problems, _ = register_checked(runs, SourceForm(name="x", kind="huggingface", path=""), roots, upload=b"1")
+    assert entry is None and "only ONNX and TorchScript files or a zip of predictions" in problems[0]
     checkpoint = write_tiny_checkpoint(data / "run" / "best.pt")
     model = export_checkpoint(checkpoint, "torchscript", data / "model.ts", dataset=dataset, parity_images=1).path
     form = SourceForm(name="Uploaded TS", kind="torchscript", path="ignored")
