@@ -120,11 +120,11 @@ def test_inspect_ranks_the_images_of_any_source(env, name):
     if name in ("preds", "mapped"):
         assert "No confidence map: this source gives labels only" in text
         assert "A folder of predictions only knows the images it has files for" in text
-    if name == "mapped":
-        assert "count as 'other'" in text and "star" in text  # the mapping is reported, never silent
     else:
         assert "Mean confidence" in [metric.label for metric in at.metric]
         assert "No confidence map" not in text
+    if name == "mapped":
+        assert "count as 'other'" in text and "star" in text  # the mapping is reported, never silent
 
 
 def test_a_predictions_folder_of_a_checkpoint_scores_exactly_like_it_on_inspect(env):
