@@ -18,9 +18,9 @@ SOURCES = {
 PAGE_GUIDE = [
     ("Dataset", "Browse samples with mask overlays, class-imbalance charts, class weights and the trivial baseline."),
     ("Train", "Launch a short training run, watch loss / LR / validation curves and predictions live, stop it."),
-    ("Inspect", "Rank the worst images of a checkpoint, see its error map, confidence and confused classes."),
-    ("Compare", "Put checkpoints side by side: per-class deltas, confusion matrices, curves, where A beats B."),
-    ("Leaderboard", "Score every checkpoint with one fixed protocol, rank by mIoU, export CSV."),
+    ("Inspect", "Rank the worst images of a model (or predictions), see its error map, confidence and confused classes."),
+    ("Compare", "Put models side by side: per-class deltas, confusion matrices, curves, where A beats B."),
+    ("Leaderboard", "Score every checkpoint and registered source with one fixed protocol, rank by mIoU, export CSV."),
     ("Metric definitions", "The same predictions under every mIoU definition people use, and why they differ per class."),
     ("Loss inspector", "Per-pixel loss, the pixels hard mining keeps, focal modulation and what class weights change."),
     ("Label quality", "Objects whose labels a trained model confidently disagrees with: candidate annotation errors."),

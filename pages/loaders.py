@@ -40,7 +40,7 @@ from seglab.runs import list_runs
 from seglab.sources.catalog import (
     choice_description,
     choice_version,
-    fit_score,
+    description_fit,
     is_registered,
     list_sources,
     open_choice,
@@ -160,15 +160,15 @@ def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
     """The label of the option whose classes fit the data best (the first such, so the newest checkpoint);
     the first option when the data cannot be loaded (the pages say why)."""
     try:
-        label_map = dataset(spec).label_map
+        data = dataset(spec)
     except SeglabError:
         return next(iter(options), None)
+    label_map = data.label_map
 
     def fit(choice: str) -> int:
         try:
             if is_registered(choice):
-                description = choice_description(choice, source_roots())
-                return fit_score(description.class_names, description.mapping, label_map)
+                return description_fit(choice_description(choice, source_roots()), label_map, data.ids)
             names = _checkpoint_classes(*_mtime(choice))
             return 2 if names == list(label_map.names) else -1 if names is None else 0
         except (OSError, SourceError):

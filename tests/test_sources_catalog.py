@@ -267,3 +267,14 @@ def test_an_uploaded_zip_of_predictions_is_extracted_checked_and_refused_zips_le
     entry, problems, facts = register_checked(runs, form, roots, dataset, upload=zipped(pngs))
     assert not problems and entry.ok and entry.description.path == runs / "sources" / "files" / "zipped"
     assert "every one of the 3 samples has a prediction file" in facts
+
+
+def test_a_predictions_folder_without_files_for_the_data_does_not_fit(layout):
+    from seglab.sources.catalog import description_fit
+
+    runs, data, _, roots = layout
+    entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))
+    label_map = shapes_label_map()
+    dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
+    assert description_fit(entry.description, label_map, dataset.ids) == 2
+    assert description_fit(entry.description, label_map, ["0001TP_006690", "Seq05VD_f00000"]) == 0

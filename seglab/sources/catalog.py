@@ -467,3 +467,20 @@ def open_choice(
     description = choice_description(choice, roots)
     source = description.open(device=device, label_map=label_map)
     return MappedSource(source, label_map, description.mapping)
+
+
+def description_fit(description: SourceDescription, label_map: LabelMap, sample_ids: Sequence[str]) -> int:
+    """:func:`fit_score` of a registered source on a dataset, and 0 for a predictions folder holding a file
+    for none of ``sample_ids`` (judged from file names only)."""
+    score = fit_score(description.class_names, description.mapping, label_map)
+    if score and description.kind == "predictions" and sample_ids:
+        from seglab.data.folder import MASK_SUFFIXES
+        from seglab.sources.folder_source import PREDICTION_EXTENSIONS
+
+        try:
+            stems = {path.stem for path in description.path.iterdir() if path.suffix.lower() in PREDICTION_EXTENSIONS}
+        except OSError:
+            return 0
+        wanted = {sample_id + suffix for sample_id in sample_ids for suffix in ("", *MASK_SUFFIXES)}
+        return score if stems & wanted else 0
+    return score
