@@ -254,3 +254,22 @@ def test_home_prefills_the_class_mapping_by_name_and_registers_it(env):
         assert entry.description.mapping["Background"] == "background"
     finally:
         entry.file.unlink()
+
+
+def test_an_uploaded_image_is_predicted_by_a_model_file_in_the_datas_classes_but_not_by_a_folder(env):
+    import io
+
+    from PIL import Image
+
+    from pages import loaders
+    from seglab.errors import SourceError
+
+    spec = SHAPES.with_split("val")
+    image = build_dataset(spec).load(0)[0][:40, :50]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    shown, prediction, label_map = loaders.upload_prediction(env["entries"]["onnx"], spec, buffer.getvalue(), 10**6)
+    assert shown.shape == (40, 50, 3) and prediction.labels.shape == (40, 50)
+    assert prediction.confidence.shape == (40, 50) and label_map.names == build_dataset(spec).class_names
+    with pytest.raises(SourceError, match="cannot predict a new image"):
+        loaders.upload_prediction(env["entries"]["preds"], spec, buffer.getvalue(), 10**6)
