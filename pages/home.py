@@ -132,8 +132,13 @@ def registration_form() -> None:
         fields["fixed_size_mode"] = columns[3].radio("Fixed-size model sees", FIXED_SIZE_MODES, key="register_fixed",
                                                      help="Images resized to its input, or tiled (sliding window)")  # fmt: skip
     if kind == "predictions":
-        fields["resize_predictions"] = st.checkbox("Resize predictions of another size (nearest neighbour, reported)",
-                                                   key="register_resize")  # fmt: skip
+        columns = st.columns(3)
+        fields["encoding"] = columns[0].radio("PNG encoding", ["auto", "index", "rgb"], horizontal=True, key="register_encoding",
+                                              help="index: class ids; rgb: colours of a label map; auto: per file")  # fmt: skip
+        fields["label_map"] = columns[1].text_input("Label map JSON of their colours (optional)", key="register_label_map",
+                                                    help="When the PNGs use another tool's palette; default: the data's")  # fmt: skip
+        fields["resize_predictions"] = columns[2].checkbox("Resize predictions of another size (nearest neighbour, reported)",
+                                                           key="register_resize")  # fmt: skip
     class_names = st.text_area("Class names of the model, in output order (optional)", key="register_classes", height=68,
                                help="Comma- or line-separated. Empty: the dataset's classes, in its order")  # fmt: skip
     mapping = None

@@ -278,3 +278,17 @@ def test_a_predictions_folder_without_files_for_the_data_does_not_fit(layout):
     dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
     assert description_fit(entry.description, label_map, dataset.ids) == 2
     assert description_fit(entry.description, label_map, ["0001TP_006690", "Seq05VD_f00000"]) == 0
+
+
+def test_a_predictions_label_map_must_lie_inside_the_roots_and_is_recorded(layout):
+    from seglab.data.label_map import shapes_label_map
+
+    runs, data, outside, roots = layout
+    shapes_label_map().save(data / "palette.json")
+    shapes_label_map().save(outside / "palette.json")
+    form = SourceForm(name="p", kind="predictions", path=str(data / "preds"), label_map=str(outside / "palette.json"))
+    _, problems = validate_form(form, roots)
+    assert any("the label map" in problem and "outside" in problem for problem in problems)
+    form = SourceForm(name="p", kind="predictions", path=str(data / "preds"), label_map="palette.json", encoding="rgb")
+    description, problems = validate_form(form, roots)
+    assert not problems and description.label_map == data / "palette.json" and description.encoding == "rgb"

@@ -149,6 +149,8 @@ class SourceForm:
     output: str = ""  # "" = the first output; a dict key or ONNX output name (torchvision: "out")
     output_kind: str = "logits"
     resize_predictions: bool = False
+    encoding: str = "auto"  # predictions PNGs: auto | index | rgb
+    label_map: str = ""  # predictions painted in another palette: its label map JSON (inside the allowed roots)
 
 
 def parse_class_names(text: str) -> list[str] | None:
@@ -223,7 +225,13 @@ def validate_form(
                     preprocessing[key] = numbers
         data["preprocessing"] = preprocessing
     if form.kind == "predictions":
-        data["predictions"] = {"resize": bool(form.resize_predictions)}
+        data["predictions"] = {"resize": bool(form.resize_predictions), "encoding": form.encoding}
+        if form.label_map.strip():
+            try:
+                label_map = _resolve_typed(form.label_map.strip(), roots)
+                data["predictions"]["label_map"] = str(within_roots(label_map, roots, "the label map"))
+            except SourceError as error:
+                problems.append(str(error))
     # parse_description's own checks too, so the user sees every problem at once (kind and path: checked above)
     description, more = parse_description(data, Path("/"), where="the form")
     problems += [problem for problem in more if not problem.startswith(("kind ", "path "))]
