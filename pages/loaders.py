@@ -156,26 +156,28 @@ def _checkpoint_classes(path: str, mtime_ns: int) -> list[str] | None:
         return None
 
 
-def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
-    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint);
-    the first option when the data cannot be loaded (the pages say why)."""
+def fit(choice: PathLike, spec: DataSpec) -> int | None:
+    """How well a model choice fits the data, judged without predicting: 2 same classes, 1 mappable, 0 no fit,
+    -1 unreadable; ``None`` when the data cannot be loaded (the pages say why)."""
     try:
         data = dataset(spec)
     except SeglabError:
-        return next(iter(options), None)
-    label_map = data.label_map
+        return None
+    try:
+        if is_registered(choice):
+            return description_fit(choice_description(choice, source_roots()), data.label_map, data.ids)
+        names = _checkpoint_classes(*_mtime(choice))
+    except (OSError, SourceError):
+        return -1
+    return 2 if names == list(data.label_map.names) else -1 if names is None else 0
 
-    def fit(choice: str) -> int:
-        try:
-            if is_registered(choice):
-                return description_fit(choice_description(choice, source_roots()), label_map, data.ids)
-            names = _checkpoint_classes(*_mtime(choice))
-            return 2 if names == list(label_map.names) else -1 if names is None else 0
-        except (OSError, SourceError):
-            return -1
 
+def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
+    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint);
+    the first option when the data cannot be loaded (the pages say why)."""
     labels = list(options)
-    return max(labels, key=lambda label: (fit(options[label]), -labels.index(label)), default=None)
+    scores = {label: fit(options[label], spec) for label in labels}
+    return max(labels, key=lambda label: (scores[label] or 0, -labels.index(label)), default=None)
 
 
 class Abilities(NamedTuple):

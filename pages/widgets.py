@@ -59,9 +59,15 @@ def sidebar() -> None:
         labels = list(options)
         chosen = state.current_checkpoint()
         if labels:
+            here = spec.with_split(state.current_split() if state.current_split() in splits else splits[0]) if splits else spec
             default = next((label for label in labels if options[label] == chosen), None)
             if default is None:  # nothing chosen yet, or the choice is gone: the one that fits this data best
-                default = loaders.best_fitting(options, spec) if splits else labels[0]
+                default = loaders.best_fitting(options, here) if splits else labels[0]
+            elif splits and _misfit(loaders.fit(options[default], here)):  # the data changed under the choice
+                better = loaders.best_fitting(options, here)
+                if better is not None and not _misfit(loaders.fit(options[better], here)):
+                    st.caption(f"**{default}** does not fit this data's classes: switched to **{better}**.")
+                    default = better
             label = st.selectbox(
                 "Model / predictions", labels, index=labels.index(default),
                 help="Seglab runs under checkpoints/ (best.pt) and the model files and predictions folders "
@@ -72,6 +78,11 @@ def sidebar() -> None:
                 state.write_query()
         else:
             st.caption("No model yet: train one on the Train page, or register a model file or predictions on Home.")
+
+
+def _misfit(fit: int | None) -> bool:
+    """A model that cannot work on the data (``None``: the data itself cannot be loaded, so no verdict)."""
+    return fit is not None and fit <= 0
 
 
 def require_checkpoint() -> str:

@@ -273,3 +273,19 @@ def test_an_uploaded_image_is_predicted_by_a_model_file_in_the_datas_classes_but
     assert prediction.confidence.shape == (40, 50) and label_map.names == build_dataset(spec).class_names
     with pytest.raises(SourceError, match="cannot predict a new image"):
         loaders.upload_prediction(env["entries"]["preds"], spec, buffer.getvalue(), 10**6)
+
+
+def test_a_chosen_model_that_does_not_fit_the_data_gives_way_to_one_that_does(env):
+    roots = allowed_roots(env["runs"], env["models"])
+    form = SourceForm(name="city", kind="predictions", path=str(env["models"] / "preds"), class_names="road, sky")
+    description, problems = validate_form(form, roots)
+    assert not problems
+    city = register_source(env["runs"], description, roots).file
+    try:
+        at = open_page("pages/home.py", str(city))
+        assert at.session_state[ui.CHECKPOINT_KEY] == env["checkpoint"]
+        assert any("does not fit this data's classes: switched to" in caption.value for caption in at.sidebar.caption)
+        at = open_page("pages/home.py", env["entries"]["onnx"])  # a choice that fits stays
+        assert at.session_state[ui.CHECKPOINT_KEY] == env["entries"]["onnx"]
+    finally:
+        city.unlink()
