@@ -59,7 +59,8 @@ def sidebar() -> None:
         labels = list(options)
         chosen = state.current_checkpoint()
         if labels:
-            here = spec.with_split(state.current_split() if state.current_split() in splits else splits[0]) if splits else spec
+            shown = state.current_split() if state.current_split() in splits else (splits or [None])[0]
+            here = spec.with_split(shown) if shown else spec  # the fit is judged on the split the pages show
             default = next((label for label in labels if options[label] == chosen), None)
             if default is None:  # nothing chosen yet, or the choice is gone: the one that fits this data best
                 default = loaders.best_fitting(options, here) if splits else labels[0]
