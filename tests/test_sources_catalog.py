@@ -292,3 +292,27 @@ def test_a_predictions_label_map_must_lie_inside_the_roots_and_is_recorded(layou
     form = SourceForm(name="p", kind="predictions", path=str(data / "preds"), label_map="palette.json", encoding="rgb")
     description, problems = validate_form(form, roots)
     assert not problems and description.label_map == data / "palette.json" and description.encoding == "rgb"
+
+
+def test_the_sources_command_adds_lists_and_removes(layout, capsys, monkeypatch):
+    from seglab.cli import main
+
+    runs, data, outside, _ = layout
+    monkeypatch.setenv("SEGLAB_SOURCE_ROOTS", str(data))
+    assert main(["sources", "add", "GT", str(data / "preds"), "--kind", "predictions", "--dir", str(runs)]) == 2
+    assert "no prediction file" in capsys.readouterr().err  # default Shapes val ids: no file matches them
+    assert main(["sources", "add", "far", str(outside / "preds"), "--kind", "predictions", "--dir", str(runs)]) == 2
+    assert "outside the folders sources may come from" in capsys.readouterr().err
+    from seglab.data.spec import DataSpec, build_dataset
+
+    default = build_dataset(DataSpec().with_split("val"))  # what the command checks on without data flags
+    (data / "gt").mkdir()
+    for index, sample_id in enumerate(default.ids):
+        write_prediction_png(default.load(index)[1], data / "gt" / f"{sample_id}.png")
+    assert main(["sources", "add", "GT", str(data / "gt"), "--kind", "predictions", "--dir", str(runs)]) == 0
+    assert "registered GT" in capsys.readouterr().out
+    entry = list_sources(runs, allowed_roots(runs, data))[0]
+    assert main(["sources", "list", "--dir", str(runs)]) == 0
+    assert capsys.readouterr().out.startswith(f"GT\tpredictions\t{data / 'gt'}")
+    assert main(["sources", "remove", "gt", "--dir", str(runs)]) == 0 and not entry.file.exists()
+    assert main(["sources", "remove", "gt", "--dir", str(runs)]) == 2
