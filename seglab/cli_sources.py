@@ -370,10 +370,10 @@ def command_sources(args: argparse.Namespace) -> int:
         name=args.name, kind=args.kind, path=args.path, class_names=args.class_names, mapping=mapping,
         resize_predictions=args.resize_predictions,
     )  # fmt: skip
-    entry, problems, facts = register_checked(args.dir, form, roots, dataset)
+    registered, problems, facts = register_checked(args.dir, form, roots, dataset)
     for fact in facts:
         print(f"ok: {fact}")
-    if entry is None:
+    if registered is None:
         raise SourceError(f"{args.name} was not registered, {len(problems)} problem(s):\n" + "\n".join(problems))
-    print(f"registered {entry.name} ({entry.file}): pick it in the app's sidebar")
+    print(f"registered {registered.name} ({registered.file}): pick it in the app's sidebar")
     return 0
