@@ -160,6 +160,8 @@ def test_a_remote_user_typing_a_path_outside_on_home_is_refused_unread(places, m
     at = open_link({})
     at.radio[0].set_value("camvid").run()
     assert at.text_input[0].value == str(places["inside"])  # the discovered dataset is offered and allowed
+    allowed = next(caption.value for caption in at.caption if caption.value.startswith("From this browser"))
+    assert str(places["data"].resolve()) in allowed and str(places["private"]) not in allowed
     assert "train: 3 images" in at.success[0].value
     with reads_under(places["private"]) as reads:
         at.text_input[0].set_value(str(places["outside"])).run()
