@@ -53,6 +53,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "root": root,
         "inside": write_mini_camvid(root / "data" / "camvid"),
         "outside": write_mini_camvid(root / "private" / "camvid"),
+        "never_chosen": write_mini_camvid(root / "secret" / "camvid"),  # no test chooses it: refused in any order
     }
 
 
@@ -107,10 +108,10 @@ def type_camvid_folder(browser, url: str, folder: Path):
 
 def test_a_remote_browser_may_not_type_a_folder_outside_the_allowed_ones(served, browser, places) -> None:
     _, remote_url = served
-    page = type_camvid_folder(browser, remote_url, places["outside"])
+    page = type_camvid_folder(browser, remote_url, places["never_chosen"])
     refusal = page.locator(ERROR).filter(has_text="is outside the folders this app may read")
     expect(refusal).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-    expect(refusal).to_contain_text(f"dataset folder {places['outside']}")
+    expect(refusal).to_contain_text(f"dataset folder {places['never_chosen']}")
     expect(page.get_by_text("From this browser the server opens folders and files under")).to_be_visible()
     expect(page.get_by_role("button", name="Use this dataset")).to_have_count(0)
     page.context.close()
