@@ -63,8 +63,8 @@ def runs_dir(latin1_folder: DataSpec, tmp_path_factory: pytest.TempPathFactory) 
     from seglab.train import train
 
     runs = tmp_path_factory.mktemp("latin1_runs")
-    config = TrainConfig(model="tiny_unet_small", epochs=1, batch_size=3, crop_size=0, preview_images=0,
-                         data=latin1_folder, val_split="custom")  # fmt: skip
+    options = {"model": "tiny_unet_small", "epochs": 1, "batch_size": 3, "crop_size": 0, "preview_images": 0}
+    config = TrainConfig(**options, data=latin1_folder, val_split="custom")
     train(config, out_dir=runs / "a")
     return runs
 
