@@ -315,7 +315,7 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = evaluation.results
-    arrays = {
+    arrays: dict[str, Any] = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
         "confusion": np.stack([r.confusion for r in results]) if results else np.zeros((0, 0, 0), np.int64),
         "meta": np.array(json.dumps({

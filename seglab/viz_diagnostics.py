@@ -84,6 +84,7 @@ def boundary_figure(iou: np.ndarray, boundary_iou: np.ndarray, bf: np.ndarray, c
 
 def object_recall_figure(per_class: Mapping[str, Mapping], class_names: list[str]) -> go.Figure:
     """Per class: share of ground-truth objects found, by size bucket (no bar: no object of that size)."""
+
     def recall(name: str, bucket: str) -> float:
         value = per_class[name][f"recall_{bucket}"]
         return np.nan if value is None else value

@@ -13,8 +13,9 @@ from tests.test_cli import isolated, run_cli, trained_run  # noqa: F401  (fixtur
 def test_eval_json_has_the_diagnostics(capsys, trained_run, tmp_path):  # noqa: F811
     tags = tmp_path / "tags.csv"
     tags.write_text("id,tag\nval-000000,first\nval-000001,first\nnot-an-image,first\n")
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--json", "--device", "cpu",
-                           "--tags", str(tags))
+    code, out, _ = run_cli(
+        capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--json", "--device", "cpu", "--tags", str(tags)
+    )
     assert code == 0
     diagnostics = json.loads(out)["diagnostics"]
     assert set(diagnostics) >= {"objects", "boundary", "calibration", "confidently_wrong", "slices"}
@@ -31,16 +32,20 @@ def test_eval_json_has_the_diagnostics(capsys, trained_run, tmp_path):  # noqa: 
 
 
 def test_eval_text_report_has_diagnostic_lines(capsys, trained_run):  # noqa: F811
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--device", "cpu",
-                           "--detect-threshold", "0.3")
+    code, out, _ = run_cli(
+        capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--device", "cpu", "--detect-threshold", "0.3"
+    )
     assert code == 0
     assert "objects:" in out and "Boundary IoU" in out and "ECE" in out
 
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--detect-threshold", "1.5", "detection threshold"), ("--confident", "1", "confidently-wrong"),
-     ("--tags", "/nonexistent/tags.csv", "cannot read the tags file")],
+    [
+        ("--detect-threshold", "1.5", "detection threshold"),
+        ("--confident", "1", "confidently-wrong"),
+        ("--tags", "/nonexistent/tags.csv", "cannot read the tags file"),
+    ],
 )
 def test_bad_diagnostic_options_are_one_line_errors(capsys, trained_run, option, value, message):  # noqa: F811
     code, out, err = run_cli(capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), option, value)

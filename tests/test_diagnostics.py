@@ -75,14 +75,20 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
     target[5, 5] = target[6, 6] = 1  # diagonal neighbours: one object
     objects, _ = find_objects(target, target, 2, VOID)
     assert sorted(objects.select(objects.class_id == 1).area.tolist()) == [2]
-    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0.001, min_pixels=1))  # 2 px < 2.5 px: a speck
+    summary = object_summary(
+        objects,
+        objects.select(np.zeros(len(objects), bool)),
+        ["a", "b"],
+        sizes=SizeBuckets(min_share=0.001, min_pixels=1),
+    )  # 2 px < 2.5 px: a speck
     assert summary["per_class"]["b"]["objects"] == 0
-    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0, min_pixels=3))  # 2 px < 3 px: a speck too
+    summary = object_summary(
+        objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"], sizes=SizeBuckets(min_share=0, min_pixels=3)
+    )  # 2 px < 3 px: a speck too
     assert summary["per_class"]["b"]["objects"] == 0
-    kept = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                          sizes=SizeBuckets(min_share=0, min_pixels=2))
+    kept = object_summary(
+        objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"], sizes=SizeBuckets(min_share=0, min_pixels=2)
+    )
     assert kept["per_class"]["b"]["objects"] == 1
     with pytest.raises(ConfigError):
         SizeBuckets(small=0.2, large=0.1)
@@ -91,7 +97,7 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
 # -- boundaries ----------------------------------------------------------------------------------
 def _square(shift: int = 0) -> np.ndarray:
     mask = np.zeros((10, 10), np.uint8)
-    mask[3:7, 3 + shift:7 + shift] = 1
+    mask[3:7, 3 + shift : 7 + shift] = 1
     return mask
 
 

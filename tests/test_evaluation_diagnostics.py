@@ -36,8 +36,12 @@ def test_evaluation_carries_diagnostics_and_caches_them(tmp_path, dataset, monke
     # Every scored pixel is binned once for calibration.
     scored = sum(int(r.confusion.sum()) for r in first.results)
     assert diagnostics.calibration[..., 0].sum() == scored
-    summary = diagnostics_summary(diagnostics, first.class_names, [r.sample_id for r in first.results],
-                                  np.stack([r.confusion for r in first.results]))
+    summary = diagnostics_summary(
+        diagnostics,
+        first.class_names,
+        [r.sample_id for r in first.results],
+        np.stack([r.confusion for r in first.results]),
+    )
     json.dumps(summary, allow_nan=False)
 
     monkeypatch.setattr(evaluation_module, "load_checkpoint", lambda *a, **k: pytest.fail("cache not used"))
