@@ -85,3 +85,14 @@ def test_slices_table_lists_builtin_slices(app, runs_dir):
     expected = library_summary(runs_dir, SHAPES)["slices"]
     table = next(frame.value for frame in app.dataframe if "gap" in frame.value.columns)
     assert list(table["slice"]) == [row["slice"] for row in expected]
+
+
+@pytest.mark.parametrize("view", ["confidently wrong", "entropy", "margin"])
+def test_inspect_shows_the_uncertainty_views(runs_dir, monkeypatch, view):
+    at = open_page(runs_dir, SHAPES, monkeypatch)
+    at.switch_page("pages/failures.py").run()
+    next(radio for radio in at.radio if radio.label == "Hover view").set_value(view).run()
+    assert not at.exception, at.exception
+    captions = " ".join(caption.value for caption in at.caption)
+    expected = {"confidently wrong": "Red: wrong with confidence", "entropy": "Entropy", "margin": "top-2"}
+    assert expected[view] in captions

@@ -265,3 +265,22 @@ def test_deltas_between_two_models() -> None:
     assert rows["false blobs"]["Δ B"] == -3 and rows["false blobs"]["better"] == "lower"
     assert rows["ECE"]["Δ B"] == pytest.approx(0.2)
     assert rows["small objects found"]["Δ B"] is None and rows["Boundary IoU"]["A"] is None
+
+
+def test_uncertainty_and_confidently_wrong_pictures() -> None:
+    from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
+
+    probabilities = np.zeros((4, 1, 3), np.float32)
+    probabilities[:, 0, 0] = 0.25  # uniform: as unsure as it gets
+    probabilities[2, 0, 1] = 1.0  # certain
+    probabilities[:2, 0, 2] = 0.5  # torn between two classes
+    assert uncertainty(probabilities, "entropy") == pytest.approx(np.array([[1.0, 0.0, 0.5]]), abs=1e-5)
+    assert uncertainty(probabilities, "margin") == pytest.approx(np.array([[1.0, 0.0, 1.0]]), abs=1e-5)
+    with pytest.raises(ValueError):
+        uncertainty(probabilities, "variance")
+    target = np.array([[0, 1, 2, VOID]], np.uint8)
+    pred = np.array([[0, 2, 0, 1]], np.uint8)
+    confidence = np.array([[0.99, 0.95, 0.5, 0.99]], np.float16)
+    picture = confidently_wrong_map(np.zeros((1, 4, 3), np.uint8), pred, target, confidence, VOID, 0.9)
+    assert picture[0, 1].tolist() == [220, 20, 60] and picture[0, 2].tolist() == [255, 170, 60]
+    assert picture[0, 0].tolist() == picture[0, 3].tolist()  # right, and void: just the dimmed image
