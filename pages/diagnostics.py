@@ -70,9 +70,13 @@ with objects_tab:
             f"Sizes: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}; "
             f"{sizes['ignored']} are left out."
         )
-    rows = [{"class": name, **{k: v for k, v in row.items()}} for name, row in objects["per_class"].items()]
+    # The split IoU of each class beside its lesion-wise Dice: the sentence above, per class.
+    rows = [
+        {"class": name, "IoU": metrics.iou[class_id], **row}
+        for class_id, (name, row) in enumerate(objects["per_class"].items())
+    ]
     table = pd.DataFrame(rows)
-    scores = {column: SCORE for column in table.columns if "recall" in column or column == "lesion_dice"}
+    scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion_dice", "IoU")}
     st.dataframe(table, hide_index=True, column_config=scores)
     st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
     st.subheader("Missed objects")
