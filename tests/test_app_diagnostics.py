@@ -96,3 +96,15 @@ def test_inspect_shows_the_uncertainty_views(runs_dir, monkeypatch, view):
     captions = " ".join(caption.value for caption in at.caption)
     expected = {"confidently wrong": "Red: wrong with confidence", "entropy": "Entropy", "margin": "top-2"}
     assert expected[view] in captions
+
+
+def test_inspect_shows_the_image_s_bf_score(runs_dir, monkeypatch):
+    import numpy as np
+
+    at = open_page(runs_dir, SHAPES, monkeypatch)
+    at.switch_page("pages/failures.py").run()
+    shown = {metric.label: metric.value for metric in at.metric}
+    evaluation = evaluate_checkpoint(runs_dir / "a" / "best.pt", build_dataset(SHAPES.with_split("val")))
+    sample = at.session_state[ui.SAMPLE_KEY]
+    position = next(i for i, result in enumerate(evaluation.results) if result.sample_id == sample)
+    assert shown["BF score"] == f"{np.nanmean(evaluation.diagnostics.bf[position]):.3f}"

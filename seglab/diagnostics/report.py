@@ -37,6 +37,7 @@ __all__ = [
     "diagnostics_summary",
     "format_diagnostics",
     "headline",
+    "image_bf_score",
     "per_class_bf",
     "summarise_evaluation",
 ]
@@ -73,6 +74,17 @@ def per_class_bf(diagnostics: Diagnostics) -> np.ndarray:
     seen = ~np.isnan(bf)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(seen.any(axis=0), np.nansum(bf, axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
+
+
+def image_bf_score(evaluation: DatasetEvaluation, result: object) -> float | None:
+    """One image's BF score averaged over its classes (``result`` one of ``evaluation.results``); None if unknown."""
+    if evaluation.diagnostics is None:
+        return None
+    position = next((i for i, other in enumerate(evaluation.results) if other is result), None)
+    if position is None:
+        return None
+    scores = evaluation.diagnostics.bf[position]
+    return float(np.nanmean(scores)) if (~np.isnan(scores)).any() else None
 
 
 def boundary_summary(diagnostics: Diagnostics, class_names: Sequence[str]) -> dict:
