@@ -205,6 +205,7 @@ ui.start_page()
 st.title("Train")
 runs = list_runs(ui.runs_dir())
 names = [run.name for run in runs]
+run_paths = {run.name: run.path for run in runs}  # names are display-safe; the folder may not be UTF-8
 if WATCH_KEY in st.session_state:
     st.session_state[WATCH_KEY] = [name for name in st.session_state[WATCH_KEY] if name in names]
 else:  # first visit or reload: whatever is training, plus the latest run
@@ -291,8 +292,9 @@ def live_view() -> None:
     still_running = False
     for name in watched:
         with ui.guard(f"Reading run {name}"):
-            if name not in watchers or watchers[name].run.path != ui.runs_dir() / name:
-                watchers[name] = RunWatcher(ui.runs_dir() / name)
+            path = run_paths.get(name, ui.runs_dir() / name)
+            if name not in watchers or watchers[name].run.path != path:
+                watchers[name] = RunWatcher(path)
             watcher = watchers[name]
             watcher.refresh()
             info = run_info(watcher.run.path)

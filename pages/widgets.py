@@ -66,6 +66,8 @@ def sidebar() -> None:
                 state.write_query()
         else:
             st.caption("No checkpoints yet: train one on the Train page.")
+        if problem := state.allowed().problem:  # a broken seglab.toml: its folders are not allowed until fixed
+            st.warning(problem, icon=":material/warning:")
     for refused in (st.session_state.get(state.REFUSED_KEY), st.session_state.pop(state.RUN_REFUSED_KEY, None)):
         if refused:  # above the page: the view is not what the link asked for
             st.error(refused, icon=":material/block:")

@@ -20,9 +20,11 @@ The rule is :meth:`AllowList.check`; :func:`check_spec_paths` applies it to ever
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, PathNotAllowedError
@@ -61,21 +63,22 @@ def configured_roots(project_root: str | os.PathLike) -> list[Path]:
 
 
 def _config_data_roots(path: Path) -> list[str]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError(f"reading {path} needs Python 3.11 or `pip install tomli`") from None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read {path}: {error}; fix or remove it") from None
+    data = _read_toml(path)
     entries = data.get("app", {}).get("data_roots", []) if isinstance(data.get("app"), dict) else []
     if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
         raise ConfigError(f'{path}: [app] data_roots must be a list of paths, e.g. data_roots = ["/data/voc"]')
     return entries
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read {path}: {error}; fix or remove it") from None
+    raise ConfigError(f"reading {path} needs Python 3.11 (tomllib); on 3.10 set ${ROOTS_VARIABLE} instead")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class AllowList:
     roots: tuple[Path, ...]
     config: Path
     discover_under: tuple[Path, ...] = field(default=())
+    problem: str | None = None  # why the config file's roots are missing (it could not be read)
 
     def with_roots(self, extra: Iterable[str | os.PathLike]) -> AllowList:
         """The same list with ``extra`` roots added."""
@@ -96,8 +100,11 @@ class AllowList:
         return replace(self, roots=_unique(self.roots + added))
 
     def allows(self, path: str | os.PathLike) -> bool:
-        """Whether ``path``, resolved, is one of the roots or inside one."""
-        resolved = resolve(path)
+        """Whether ``path``, resolved, is one of the roots or inside one (never a path that cannot be resolved)."""
+        try:
+            resolved = resolve(path)
+        except (ValueError, OSError):  # an embedded NUL byte, a symlink loop on some systems
+            return False
         if _inside(resolved, self.roots):
             return True
         return bool(self.discover_under) and _inside(resolved, self._discovered())
@@ -106,6 +113,7 @@ class AllowList:
         """``path`` resolved; :class:`PathNotAllowedError` naming the setting to change when it is outside."""
         if self.allows(path):
             return resolve(path)
+        path = repr(path) if "\x00" in str(path) else path
         listed = ", ".join(str(root) for root in self.roots[:MAX_LISTED_ROOTS])
         if len(self.roots) > MAX_LISTED_ROOTS:
             listed += f" and {len(self.roots) - MAX_LISTED_ROOTS} more"
@@ -114,6 +122,8 @@ class AllowList:
             f"to allow it, add its folder to data_roots under [app] in {self.config} (read at once) or to "
             f"${ROOTS_VARIABLE} (then restart the app); on the server machine itself, choosing it on Home allows it"
         )
+        if self.problem:
+            message += f" (and fix the config file: {self.problem})"
         raise PathNotAllowedError(display_name(message))
 
     def _discovered(self) -> tuple[Path, ...]:
@@ -128,13 +138,23 @@ def allow_list(
     runs_dir: str | os.PathLike,
     extra: Iterable[str | os.PathLike] = (),
 ) -> AllowList:
-    """The app's allow-list: data folder, project ``data/``, runs folder, configured roots, ``extra``."""
+    """The app's allow-list: data folder, project ``data/``, runs folder, configured roots, ``extra``.
+
+    Never raises: a config file that cannot be read leaves its roots out and is named in ``problem``.
+    """
     data = data_root(project_root)
-    roots = [data, Path(project_root) / "data", Path(runs_dir), *configured_roots(project_root), *extra]
+    problem = None
+    try:
+        configured = configured_roots(project_root)
+    except ConfigError as error:  # a broken config file must not take the app down: its roots are left out
+        problem = str(error)
+        configured = [Path(part) for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part.strip()]
+    roots = [data, Path(project_root) / "data", Path(runs_dir), *configured, *extra]
     return AllowList(
         roots=_unique(tuple(resolve(root) for root in roots)),
         config=config_file(project_root),
         discover_under=(data,),
+        problem=problem,
     )
 
 

@@ -395,9 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint with one confusion matrix over the whole split (void pixels dropped; "
         "the MMSegmentation IoUMetric definition). The data defaults to the split the checkpoint was validated on.",
         epilog="examples:\n  seglab eval --checkpoint checkpoints/demo/best.pt\n"
-        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json\n"
+        "  seglab eval --checkpoint checkpoints/camvid/best.pt "
+        "--data camvid --root ../shared/data/camvid --split val --json\n"
         "  seglab eval --model exported/model.onnx --data camvid --root ../shared/data/camvid --split test\n"
-        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json --data camvid --root ../shared/data/camvid\n"
+        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json "
+        "--data camvid --root ../shared/data/camvid\n"
         "  seglab eval --predictions my_predictions/ --data camvid --root ../shared/data/camvid --split test --json\n"
         "  seglab eval --checkpoint checkpoints/demo/best.pt --tags tags.csv --detect-threshold 0.3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -417,10 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict",
         help="predict masks for image files",
-        description="Writes <name>_mask.png (colourised), <name>_overlay.png and <name>_labels.png (class ids) per image. "
+        description="Writes <name>_mask.png (colourised), <name>_overlay.png "
+        "and <name>_labels.png (class ids) per image. "
         "Images sharing a name (a/ok.png, b/ok.jpg) get distinct names (ok_png_*, ok_jpg_*). A photo's EXIF "
         "orientation is applied, as a phone shows it.",
-        epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt photo1.png photo2.jpg --out predictions/",
+        epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt "
+        "photo1.png photo2.jpg --out predictions/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("--checkpoint", help="a .pt file or a run folder")

@@ -383,7 +383,10 @@ class LabelQualityReport:
         return [self.object_row(item) for item in sorted(image.ranked_objects, key=lambda item: (item.score, item.object_id))]
 
     def outlined(self, image: ImageLabelQuality, cutoff: float, limit: int) -> tuple[list[ObjectQuality], int]:
-        """The ranked objects scoring below ``cutoff`` (the worst always), worst first: up to ``limit``, and how many more."""
+        """The ranked objects scoring below ``cutoff`` (the worst always), worst first.
+
+        Returns up to ``limit`` of them, and how many more there are.
+        """
         below = sorted((item for item in image.ranked_objects if item.score < cutoff or item is image.worst),
                        key=lambda item: (item.score, item.object_id))  # fmt: skip
         return below[:limit], max(0, len(below) - limit)
@@ -530,10 +533,11 @@ def suspicion_picture(
 
 
 def place_labels(
-    boxes: Sequence[Sequence[int]], sizes: Sequence[tuple[int, int]], canvas: tuple[int, int], margin: int = 3
+    boxes: Sequence[Sequence[int]], sizes: Sequence[Sequence[int]], canvas: tuple[int, int], margin: int = 3
 ) -> list[tuple[int, int] | None]:
     """Text baselines ``(x, y)`` for labels of ``sizes`` (w, h) next to ``boxes`` (x0, y0, x1, y1), greedily in order:
-    above the box, below it, inside its top, right of it, left of it, then rows further down; each kept inside the ``canvas`` (H, W) and
+    above the box, below it, inside its top, right of it, left of it, then rows further down; each kept inside the
+    ``canvas`` (H, W) and
     clear of the labels placed before it. ``None`` when no spot is free."""
     height, width = canvas
     taken: list[tuple[int, int, int, int]] = []

@@ -264,7 +264,8 @@ def mining_progress_sentence(step: int, top_k_percent_pixels: float, hard_exampl
     """Why "kept by mining" differs from the top-k setting: where ``step`` sits on the ramp."""
     kept = kept_fraction(step, top_k_percent_pixels, hard_example_mining_step)
     if hard_example_mining_step == 0 or step >= hard_example_mining_step:
-        return f"At step {step:,} mining keeps the hardest {top_k_percent_pixels:.0%} of the labelled pixels (end of the ramp)."
+        hardest = f"the hardest {top_k_percent_pixels:.0%} of the labelled pixels"
+        return f"At step {step:,} mining keeps {hardest} (end of the ramp)."
     ramp = step / hard_example_mining_step
     return (f"At step {step:,} of a {hard_example_mining_step:,}-step ramp ({ramp:.0%} of the way), mining keeps "
             f"{kept:.1%} of the labelled pixels: it goes from all of them at step 0 to the hardest "

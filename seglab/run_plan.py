@@ -101,7 +101,7 @@ def quick_run_config(data: DataSpec, image_size: tuple[int, int] | None = None) 
     """The fast CPU default: TrainConfig's defaults on ``data`` within about a minute, with the crop and batch
     of :func:`data_defaults` when the training images' ``image_size`` (H, W) is given."""
     defaults = TrainConfig()
-    sized = data_defaults(image_size) if image_size else {}
+    sized: dict[str, Any] = data_defaults(image_size) if image_size else {}
     return replace(defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS, **sized)
 
 

@@ -270,7 +270,7 @@ def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = Fal
     run.request_stop()
     status = run.read_status()
     pid, start = status.get("pid"), status.get("process_start")
-    if not process_alive(pid, start):
+    if not pid or not process_alive(pid, start):
         return
 
     def escalate() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,12 @@ def test_absolute_paths_and_dot_dot_outside_are_refused(project: Path, outside: 
     assert message.startswith(f"image folder {path} is outside the folders this app may read")
     assert "data_roots under [app] in" in message and str(project / "seglab.toml") in message
     assert "$SEGLAB_DATA_ROOTS" in message
+
+
+def test_a_path_that_cannot_be_resolved_is_refused(project: Path) -> None:
+    data = project.parent / "shared" / "data"
+    with pytest.raises(PathNotAllowedError, match=r"image folder .*\\x00.* is outside"):
+        default(project).check(f"{data}/pets\x00/etc", what="image folder")
 
 
 def test_dot_dot_that_stays_inside_is_allowed(project: Path) -> None:
@@ -102,10 +109,14 @@ def test_roots_from_the_environment_and_the_config_file(project: Path, monkeypat
     other.write_text('[app]\ndata_roots = "/data"\n')
     monkeypatch.setenv("SEGLAB_CONFIG", str(other))
     with pytest.raises(ConfigError, match="data_roots must be a list of paths"):
-        default(project)
+        configured_roots(project)
+    broken = default(project)  # the app keeps working on the other roots and says what is wrong
+    assert "data_roots must be a list of paths" in broken.problem
+    assert broken.allows(elsewhere) and not broken.allows(more)
+    with pytest.raises(PathNotAllowedError, match=r"fix the config file: .*must be a list"):
+        broken.check(more)
     other.write_text("[app\n")
-    with pytest.raises(ConfigError, match=r"cannot read .*other.toml"):
-        default(project)
+    assert re.search(r"cannot read .*other.toml", default(project).problem)
 
 
 def test_a_data_root_moved_by_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,16 +130,9 @@ def test_a_link_inside_the_data_folder_is_followed(places) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from seglab.config import TrainConfig
-    from seglab.data.shapes import ShapesConfig
-    from seglab.train import train
-
-    run = tmp_path_factory.mktemp("links") / "tiny"
-    data = DataSpec(shapes=ShapesConfig(train_size=4, val_size=2, test_size=2, image_size=32))
-    config = TrainConfig(model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0, preview_images=0, data=data)
-    train(config, out_dir=run)
-    return run
+def trained_run(tiny_runs) -> Path:
+    """A tiny Shapes run shared by the session (the tests copy it, never change it)."""
+    return tiny_runs.run()
 
 
 def test_a_link_names_only_runs_the_sidebar_offers(places, trained_run) -> None:
@@ -189,3 +182,14 @@ def test_a_local_user_may_type_any_path_and_the_link_then_works_for_the_class(pl
     student = open_link({name: value[0] if isinstance(value, list) else value for name, value in link.items()})
     assert not student.error and student.session_state[ui.SPEC_KEY]["root"] == str(places["outside"])
     assert DataSpec.from_dict(student.session_state[ui.SPEC_KEY]).kind == "camvid"
+
+
+def test_a_broken_config_file_is_named_and_the_app_keeps_working(places, tmp_path, monkeypatch) -> None:
+    config = tmp_path / "seglab.toml"
+    config.write_text("[app\n")
+    monkeypatch.setenv("SEGLAB_CONFIG", str(config))
+    at = open_link({"data": "camvid", "root": str(places["inside"])})
+    assert not at.error and at.session_state[ui.SPEC_KEY]["kind"] == "camvid"  # the data folder is still allowed
+    assert any(f"cannot read {config}" in warning.value for warning in at.sidebar.warning)
+    refused = open_link({"data": "camvid", "root": str(places["outside"])})
+    assert "fix the config file: cannot read" in refusal(refused)

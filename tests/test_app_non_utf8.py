@@ -109,7 +109,7 @@ def latin1_runs(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return runs
 
 
-@pytest.mark.parametrize("page", ["home", "compare", "leaderboard"])
+@pytest.mark.parametrize("page", ["home", "compare", "leaderboard", "train"])
 def test_a_run_folder_with_a_latin1_name_is_listed_on_every_page(page, latin1_folder, latin1_runs, monkeypatch) -> None:
     at = _page(page, latin1_folder, latin1_runs, monkeypatch)
     shown = "run-" + SHOWN_AS
@@ -118,6 +118,12 @@ def test_a_run_folder_with_a_latin1_name_is_listed_on_every_page(page, latin1_fo
         assert any(option.startswith(shown + " ") for option in picker.options), picker.options
     elif page == "compare":
         assert shown in set(at.dataframe[0].value.columns)  # the run is a column of the per-class table
+    elif page == "train":
+        assert shown in at.multiselect(key="train_watched_runs").options
+        at.multiselect(key="train_watched_runs").set_value([shown]).run()  # the live view reads the run's files
+        assert not at.exception and not at.error, [error.value for error in at.error]
+        assert any(shown in markdown.value and "finished" in markdown.value for markdown in at.markdown)
+        assert not any("logged no step" in caption.value for caption in at.caption)  # its curves were read
     else:
         if at.button:  # not scored yet: score them (Compare may have filled the evaluation cache)
             at.button[0].click().run()

@@ -163,7 +163,10 @@ def stop_training_runs(runs_dir: Path) -> None:
 
 
 def report(config: pytest.Config, line: str) -> None:
-    """A line in the test log even when output is captured (the browser version matters when a Debian upgrade breaks playwright)."""
+    """A line in the test log even when output is captured.
+
+    (The browser version matters when a Debian upgrade breaks playwright.)
+    """
     reporter, capture = config.pluginmanager.get_plugin("terminalreporter"), config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:
         print(f"e2e: {line}")

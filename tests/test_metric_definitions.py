@@ -105,6 +105,7 @@ def test_dataset_definitions_agree_with_confusion_matrix_compute():
     np.testing.assert_allclose([row.dataset_iou for row in per_class], metrics.iou)
 
 
+@pytest.mark.slow
 def test_torchmetrics_conventions_named_in_used_by_hold():
     from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
     from torchmetrics.segmentation import MeanIoU

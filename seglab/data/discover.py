@@ -47,9 +47,7 @@ class SourceReport:
         return bool(self.splits)
 
 
-def check_source(
-    spec: DataSpec, splits: tuple[str, ...] | None = None, mask_sample: int = MASK_SAMPLE
-) -> SourceReport:
+def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None, mask_sample: int = MASK_SAMPLE) -> SourceReport:
     """Try every split of ``spec`` and report sizes or problems.
 
     Each split is listed (no image read), then ``mask_sample`` of its samples, spread over the split,
