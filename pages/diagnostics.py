@@ -75,8 +75,8 @@ with objects_tab:
         {"class": name, "IoU": metrics.iou[class_id], **row}
         for class_id, (name, row) in enumerate(objects["per_class"].items())
     ]
-    table = pd.DataFrame(rows)
-    scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion_dice", "IoU")}
+    table = pd.DataFrame(rows).rename(columns=lambda column: column.replace("_", " "))
+    scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
     st.dataframe(table, hide_index=True, column_config=scores)
     st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
     st.subheader("Missed objects")

@@ -58,7 +58,9 @@ def test_headline_numbers_are_the_library_s(app, runs_dir):
     assert shown["Objects found"] == f"{expected['objects']['recall']:.3f}"
     objects_table = app.dataframe[0].value
     assert list(objects_table["class"]) == list(expected["objects"]["per_class"])
-    assert list(objects_table["objects"]) == [row["objects"] for row in expected["objects"]["per_class"].values()]
+    per_class = expected["objects"]["per_class"].values()
+    assert list(objects_table["objects"]) == [row["objects"] for row in per_class]
+    assert list(objects_table["lesion dice"]) == pytest.approx([row["lesion_dice"] for row in per_class], nan_ok=True)
     assert len(app.get("plotly_chart")) >= 3  # recall by size, boundary bars, reliability diagram
 
 
