@@ -171,8 +171,11 @@ with ui.guard("Sample"):
 st.subheader("Class imbalance")
 with ui.guard("Class imbalance"):
     pixels_column, sizes_column = st.columns(2)
+    log_share = pixels_column.toggle("Log scale", value=True, key="dataset_share_log",
+                                     help="Log: rare classes stay visible. Linear: how lopsided the pixels really are.")  # fmt: skip
     pixels_column.plotly_chart(viz.class_distribution_figure(stats.pixel_fraction, stats.image_counts, names, label_map.colors,
-                                                             title="Pixel share per class (label: images containing it)"))  # fmt: skip
+                                                             title="Pixel share per class (label: images containing it)",
+                                                             log_y=log_share), key="dataset_share_chart")  # fmt: skip
     sizes_column.plotly_chart(viz.object_size_figure(stats.object_class, stats.object_area, names, label_map.colors,
                                                      title="Object size per class (connected components)"))  # fmt: skip
     st.caption(f"Most / least frequent class: {stats.imbalance_ratio:,.0f}x pixels · void: {stats.void_fraction:.1%} of all pixels, never a class.")

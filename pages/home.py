@@ -3,9 +3,17 @@
 import streamlit as st
 
 from pages import ui
-from seglab.data.discover import check_source, discover_datasets
+from seglab.data.discover import discover_datasets
+from seglab.data.label_map import label_map_example
 from seglab.data.spec import DataSpec
-from seglab.sources.catalog import REGISTERED_KINDS, SourceForm, mapping_rows, parse_class_names, register_checked, remove_source
+from seglab.sources.catalog import (
+    REGISTERED_KINDS,
+    SourceForm,
+    mapping_rows,
+    parse_class_names,
+    register_checked,
+    remove_source,
+)
 from seglab.sources.mapping import OTHER
 from seglab.sources.preprocessing import FIXED_SIZE_MODES, OUTPUT_KINDS
 
@@ -15,6 +23,7 @@ SOURCES = {
     "voc": "PASCAL VOC-2012 layout",
     "folder": "Image folder + mask folder",
 }
+MAX_SHOWN_PROBLEMS = 3
 PAGE_GUIDE = [
     ("Dataset", "Browse samples with mask overlays, class-imbalance charts, class weights and the trivial baseline."),
     ("Train", "Launch a short training run, watch loss / LR / validation curves and predictions live, stop it."),
@@ -45,7 +54,7 @@ current = ui.current_spec()
 kinds = list(SOURCES)
 kind = st.radio("Data source", kinds, index=kinds.index(current.kind), format_func=SOURCES.get, horizontal=True)
 
-found = discover_datasets(ui.DATA_ROOT) if kind in ("camvid", "voc") else []
+found = discover_datasets(ui.data_root()) if kind in ("camvid", "voc") else []
 suggestions = [spec.root for spec in found if spec.kind == kind]
 if kind == "shapes":
     candidate = DataSpec(shapes=current.shapes) if current.kind == "shapes" else DataSpec()
@@ -53,7 +62,7 @@ if kind == "shapes":
 elif kind in ("camvid", "voc"):
     default_root = current.root if current.kind == kind and current.root else (suggestions[0] if suggestions else "")
     if suggestions:
-        st.caption(f"Found under {ui.DATA_ROOT}: " + ", ".join(f"`{root}`" for root in suggestions))
+        st.caption(f"Found under {ui.data_root()}: " + ", ".join(f"`{root}`" for root in suggestions))
     root = st.text_input("Dataset folder", value=default_root, placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012"))
     label_map = st.text_input("Label map JSON (optional)", value=current.label_map or "", help="Overrides the built-in classes")
     candidate = DataSpec(kind=kind, root=root.strip() or None, label_map=label_map.strip() or None)
@@ -64,14 +73,38 @@ else:
     label_map = st.text_input("Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index")
     candidate = DataSpec(kind="folder", split="custom", images=images.strip() or None, masks=masks.strip() or None,
                          list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
+if kind != "shapes" and not ui.client_is_local():
+    folders = ", ".join(f"`{root}`" for root in ui.allowed().roots)
+    st.caption(f"From this browser the server opens folders and files under {folders} only (more: see README).")
+if kind != "shapes":
+    with st.expander("What goes in a label map JSON file?"):
+        st.markdown("Class ids as stored in the masks, their names and colours, and the void/ignore value "
+                    "(never a class, never counted). `background_index` names the class that 'without background' "
+                    "scores drop (`null` if there is none); `ignore_color` is the void colour of colour-coded masks.")  # fmt: skip
+        st.code(label_map_example(), language="json")
 
+awaiting_folders = kind == "folder" and not (candidate.images and candidate.masks)
+if awaiting_folders:
+    st.info("Type the image folder and the mask folder (paths on this server) to check this source.")
 with ui.guard("Checking the data source"):
-    report = check_source(candidate)
-    if report.ok:
+    report = None if awaiting_folders else ui.source_report(ui.check_form_spec(candidate))  # outside the allow-list: refused unread
+    if report is None:
+        pass
+    elif report.ok:
         st.success(f"{len(report.class_names)} classes · " + " · ".join(f"{split}: {n} images" for split, n in report.splits.items()))
         st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")
         for note in report.notes:
             st.info(note)
+        for split, problems in report.sample_problems.items():
+            listed = "\n".join(f"- {problem}" for problem in problems[:MAX_SHOWN_PROBLEMS])
+            st.warning(
+                f"**{split}**: {len(problems)} of {report.sampled[split]} sampled image/mask pairs cannot be used "
+                f"(training and the Dataset page would stop at them):\n\n{listed}",
+                icon=":material/warning:",
+            )
+        if report.sampled and not report.sample_problems:
+            checked = sum(report.sampled.values())
+            st.caption(f"{checked} sampled image/mask pairs read and checked: sizes and label values fit.")
         for split, problem in report.problems.items():
             st.caption(f"{split}: {problem}")
         if candidate.to_dict() != current.to_dict():
@@ -114,7 +147,7 @@ def registration_form() -> None:
     if kind in UPLOAD_TYPES:
         uploaded = st.file_uploader(f"Or upload {UPLOAD_TYPES[kind][0]}", type=UPLOAD_TYPES[kind][1], key=f"register_upload_{kind}",
                                     help="Stored in the sources catalog (checked first); the path is then ignored")  # fmt: skip
-    st.caption("Allowed folders: " + ", ".join(f"`{root}`" for root in roots) + " (add more with $SEGLAB_SOURCE_ROOTS)")
+    st.caption("Allowed folders: " + ", ".join(f"`{root}`" for root in roots) + " (add more with $SEGLAB_DATA_ROOTS or data_roots in seglab.toml)")
     fields: dict = {}
     if kind in ("onnx", "torchscript"):
         columns = st.columns(4)

@@ -57,11 +57,12 @@ def show_image(sample_id: str) -> None:
     prediction = ui.image_probabilities(path, spec, scores.index)
     pixels = pixel_quality(prediction.probabilities, labels, report.thresholds, data.ignore_index)
     cutoff = st.slider("Outline objects scoring below", 0.0, 1.0, 0.5, 0.05, help="The worst object is always outlined")
-    below = sorted((item for item in scores.objects if item.score < cutoff or item is scores.worst), key=lambda item: item.score)
-    shown = below[:MAX_OUTLINED]
+    shown, more_below = report.outlined(scores, cutoff, MAX_OUTLINED)
+    small = len(scores.objects) - len(scores.ranked_objects)
     columns = st.columns(3)
     columns[0].metric("Image score", f"{scores.score:.3f}", help="Score of its worst object (1 = no object to doubt)")
-    columns[1].metric("Objects", sum(item.ranked for item in scores.objects))
+    columns[1].metric("Objects", len(scores.ranked_objects),
+                      help=f"Objects of at least {report.min_pixels} px" + (f"; {small} smaller ones are not ranked" if small else ""))  # fmt: skip
     columns[2].metric("Suspicious pixels", f"{pixels.suspicious_share:.1%}",
                       help="Share of the non-void pixels the model confidently gives another class than their label")  # fmt: skip
     pictures = [
@@ -72,9 +73,10 @@ def show_image(sample_id: str) -> None:
     ]  # fmt: skip
     for column, (picture, caption) in zip(st.columns(4), pictures):
         column.image(picture, caption=caption, width="stretch", output_format="PNG")
-    more = f"\n\n…and {len(below) - len(shown)} more below {cutoff:.2f}: see the objects table below." if len(below) > len(shown) else ""
+    more = f"\n\n…and {more_below} more below {cutoff:.2f}: see the objects table below." if more_below else ""
     st.markdown("\n".join(f"- {item.sentence(names)}" for item in shown) + more or "No object to outline.")
-    with st.expander(f"All {len(scores.objects)} objects of {sample_id}"):
+    smaller = f" ({small} smaller than {report.min_pixels} px are not ranked)" if small else ""
+    with st.expander(f"All {len(scores.ranked_objects)} objects of {sample_id}{smaller}"):
         st.dataframe(pd.DataFrame(report.object_rows(scores)), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
     if st.button("Open in Inspect", help="See this image's errors, confusions and confidence on the Inspect page"):
         ui.set_sample(sample_id)

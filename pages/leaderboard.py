@@ -33,7 +33,7 @@ st.markdown("Every checkpoint under the runs folder and every model file or pred
 spec = ui.current_spec()
 splits = []
 with ui.guard("Reading the data source"):
-    splits = list(check_source(spec).splits)
+    splits = list(check_source(spec, mask_sample=0).splits)
 if not splits:
     st.stop()
 left, right = st.columns([1, 2])
@@ -44,7 +44,7 @@ include_last = right.toggle("Also score each run's last.pt", value=False, help="
 st.info(f"**Protocol** (the same for every entry): {LEADERBOARD_PROTOCOL.describe()}, whole image at its original size, "
         f"class = argmax of the softmax. {ui.METRIC_DEFINITION}", icon=":material/rule:")  # fmt: skip
 
-paths = find_checkpoints(ui.runs_dir(), include_last=include_last)
+paths = ui.keep_allowed(find_checkpoints(ui.runs_dir(), include_last=include_last))
 sources = ui.registered_sources()
 if not paths and not sources:
     st.info(f"No checkpoints under `{ui.runs_dir()}` yet: train one on the Train page, or register a model file or a "

@@ -18,13 +18,16 @@ from typing import Any, NamedTuple
 
 import streamlit as st
 
-from pages.state import runs_dir, source_roots
+from pages.state import offered_runs, runs_dir, source_roots
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
 from seglab.concurrency import SharedComputations
+from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
+from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
+from seglab.diagnostics.slices import read_tags
 from seglab.errors import SeglabError, SourceError
 from seglab.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.failures import cell_gallery as failures_cell_gallery
@@ -35,8 +38,8 @@ from seglab.label_quality import (
     score_dataset,
     validate_on_shapes,
 )
+from seglab.label_quality_cache import cached_label_quality
 from seglab.predict import DatasetEvaluation, predict, predict_logits
-from seglab.runs import list_runs
 from seglab.sources.catalog import (
     choice_description,
     choice_version,
@@ -45,10 +48,13 @@ from seglab.sources.catalog import (
     list_sources,
     open_choice,
 )
+from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.sources.mapped import MappedSource
 from seglab.stats import DatasetStats, compute_stats
+from seglab.viz_diagnostics import missed_object_gallery
 
 PathLike = str | os.PathLike[str]
+SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
 
 
 def spec_key(spec: DataSpec) -> str:
@@ -57,14 +63,21 @@ def spec_key(spec: DataSpec) -> str:
 
 
 def _mtime(path: PathLike) -> tuple[str, int]:
+    """``(path key, mtime_ns)`` of a file: the key is the path as JSON text, because Streamlit hashes str
+    arguments as UTF-8, which a file name that is not UTF-8 (read with surrogates) cannot be encoded in."""
     path = Path(path)
-    return str(path), path.stat().st_mtime_ns
+    return json.dumps(str(path)), path.stat().st_mtime_ns
+
+
+def _path_of(key: str) -> str:
+    """The file path a :func:`_mtime` or :func:`_version` key stands for."""
+    return json.loads(key)
 
 
 def _version(choice: PathLike) -> tuple[str, str]:
-    """``(choice, version)``: the cache key of a model choice (a checkpoint or a registered source's entry),
-    changing whenever its files do."""
-    return str(choice), choice_version(choice, source_roots())
+    """``(choice key, version)``: the cache key of a model choice (a checkpoint or a registered source's entry;
+    the path as JSON text, see :func:`_mtime`), its version changing whenever its files do."""
+    return json.dumps(str(choice)), choice_version(choice, source_roots())
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -76,6 +89,17 @@ def _dataset(key: str) -> Any:
 def dataset(spec: DataSpec) -> Any:
     """The dataset a spec describes (shared across sessions; raises SeglabError on bad paths)."""
     return _dataset(spec_key(spec))
+
+
+@st.cache_data(max_entries=16, ttl=SOURCE_CHECK_TTL_S, show_spinner="Checking the data source...")
+def _source_report(key: str) -> SourceReport:
+    return check_source(DataSpec.from_dict(json.loads(key)))
+
+
+def source_report(spec: DataSpec) -> SourceReport:
+    """``seglab.data.discover.check_source`` of a data source (splits listed, a sample of pairs read), shared by
+    every session for a few seconds: Home reruns on each click, and a class opens it at once."""
+    return _source_report(spec_key(spec))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing class statistics (cached on disk afterwards)...")
@@ -115,7 +139,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
 def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:  # mtime_ns: the version of _version(path)
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(_path_of(path))
     return checkpoint, checkpoint.build_model("cpu")
 
 
@@ -125,9 +149,9 @@ def checkpoint_and_model(path: PathLike) -> tuple[Any, Any]:
 
 
 def checkpoint_options() -> dict[str, str]:
-    """``{label: path}`` of every usable run's best (else last) checkpoint, newest first."""
+    """``{label: path}`` of every usable run's best (else last) checkpoint inside the allow-list, newest first."""
     options = {}
-    for run in list_runs(runs_dir()):
+    for run in offered_runs():
         if run.checkpoint is not None:
             score = f" · mIoU {run.best_metric:.3f}" if run.best_metric is not None else ""
             options[f"{run.name}{score}"] = str(run.checkpoint)
@@ -151,7 +175,7 @@ def model_options() -> dict[str, str]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _checkpoint_classes(path: str, mtime_ns: int) -> list[str] | None:
     try:
-        return list(load_checkpoint(path).label_map.names)
+        return list(load_checkpoint(_path_of(path)).label_map.names)
     except Exception:  # an unreadable checkpoint fits nothing; the pages say why when it is chosen
         return None
 
@@ -198,20 +222,51 @@ def abilities(choice: PathLike, spec: DataSpec) -> Abilities:
 
 @st.cache_resource(max_entries=6, show_spinner="Opening the model or predictions...")
 def _source(choice: str, version: str, key: str) -> MappedSource:
-    return open_choice(choice, source_roots(), _dataset(key).label_map)
+    return open_choice(_path_of(choice), source_roots(), _dataset(key).label_map)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating on the split (cached on disk afterwards)...")
 def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
-    if is_registered(choice):
+    if is_registered(_path_of(choice)):
         mapped = _source(choice, version, key)
         return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
-    return evaluate_checkpoint(choice, _dataset(key))
+    return evaluate_checkpoint(_path_of(choice), _dataset(key))
 
 
 def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:
     """Per-image predictions and metrics of a checkpoint or registered source on a split (memory, then disk cache)."""
     return _evaluation(*_version(choice), spec_key(spec))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _diagnostics(choice: str, version: str, key: str, cover: float, confident: float, tags_text: str) -> dict | None:
+    tags = read_tags(tags_text) if tags_text else None
+    background = _dataset(key).label_map.background_index
+    options = DiagnosticOptions(cover=cover, confident=confident)
+    evaluation = _evaluation(choice, version, key)
+    return summarise_evaluation(evaluation, options=options, tags=tags, background_index=background)
+
+
+def diagnostics(choice: PathLike, spec: DataSpec, cover: float, confident: float, tags_text: str = "") -> dict | None:
+    """The JSON summary of a model's diagnostics on a split (``seglab eval --json``'s ``diagnostics``)."""
+    return _diagnostics(*_version(choice), spec_key(spec), float(cover), float(confident), tags_text)
+
+
+@st.cache_data(max_entries=16, show_spinner="Cropping the missed objects...")
+def _missed_objects(
+    choice: str, version: str, key: str, class_id: int | None, cover: float, largest_first: bool, limit: int
+) -> Any:
+    evaluation = _evaluation(choice, version, key)
+    return missed_object_gallery(
+        evaluation, _dataset(key), class_id=class_id, cover=cover, largest_first=largest_first, limit=limit
+    )
+
+
+def missed_objects(
+    choice: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
+) -> Any:
+    """``(count, [(MissedObject, crop)])`` of a model's missed objects (seglab.viz_diagnostics)."""
+    return _missed_objects(*_version(choice), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the images holding these pixels...")
@@ -229,7 +284,7 @@ def cell_gallery(choice: PathLike, spec: DataSpec, gt_class: int, pred_class: in
 @st.cache_data(max_entries=4, show_spinner="Predicting the uploaded image...")
 def _upload_prediction(choice: str, version: str, key: str, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
     image = read_image_bytes(data, max_pixels=max_pixels)
-    if is_registered(choice):
+    if is_registered(_path_of(choice)):
         mapped = _source(choice, version, key)
         if not mapped.source.can_predict_images:
             raise SourceError(f"{mapped.source.name} is a folder of predictions: it cannot predict a new image")
@@ -261,7 +316,7 @@ def pixel_diff(choice_a: PathLike, choice_b: PathLike, spec: DataSpec) -> PixelD
 def _loss_inputs(choice: str, version: str, key: str, sample_ids: tuple[str, ...]) -> tuple[list, list, list]:
     data = _dataset(key)
     samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
-    if is_registered(choice):
+    if is_registered(_path_of(choice)):
         mapped = _source(choice, version, key)
         pairs = zip(sample_ids, samples, strict=True)
         logits = [mapped.log_probabilities(sample_id, image) for sample_id, (image, _) in pairs]
@@ -282,7 +337,7 @@ def loss_inputs(choice: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list
 def _image_probabilities(choice: str, version: str, key: str, index: int) -> Any:
     data = _dataset(key)
     image = data.load(index)[0]
-    if is_registered(choice):
+    if is_registered(_path_of(choice)):
         mapped = _source(choice, version, key)
         return mapped.predict(data.ids[index], image)
     model = _checkpoint(choice, int(version))[1]
@@ -310,19 +365,19 @@ def label_quality(
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        if is_registered(choice_str):
-            predictor: Any = _source(choice_str, version, key)
-        else:
-            checkpoint, predictor = _checkpoint(choice_str, int(version))
-            check_compatible(checkpoint, data.label_map)
-        return score_dataset(predictor, data, band=int(band), progress=progress)
+        if is_registered(_path_of(choice_str)):  # no disk cache: its key would miss the class mapping
+            return score_dataset(_source(choice_str, version, key), data, band=int(band), progress=progress)
+        checkpoint, _ = _checkpoint(choice_str, int(version))
+        check_compatible(checkpoint, data.label_map)
+        source = CheckpointSource(_path_of(choice_str), checkpoint=checkpoint)
+        return cached_label_quality(source, data, band=int(band), progress=progress)
 
     return _label_quality_store().get((choice_str, version, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
 def _shapes_validation(choice: str, version: str, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(choice, DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+    return validate_on_shapes(label_quality(_path_of(choice), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
 def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:

@@ -7,7 +7,7 @@ from pages import hidden_split, ui
 from seglab import viz
 from seglab.config import CLASS_WEIGHTINGS
 from seglab.loss_inspector import (FOCAL, MINING, PLAIN, WEIGHTED, focal_picture, heatmap_scale, kept_pixels_picture, loss_breakdown,
-                                   loss_picture, mining_schedule)  # fmt: skip
+                                   loss_picture, mining_progress_sentence, mining_schedule)  # fmt: skip
 from seglab.losses import LOSS_EXPLANATIONS
 
 MAX_IMAGES = 8
@@ -42,9 +42,11 @@ with st.container(border=True):
     weighting = weights_column.radio("Class weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get, key="loss_weights",
                                      help="From the training data's statistics, as TrainConfig.class_weights computes them")  # fmt: skip
     gamma = focal_column.slider("Focal γ", 0.0, 5.0, 2.0, 0.5, key="loss_gamma", help=LOSS_EXPLANATIONS["focal"])
-    top_k = top_k_column.slider("top_k_percent_pixels", 0.05, 1.0, 0.25, 0.05, key="loss_top_k", help=LOSS_EXPLANATIONS["hard_ce"])
-    mining_step = mining_column.number_input("hard_example_mining_step", 0, 1_000_000, 1000, 100, key="loss_mining_step",
-                                             help="Steps over which mining goes from all pixels to the top k (0 = top k at once)")  # fmt: skip
+    top_k = top_k_column.slider("Hardest pixels kept (end)", 0.05, 1.0, 0.25, 0.05, key="loss_top_k",
+                                help=LOSS_EXPLANATIONS["hard_ce"] + " (DeepLab's top_k_percent_pixels)")  # fmt: skip
+    mining_step = mining_column.number_input("Mining ramp (steps)", 0, 1_000_000, 1000, 100, key="loss_mining_step",
+                                             help="Steps over which mining goes from all pixels to the hardest share "
+                                             "(0 = at once; DeepLab's hard_example_mining_step)")  # fmt: skip
     last_step = max(2 * mining_step, 100)
     if st.session_state.get("loss_step", 0) > last_step:  # a smaller mining step shrank the slider
         st.session_state["loss_step"] = last_step
@@ -69,6 +71,7 @@ for card, name in zip(cards, breakdown.series):
 cards[-1].metric("Kept by mining", f"{breakdown.kept_fraction:.1%}", border=True,
                 delta=f"{breakdown.kept_pixels:,} of {breakdown.valid_pixels:,} px", delta_color="off",
                 help="DeepLab: ratio = min(1, step / mining_step); kept = ratio × top_k + (1 − ratio) of the labelled pixels")  # fmt: skip
+st.caption(mining_progress_sentence(step, top_k, mining_step))
 
 st.subheader("Pixel by pixel")
 scale = heatmap_scale(breakdown.cross_entropy, breakdown.per_pixel, valid=breakdown.valid)

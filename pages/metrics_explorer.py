@@ -7,7 +7,8 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metric_definitions import AGREEMENT_TOLERANCE, APP_DEFINITION, compute_definitions, definitions_figure, per_class_breakdown
+from seglab.metric_definitions import (AGREEMENT_TOLERANCE, APP_DEFINITION, compute_definitions, definitions_figure, key_choices,
+                                       per_class_breakdown)  # fmt: skip
 
 LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise": "image-wise only"}
 SORTS = {"gap": "largest gap first", "class": "class order", "images": "fewest images first"}
@@ -35,16 +36,6 @@ st.caption(f"{spec.describe()} · {len(confusions)} images · {len(names)} class
 st.subheader("One model, many mIoUs")
 with ui.guard("Scoring under every definition"):
     scores = compute_definitions(confusions, background)
-    level = st.radio("Show", list(LEVELS), format_func=LEVELS.get, horizontal=True, key="metrics_level")
-    shown = [score for score in scores if level == "all" or score.level == level]
-    table = pd.DataFrame([score.to_row() for score in shown])
-    table["value"] = [f"{score.value:.3f}" if not math.isnan(score.value) else "n/a" for score in shown]
-    table.insert(1, "this app", [score.key == APP_DEFINITION for score in shown])
-    st.dataframe(table, hide_index=True, key="metrics_definitions", height="content",
-                 column_config={"value": st.column_config.TextColumn(help="n/a: the label map has no background class"),
-                                "this app": st.column_config.CheckboxColumn(help="The definition every other page reports"),
-                                "formula": st.column_config.TextColumn(width="large"), "who uses it": st.column_config.TextColumn(width="large"),
-                                "note": st.column_config.TextColumn(width="large")})  # fmt: skip
     applicable = [score for score in scores if not math.isnan(score.value)]
     lowest, highest = min(applicable, key=lambda s: s.value), max(applicable, key=lambda s: s.value)
     app_score = next(score for score in scores if score.key == APP_DEFINITION)
@@ -53,10 +44,30 @@ with ui.guard("Scoring under every definition"):
     cards[1].metric("Lowest", f"{lowest.value:.3f}", delta=f"{lowest.value - app_score.value:+.3f}", help=lowest.name, border=True)
     cards[2].metric("Highest", f"{highest.value:.3f}", delta=f"{highest.value - app_score.value:+.3f}", help=highest.name, border=True)
     st.markdown(f"The same predictions score anywhere from **{lowest.value:.3f}** ({lowest.name}) to **{highest.value:.3f}** "
-                f"({highest.name}): before comparing your number with a paper's or a leaderboard's, check which row they used.")  # fmt: skip
-    st.plotly_chart(definitions_figure(scores), key="metrics_definitions_figure")
-    st.caption("Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
-               + ("" if background is not None else " No background class in this label map: the 'without background' rows are n/a."))  # fmt: skip
+                f"({highest.name}): before comparing your number with a paper's or a leaderboard's, check which choices they made.")  # fmt: skip
+
+    st.markdown("#### The choices that matter")
+    for index, choice in enumerate(key_choices(scores)):
+        words, picture = st.columns([2, 3], vertical_alignment="center")
+        words.markdown(f"**{index + 1}. {choice.title}**  \n{choice.explanation}")
+        picture.plotly_chart(definitions_figure(choice.scores), key=f"metrics_choice_{index}")
+    if background is None:
+        st.caption("No background class in this label map: the with/without background choice does not apply.")
+
+    with st.expander(f"All {len(scores)} definitions: formulas and who uses each"):
+        level = st.radio("Show", list(LEVELS), format_func=LEVELS.get, horizontal=True, key="metrics_level")
+        shown = [score for score in scores if level == "all" or score.level == level]
+        table = pd.DataFrame([score.to_row() for score in shown])
+        table["value"] = [f"{score.value:.3f}" if not math.isnan(score.value) else "n/a" for score in shown]
+        table.insert(1, "this app", [score.key == APP_DEFINITION for score in shown])
+        st.dataframe(table, hide_index=True, key="metrics_definitions", height="content",
+                     column_config={"value": st.column_config.TextColumn(help="n/a: the label map has no background class"),
+                                    "this app": st.column_config.CheckboxColumn(help="The definition every other page reports"),
+                                    "formula": st.column_config.TextColumn(width="large"), "who uses it": st.column_config.TextColumn(width="large"),
+                                    "note": st.column_config.TextColumn(width="large")})  # fmt: skip
+        st.plotly_chart(definitions_figure(scores), key="metrics_definitions_figure")
+        st.caption("Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
+                   + ("" if background is not None else " No background class in this label map: the 'without background' rows are n/a."))  # fmt: skip
 
 st.subheader("Per class: why dataset-level and image-wise IoU differ")
 st.caption(

@@ -24,6 +24,7 @@ def app_pages() -> dict[str, list]:
         "Models": [
             st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
             st.Page("pages/failures.py", title="Inspect", icon=":material/search:"),
+            st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
             st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
             st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         ],

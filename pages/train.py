@@ -18,7 +18,7 @@ from seglab.losses import LOSS_EXPLANATIONS, available_losses
 from seglab.models import available_models
 from seglab.optim import OPTIMIZERS, SCHEDULES
 from seglab.run_dir import FAILED, RUNNING
-from seglab.run_plan import RunPlan, build_config, loss_spec, loss_terms, quick_run_config
+from seglab.run_plan import RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config
 from seglab.runs import list_runs, run_info, start_run, stop_run
 from seglab.viz import line_figure, lr_schedule_figure
 
@@ -28,6 +28,7 @@ WATCH_KEY = "train_watched_runs"
 WATCHERS_KEY = "train_run_watchers"  # run name -> RunWatcher: each refresh reads only new events
 CONFIGURE_KEY = "train_configure_open"  # the form's expander: folded away while a run trains
 STARTED_KEY = "train_started_run"  # name of the run launched by the previous script run
+DEFAULTS_FOR_KEY = "train_defaults_for"  # the data the form's crop and batch sizes were derived from
 REFRESH = "2s"
 # After a stop request a run evaluates the whole validation split and saves last.pt; on a busy laptop CPU that
 # can take a minute, so only a run still alive after this long is terminated.
@@ -37,8 +38,11 @@ KEEP = {"persist_state": "session"}  # the form survives a visit to another page
 
 
 def number(column, label: str, field: str, low, high, **kwargs):
-    """A number input for ``TrainConfig.<field>``: its default and help text, kept across page visits."""
-    return column.number_input(label, low, high, getattr(DEFAULTS, field), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs)
+    """A number input for ``TrainConfig.<field>``: its default (or the data's, see DEFAULTS_FOR_KEY) and help text,
+    kept across page visits."""
+    key = f"train_{field}"
+    start = {} if key in st.session_state else {"value": getattr(DEFAULTS, field)}  # a value set there wins
+    return column.number_input(label, low, high, key=key, help=HELP.get(field), **start, **KEEP, **kwargs)
 
 
 def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
@@ -188,7 +192,9 @@ def show_run(watcher: RunWatcher, info) -> None:
         with preview:
             latest_preview = watcher.latest_preview()
             if latest_preview is None:
-                st.caption("Sample predictions appear after the first evaluation.")
+                st.caption("Sample predictions appear after the first evaluation." if info.state == RUNNING
+                           else "This run saved no sample predictions (the demo runs ship without them); "
+                           "open it on Inspect to see its predictions.")  # fmt: skip
             else:
                 path, step = latest_preview
                 st.image(str(path), caption=f"Validation samples at step {step}: image | ground truth | prediction", output_format="PNG")
@@ -199,6 +205,7 @@ ui.start_page()
 st.title("Train")
 runs = list_runs(ui.runs_dir())
 names = [run.name for run in runs]
+run_paths = {run.name: run.path for run in runs}  # names are display-safe; the folder may not be UTF-8
 if WATCH_KEY in st.session_state:
     st.session_state[WATCH_KEY] = [name for name in st.session_state[WATCH_KEY] if name in names]
 else:  # first visit or reload: whatever is training, plus the latest run
@@ -214,10 +221,17 @@ if started := st.session_state.pop(STARTED_KEY, None):
 spec = ui.current_spec().with_split("train")
 hidden_split.refuse_hidden_split(spec.with_split("val"))  # runs validate on val and preview its masks
 train_data = None
+image_size = None
 with ui.guard("Loading the training split"):
     train_data = ui.dataset(spec)
+    image_size = train_data.load(0)[0].shape[:2] if len(train_data) else None
     st.caption(f"Data: **{spec.describe()}** · {len(train_data)} training images · {train_data.num_classes} classes "
                "(change it on the Home page)")  # fmt: skip
+    if image_size is not None and st.session_state.get(DEFAULTS_FOR_KEY) != spec.to_dict():
+        # New data: start the form from sizes that suit its images (the user's other choices stay).
+        st.session_state[DEFAULTS_FOR_KEY] = spec.to_dict()
+        for field, value in data_defaults(image_size).items():
+            st.session_state[f"train_{field}"] = value
 
 with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, on_change="rerun"):
     columns = st.columns(3, gap="medium")
@@ -238,8 +252,8 @@ with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, o
     with curve_column, ui.guard("Checking the options"):
         if train_data is not None:
             plan = RunPlan.check(build_config(spec, **options), len(train_data), train_data.num_classes)
-            steps, rates = plan.lr_curve()
-            chart(lr_schedule_figure(steps, rates, title="Learning rate this run will follow"), "train_lr_preview")
+            x_values, rates, x_title = plan.lr_preview()
+            chart(lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title), "train_lr_preview")
             st.caption(plan.summary())
 
 processes = 1
@@ -254,8 +268,9 @@ if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:
         if plan is None:
             raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
         launched(start_run(plan.config, ui.runs_dir(), name=run_name or None, nproc=processes).name)
-quick = quick_run_config(spec)
-quick_help = f"TrainConfig defaults ({quick.model}, {quick.loss}, {quick.optimizer}) on this data for {quick.time_budget_s:g} s"
+quick = quick_run_config(spec, image_size)
+quick_help = (f"seglab's recommended recipe for this data: {quick.model}, {quick.loss} loss, {quick.optimizer}, "
+              f"for {quick.time_budget_s:g} s")  # fmt: skip
 if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):
     with ui.guard("Launching the quick run"):
         if train_data is None:
@@ -277,8 +292,9 @@ def live_view() -> None:
     still_running = False
     for name in watched:
         with ui.guard(f"Reading run {name}"):
-            if name not in watchers or watchers[name].run.path != ui.runs_dir() / name:
-                watchers[name] = RunWatcher(ui.runs_dir() / name)
+            path = run_paths.get(name, ui.runs_dir() / name)
+            if name not in watchers or watchers[name].run.path != path:
+                watchers[name] = RunWatcher(path)
             watcher = watchers[name]
             watcher.refresh()
             info = run_info(watcher.run.path)
@@ -299,7 +315,7 @@ if runs:
     rows = [
         {"run": run.name, "status": run.state, "model": run.model, "loss": run.loss, "data": run.data,
          "best": run.best_metric, "metric": run.best_metric_name, "steps": run.step, "epochs": run.epoch,
-         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error}
+         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error or ""}
         for run in runs
     ]  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")})

@@ -79,6 +79,11 @@ def sidebar() -> None:
                 state.write_query()
         else:
             st.caption("No model yet: train one on the Train page, or register a model file or predictions on Home.")
+        if problem := state.allowed().problem:  # a broken seglab.toml: its folders are not allowed until fixed
+            st.warning(problem, icon=":material/warning:")
+    for refused in (st.session_state.get(state.REFUSED_KEY), st.session_state.pop(state.RUN_REFUSED_KEY, None)):
+        if refused:  # above the page: the view is not what the link asked for
+            st.error(refused, icon=":material/block:")
 
 
 def _misfit(fit: int | None) -> bool:
@@ -129,10 +134,17 @@ def require_evaluation(path: str, spec: DataSpec, *, what: str = "to inspect") -
     return data, evaluation
 
 
-def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None) -> str:
-    """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``."""
+def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None, group: str | None = None) -> str:
+    """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``.
+
+    Tables of one ``group`` (e.g. Inspect's rankings, keyed by their filter) share the choice: switching to
+    another table of the group starts at its first row, as the user just asked for another ranking.
+    """
     rows = list(table_event.selection.rows) if table_event else []
-    chosen = table_choice(ids, rows, st.session_state.get(table_key + "_seen"), current)
+    shown_key = f"{group or table_key}_shown_table"
+    new_ranking = st.session_state.get(shown_key, table_key) != table_key
+    st.session_state[shown_key] = table_key
+    chosen = table_choice(ids, rows, st.session_state.get(table_key + "_seen"), current, new_ranking=new_ranking)
     st.session_state[table_key + "_seen"] = rows
     # No key: when the table changes the choice, the index changes and the selectbox follows it.
     return str(st.selectbox("Image", ids, index=ids.index(chosen), help="Or click a row of the table"))

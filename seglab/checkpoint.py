@@ -210,7 +210,8 @@ def _refusal_reason(error: Exception) -> str:
 def _validate(payload: Any, path: Path) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(
-            f"{path} is not a seglab checkpoint (no '{FORMAT_NAME}' marker): a plain state_dict or another tool's file; "
+            f"{path} is not a seglab checkpoint (no '{FORMAT_NAME}' marker): "
+            "a plain state_dict or another tool's file; "
             "to start from its weights, train with --model-option weights_path=FILE"
         )
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -274,6 +275,7 @@ def check_compatible(checkpoint: Checkpoint, label_map: LabelMap) -> None:
     """Raise when a checkpoint's classes do not match the data it is about to be evaluated on."""
     if checkpoint.num_classes != label_map.num_classes:
         raise CheckpointError(
-            f"{checkpoint.path} predicts {checkpoint.num_classes} classes ({checkpoint.label_map.name}) but the data has "
+            f"{checkpoint.path} predicts {checkpoint.num_classes} classes ({checkpoint.label_map.name}) "
+            "but the data has "
             f"{label_map.num_classes} ({label_map.name}); evaluate it on the dataset it was trained for"
         )

@@ -243,17 +243,19 @@ def command_eval(args: argparse.Namespace) -> int:
     import json
 
     from seglab.checkpoint import check_compatible, load_checkpoint
+    from seglab.cli_diagnostics import add_diagnostics, check_diagnostics_arguments
     from seglab.cli_sources import check_one_target, command_eval_source, uses_source
     from seglab.config import TrainConfig
     from seglab.data.spec import build_dataset
+    from seglab.evaluation import Protocol, evaluate_checkpoint
     from seglab.options import InferenceOptions, parse_scales
-    from seglab.predict import evaluate_dataset
     from seglab.progress import progress_bar
     from seglab.report import format_metrics_report
 
     # Every option is checked before any work: --device cuda on a machine without CUDA is refused here.
     options = InferenceOptions(device=args.device, batch_size=args.batch_size, flip=args.tta_flip, scales=parse_scales(args.scales))
     device = options.torch_device()
+    check_diagnostics_arguments(args)
     if uses_source(args):
         return command_eval_source(args)
     check_one_target(args)
@@ -263,10 +265,12 @@ def command_eval(args: argparse.Namespace) -> int:
     spec = data_spec_from_args(args, base=base)
     dataset = build_dataset(spec)
     check_compatible(checkpoint, dataset.label_map)
-    model = checkpoint.build_model(device)
+    protocol = Protocol(flip=options.flip, scales=options.scales)
     with progress_bar(len(dataset), f"eval {spec.describe()}", unit="img") as update:
-        result = evaluate_dataset(model, dataset, batch_size=options.batch_size, flip=options.flip, scales=options.scales,
-                                  progress=update)  # fmt: skip
+        result = evaluate_checkpoint(
+            checkpoint.path, dataset, protocol=protocol, progress=update, device=str(device),
+            batch_size=options.batch_size, use_cache=not args.no_cache,
+        )
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()
     summary["checkpoint"] = str(checkpoint.path)
@@ -274,10 +278,13 @@ def command_eval(args: argparse.Namespace) -> int:
     summary["warnings"] = dataset.notes()
     for note in summary["warnings"]:
         print(f"seglab eval: warning: {note}", file=sys.stderr)
+    diagnostics = add_diagnostics(summary, result, dataset, args)
     if args.json:
         print(json.dumps(summary, allow_nan=False, default=str))
     else:
         print(format_metrics_report(summary, title=f"{checkpoint.path} on {spec.describe()} ({len(dataset)} images)"))
+        if diagnostics:
+            print(diagnostics)
     return 0
 
 
@@ -339,6 +346,7 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seglab.cli_diagnostics import add_diagnostics_arguments
     from seglab.cli_sources import add_export_command, add_source_arguments, add_sources_command
 
     parser = argparse.ArgumentParser(
@@ -387,10 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint with one confusion matrix over the whole split (void pixels dropped; "
         "the MMSegmentation IoUMetric definition). The data defaults to the split the checkpoint was validated on.",
         epilog="examples:\n  seglab eval --checkpoint checkpoints/demo/best.pt\n"
-        "  seglab eval --checkpoint checkpoints/camvid/best.pt --data camvid --root ../shared/data/camvid --split val --json\n"
+        "  seglab eval --checkpoint checkpoints/camvid/best.pt "
+        "--data camvid --root ../shared/data/camvid --split val --json\n"
         "  seglab eval --model exported/model.onnx --data camvid --root ../shared/data/camvid --split test\n"
-        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json --data camvid --root ../shared/data/camvid\n"
-        "  seglab eval --predictions my_predictions/ --data camvid --root ../shared/data/camvid --split test --json",
+        "  seglab eval --model segformer/ --mapping cityscapes_to_camvid.json "
+        "--data camvid --root ../shared/data/camvid\n"
+        "  seglab eval --predictions my_predictions/ --data camvid --root ../shared/data/camvid --split test --json\n"
+        "  seglab eval --checkpoint checkpoints/demo/best.pt --tags tags.csv --detect-threshold 0.3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument("--checkpoint", help="a .pt file or a run folder (uses best.pt)")
@@ -400,17 +411,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta-flip", action="store_true", help="average with the horizontally flipped prediction")
     evaluate.add_argument("--scales", help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)")
-    evaluate.add_argument("--no-cache", action="store_true", help="--model/--predictions: evaluate again even when cached")
+    evaluate.add_argument("--no-cache", action="store_true", help="evaluate again even when a cached evaluation exists")
     add_source_arguments(evaluate)
+    add_diagnostics_arguments(evaluate)
     evaluate.set_defaults(handler=command_eval)
 
     predict = commands.add_parser(
         "predict",
         help="predict masks for image files",
-        description="Writes <name>_mask.png (colourised), <name>_overlay.png and <name>_labels.png (class ids) per image. "
+        description="Writes <name>_mask.png (colourised), <name>_overlay.png "
+        "and <name>_labels.png (class ids) per image. "
         "Images sharing a name (a/ok.png, b/ok.jpg) get distinct names (ok_png_*, ok_jpg_*). A photo's EXIF "
         "orientation is applied, as a phone shows it.",
-        epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt photo1.png photo2.jpg --out predictions/",
+        epilog="example:\n  seglab predict --checkpoint checkpoints/demo/best.pt "
+        "photo1.png photo2.jpg --out predictions/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("--checkpoint", help="a .pt file or a run folder")

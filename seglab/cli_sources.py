@@ -134,6 +134,7 @@ def open_cli_source(args: argparse.Namespace, label_map=None):
 def command_eval_source(args: argparse.Namespace) -> int:
     """``seglab eval --model/--predictions``: the same report and JSON as for a checkpoint."""
     from seglab.cli import data_spec_from_args
+    from seglab.cli_diagnostics import add_diagnostics
     from seglab.data.spec import DataSpec, build_dataset
     from seglab.evaluation import evaluate_source
     from seglab.progress import progress_bar
@@ -157,12 +158,15 @@ def command_eval_source(args: argparse.Namespace) -> int:
     summary["warnings"] = dataset.notes()
     for note in summary["warnings"]:
         print(f"seglab eval: warning: {note}", file=sys.stderr)
+    diagnostics = add_diagnostics(summary, result, dataset, args)
     if args.json:
         print(json.dumps(summary, allow_nan=False, default=str))
     else:
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
         print(format_metrics_report(summary, title=f"{source.name} on {spec.describe()} ({len(dataset)} images)"))
+        if diagnostics:
+            print(diagnostics)
     return 0
 
 
@@ -309,7 +313,7 @@ def add_sources_command(commands: argparse._SubParsersAction) -> None:
         help="list, register or remove model files and predictions folders for the app",
         description="The sources catalog (<runs folder>/sources/): model files and predictions folders registered "
         "once, then picked in the app's sidebar like checkpoints. Paths must lie inside the runs folder, "
-        "$SEGLAB_DATA_ROOT or a folder of $SEGLAB_SOURCE_ROOTS.",
+        "$SEGLAB_DATA_ROOT or a folder of $SEGLAB_DATA_ROOTS.",
     )
     actions = sources.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every registered source, broken ones with their problem")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -42,7 +43,7 @@ DIFF_CATEGORIES: list[Category] = [c for c in DISAGREEMENT_CATEGORIES if c.id !=
 
 def _metrics_of(evaluation: DatasetEvaluation | SegmentationMetrics) -> SegmentationMetrics:
     # Duck-typed, not isinstance: the app keeps evaluations cached across module reloads.
-    return getattr(evaluation, "metrics", evaluation)
+    return cast(SegmentationMetrics, getattr(evaluation, "metrics", evaluation))
 
 
 # -- metric table ------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def metric_table(
     if all(hasattr(evaluation, "results") for evaluation in evaluations):
         # The image-wise alternative: every image weighs the same, however many pixels it has.
         summaries.append(("image-wise mIoU", ""))
-        summary.append([_mean_image_miou(evaluation) for evaluation in evaluations])
+        summary.append([_mean_image_miou(cast(DatasetEvaluation, evaluation)) for evaluation in evaluations])
     values = np.concatenate([per_class, np.array(summary, dtype=np.float64).reshape(len(summaries), len(metrics))], axis=0)
     row_best = np.where(np.isnan(values), -np.inf, values).max(axis=1, keepdims=True)
     return MetricTable(
@@ -200,7 +201,8 @@ def _check_same_images(evaluation_a: DatasetEvaluation, evaluation_b: DatasetEva
     ids_b = [result.sample_id for result in evaluation_b.results]
     if ids_a != ids_b:
         raise ConfigError(
-            f"A and B were evaluated on different images ({len(ids_a)} vs {len(ids_b)}); evaluate both on the same split"
+            f"A and B were evaluated on different images ({len(ids_a)} vs {len(ids_b)}); "
+            "evaluate both on the same split"
         )
     if evaluation_a.class_names != evaluation_b.class_names:
         raise ConfigError(f"A and B predict different classes ({evaluation_a.class_names} vs {evaluation_b.class_names})")

@@ -15,6 +15,10 @@ class DatasetError(SeglabError):
     """A dataset file or folder is missing, unreadable or inconsistent."""
 
 
+class PathNotAllowedError(SeglabError):
+    """A link or a form named a server path outside the app's allow-list (see seglab.allowed_paths)."""
+
+
 class LabelMapError(SeglabError):
     """A label map JSON file is malformed or inconsistent."""
 

@@ -4,7 +4,9 @@ Results are keyed by the checkpoint file's SHA-256 (a source's content hash), th
 fingerprint and the evaluation protocol (a source's settings and class mapping), so a retrained
 checkpoint, edited data or a changed mapping is re-evaluated while everything else is a file
 read. The cache holds per-image predictions (labels + confidence) so the app can rank failures
-and draw error maps without running the model again.
+and draw error maps without running the model again, and the diagnostics gathered in the same pass
+(:mod:`seglab.diagnostics`); a cache written before them, or by another diagnostics version, gets
+them from its stored predictions on first read (no model run) and is rewritten.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -25,6 +27,8 @@ from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
+from seglab.diagnostics import Diagnostics, DiagnosticsAccumulator
+from seglab.diagnostics.accumulator import BackgroundDiagnostics
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
 from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback
@@ -111,7 +115,8 @@ def _mapping_key(mapping: ClassMapping | Mapping[str, Any] | None) -> str:
     if mapping is None:
         return ""
     if hasattr(mapping, "is_identity"):
-        return "" if mapping.is_identity else mapping.key()
+        declared = cast("ClassMapping", mapping)
+        return "" if declared.is_identity else declared.key()
     return json.dumps(dict(mapping), sort_keys=True, default=str)
 
 
@@ -151,6 +156,7 @@ def evaluate_source(
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
     batch_size: int = 8,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Per-image predictions and split metrics of any prediction source, from the disk cache when possible.
 
@@ -163,9 +169,13 @@ def evaluate_source(
         use_cache: read and write the disk cache (keyed by source content + settings, data, mapping).
         progress: ``progress(done, total)`` per batch.
         batch_size: images of equal size predicted together by sources that batch (checkpoints).
+        diagnose: gather the diagnostics (:mod:`seglab.diagnostics`) in the same pass; ``False`` only
+            to measure their cost (a cache written without them gets them on its next read).
     """
     path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
-    return _through_cache(path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size))
+    return _through_cache(
+        path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size, diagnose)
+    )
 
 
 def _through_cache(
@@ -184,6 +194,9 @@ def _through_cache(
     def cached_or_evaluated() -> DatasetEvaluation:
         cached = load_evaluation(path, dataset)
         if cached is not None:
+            if cached.diagnostics is None:
+                cached.diagnostics = diagnose_evaluation(cached, dataset, progress)
+                write_cache("evaluation", path, lambda: save_evaluation(cached, path))
             if progress:
                 progress(len(dataset), len(dataset))
             return cached
@@ -200,6 +213,7 @@ def _evaluate(
     mapping: ClassMapping | Mapping[str, Any] | None,
     progress: ProgressCallback | None,
     batch_size: int,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
     from seglab.metrics import image_confusions
@@ -210,25 +224,33 @@ def _evaluate(
     num_classes, ignore_index = dataset.num_classes, dataset.ignore_index
     other_label = unassigned_label(num_classes, ignore_index)
     mapped_source = MappedSource(source, dataset.label_map, mapping)
+    accumulator = DiagnosticsAccumulator(num_classes, ignore_index, has_probabilities=source.has_probabilities)
     indices, labels, confidences, confusions = [], [], [], []
-    for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
-        samples = [dataset.load(index) for index in chunk]
-        mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], [image for image, _ in samples])
-        chunk_labels = [prediction.labels for prediction in mapped]
-        targets = np.stack([mask for _, mask in samples])
-        for prediction, (_, mask), index in zip(mapped, samples, chunk, strict=True):
-            if prediction.labels.shape != mask.shape:
-                raise SourceError(
-                    f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
-                    f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
-                )
-        stack = np.stack(chunk_labels)
-        confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
-        indices += chunk
-        labels += chunk_labels
-        confidences += [prediction.confidence.astype(np.float16) for prediction in mapped]
-        if progress:
-            progress(len(indices), len(dataset))
+    # Diagnostics run in a background thread: each batch's overlap the next batch's prediction.
+    with BackgroundDiagnostics(accumulator if diagnose else None) as background:
+        for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
+            samples = [dataset.load(index) for index in chunk]
+            images = [image for image, _ in samples]
+            mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], images)
+            chunk_labels = [prediction.labels for prediction in mapped]
+            masks = [mask for _, mask in samples]
+            for prediction, mask, index in zip(mapped, masks, chunk, strict=True):
+                if prediction.labels.shape != mask.shape:
+                    raise SourceError(
+                        f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
+                        f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
+                    )
+            stack, targets = np.stack(chunk_labels), np.stack(masks)
+            confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
+            # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
+            chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
+            background.add_batch(images, chunk_labels, masks, chunk_confidences)
+            indices += chunk
+            labels += chunk_labels
+            confidences += chunk_confidences
+            if progress:
+                progress(len(indices), len(dataset))
+        diagnostics = background.result()
     stacked = np.concatenate(confusions) if confusions else np.zeros((0, num_classes, num_classes + 1), np.int64)
     resolved = mapped_source.mapping() if indices else None
     has_other = bool(stacked[..., -1].any()) or (resolved is not None and resolved.has_other)
@@ -247,6 +269,7 @@ def _evaluate(
     return _evaluation_from_arrays(
         dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
         has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
+        diagnostics=diagnostics,
     )
 
 
@@ -273,12 +296,27 @@ def _evaluation_from_arrays(
     return DatasetEvaluation(results=results, metrics=metrics, class_names=list(dataset.class_names), **extra)
 
 
+def diagnose_evaluation(
+    evaluation: DatasetEvaluation, dataset: SegmentationDataset, progress: ProgressCallback | None = None
+) -> Diagnostics:
+    """The diagnostics of an evaluation from its stored predictions and the data (no model run)."""
+    accumulator = DiagnosticsAccumulator(
+        dataset.num_classes, dataset.ignore_index, has_probabilities=evaluation.has_probabilities
+    )
+    for done, result in enumerate(evaluation.results, start=1):
+        image, mask = dataset.load(result.index)
+        accumulator.add(image, result.labels, mask, result.confidence)
+        if progress:
+            progress(done, len(evaluation.results))
+    return accumulator.result()
+
+
 def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> None:
     """Write per-image labels/confidence/confusions as one .npz, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = evaluation.results
-    arrays = {
+    arrays: dict[str, Any] = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
         "confusion": np.stack([r.confusion for r in results]) if results else np.zeros((0, 0, 0), np.int64),
         "meta": np.array(json.dumps({
@@ -287,6 +325,8 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
             "source": evaluation.source, "notes": evaluation.notes,
         })),
     }
+    if evaluation.diagnostics is not None:
+        arrays.update(evaluation.diagnostics.to_arrays())
     for position, result in enumerate(results):
         arrays[f"labels_{position}"] = result.labels
         arrays[f"confidence_{position}"] = result.confidence
@@ -313,6 +353,7 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
             confusion = archive["confusion"]
             labels = [archive[f"labels_{i}"] for i in range(len(indices))]
             confidence = [archive[f"confidence_{i}"] for i in range(len(indices))]
+            stored = {name: archive[name] for name in archive.files if name.startswith("diag_")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError):
         return None
     if meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)] or meta.get("class_names") != dataset.class_names:
@@ -320,5 +361,11 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
     return _evaluation_from_arrays(
         dataset, [int(i) for i in indices], labels, confidence, confusion, other_label=meta.get("other_label"),
         has_probabilities=bool(meta.get("has_probabilities", True)), source=str(meta.get("source", "")),
-        notes=list(meta.get("notes", [])),
+        notes=list(meta.get("notes", [])), diagnostics=_stored_diagnostics(stored, len(indices), dataset.num_classes),
     )
+
+
+def _stored_diagnostics(arrays: dict[str, np.ndarray], num_images: int, num_classes: int) -> Diagnostics | None:
+    """The cached diagnostics, or ``None`` (absent, older format, or not for these classes): recomputed then."""
+    diagnostics = Diagnostics.from_arrays(arrays, num_images) if arrays else None
+    return diagnostics if diagnostics is not None and diagnostics.num_classes == num_classes else None

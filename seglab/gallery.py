@@ -108,14 +108,20 @@ def page_items(order: np.ndarray, page: int, per_page: int) -> np.ndarray:
     return order[(page - 1) * per_page : page * per_page]
 
 
-def table_choice(ids: Sequence[str], clicked_rows: Sequence[int], seen_rows: Sequence[int] | None, current: str | None) -> str:
+def table_choice(
+    ids: Sequence[str], clicked_rows: Sequence[int], seen_rows: Sequence[int] | None, current: str | None,
+    new_ranking: bool = False,
+) -> str:  # fmt: skip
     """The id to show beside a clickable table of ``ids``: a row clicked since the last run (``clicked_rows``
-    differ from ``seen_rows``) wins, then ``current`` if it is still listed, else the first id."""
+    differ from ``seen_rows``) wins, then the first row of a ``new_ranking`` (the user just changed what the
+    table ranks), then ``current`` if it is still listed, else the first id."""
     if not ids:
         raise ValueError("table_choice needs at least one id")
     clicked = list(clicked_rows)
     if clicked and list(seen_rows or []) != clicked and 0 <= clicked[0] < len(ids):
         return ids[clicked[0]]
+    if new_ranking:
+        return ids[0]
     return current if current is not None and current in ids else ids[0]
 
 

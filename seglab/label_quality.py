@@ -23,7 +23,7 @@ segment (tiny, low contrast), so rankings are for a human to review, not to auto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +31,12 @@ import cv2
 import numpy as np
 
 from seglab.data.base import SegmentationDataset
-from seglab.errors import ConfigError, LabelError, SourceError
+from seglab.errors import ConfigError, LabelError
 
 if TYPE_CHECKING:
     import torch
 
-    from seglab.sources.mapped import MappedSource
+    from seglab.sources.base import PredictionSource
 
 __all__ = [
     "DEFAULT_BAND",
@@ -49,6 +49,7 @@ __all__ = [
     "class_thresholds",
     "label_objects",
     "pixel_quality",
+    "place_labels",
     "score_dataset",
     "score_image",
     "self_confidence",
@@ -223,8 +224,13 @@ class ImageLabelQuality:
     objects: list[ObjectQuality]
 
     @property
+    def ranked_objects(self) -> list[ObjectQuality]:
+        """The objects every count, table and ranking uses: those of at least ``min_pixels`` pixels."""
+        return [item for item in self.objects if item.ranked]
+
+    @property
     def worst(self) -> ObjectQuality | None:
-        ranked = [item for item in self.objects if item.ranked]
+        ranked = self.ranked_objects
         return min(ranked, key=lambda item: item.score) if ranked else None
 
 
@@ -349,7 +355,7 @@ class LabelQualityReport:
 
     def ranked_objects(self) -> list[ObjectQuality]:
         """Objects of at least ``min_pixels`` pixels, worst first."""
-        objects = [item for image in self.images for item in image.objects if item.ranked]
+        objects = [item for image in self.images for item in image.ranked_objects]
         return sorted(objects, key=lambda item: (item.score, item.image_index, item.object_id))
 
     def image_rows(self) -> list[dict[str, Any]]:
@@ -359,8 +365,8 @@ class LabelQualityReport:
             worst = image.worst
             rows.append({
                 "rank": rank, "sample": image.sample_id, "score": image.score,
-                "objects": sum(item.ranked for item in image.objects),
-                "below 0.5": sum(item.ranked and item.score < 0.5 for item in image.objects),
+                "objects": len(image.ranked_objects),
+                "below 0.5": sum(item.score < 0.5 for item in image.ranked_objects),
                 "worst object": worst.sentence(self.class_names) if worst else "no object",
             })  # fmt: skip
         return rows
@@ -373,39 +379,68 @@ class LabelQualityReport:
                 "over": item.disagreement, "outline band disagrees": item.boundary_disagreement, "pixels": item.pixels}  # fmt: skip
 
     def object_rows(self, image: ImageLabelQuality) -> list[dict[str, Any]]:
-        """Rows of one image's objects table, worst first."""
-        return [self.object_row(item) for item in sorted(image.objects, key=lambda item: (item.score, item.object_id))]
+        """Rows of one image's objects table (its ranked objects), worst first."""
+        return [self.object_row(item) for item in sorted(image.ranked_objects, key=lambda item: (item.score, item.object_id))]
+
+    def outlined(self, image: ImageLabelQuality, cutoff: float, limit: int) -> tuple[list[ObjectQuality], int]:
+        """The ranked objects scoring below ``cutoff`` (the worst always), worst first.
+
+        Returns up to ``limit`` of them, and how many more there are.
+        """
+        below = sorted((item for item in image.ranked_objects if item.score < cutoff or item is image.worst),
+                       key=lambda item: (item.score, item.object_id))  # fmt: skip
+        return below[:limit], max(0, len(below) - limit)
+
+
+def _probability_batches(
+    predictor: Any, dataset: SegmentationDataset, indices: list[int], batch_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, (K, H, W) float32 probabilities)`` per image, predicted in batches of equal-size images.
+
+    ``predictor`` is a torch model or a :class:`~seglab.sources.PredictionSource` with probabilities.
+    """
+    from seglab.predict import _size_batches
+
+    for chunk in _size_batches(dataset, indices, batch_size):
+        images = [dataset.load(index)[0] for index in chunk]
+        if hasattr(predictor, "predict_batch"):
+            predictions = predictor.predict_batch([dataset.ids[index] for index in chunk], images)
+            if any(prediction.probabilities is None for prediction in predictions):
+                raise ConfigError(f"{predictor.describe()} gives class labels only: label quality needs per-class "
+                                  "probabilities (a model, or a predictions folder of .npy/.npz probabilities)")  # fmt: skip
+            probabilities = [np.asarray(prediction.probabilities, dtype=np.float32) for prediction in predictions]
+        else:
+            import torch
+
+            from seglab.predict import image_to_tensor, predict_probabilities
+
+            device = next(predictor.parameters()).device
+            with torch.inference_mode():
+                batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
+                probabilities = list(predict_probabilities(predictor, batch).float().cpu().numpy())
+        yield from zip(chunk, probabilities)
 
 
 def score_dataset(
-    model: torch.nn.Module | MappedSource,
+    predictor: torch.nn.Module | PredictionSource,
     dataset: SegmentationDataset,
     *,
     indices: Sequence[int] | None = None,
     band: int = DEFAULT_BAND,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     thresholds: np.ndarray | None = None,
-    keep_bytes: int = 256 * 2**20,
+    keep_bytes: int = 512 * 2**20,
+    batch_size: int = 8,
     progress: ProgressCallback | None = None,
 ) -> LabelQualityReport:
     """Score a split: thresholds over all its pixels first, then every object.
 
-    The background class (when the label map has one) is not an object. Probabilities are
-    predicted once and kept (as float16) while they fit in ``keep_bytes``; beyond that the second
-    pass predicts again rather than hold a large split's (K, H, W) maps in memory.
-    ``progress(done, total)`` counts both passes. ``model`` may be a
-    :class:`~seglab.sources.mapped.MappedSource` (any prediction source in the dataset's classes)
-    that gives probabilities; one that gives labels only is refused with :class:`SourceError`.
+    ``predictor`` is a torch model or a prediction source with probabilities (in the dataset's
+    classes). Images are predicted in batches of ``batch_size``. The background class (when the
+    label map has one) is not an object. Probabilities are predicted once and kept (as float16)
+    while they fit in ``keep_bytes``; beyond that the second pass predicts again rather than hold a
+    large split's (K, H, W) maps in memory. ``progress(done, total)`` counts both passes.
     """
-    from seglab.predict import predict
-    from seglab.sources.mapped import MappedSource
-
-    if isinstance(model, MappedSource) and not model.has_probabilities:
-        raise SourceError(
-            f"{model.source.name} gives labels only: label quality needs per-class probabilities "
-            "(a model file, or .npy/.npz files of probabilities or logits)"
-        )
-
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     ignore_index, num_classes = dataset.ignore_index, dataset.num_classes
     background = dataset.label_map.background_index
@@ -414,41 +449,44 @@ def score_dataset(
     total, done = passes * len(indices), 0
     kept: dict[int, np.ndarray] = {}
 
-    def probabilities_of(index: int) -> np.ndarray:
-        if index in kept:
-            return kept.pop(index).astype(np.float32)
-        image = dataset.load(index)[0]
-        if isinstance(model, MappedSource):
-            probabilities = model.predict(dataset.ids[index], image).probabilities
-        else:
-            probabilities = predict(model, image, return_probabilities=True).probabilities
-        assert probabilities is not None  # asked for; a MappedSource's has_probabilities was checked above
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    def checked(probabilities: np.ndarray) -> np.ndarray:
+        if probabilities.shape[0] != num_classes:
+            raise ConfigError(f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
+                              f"{num_classes}: label quality needs predictions in the dataset's classes")  # fmt: skip
         return probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
         used = 0
-        for index in indices:
-            probabilities = probabilities_of(index)
-            class_sums, class_counts = self_confidence_totals(probabilities, dataset.load(index)[1], ignore_index)
+        for index, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
+            class_sums, class_counts = self_confidence_totals(checked(probabilities), dataset.load(index)[1], ignore_index)
             sums += class_sums
             counts += class_counts
             if used + probabilities.size * 2 <= keep_bytes:
                 kept[index] = probabilities.astype(np.float16)
                 used += probabilities.size * 2
-            done += 1
-            if progress:
-                progress(done, total)
+            tick()
         thresholds = class_thresholds(sums, counts)
+
+    def second_pass() -> Iterator[tuple[int, np.ndarray]]:
+        missing = [index for index in indices if index not in kept]
+        predicted = _probability_batches(predictor, dataset, missing, batch_size) if missing else iter(())
+        for index in indices:  # in dataset order: kept maps first, the others predicted again in batches
+            yield (index, kept.pop(index).astype(np.float32)) if index in kept else next(predicted)
+
     images = []
-    for index in indices:
+    for index, probabilities in second_pass():
         images.append(score_image(
-            probabilities_of(index), dataset.load(index)[1], thresholds, ignore_index, band=band, min_pixels=min_pixels,
+            checked(probabilities), dataset.load(index)[1], thresholds, ignore_index, band=band, min_pixels=min_pixels,
             skip_classes=skip, index=index, sample_id=dataset.ids[index],
         ))  # fmt: skip
-        done += 1
-        if progress:
-            progress(done, total)
+        tick()
     return LabelQualityReport(images, np.asarray(thresholds, dtype=np.float64), list(dataset.class_names), band, min_pixels, skip)
 
 
@@ -482,12 +520,44 @@ def suspicion_picture(
     kernel = np.ones((3, 3), np.uint8)
     edges = (cv2.dilate(chosen, kernel) != cv2.erode(chosen, kernel)) & (cv2.dilate(chosen, kernel) > 0)
     picture[cv2.dilate(edges.astype(np.uint8), kernel) > 0] = color
-    for item in objects:
-        text = f"#{item.object_id} {item.score:.2f}"
-        x, y = item.bbox[0] * factor, max(item.bbox[1] * factor - 5, 16)
+    texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
+    sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
+    boxes = [tuple(value * factor for value in item.bbox) for item in objects]
+    for text, spot in zip(texts, place_labels(boxes, sizes, picture.shape[:2])):
+        if spot is None:
+            continue  # no free spot left: the object's outline and its sentence below the picture remain
+        x, y = spot
         cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)  # dark halo: readable on any colour
         cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, tuple(int(c) for c in color), 1, cv2.LINE_AA)
     return picture
+
+
+def place_labels(
+    boxes: Sequence[Sequence[int]], sizes: Sequence[Sequence[int]], canvas: tuple[int, int], margin: int = 3
+) -> list[tuple[int, int] | None]:
+    """Text baselines ``(x, y)`` for labels of ``sizes`` (w, h) next to ``boxes`` (x0, y0, x1, y1), greedily in order:
+    above the box, below it, inside its top, right of it, left of it, then rows further down; each kept inside the
+    ``canvas`` (H, W) and
+    clear of the labels placed before it. ``None`` when no spot is free."""
+    height, width = canvas
+    taken: list[tuple[int, int, int, int]] = []
+    spots: list[tuple[int, int] | None] = []
+    for (x0, y0, x1, y1), (text_width, text_height) in zip(boxes, sizes):
+        candidates = [(x0, y0 - 2 * margin), (x0, y1 + text_height + margin), (x0 + margin, y0 + text_height + margin),
+                      (x1 + margin, y0 + text_height), (x0 - text_width - margin, y0 + text_height)]  # fmt: skip
+        step = text_height + 2 * margin + 1  # then a column of rows below the box's top, for crowded spots
+        candidates += [(x, y0 + row * step) for row in range(1, 9) for x in (x0, x1 + margin)]
+        spot = None
+        for x, y in candidates:
+            x = min(max(x, 0), max(width - text_width, 0))
+            y = min(max(y, text_height + margin), height - margin)
+            rectangle = (x - margin, y - text_height - margin, x + text_width + margin, y + margin)
+            if not any(rectangle[0] < r[2] and r[0] < rectangle[2] and rectangle[1] < r[3] and r[1] < rectangle[3] for r in taken):
+                spot = (x, y)
+                taken.append(rectangle)
+                break
+        spots.append(spot)
+    return spots
 
 
 # -- validation on Shapes with label noise ----------------------------------------------------------------

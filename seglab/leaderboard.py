@@ -26,6 +26,7 @@ from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import write_json_atomic
 from seglab.errors import CheckpointError, ConfigError, SeglabError, SourceError
 from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, file_sha256
+from seglab.names import display_name
 from seglab.run_dir import RunDirectory
 from seglab.run_folder import looks_like_run
 from seglab.sources.catalog import CATALOG_FOLDER, CatalogEntry
@@ -56,7 +57,7 @@ class LeaderboardRow:
     """One scored checkpoint."""
 
     rank: int
-    run: str  # the run folder's name
+    run: str  # the run folder's name (display-safe, like every name and path of a row)
     file: str  # the checkpoint file name (best.pt, last.pt, ...)
     path: str
     sha256: str
@@ -74,7 +75,7 @@ class LeaderboardRow:
 class SkippedCheckpoint:
     """A checkpoint left off the board, with the reason in words."""
 
-    path: str
+    path: str  # display-safe (see seglab.names)
     reason: str
 
 
@@ -216,20 +217,21 @@ def build_leaderboard(
     entries: list[_Entry] = []
     skipped, pending = [], []
     for position, path in enumerate(paths):
-        label = f"{path.parent.name}/{path.name}"
+        shown = display_name(str(path))  # paths and names reach a browser table and a CSV file
+        label = display_name(f"{path.parent.name}/{path.name}")
         problem = run_problem_of_checkpoint(path)
         if problem is not None:  # the rule of `seglab runs` and the app's sidebar: not scored, shown with the reason
-            skipped.append(SkippedCheckpoint(str(path), f"run {path.parent.name} is not usable: {problem}"))
+            skipped.append(SkippedCheckpoint(shown, display_name(f"run {path.parent.name} is not usable: {problem}")))
             continue
         try:
             sha256 = file_sha256(path)
         except OSError as error:
-            skipped.append(SkippedCheckpoint(str(path), f"cannot read the file ({error.strerror or error})"))
+            skipped.append(SkippedCheckpoint(shown, display_name(f"cannot read the file ({error.strerror or error})")))
             continue
         summary_path = _summary_path(sha256, dataset, protocol, cache_dir)
         summary = _read_summary(summary_path)
         if summary is None and cached_only and not evaluation_cache_path(path, dataset, protocol, cache_dir).is_file():
-            pending.append(str(path))
+            pending.append(shown)
             continue
         if summary is None:
             if progress:
@@ -243,9 +245,9 @@ def build_leaderboard(
             summary.update(_score_checkpoint(path, dataset, protocol, cache_dir, image_progress))
             write_cache("leaderboard", summary_path, partial(write_json_atomic, summary_path, summary))
         if "error" in summary:
-            skipped.append(SkippedCheckpoint(str(path), summary["error"]))
+            skipped.append(SkippedCheckpoint(shown, display_name(str(summary["error"]))))
         else:
-            entries.append(_Entry(path.parent.name, path.name, str(path), sha256, summary))
+            entries.append(_Entry(display_name(path.parent.name), display_name(path.name), shown, sha256, summary))
     for position, entry in enumerate(sources):
         place = (position, len(sources))
         _add_source(entry, dataset, cache_dir, cached_only, entries, skipped, pending, progress, place)

@@ -37,6 +37,7 @@ from seglab.viz import confidence_map
 
 __all__ = [
     "LossBreakdown",
+    "mining_progress_sentence",
     "focal_picture",
     "heatmap_scale",
     "kept_pixels_picture",
@@ -105,16 +106,20 @@ class LossBreakdown:
         return [class_names[class_id] for class_id in present.tolist()], shares
 
     def rarest_class_sentence(self, class_names: Sequence[str]) -> str:
-        """How much of each loss the batch's rarest class carries compared with its share of pixels."""
+        """What the shares show: the class carrying most of plain CE, then the rarest class's part of each loss."""
         present = np.flatnonzero(self.per_class_pixels)
         if present.size == 0:
             return "No labelled pixels in these images."
         rarest = int(present[np.argmin(self.per_class_pixels[present])])
+        plain = self.per_class_loss_share[PLAIN]
+        heaviest = int(present[np.argmax(plain[present])])
+        lead = (f"**{class_names[heaviest]}** carries the most plain cross-entropy: {plain[heaviest]:.1%} of it, "
+                f"with {self.pixel_share[heaviest]:.1%} of the labelled pixels.")  # fmt: skip
+        if heaviest == rarest:
+            return lead + " It is also the rarest class in these images."
         shares = ", ".join(f"{self.per_class_loss_share[name][rarest]:.1%} of {name}" for name in self.series)
-        return (
-            f"{class_names[rarest]}, the rarest class in these images, "
-            f"has {self.pixel_share[rarest]:.1%} of the labelled pixels and carries {shares}."
-        )
+        return (f"{lead} {class_names[rarest]}, the rarest class in these images, has {self.pixel_share[rarest]:.1%} of "
+                f"the pixels and carries {shares}.")  # fmt: skip
 
     def class_rows(self, class_names: Sequence[str]) -> list[dict[str, Any]]:
         """One row per class present in the batch: pixels, pixel share, and each loss's share."""
@@ -253,6 +258,18 @@ def loss_breakdown(
         focal_gamma=focal_gamma,
         sizes=sizes,
     )  # fmt: skip
+
+
+def mining_progress_sentence(step: int, top_k_percent_pixels: float, hard_example_mining_step: int) -> str:
+    """Why "kept by mining" differs from the top-k setting: where ``step`` sits on the ramp."""
+    kept = kept_fraction(step, top_k_percent_pixels, hard_example_mining_step)
+    if hard_example_mining_step == 0 or step >= hard_example_mining_step:
+        hardest = f"the hardest {top_k_percent_pixels:.0%} of the labelled pixels"
+        return f"At step {step:,} mining keeps {hardest} (end of the ramp)."
+    ramp = step / hard_example_mining_step
+    return (f"At step {step:,} of a {hard_example_mining_step:,}-step ramp ({ramp:.0%} of the way), mining keeps "
+            f"{kept:.1%} of the labelled pixels: it goes from all of them at step 0 to the hardest "
+            f"{top_k_percent_pixels:.0%} at step {hard_example_mining_step:,}.")  # fmt: skip
 
 
 def mining_schedule(top_k_percent_pixels: float, hard_example_mining_step: int, last_step: int,

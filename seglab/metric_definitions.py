@@ -71,6 +71,42 @@ class DefinitionScore:
 
 
 @dataclass(frozen=True)
+class KeyChoice:
+    """One of the few choices that move mIoU most, with the definitions it picks between."""
+
+    title: str
+    explanation: str
+    scores: tuple[DefinitionScore, ...]
+
+
+#: The choices a student should know first: (title, explanation, keys of the definitions compared).
+KEY_CHOICES = (
+    ("Sum pixels over the split, or average images?",
+     "Dataset-level sums every image's pixels before dividing, so big objects and busy images dominate; image-wise "
+     "scores each image and averages, so every image weighs the same.",
+     ("dataset_miou", "imagewise_miou")),
+    ("With or without the background class?",
+     "Background is large and easy: leaving it out of the mean shows how the objects themselves are segmented.",
+     ("dataset_miou", "dataset_miou_no_background")),
+    ("A class absent from the split: skipped, 0 or 1?",
+     "A class in neither the ground truth nor the prediction has no IoU (0/0). Skipping it (NaN, this app) is "
+     "neutral; counting it as 0 punishes the model for data it never saw; counting it as 1 is a free point.",
+     ("dataset_miou", "dataset_miou_absent_zero", "dataset_miou_absent_one")),
+)  # fmt: skip
+
+
+def key_choices(scores: Sequence[DefinitionScore]) -> list[KeyChoice]:
+    """The :data:`KEY_CHOICES` that apply to these scores (no background class: that choice is left out)."""
+    by_key = {score.key: score for score in scores}
+    choices = []
+    for title, explanation, keys in KEY_CHOICES:
+        picked = tuple(by_key[key] for key in keys)
+        if all(not math.isnan(score.value) for score in picked):
+            choices.append(KeyChoice(title, explanation, picked))
+    return choices
+
+
+@dataclass(frozen=True)
 class ClassBreakdown:
     """Why one class scores differently at dataset level and image-wise."""
 
@@ -368,7 +404,9 @@ def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int
     share = f"{'only ' if rare else ''}{images_with_class}/{images_scored}"
     where = f"present in {share} images (~{mean_pixels_per_image:,.0f} px each)"
     images_averaged = images_with_class + images_predicted_only
-    weighting = f"image-wise averaging weights each of those {images_averaged} images equally, dataset-level weights pixels"
+    counted = (f"the {images_averaged} images where it is in the ground truth ({images_with_class}) or only predicted "
+               f"({images_predicted_only})" if images_predicted_only else f"those {images_with_class} images")
+    weighting = f"image-wise averaging weights each of {counted} equally, dataset-level weights pixels"
     gap = imagewise_iou - dataset_iou
     size_effect = (not math.isnan(iou_where_small)) and abs(iou_where_large - iou_where_small) >= AGREEMENT_TOLERANCE
     sizes = f"IoU {iou_where_small:.2f} where it is small vs {iou_where_large:.2f} where it is large"

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
+
+if TYPE_CHECKING:
+    from seglab.diagnostics import Diagnostics
 
 ProgressCallback = Callable[[int, int], None]
 TileSize = int | tuple[int, int]  # square side, or (height, width) for models with a fixed input size
@@ -198,6 +202,7 @@ class DatasetEvaluation:
     has_probabilities: bool = True  # False: ``confidence`` is 1 everywhere (a source that gives labels only)
     source: str = ""  # one line naming what made the predictions
     notes: list[str] = field(default_factory=list)
+    diagnostics: Diagnostics | None = None  # objects, boundaries, calibration, slices (seglab.evaluation fills it)
 
     @property
     def prediction_names(self) -> list[str]:

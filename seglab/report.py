@@ -52,7 +52,9 @@ def format_stats_report(stats: DatasetStats, title: str) -> str:
         f"   void: {100 * stats.void_fraction:.2f}%"
         f"   imbalance ratio (most/least frequent class): {stats.imbalance_ratio:,.1f}",
         f"trivial baseline (predict '{baseline.predicted_name}' everywhere): pixel accuracy {metrics.pixel_acc:.3f}, "
-        f"mIoU {metrics.miou:.3f}, mIoU without background {metrics.miou_no_background:.3f}, fwIoU {metrics.fwiou:.3f}",
+        f"mIoU {metrics.miou:.3f}, "
+        + (f"mIoU without background {metrics.miou_no_background:.3f}, " if stats.background_index is not None else "")
+        + f"fwIoU {metrics.fwiou:.3f}",
     ]
     if stats.unknown_colour_report():
         lines.append(f"warning: {stats.unknown_colour_report()}")
@@ -79,8 +81,12 @@ def format_metrics_report(summary: dict, title: str) -> str:
         lines.append("")
     lines.append(
         f"mIoU {_score(summary.get('miou'))} (over {summary.get('classes_averaged', '?')} classes present)   "
-        f"mIoU without background {_score(summary.get('miou_no_background'))}   "
-        f"pixel acc {_score(summary.get('pixel_acc'))}   mean acc {_score(summary.get('mean_acc'))}   "
+        + (
+            f"mIoU without background {_score(summary.get('miou_no_background'))}   "
+            if summary.get("background_index") is not None
+            else ""
+        )
+        + f"pixel acc {_score(summary.get('pixel_acc'))}   mean acc {_score(summary.get('mean_acc'))}   "
         f"fwIoU {_score(summary.get('fwiou'))}"
     )
     lines.append(

@@ -77,10 +77,32 @@ def build_config(data: DataSpec, **options: Any) -> TrainConfig:
     return config
 
 
-def quick_run_config(data: DataSpec) -> TrainConfig:
-    """The fast CPU default: every TrainConfig default, on ``data``, within about a minute."""
+PIXELS_PER_BATCH = 8 * 256 * 256  # the CamVid recipe's batch (8 crops of 256 px): about a second per step on 2 CPU cores
+LARGE_CROP = 256  # crop side for photos: enough context for road scenes, still fast on a CPU
+
+
+def data_defaults(image_size: tuple[int, int]) -> dict[str, int]:
+    """Crop and batch size suited to images of ``image_size`` (H, W), as the Train form's starting values.
+
+    Small images (Shapes' 96 px) keep TrainConfig's crop, capped at the image; photos (CamVid 480x360,
+    VOC ~500x375) get 256 px crops. The batch keeps about :data:`PIXELS_PER_BATCH` pixels per step,
+    between 4 and 16 images.
+    """
+    short = int(min(image_size))
+    if short < 16:
+        raise ConfigError(f"images of {image_size[1]}x{image_size[0]} px are too small to train on (at least 16 px)")
+    cap = short // 16 * 16  # crops are multiples of the models' stride
+    crop = min(TrainConfig().crop_size, cap) if short <= 2 * TrainConfig().crop_size else min(LARGE_CROP, cap)
+    batch = int(min(16, max(4, round(PIXELS_PER_BATCH / crop**2))))
+    return {"crop_size": crop, "batch_size": batch}
+
+
+def quick_run_config(data: DataSpec, image_size: tuple[int, int] | None = None) -> TrainConfig:
+    """The fast CPU default: TrainConfig's defaults on ``data`` within about a minute, with the crop and batch
+    of :func:`data_defaults` when the training images' ``image_size`` (H, W) is given."""
     defaults = TrainConfig()
-    return replace(defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS)
+    sized: dict[str, Any] = data_defaults(image_size) if image_size else {}
+    return replace(defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS, **sized)
 
 
 @dataclass(frozen=True)
@@ -124,11 +146,20 @@ class RunPlan:
         """``(steps, learning rates)`` over the whole run (jumps drawn where they happen)."""
         return lr_curve(self.schedule, num_points=num_points)
 
+    def lr_preview(self, num_points: int = 200) -> tuple[np.ndarray, np.ndarray, str]:
+        """The curve the run will follow and its x axis: steps, or seconds under a time budget (the
+        schedule then follows the clock, so its step count is not known in advance)."""
+        steps, rates = self.lr_curve(num_points)
+        if self.config.time_budget_s:
+            return steps / max(self.total_steps, 1) * self.config.time_budget_s, rates, "seconds into the run"
+        return steps, rates, "step"
+
     def summary(self) -> str:
         """One line: steps, epochs and the LR range, e.g. for a caption under the curve."""
         steps, rates = self.lr_curve()
         text = (
-            f"{self.total_steps} steps = {self.config.epochs} epochs x {self.steps_per_epoch} steps "
+            ("At most " if self.config.time_budget_s else "")
+            + f"{self.total_steps} steps = {self.config.epochs} epochs x {self.steps_per_epoch} steps "
             f"({self.train_images} images / batch {self.config.batch_size}); "
             f"LR peaks at {rates.max():.3g}, ends at {rates[-1]:.3g}"
         )

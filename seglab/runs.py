@@ -25,6 +25,7 @@ from seglab.config import TrainConfig
 from seglab.data.label_map import write_json_atomic
 from seglab.distributed import launch_command
 from seglab.errors import ConfigError
+from seglab.names import display_name
 from seglab.output_paths import prepare_output_folder
 from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
 from seglab.run_folder import looks_like_run, run_folder_conflict
@@ -182,7 +183,7 @@ def run_info(path: str | os.PathLike, *, check_alive: bool = True) -> RunInfo:
     config = _read_json(run.config_path)
     data = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     return RunInfo(
-        name=run.name,
+        name=display_name(run.name),  # shown in the app and in `seglab runs`; path stays the real one
         path=run.path,
         state=state,
         error=status.get("error"),
@@ -269,7 +270,7 @@ def stop_run(path: str | os.PathLike, *, grace_s: float = 20.0, wait: bool = Fal
     run.request_stop()
     status = run.read_status()
     pid, start = status.get("pid"), status.get("process_start")
-    if not process_alive(pid, start):
+    if not pid or not process_alive(pid, start):
         return
 
     def escalate() -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -340,8 +340,8 @@ class Trainer:
             reason = TIME_BUDGET_SPENT
         if self.world.distributed:
             code = _STOP_REASONS.index(reason) if reason in _STOP_REASONS else 3
-            code, self._clock = distributed.broadcast_from_main([code, self._clock], self.device)
-            reason = reason if self.world.is_main else _STOP_REASONS[int(code)]
+            decided, self._clock = distributed.broadcast_from_main([code, self._clock], self.device)
+            reason = reason if self.world.is_main else _STOP_REASONS[int(decided)]
         if reason:
             raise StopTraining(reason)
 
@@ -380,7 +380,7 @@ class Trainer:
             raise ConfigError(f"best_metric {self.config.best_metric!r} is not a metric; try miou or pixel_acc")
         improved = value is not None and value > self.best_value
         if improved:
-            self.best_value, self.best_metrics = value, summary
+            self.best_value, self.best_metrics = cast(float, value), summary
         self.last_metrics = summary
         event = {
             "type": "eval", "step": self.step, "epoch": self.epoch, "split": self.config.val_split,
@@ -409,15 +409,16 @@ class Trainer:
         from seglab.predict import preview_strip
 
         count = min(self.config.preview_images, len(self.val_data))
-        if count <= 0:
+        if count <= 0 or self.run is None:
             return
         strip = preview_strip(self.model, self.val_data, range(count), device=self.device)
-        self.run.previews_path.mkdir(exist_ok=True)
+        folder = self.run.previews_path
+        folder.mkdir(exist_ok=True)
         from PIL import Image
 
-        temporary = self.run.previews_path / f".eval_{self.step:07d}.png.tmp"
+        temporary = folder / f".eval_{self.step:07d}.png.tmp"
         Image.fromarray(strip).save(temporary, format="PNG")
-        os.replace(temporary, self.run.previews_path / f"eval_{self.step:07d}.png")
+        os.replace(temporary, folder / f"eval_{self.step:07d}.png")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, which: str) -> Path:
@@ -451,9 +452,11 @@ class Trainer:
         checkpoint = load_checkpoint(path, map_location=self.device)
         if checkpoint.num_classes != self.label_map.num_classes or checkpoint.model_name != self.config.model:
             raise CheckpointError(
-                f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model for {checkpoint.num_classes} "
-                f"classes ({checkpoint.label_map.name}) but this run trains {self.config.model} on "
-                f"{self.label_map.num_classes} classes ({self.label_map.name}); use a new run folder or the same model and data"
+                f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model "
+                f"for {checkpoint.num_classes} classes ({checkpoint.label_map.name}) "
+                f"but this run trains {self.config.model} on "
+                f"{self.label_map.num_classes} classes ({self.label_map.name}); "
+                "use a new run folder or the same model and data"
             )
         load_model_state(self.model, checkpoint.model_state, source=str(checkpoint.path))
         if checkpoint.optimizer_state is not None:
@@ -479,7 +482,7 @@ class Trainer:
         """Train until ``epochs`` or the time budget; evaluate every ``eval_every`` epochs and at the end."""
         # The run folder is this process's for the whole run (re-entrant: seglab train already holds it).
         lock = RunLock(self.run.path) if self.run is not None else None
-        if lock is not None:
+        if self.run is not None and lock is not None:
             self.run.path.mkdir(parents=True, exist_ok=True)
             lock.acquire()
             clean_temporary_files(self.run.path)  # a killed save's leftovers; no one else writes here now

@@ -9,8 +9,8 @@ always passed in (it is not always 255: CamVid uses 11).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -252,16 +252,18 @@ def _compact_labels(mask: np.ndarray) -> np.ndarray:
     return np.unique(mask, return_inverse=True)[1].reshape(mask.shape).astype(np.float32)
 
 
-def boundary_mask(mask: np.ndarray, width: int = 1) -> np.ndarray:
+def boundary_mask(mask: np.ndarray, width: int = 1, image_edge: bool = False) -> np.ndarray:
     """Pixels near a label change.
 
     A pixel is on the boundary when a pixel with another label lies within ``width`` pixels
     (8-neighbourhood distance), so each edge is marked on both sides (``2 * width`` thick). The
-    image border is not a boundary.
+    image border is not a boundary unless ``image_edge`` (Boundary IoU's convention: a region's
+    contour includes where it meets the edge of the image).
 
     Args:
         mask: (H, W) integer class ids.
         width: half-thickness in pixels, >= 1.
+        image_edge: also mark pixels within ``width`` of the image border.
 
     Returns:
         (H, W) bool.
@@ -271,6 +273,12 @@ def boundary_mask(mask: np.ndarray, width: int = 1) -> np.ndarray:
         raise ValueError(f"width must be >= 1, got {width}")
     labels = _compact_labels(mask)
     kernel = np.ones((2 * width + 1, 2 * width + 1), dtype=np.uint8)
+    if image_edge:
+        # A frame of a label no pixel has (-1): every pixel within ``width`` of the border sees a change.
+        frame = (width, width, width, width)
+        padded = cv2.copyMakeBorder(labels.astype(np.float32), *frame, cv2.BORDER_CONSTANT, value=-1)
+        band = cv2.dilate(padded, kernel) != cv2.erode(padded, kernel)
+        return band[width:-width, width:-width]
     # The neighbourhood is uniform exactly when its maximum equals its minimum; OpenCV's default
     # border for dilate/erode is neutral, so the image edge does not count as a change.
     return cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
@@ -726,12 +734,13 @@ def confusion_matrix_figure(
         ),
         colorbar={"title": {"text": "pixels" if normalize == "none" else normalize}},
     )
-    if class_count <= MAX_ANNOTATED_CLASSES:
-        heatmap.text = _cell_labels(values, as_count=normalize == "none")
+    labels = _cell_labels(values, as_count=normalize == "none")
+    side, font_size, annotate = confusion_geometry(class_count, max((len(label) for label in labels.ravel()), default=1))
+    if annotate:
+        heatmap.text = labels
         heatmap.texttemplate = "%{text}"
-        heatmap.textfont = {"size": 11 if class_count <= 12 else 8}
+        heatmap.textfont = {"size": font_size}
     figure = go.Figure(heatmap)
-    side = max(360, 120 + 32 * class_count)
     figure.update_layout(
         title=title,
         height=side,
@@ -747,6 +756,27 @@ def confusion_columns(class_names: Sequence[str], columns: int) -> list[str]:
     """Column names of a confusion matrix: the classes, plus "other" for a (K, K + 1) matrix."""
     names = [str(name) for name in class_names]
     return names + ["other"] if columns == len(names) + 1 else names
+CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
+CONFUSION_AXES_PX = 180  # room around the square for the title, tick labels (rotated) and axis titles
+MAX_CONFUSION_PX = 1000
+
+
+def confusion_geometry(class_count: int, longest_label: int) -> tuple[int, int, bool]:
+    """Figure height, cell font size and whether cells get text, for a ``class_count`` confusion matrix.
+
+    Cells are made wide enough for their longest label (``longest_label`` characters) plus padding, at
+    least 60 px for small matrices so the square uses the page; when even a 1000 px figure cannot fit
+    the labels (or beyond :data:`MAX_ANNOTATED_CLASSES`), cells carry no text and hover gives the values.
+    """
+    font_size = 12 if class_count <= 12 else 9
+    label_px = CELL_TEXT_WIDTH * font_size * longest_label + 10
+    cell = max(label_px, 60 if class_count <= 12 else 24)
+    side = CONFUSION_AXES_PX + cell * class_count
+    if side > MAX_CONFUSION_PX:
+        cell = (MAX_CONFUSION_PX - CONFUSION_AXES_PX) / class_count
+        side = MAX_CONFUSION_PX
+    annotate = class_count <= MAX_ANNOTATED_CLASSES and cell >= label_px
+    return int(round(max(side, 360))), font_size, annotate
 
 
 def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
@@ -760,10 +790,29 @@ def _cell_labels(values: np.ndarray, as_count: bool) -> np.ndarray:
 
 
 def _compact_count(value: float) -> str:
+    """At most four characters: ``8``, ``950``, ``9.7k``, ``93k``, ``1.1M`` (hover has the exact count)."""
+    if math.isnan(value):
+        return ""
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            scaled = value / limit
+            return f"{scaled:.0f}{suffix}" if abs(scaled) >= 10 else f"{scaled:.2g}{suffix}"
     return f"{value:.0f}"
+
+
+def value_axis(title: str | None, log: bool, values: Iterable[float] | np.ndarray = ()) -> dict[str, Any]:
+    """A y axis layout; on a log scale, labels only where they cannot collide.
+
+    Plotly labels every digit 2-9 of each decade on a log axis ("1 9 8 7 ... 0.1 9 8"), which overlap on
+    a chart of normal height. Spanning two decades or more, only the powers of ten are labelled (minor
+    ticks mark the rest); within a smaller range 1, 2 and 5 of each decade are.
+    """
+    axis: dict[str, Any] = {"title": {"text": title}, "type": "log" if log else "linear"}
+    if log:
+        positive = np.asarray([v for v in np.ravel(np.asarray(list(values), dtype=np.float64)) if v > 0 and math.isfinite(v)])
+        decades = math.log10(positive.max() / positive.min()) if positive.size else 0.0
+        axis |= {"dtick": 1, "minor": {"ticks": "outside", "dtick": "D1", "showgrid": False}} if decades >= 2 else {"dtick": "D2"}
+    return axis
 
 
 def per_class_bar_figure(
@@ -803,7 +852,7 @@ def per_class_bar_figure(
     figure.update_layout(
         title=title,
         barmode="group",
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in series.values()])),
         xaxis={"tickangle": -45},
         showlegend=len(series) > 1,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -817,9 +866,11 @@ def class_distribution_figure(
     class_names: Sequence[str],
     colors: np.ndarray | Sequence[Sequence[int]],
     title: str | None = "Class distribution",
+    log_y: bool = True,
 ) -> go.Figure:
-    """Share of labelled pixels per class on a log axis (imbalance spans orders of magnitude),
-    bars in the class colours, the number of images containing the class above each bar.
+    """Share of labelled pixels per class, bars in the class colours, the number of images containing
+    the class above each bar. A log axis (the default) shows classes spanning orders of magnitude; a
+    linear one shows how lopsided the imbalance really is.
 
     Args:
         pixel_fraction: (K,) fraction of non-void pixels of each class; classes with 0 get no bar
@@ -841,7 +892,7 @@ def class_distribution_figure(
     _check_class_count(len(counts), names, "image_count")
     rgb = np.asarray(colors).reshape(-1, 3)
     _check_class_count(len(rgb), names, "colors")
-    shown = np.where(fraction > 0, fraction, np.nan)
+    shown = np.where(fraction > 0, fraction, np.nan) if log_y else fraction
     figure = go.Figure(
         go.Bar(
             x=names,
@@ -855,7 +906,7 @@ def class_distribution_figure(
     )
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "fraction of labelled pixels"}, "type": "log", "tickformat": ".1~%"},
+        yaxis=value_axis("fraction of labelled pixels", log_y, shown) | {"tickformat": ".1~%" if log_y else ".0%"},
         xaxis={"tickangle": -45},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -877,6 +928,7 @@ def image_figure(
     label_map: LabelMap | None = None,
     title: str | None = None,
     max_hover_side: int = MAX_HOVER_SIDE,
+    display_width: int = 620,
 ) -> go.Figure:
     """Show an image in Plotly (zoom/pan) with the class names under the cursor on hover.
 
@@ -891,6 +943,8 @@ def image_figure(
         label_map: turns ids into names (``void`` for the ignore index); without it ids are shown.
         title: figure title.
         max_hover_side: long side of the hover layer in cells.
+        display_width: the width (px) the figure is expected to get; its height follows the image's aspect
+            ratio (within 240-720 px), so no empty band surrounds the image.
 
     Returns:
         A figure: ``data[0]`` the image, ``data[1]`` (with labels) the hover heatmap whose
@@ -926,7 +980,9 @@ def image_figure(
             )
         )
         figure.data[0].hoverinfo = "skip"
-    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0})
+    top = 40 if title else 0
+    height = min(max(round(display_width * rgb.shape[0] / rgb.shape[1]), 240), 720) + top
+    figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": top, "b": 0}, height=height)
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return figure
@@ -978,7 +1034,7 @@ def line_figure(
     figure.update_layout(
         title=title,
         xaxis={"title": {"text": xaxis_title}},
-        yaxis={"title": {"text": yaxis_title}, "type": "log" if log_y else "linear"},
+        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(y, dtype=np.float64)) for _, y in series.values()] or [np.zeros(0)])),
         hovermode="x unified",
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
@@ -990,12 +1046,13 @@ def lr_schedule_figure(
     learning_rates: Sequence[float] | np.ndarray,
     title: str | None = "Learning rate schedule",
     log_y: bool = False,
+    xaxis_title: str = "step",
 ) -> go.Figure:
-    """Learning rate against step (a :func:`line_figure` with one series)."""
+    """Learning rate against step (or seconds, for a run with a time budget): a :func:`line_figure` with one series."""
     return line_figure(
         {"learning rate": (steps, learning_rates)},
         title=title,
-        xaxis_title="step",
+        xaxis_title=xaxis_title,
         yaxis_title="learning rate",
         log_y=log_y,
     )
@@ -1056,7 +1113,7 @@ def object_size_figure(
     figure = go.Figure(boxes)  # one validation pass: add_trace per class costs ~5 ms each
     figure.update_layout(
         title=title,
-        yaxis={"title": {"text": "object area (pixels)"}, "type": "log"},
+        yaxis=value_axis("object area (pixels)", True, areas),
         xaxis={"tickangle": -45, "categoryorder": "array", "categoryarray": names},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},

@@ -36,6 +36,11 @@ SLOW_MODULE_PREFIXES = (
 SLOW_MODULES = {
     "test_distributed.py",  # starts torchrun-style process groups
     "test_divergence.py",  # trains until a run diverges
+    "test_export.py",  # exports networks to ONNX / TorchScript and checks parity
+    "test_run_folder.py",  # real training processes competing for a run folder, killed mid-save
+    "test_runs.py",  # background training processes: start, follow, stop, kill
+    "test_sources_hf.py",  # builds and runs Hugging Face SegFormer models
+    "test_sources_model_files.py",  # model files in worker subprocesses (crashes, time limits)
 }
 
 

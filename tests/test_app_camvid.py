@@ -14,7 +14,7 @@ from seglab.data.spec import DataSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES_PER_SPLIT = 4
-PAGES = ("dataset", "failures", "compare", "leaderboard", "metrics_explorer", "loss_inspector", "label_quality")
+PAGES = ("dataset", "failures", "diagnostics", "compare", "leaderboard", "metrics_explorer", "loss_inspector", "label_quality")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.data.discover import check_source, discover_datasets
+from seglab.data.discover import check_source, discover_datasets, sample_indices
+from seglab.data.label_map import LabelMap
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from tests.test_folder import write_mini_camvid
@@ -24,7 +27,7 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "data"
     write_mini_camvid(root / "camvid")
-    monkeypatch.setattr(ui, "DATA_ROOT", root)
+    monkeypatch.setenv("SEGLAB_DATA_ROOT", str(root))
     return root
 
 
@@ -100,3 +103,69 @@ def test_discover_and_check_a_data_folder(tmp_path: Path) -> None:
     assert set(report.problems) == {"test"} and report.ignore_index == 11
     missing = check_source(DataSpec(kind="voc", root=str(tmp_path / "absent")))
     assert not missing.ok and set(missing.problems) == {"train", "val", "trainval"}
+
+
+def test_the_folder_source_asks_for_folders_in_plain_words_before_checking(data_root: Path) -> None:
+    at = _home()
+    at.radio[0].set_value("folder").run()
+    assert not at.exception, at.exception
+    assert not at.error  # nothing typed yet: no error, and no command-line words
+    assert any("Type the image folder and the mask folder" in info.value for info in at.info)
+    shown = " ".join(element.value for element in [*at.info, *at.caption, *at.markdown] if isinstance(element.value, str))
+    assert "--" not in shown
+    example = next(code.value for code in at.code)
+    assert LabelMap.from_dict(json.loads(example)).names == ["background", "road", "car"]  # the example is valid
+    at.text_input[0].set_value(str(data_root / "camvid" / "train")).run()
+    assert not at.error and any("Type the image folder" in info.value for info in at.info)  # masks still missing
+    at.text_input[1].set_value(str(data_root / "camvid" / "trainannot")).run()
+    assert not at.exception, at.exception
+    assert "3 images" in at.success[0].value
+
+
+def write_folder_with_bad_masks(root: Path) -> dict[str, str]:
+    """Four pairs of a 3-class folder: b's mask has the wrong size, d's holds label 7; a and c are fine."""
+    from tests.test_folder import PETS, mask_values, write_image, write_index_mask
+
+    for seed, name in enumerate("abcd"):
+        write_image(root / "images" / f"{name}.png", seed)
+        values = mask_values(seed)
+        if name == "b":
+            values = np.zeros((3, 3), np.uint8)
+        if name == "d":
+            values[2, 2] = 7
+        write_index_mask(root / "masks" / f"{name}.png", values)
+    PETS.save(root / "pets.json")
+    return {"images": str(root / "images"), "masks": str(root / "masks"), "label_map": str(root / "pets.json")}
+
+
+def test_check_source_reads_a_sample_of_pairs_and_names_the_bad_masks(tmp_path: Path) -> None:
+    paths = write_folder_with_bad_masks(tmp_path)
+    report = check_source(DataSpec(kind="folder", split="custom", **paths))
+    assert report.ok and report.splits == {"custom": 4} and report.sampled == {"custom": 4}
+    problems = report.sample_problems["custom"]
+    assert len(problems) == 2
+    assert "b.png is 3x3" in problems[0] and "8x6" in problems[0] and "image's size" in problems[0]
+    assert "d.png holds label values 7" in problems[1] and "'pets'" in problems[1]
+    assert check_source(DataSpec(kind="folder", split="custom", **paths), mask_sample=0).sample_problems == {}
+    assert sample_indices(100, 8)[0] == 0 and sample_indices(100, 8)[-1] == 99 and len(sample_indices(100, 8)) == 8
+    assert sample_indices(3, 8) == [0, 1, 2] and sample_indices(0, 8) == []
+
+
+def test_home_says_when_sampled_masks_do_not_fit(data_root: Path) -> None:
+    paths = write_folder_with_bad_masks(data_root / "pets")
+    at = _home()
+    at.radio[0].set_value("folder").run()
+    fields = {"Image folder": paths["images"], "Mask folder": paths["masks"], "Label map JSON": paths["label_map"]}
+    for label, value in fields.items():
+        next(box for box in at.text_input if box.label == label).set_value(value).run()
+    assert not at.exception, at.exception
+    assert "custom: 4 images" in at.success[0].value
+    warning = at.warning[0].value
+    assert "2 of 4 sampled image/mask pairs cannot be used" in warning
+    assert "b.png is 3x3" in warning and "d.png holds label values 7" in warning
+    good = write_folder_with_bad_masks(data_root / "fine")
+    for name in ("b", "d"):  # the same folder with masks that fit
+        (data_root / "fine" / "masks" / f"{name}.png").unlink()
+    next(box for box in at.text_input if box.label == "Image folder").set_value(good["images"]).run()
+    next(box for box in at.text_input if box.label == "Mask folder").set_value(good["masks"]).run()
+    assert not at.warning and any("2 sampled image/mask pairs read and checked" in c.value for c in at.caption)

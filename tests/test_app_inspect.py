@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import struct
 import zlib
 from io import BytesIO
@@ -63,6 +65,9 @@ def test_ranking_table_lists_every_image_worst_first(app):
     assert {"pixel acc", "mIoU", "mIoU w/o background"} <= set(table.columns)
     assert "averaged over the classes" in page_text(app) or "mean IoU over the classes" in page_text(app)
     assert widget(app.selectbox, "Image").value == table["sample"][0]  # the worst image is shown first
+    per_class = app.dataframe[1]
+    assert "mostly confused with" in per_class.value.columns
+    assert json.loads(per_class.proto.columns)["mostly confused with"]["width"] == "large"  # name and pixel count fit
     assert app.session_state[ui.SAMPLE_KEY] == table["sample"][0]
 
 
@@ -80,6 +85,7 @@ def test_selecting_another_image_changes_the_metrics_shown(app):
 
 def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     everything = app.dataframe[0].value
+    widget(app.selectbox, "Image").select(everything["sample"].iloc[-1]).run()  # look at another image first
     widget(app.selectbox, "Class filter").select(1).run()  # circle
     assert not app.exception
     table = app.dataframe[0].value
@@ -87,6 +93,9 @@ def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
     assert len(table) <= len(everything)
     assert ((table["circle px (GT)"] > 0) | (table["circle px (pred)"] > 0)).all()
     assert "IoU circle" in metrics_shown(app)
+    # The detail view follows the new ranking: its first row, not the image shown before the filter changed.
+    assert widget(app.selectbox, "Image").value == table["sample"].iloc[0]
+    assert metrics_shown(app)["IoU circle"] == f"{table['IoU circle'].iloc[0]:.3f}"
 
 
 def test_choosing_a_confusion_cell_lists_its_images(app):

@@ -56,12 +56,18 @@ def test_page_shows_losses_kept_fraction_and_pictures(app):
     assert {"plain CE", "focal", "top-k mining", "Kept by mining"} <= set(shown)
     # Defaults: top k 25 %, mining step 1000, step 500 -> ratio 0.5 -> 0.5 * 0.25 + 0.5 kept.
     assert shown["Kept by mining"] == "62.5%"
+    captions = "\n".join(caption.value for caption in app.caption)
+    assert "At step 500 of a 1,000-step ramp (50% of the way), mining keeps 62.5%" in captions
+    assert "hardest 25%" in captions
+    labels = [widget.label for widget in [*app.slider, *app.number_input]]
+    assert not [label for label in labels if "_" in label]  # plain words, not parameter names
     # One row of pictures per image: ground truth, CE, focal factor, kept pixels (no weights yet).
     assert len(app.image) == 4 * 4
     classes = app.dataframe[0].value
     assert set(classes["class"]) <= set(shapes_label_map().names)
     assert classes["share of pixels"].sum() == pytest.approx(1.0)
-    assert "rarest class" in "\n".join(markdown.value for markdown in app.markdown)
+    headline = "\n".join(markdown.value for markdown in app.markdown)
+    assert "carries the most plain cross-entropy" in headline
 
 
 def test_mining_sliders_change_the_kept_fraction(app):

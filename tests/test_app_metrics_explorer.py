@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +71,18 @@ def test_definitions_table_lists_every_definition_and_marks_the_apps_own(app, ru
     assert any("MMSegmentation" in text for text in definitions["who uses it"])
 
 
+def test_the_page_leads_with_the_three_choices_that_matter_each_with_a_picture(app):
+    text = page_text(app)
+    assert "Sum pixels over the split, or average images?" in text and "With or without the background class?" in text
+    assert "skipped, 0 or 1?" in text
+    pictures = [chart for chart in app.get("plotly_chart") if chart.proto.id and "metrics_choice_" in chart.proto.id]
+    assert len(pictures) == 3
+    first = json.loads(pictures[0].proto.spec)["data"][0]
+    assert len(first["y"]) == 2  # dataset-level vs image-wise, nothing else
+    expanders = [expander.label for expander in app.expander]
+    assert any(label.startswith(f"All {len(DEFINITION_NAMES)} definitions") for label in expanders)
+
+
 def test_level_filter_and_per_class_table(app):
     app.radio(key="metrics_level").set_value("image-wise").run()
     assert not app.exception
@@ -101,6 +114,7 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
     assert all("n/a" in note for note in definitions.loc[background_rows, "note"])
     assert (definitions.drop(index=background_rows)["value"] != "n/a").all()
     assert "no background class" in page_text(at)
+    assert "With or without the background class?" not in page_text(at)  # that choice does not apply
 
 
 def test_without_a_checkpoint_the_page_points_to_train(tmp_path, monkeypatch):

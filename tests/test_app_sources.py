@@ -71,7 +71,7 @@ def lab(tmp_path_factory) -> dict:
 def env(lab, monkeypatch):
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(lab["runs"]))
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(lab["runs"].parent / "cache"))
-    monkeypatch.setenv("SEGLAB_SOURCE_ROOTS", str(lab["models"]))
+    monkeypatch.setenv("SEGLAB_DATA_ROOTS", str(lab["models"]))
     return lab
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -186,9 +187,21 @@ def test_quick_run_launches_the_default_config_on_the_current_data(runs_dir):
     run = runs_dir / "quick"
     try:
         assert not at.exception and not at.error
-        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA)
+        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA, (64, 64))
+        assert "recommended recipe" in at.button(key="train_quick").help and "TrainConfig" not in at.button(key="train_quick").help
     finally:
         stop_run(run, grace_s=2.0, wait=True)
+
+
+def test_the_form_starts_from_sizes_that_suit_the_data(runs_dir, tmp_path):
+    at = open_train()
+    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (64, 16)
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.session_state[ui.SPEC_KEY] = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=400)).to_dict()
+    at.run()
+    assert not at.exception and not at.warning
+    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (256, 8)
+    assert at.number_input(key="train_epochs").value == 7  # the user's other choices stay
 
 
 def test_failed_run_shows_its_error(runs_dir):
@@ -200,6 +213,17 @@ def test_failed_run_shows_its_error(runs_dir):
     table = at.dataframe[0].value
     assert list(table["run"]) == ["broken", "older"]
     assert "loss is nan" in table.set_index("run").loc["broken", "error"]
+    assert table.set_index("run").loc["older", "error"] == ""  # no literal "None" for a run without error
+
+
+
+def test_a_finished_demo_run_without_previews_says_so(runs_dir):
+    shutil.copytree(ROOT / "checkpoints" / "shapes-ce", runs_dir / "demo", ignore=shutil.ignore_patterns("*.pt"))
+    at = open_train()
+    at.multiselect(key="train_watched_runs").set_value(["demo"]).run()
+    assert not at.exception
+    assert "saved no sample predictions" in texts(at.caption)
+    assert "appear after the first evaluation" not in texts(at.caption)
 
 
 def test_reload_reattaches_to_running_runs_and_stop_asks_them_to_stop(runs_dir):

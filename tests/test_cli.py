@@ -76,6 +76,7 @@ def test_stats_shapes_prints_every_class_and_the_baseline(capsys):
     assert "mIoU without background 0.000" in out and "images: 100" in out
 
 
+@pytest.mark.slow
 def test_stats_camvid(capsys, camvid_root):
     code, out, _ = run_cli(capsys, "stats", "--data", "camvid", "--root", str(camvid_root), "--split", "val")
     assert code == 0
@@ -268,6 +269,7 @@ def test_no_command_prints_help(capsys):
 
 
 # -- as a program -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_python_dash_m_seglab_help_runs():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     completed = subprocess.run(
@@ -278,6 +280,7 @@ def test_python_dash_m_seglab_help_runs():
         assert command in completed.stdout
 
 
+@pytest.mark.slow
 def test_console_script_is_declared_and_works_if_installed():
     assert 'seglab = "seglab.cli:main"' in (REPO / "pyproject.toml").read_text()
     script = shutil.which("seglab")
@@ -287,6 +290,7 @@ def test_console_script_is_declared_and_works_if_installed():
     assert completed.returncode == 0 and "train" in completed.stdout
 
 
+@pytest.mark.slow
 def test_train_and_eval_on_a_few_camvid_files(capsys, camvid_root, tmp_path):
     """End to end on real road scenes: 4 CamVid images as a folder dataset with CamVid's label map (void = 11)."""
     images, masks = tmp_path / "images", tmp_path / "masks"

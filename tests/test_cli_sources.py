@@ -97,6 +97,7 @@ def test_predictions_of_a_checkpoint_give_the_checkpoints_json(capsys, project):
     assert summary["predictions"] == str(predictions.resolve()) and summary["data"] == reference["data"]
 
 
+@pytest.mark.slow
 def test_export_then_eval_and_predict_with_the_exported_model(capsys, project):
     folder, checkpoint, data = project
     code, out, err = run_cli(capsys, "export", checkpoint, "--format", "onnx", "--out", folder / "exported" / "m.onnx")

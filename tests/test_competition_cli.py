@@ -63,6 +63,7 @@ def test_every_action_has_help_with_an_example(capsys) -> None:
     assert "seglab competition create --name" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_competition_from_creation_to_export(capsys, tmp_path: Path) -> None:
     folder = str(tmp_path / "comp")
     code, out, err = run(

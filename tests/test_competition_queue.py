@@ -127,6 +127,7 @@ def _run_worker(store) -> ScoringWorker:
     return worker
 
 
+@pytest.mark.slow
 def test_a_crash_a_memory_hog_a_slow_model_and_an_error_fail_only_themselves(cup, plugged) -> None:
     store, competition, alpha, beta = cup
     behaviours = {

@@ -81,6 +81,7 @@ def test_the_public_assignment_is_seeded_fixed_and_stored(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+@pytest.mark.slow
 def test_exported_models_score_like_their_checkpoint(kind: str, dataset: ShapesDataset, tmp_path: Path) -> None:
     from seglab.export import export_checkpoint
 

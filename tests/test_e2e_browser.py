@@ -74,6 +74,7 @@ PAGES = {
         AppPage("dataset", "dataset", "Dataset", "Dataset", "Trivial baseline"),
         AppPage("train", "train", "Train", "Train", "Past runs"),
         AppPage("inspect", "failures", "Inspect", "Inspect", "split mIoU"),
+        AppPage("diagnostics", "diagnostics", "Diagnostics", "Diagnostics", "Lesion-wise Dice vs IoU"),
         AppPage("compare", "compare", "Compare", "Compare models", "Evaluated on"),
         AppPage("leaderboard", "leaderboard", "Leaderboard", "Leaderboard", "Protocol"),
         AppPage("metric_definitions", "metrics_explorer", "Metric definitions", "Metric definitions", "One model, many mIoUs"),
@@ -162,7 +163,10 @@ def stop_training_runs(runs_dir: Path) -> None:
 
 
 def report(config: pytest.Config, line: str) -> None:
-    """A line in the test log even when output is captured (the browser version matters when a Debian upgrade breaks playwright)."""
+    """A line in the test log even when output is captured.
+
+    (The browser version matters when a Debian upgrade breaks playwright.)
+    """
     reporter, capture = config.pluginmanager.get_plugin("terminalreporter"), config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:
         print(f"e2e: {line}")
@@ -186,7 +190,7 @@ def server(tmp_path_factory, artifacts, pytestconfig) -> Iterator[AppServer]:
     report(pytestconfig, f"runs folder seeded with {', '.join(seed_runs(runs_dir))}")
     port = free_port()
     env = {**os.environ, "SEGLAB_RUNS_DIR": str(runs_dir), "SEGLAB_CACHE_DIR": str(folder / "cache"), "PYTHONUNBUFFERED": "1",
-           "SEGLAB_SOURCE_ROOTS": str(folder / "byom")}  # fmt: skip
+           "SEGLAB_DATA_ROOTS": str(folder / "byom")}  # fmt: skip
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
     log_path = artifacts / "streamlit.log"
@@ -374,6 +378,20 @@ def test_inspect_confusion_cell_click(app: App) -> None:
     app.expect_text(f"{names[row]} predicted as {names[column]}")  # the cell's gallery (or "No pixel of ...")
 
 
+def test_diagnostics_missed_object_opens_inspect(app: App) -> None:
+    app.open(PAGES["diagnostics"])
+    app.screenshot("diagnostics")
+    page = app.page
+    page.get_by_role("tab", name="Slices").click()
+    app.expect_text("mIoU per slice against the whole split")
+    page.get_by_role("tab", name="Confidence").click()
+    app.expect_text(re.compile(r"pixels \(.*\) are wrong with confidence"))
+    page.get_by_role("tab", name="Objects").click()
+    app.button("Inspect").first.click()  # the first missed object's image
+    expect(page.get_by_role("heading", name="Inspect", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    app.settle("Inspect")
+
+
 def test_compare_a_vs_b(app: App) -> None:
     app.open(PAGES["compare"])
     app.screenshot("compare")
@@ -398,6 +416,8 @@ def test_leaderboard_scores_the_checkpoints(app: App) -> None:
 def test_metric_definitions_table(app: App) -> None:
     app.open(PAGES["metric_definitions"])
     app.screenshot("metric_definitions")
+    app.expect_text("The choices that matter")
+    app.page.get_by_text(re.compile(r"^All \d+ definitions")).click()  # the full table sits in an expander
     tables = app.page.get_by_test_id("stDataFrame")
     expect(tables.first).to_be_visible()
     app.page.get_by_text("image-wise only", exact=True).click()
@@ -425,6 +445,77 @@ def test_label_quality_tables(app: App) -> None:
     app.expect_text("lowest-scoring objects of the split")
     app.settle("Label quality")
     expect(app.page.get_by_test_id("stDataFrame").locator("visible=true").first).to_be_visible()
+
+
+# -- charts people can read -------------------------------------------------------------------------
+CHART_GEOMETRY_JS = """() => Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]')).map(chart => {
+    const boxes = selector => Array.from(chart.querySelectorAll(selector)).map(text => {
+        const box = text.getBoundingClientRect();
+        return {text: text.textContent, left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+    }).filter(box => box.right > box.left);
+    const cell = chart.querySelector('.heatmaplayer image');
+    const cellBox = cell ? cell.getBoundingClientRect() : null;
+    return {xticks: boxes('.xtick text'), yticks: boxes('.ytick text'), cells: boxes('.heatmap-label text'),
+            heatmap: cellBox ? {width: cellBox.width, height: cellBox.height} : null};
+})"""
+
+
+def overlapping(boxes: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of text boxes that overlap by more than ``slack`` px both ways."""
+    return [(a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+            if a["left"] < b["right"] - slack and b["left"] < a["right"] - slack
+            and a["top"] < b["bottom"] - slack and b["top"] < a["bottom"] - slack]  # fmt: skip
+
+
+def assert_charts_readable(app: App, where: str, expect_heatmap: bool = False) -> None:
+    app.page.wait_for_timeout(1500)  # plotly lays out after the script has finished
+    charts = app.page.evaluate(CHART_GEOMETRY_JS)
+    assert any(chart["xticks"] or chart["yticks"] for chart in charts), f"{where}: no chart with axes rendered"
+    for index, chart in enumerate(charts):
+        for axis in ("xticks", "yticks"):
+            assert not overlapping(chart[axis]), f"{where}, chart {index}: {axis} labels overlap: {overlapping(chart[axis])}"
+        if chart["cells"]:
+            assert not overlapping(chart["cells"]), f"{where}, chart {index}: cell labels collide: {overlapping(chart['cells'])[:5]}"
+            side = int(round(len(chart["cells"]) ** 0.5))
+            cell_width = chart["heatmap"]["width"] / side
+            widest = max(box["right"] - box["left"] for box in chart["cells"])
+            assert widest < cell_width, f"{where}, chart {index}: a {widest:.0f} px label in a {cell_width:.0f} px cell"
+    if expect_heatmap:
+        assert any(chart["cells"] for chart in charts), f"{where}: the confusion matrix shows no cell values"
+
+
+def test_charts_are_readable_at_projector_size(app: App) -> None:
+    """Tick labels never overlap and confusion-matrix cell labels fit their cells, at 1400x1000."""
+    app.page.set_viewport_size({"width": 1400, "height": 1000})
+    app.open(PAGES["dataset"])
+    assert_charts_readable(app, "Dataset (log scale)")
+    app.page.get_by_text("Log scale", exact=True).click()
+    app.settle("Dataset")
+    assert_charts_readable(app, "Dataset (linear)")
+    app.navigate(PAGES["inspect"])
+    app.page.get_by_role("tab", name="Confusion cell → images").click()
+    app.settle("Inspect")
+    assert_charts_readable(app, "Inspect confusion matrix", expect_heatmap=True)
+    app.navigate(PAGES["compare"])
+    app.page.get_by_role("tab", name="Training curves").click()
+    app.settle("Compare checkpoints")
+    assert_charts_readable(app, "Compare training curves")
+
+
+# -- a shared link naming server folders outside the allow-list -----------------------------------
+def test_a_link_to_folders_outside_the_allowed_ones_is_refused(app: App, tmp_path: Path) -> None:
+    from urllib.parse import urlencode
+
+    (tmp_path / "images").mkdir()
+    folder = str(tmp_path / "images")
+    query = urlencode({"data": "folder", "images": folder, "masks": folder, "label_map": "/etc/passwd"})
+    app.page.goto(f"{app.server.url}/{PAGES['dataset'].path}?{query}")
+    app.expect_text(PAGES["dataset"].ready)  # the page still works, on Shapes
+    refusal = app.page.locator(ERROR)
+    expect(refusal).to_have_count(1)
+    expect(refusal).to_contain_text(f"image folder {folder} is outside the folders this app may read")
+    expect(refusal).to_contain_text("SEGLAB_DATA_ROOTS")
+    expect(app.page.locator(EXCEPTION)).to_have_count(0)
 
 
 # -- a training run launched from the Train page ----------------------------------------------------
@@ -496,7 +587,7 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
     from seglab.sources import write_prediction_png
 
     demo = next(run for run in list_runs(server.runs_dir) if run.checkpoint is not None and run.name != RUN_NAME)
-    folder = server.runs_dir.parent / "byom"  # beside the runs folder: allowed through $SEGLAB_SOURCE_ROOTS
+    folder = server.runs_dir.parent / "byom"  # beside the runs folder: allowed through $SEGLAB_DATA_ROOTS
     data = build_dataset(DataSpec().with_split("val"))  # the app's default data
     export_checkpoint(demo.checkpoint, "onnx", folder / "demo.onnx", dataset=data, parity_images=1)
     (folder / "preds").mkdir()

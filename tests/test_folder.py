@@ -136,7 +136,7 @@ def test_binary_0_255_masks_get_a_warning_in_describe(tmp_path):
 def test_colour_masks_without_label_map_are_an_error(tmp_path):
     write_image(tmp_path / "images" / "a.png")
     write_colour_mask(tmp_path / "masks" / "a.png", mask_values(0))
-    with pytest.raises(DatasetError, match=r"a\.png is colour-coded \(RGB\).*pass one \(--label-map JSON\)"):
+    with pytest.raises(DatasetError, match=r"a\.png is colour-coded \(RGB\).*give a label map JSON file.*--label-map"):
         FolderDataset(tmp_path / "images", tmp_path / "masks")
     with pytest.raises(DatasetError, match="label map giving each class colour is required"):
         FolderDataset(tmp_path / "images", tmp_path / "masks", mask_format="rgb")

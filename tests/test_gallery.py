@@ -243,6 +243,7 @@ def _hue_spread(config: ShapesConfig, class_name: str) -> float:
     return 1.0 - float(np.abs(np.exp(1j * np.asarray(angles)).mean()))
 
 
+@pytest.mark.slow
 def test_shape_not_colour_preset_removes_the_colour_cue() -> None:
     typical = _hue_spread(lesson_by_name("Default").apply(SMALL), "circle")
     any_colour = _hue_spread(lesson_by_name("Shape, not colour").apply(SMALL), "circle")

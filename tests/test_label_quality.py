@@ -321,3 +321,110 @@ def test_camvid_masks_use_void_11_and_every_class_is_an_object(camvid_root):
     assert all(item.score > 0.75 and item.disagreement == 0 for item in scores.objects if item.ranked)
     picture = suspicion_picture(image, labels, dataset.ignore_index, [scores.worst])
     assert picture.shape == image.shape  # 480 px wide already: no upscaling
+
+
+# -- any prediction source, batched, cached on disk ----------------------------------------------------
+class _ModelAsSource:
+    """A prediction source over an in-memory model that counts the images it predicts."""
+
+    def __init__(self, model, with_probabilities: bool = True) -> None:
+        from seglab.sources.base import PredictionSource, SourcePrediction
+
+        outer = self
+
+        class Source(PredictionSource):
+            kind = "test"
+
+            def content_hash(self) -> str:
+                return "test-model"
+
+            def settings(self) -> dict:
+                return {"kind": "test"}
+
+            def predict(self, sample_id, image):
+                return self.predict_batch([sample_id], [image])[0]
+
+            def predict_batch(self, sample_ids, images):
+                from seglab.predict import predict
+
+                outer.predicted += len(images)
+                results = [predict(model, image, return_probabilities=True) for image in images]
+                return [SourcePrediction(result.labels, result.probabilities if with_probabilities else None)
+                        for result in results]  # fmt: skip
+
+        self.predicted = 0
+        self.source = Source()
+
+
+def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_the_second_time(tmp_path):
+    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny_unet_small", 7).eval()
+    dataset = ShapesDataset("val", ShapesConfig(val_size=5, image_size=32, label_noise=0.5))
+    direct = score_dataset(model, dataset, batch_size=2)
+    counting = _ModelAsSource(model)
+    first = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
+    assert counting.predicted == 5  # each image predicted once: the maps are kept between the two passes
+    assert np.allclose(first.thresholds, direct.thresholds, atol=1e-3)
+    assert np.allclose([o.score for i in first.images for o in i.objects], [o.score for i in direct.images for o in i.objects], atol=1e-3)
+    assert label_quality_cache_path(counting.source, dataset, first.band, first.min_pixels, tmp_path).is_file()
+    second = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
+    assert counting.predicted == 5  # read back from disk
+    assert second.image_rows() == first.image_rows() and second.thresholds.tolist() == first.thresholds.tolist()
+    assert [o.suggested_confidence for i in second.images for o in i.objects] == pytest.approx(
+        [o.suggested_confidence for i in first.images for o in i.objects], nan_ok=True)  # fmt: skip
+    other_band = cached_label_quality(counting.source, dataset, band=2, cache_dir=tmp_path)
+    assert counting.predicted == 10 and other_band.band == 2  # another band is another report
+
+
+def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(tmp_path):
+    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.models import build_model
+
+    model = build_model("tiny_unet_small", 7).eval()
+    dataset = ShapesDataset("val", ShapesConfig(val_size=2, image_size=32))
+    counting = _ModelAsSource(model)
+    path = label_quality_cache_path(counting.source, dataset, 5, 12, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert len(cached_label_quality(counting.source, dataset, cache_dir=tmp_path).images) == 2
+    assert counting.predicted == 2
+    with pytest.raises(ConfigError, match="label quality needs per-class probabilities"):
+        score_dataset(_ModelAsSource(model, with_probabilities=False).source, dataset)
+
+
+def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects():
+    labels = three_squares()
+    for row in (2, 6, 30, 34):  # four 2x2 specks of class 2: objects, but below min_pixels
+        labels[row : row + 2, 1:3] = 2
+    probabilities = agreeing_probabilities(labels)
+    probabilities[:, 15:25, 5:15] = np.array([0.05, 0.05, 0.9], dtype=np.float32)[:, None, None]  # square 1 doubted
+    probabilities[:, 2:4, 1:3] = np.array([0.9, 0.05, 0.05], dtype=np.float32)[:, None, None]  # a speck doubted too
+    image = score_image(probabilities, labels, np.full(3, 0.5), VOID, skip_classes=(0,), min_pixels=12, sample_id="a")
+    report = LabelQualityReport([image], np.full(3, 0.5), ["bg", "square", "speck"], 5, 12, (0,))
+    assert len(image.objects) == 7 and len(image.ranked_objects) == 3
+    row = report.image_rows()[0]
+    assert (row["objects"], row["below 0.5"]) == (3, 1)
+    assert len(report.object_rows(image)) == row["objects"]
+    shown, more = report.outlined(image, cutoff=1.01, limit=2)
+    assert len(shown) + more == row["objects"] and shown[0] is image.worst and image.worst.class_id == 1
+    shown, more = report.outlined(image, cutoff=0.5, limit=10)
+    assert (len(shown), more) == (row["below 0.5"], 0)
+
+
+def test_object_numbers_never_overlap_and_stay_inside_the_picture():
+    from seglab.label_quality import place_labels
+
+    boxes = [(0, 0, 10, 10), (2, 1, 12, 11), (4, 2, 14, 12), (300, 0, 320, 5), (5, 3, 15, 13)] + [(6, 4, 16, 14)] * 12
+    sizes = [(60, 12)] * len(boxes)
+    spots = place_labels(boxes, sizes, (200, 320))
+    assert spots[0] is not None and spots[0][1] >= 12  # a box at the top edge: its label moves down into the picture
+    placed = [(spot[0], spot[1], w, h) for spot, (w, h) in zip(spots, sizes) if spot is not None]
+    assert len(placed) >= 5 and None in spots  # a crowd of boxes: some labels are left out rather than piled up
+    for x, y, w, h in placed:
+        assert 0 <= x and x + w <= 320 and y - h >= 0 and y <= 200
+    for i, (x, y, w, h) in enumerate(placed):
+        for a, b, c, d in placed[i + 1 :]:
+            assert x + w <= a or a + c <= x or y <= b - d or b <= y - h  # no two labels overlap

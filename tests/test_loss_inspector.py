@@ -183,8 +183,18 @@ def test_rarest_class_sentence_names_its_shares():
     breakdown = loss_breakdown(torch.zeros((1, 3, 1, 10)), target, VOID, class_weights=[1.0, 9.0, 1.0], top_k_percent_pixels=0.1)
     sentence = breakdown.rarest_class_sentence(["road", "sign", "sky"])
     # Plain CE: 1 of 10 equal losses; weighted: 9 / (9 + 9); mining keeps the single largest (weighted) loss.
-    assert sentence.startswith("sign, the rarest class") and "10.0% of the labelled pixels" in sentence
+    # Equal logits: every pixel's CE is equal, so road (90% of the pixels) carries 90% of plain CE.
+    assert sentence.startswith("**road** carries the most plain cross-entropy: 90.0% of it, with 90.0% of")
+    assert "sign, the rarest class in these images, has 10.0% of the pixels" in sentence
     assert "10.0% of plain CE" in sentence and "50.0% of weighted CE" in sentence and "100.0% of top-k mining" in sentence
+
+
+def test_the_headline_names_the_class_carrying_the_loss_even_when_it_is_the_rarest():
+    target = torch.tensor([[[0] * 8 + [1] * 2]])
+    logits = torch.zeros((1, 2, 1, 10))
+    logits[0, 0, 0, 8:] = 9.0  # the two class-1 pixels are confidently wrong: they carry almost all of the CE
+    sentence = loss_breakdown(logits, target, VOID).rarest_class_sentence(["road", "sign"])
+    assert sentence.startswith("**sign** carries the most plain cross-entropy") and "also the rarest" in sentence
 
 
 def test_share_series_and_mining_schedule():

@@ -105,6 +105,7 @@ def test_dataset_definitions_agree_with_confusion_matrix_compute():
     np.testing.assert_allclose([row.dataset_iou for row in per_class], metrics.iou)
 
 
+@pytest.mark.slow
 def test_torchmetrics_conventions_named_in_used_by_hold():
     from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
     from torchmetrics.segmentation import MeanIoU
@@ -173,3 +174,15 @@ def test_bad_background_index_and_names_raise():
         compute_definitions([IMAGE_A], background_index=7)
     with pytest.raises(ConfigError, match="class names"):
         per_class_breakdown([IMAGE_A], ["only", "two"])
+
+
+def test_key_choices_pick_the_definitions_they_compare_and_skip_background_without_one():
+    from seglab.metric_definitions import key_choices
+
+    confusion = np.array([[[5, 1, 0], [0, 3, 0], [0, 0, 0]]])  # class 2 absent: the absent-class choice moves
+    with_background = key_choices(compute_definitions(confusion, background_index=0))
+    assert [len(choice.scores) for choice in with_background] == [2, 2, 3]
+    absent = with_background[2].scores
+    assert absent[1].value < absent[0].value < absent[2].value  # 0 punishes, 1 is a free point
+    without = key_choices(compute_definitions(confusion, background_index=None))
+    assert [choice.title for choice in without] == [with_background[0].title, with_background[2].title]

@@ -53,11 +53,25 @@ def single_thread():
     torch.set_num_threads(previous)
 
 
+class BuiltModels(dict):
+    """Registry models with default options, each built on first use and then kept (ResNet-50s take a while)."""
+
+    def __missing__(self, name: str) -> SegmentationModel:
+        torch.manual_seed(0)
+        self[name] = build_model(name, NUM_CLASSES)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
-def built_models() -> dict[str, SegmentationModel]:
-    """Every registry model with default options, built once (ResNet-50s take a while)."""
-    torch.manual_seed(0)
-    return {name: build_model(name, NUM_CLASSES) for name in available_models()}
+def built_models() -> BuiltModels:
+    """Every registry model by name, built lazily: the fast lane builds only the light ones."""
+    return BuiltModels()
+
+
+# Every registry name; the ResNet-50 models are slow to build, so their cases are in the slow lane.
+MODEL_NAMES = [
+    pytest.param(name, marks=pytest.mark.slow) if name in HEAVY_MODELS else name for name in sorted(available_models())
+]
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +90,7 @@ def test_registry_has_required_names_with_one_line_descriptions():
         assert description and "\n" not in description, name
 
 
-@pytest.mark.parametrize("name", sorted(available_models()))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_model_output_shapes_on_odd_input(name, built_models):
     model = built_models[name]
     model.train()
@@ -90,7 +104,7 @@ def test_model_output_shapes_on_odd_input(name, built_models):
     assert all(torch.isfinite(tensor).all() for tensor in outputs.values())
 
 
-@pytest.mark.parametrize("name", sorted(available_models()))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_encoder_and_decoder_parameters_partition_the_model(name, built_models):
     model = built_models[name]
     encoder = [id(parameter) for parameter in model.encoder_parameters()]
@@ -101,7 +115,7 @@ def test_encoder_and_decoder_parameters_partition_the_model(name, built_models):
     assert set(encoder) | set(decoder) == {id(parameter) for parameter in model.parameters()}
 
 
-@pytest.mark.parametrize("name", sorted(available_models()))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_last_layer_names_are_classifier_parameters(name, built_models):
     model = built_models[name]
     parameters = dict(model.named_parameters())
@@ -116,7 +130,7 @@ def test_last_layer_names_are_classifier_parameters(name, built_models):
     assert len([n for n in names if n.endswith("weight")]) == expected_layers
 
 
-@pytest.mark.parametrize("name", sorted(available_models()))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_rebuild_from_name_and_options_gives_identical_architecture(name, built_models):
     model = built_models[name]
     options = json.loads(json.dumps(model.options))  # what a checkpoint's JSON would hold

@@ -22,6 +22,8 @@ def test_table_choice_prefers_a_new_click_then_the_current_then_the_first() -> N
     assert table_choice(ids, [], [2], "b") == "b"
     assert table_choice(ids, [], None, "gone") == "a"  # a stale choice falls back to the first
     assert table_choice(ids, [7], None, "b") == "b"  # a row the table no longer has is ignored
+    assert table_choice(ids, [], None, "b", new_ranking=True) == "a"  # another ranking starts at its first row
+    assert table_choice(ids, [1], None, "c", new_ranking=True) == "b"  # ... unless a row was just clicked
     with pytest.raises(ValueError):
         table_choice([], [], None, None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError
 from seglab.losses import build_criterion
-from seglab.run_plan import QUICK_RUN_SECONDS, RunPlan, build_config, loss_spec, loss_terms, quick_run_config, steps_per_epoch
+from seglab.run_plan import QUICK_RUN_SECONDS, RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config, steps_per_epoch
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,27 @@ def test_build_config_uses_the_train_split_and_zero_budget_means_none():
     assert (config.model, config.lr, config.time_budget_s, config.loss) == ("tiny_unet_small", 0.01, None, "ce+dice")
     assert build_config(data, time_budget_s=90).time_budget_s == 90
     assert config.momentum == TrainConfig().momentum  # untouched fields keep their defaults
+
+
+def test_data_defaults_suit_the_images_small_and_large():
+    assert data_defaults((96, 96)) == {"crop_size": 96, "batch_size": 16}  # Shapes: TrainConfig's own
+    assert data_defaults((360, 480)) == {"crop_size": 256, "batch_size": 8}  # CamVid: the README's recipe
+    assert data_defaults((64, 64)) == {"crop_size": 64, "batch_size": 16}  # never a crop larger than the image
+    assert data_defaults((1024, 2048))["batch_size"] == 8 and data_defaults((200, 300))["crop_size"] == 192
+    with pytest.raises(ConfigError, match="too small"):
+        data_defaults((8, 8))
+    camvid = quick_run_config(DataSpec(kind="camvid", root="/data/camvid"), (360, 480))
+    assert (camvid.crop_size, camvid.batch_size) == (256, 8)
+
+
+def test_under_a_time_budget_the_lr_preview_runs_on_seconds():
+    budgeted = RunPlan.check(quick_run_config(DataSpec()), train_images=400, num_classes=7)
+    x_values, rates, title = budgeted.lr_preview()
+    assert title == "seconds into the run" and x_values[-1] == pytest.approx(budgeted.config.time_budget_s, rel=0.01)
+    assert budgeted.summary().startswith("At most ")
+    plain = RunPlan.check(replace(budgeted.config, time_budget_s=None), train_images=400, num_classes=7)
+    steps, _, title = plain.lr_preview()
+    assert title == "step" and steps[-1] == plain.total_steps - 1
 
 
 @pytest.mark.parametrize("options", [{"unknown_option": 1}, {"batch_size": 0}, {"scale_min": 2.0, "scale_max": 1.0}])

@@ -78,6 +78,7 @@ def test_the_leaderboard_scores_only_usable_runs_and_says_why_not_the_others(run
     assert "truncated" in reasons["truncated"]
 
 
+@pytest.mark.slow
 def test_the_apps_checkpoint_picker_offers_only_usable_runs(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs))
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))

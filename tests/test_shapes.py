@@ -215,6 +215,7 @@ def test_later_objects_occlude_earlier_ones():
     assert occluded > 0
 
 
+@pytest.mark.slow
 def test_imbalance_with_default_settings_is_like_voc():
     shares = class_shares(ShapesDataset("train"), 300)
     assert shares[0] > 0.70, shares

@@ -8,7 +8,7 @@ import pytest
 
 from seglab.data.label_map import camvid_label_map, shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.errors import SourceError
+from seglab.errors import SeglabError, SourceError
 from seglab.sources import write_prediction_png
 from seglab.sources.catalog import (
     SourceForm,
@@ -28,7 +28,7 @@ from seglab.sources.catalog import (
 @pytest.fixture
 def layout(tmp_path, monkeypatch):
     """runs/ and data/ roots, a predictions folder in data/, and a folder outside both."""
-    monkeypatch.delenv("SEGLAB_SOURCE_ROOTS", raising=False)
+    monkeypatch.delenv("SEGLAB_DATA_ROOTS", raising=False)
     runs, data, outside = tmp_path / "runs", tmp_path / "data", tmp_path / "outside"
     dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
     for folder in (data / "preds", outside / "preds"):
@@ -208,7 +208,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
     labels = register(runs, roots, name="labels", kind="predictions", path=str(data / "preds"))
     report = score_dataset(open_choice(probs.file, roots, dataset.label_map), dataset)
     assert len(report.images) == 3 and all(image.score > 0.5 for image in report.images)
-    with pytest.raises(SourceError, match="labels only"):
+    with pytest.raises(SeglabError, match="labels only"):
         score_dataset(open_choice(labels.file, roots, dataset.label_map), dataset)
 
 
@@ -298,7 +298,7 @@ def test_the_sources_command_adds_lists_and_removes(layout, capsys, monkeypatch)
     from seglab.cli import main
 
     runs, data, outside, _ = layout
-    monkeypatch.setenv("SEGLAB_SOURCE_ROOTS", str(data))
+    monkeypatch.setenv("SEGLAB_DATA_ROOTS", str(data))
     assert main(["sources", "add", "GT", str(data / "preds"), "--kind", "predictions", "--dir", str(runs)]) == 2
     assert "no prediction file" in capsys.readouterr().err  # default Shapes val ids: no file matches them
     assert main(["sources", "add", "far", str(outside / "preds"), "--kind", "predictions", "--dir", str(runs)]) == 2

@@ -206,6 +206,7 @@ def test_cache_can_be_bypassed(hand_dataset, cache_dir):
     assert calls[-1] == 3 and not cache_dir.exists()
 
 
+@pytest.mark.slow
 def test_camvid_val_split(camvid_root):
     dataset = CamVidDataset(camvid_root, split="val")
     stats = compute_stats(dataset)

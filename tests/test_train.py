@@ -64,6 +64,7 @@ def trained_run(tmp_path_factory):
     return config, RunDirectory(out), result, seen
 
 
+@pytest.mark.slow
 def test_training_beats_the_trivial_background_baseline(trained_run):
     _, _, result, _ = trained_run
     baseline = trivial_baseline(compute_stats(ShapesDataset("val", EASY_SHAPES))).metrics
@@ -73,6 +74,7 @@ def test_training_beats_the_trivial_background_baseline(trained_run):
     assert result.best_metrics["miou_no_background"] > baseline.miou_no_background == 0.0
 
 
+@pytest.mark.slow
 def test_events_file_has_start_step_eval_end_with_documented_keys(trained_run):
     config, run, result, seen = trained_run
     events = run.read_events()
@@ -98,6 +100,7 @@ def test_events_file_has_start_step_eval_end_with_documented_keys(trained_run):
     assert result.history == [{k: v for k, v in e.items() if k != "time"} for e in evals]
 
 
+@pytest.mark.slow
 def test_status_and_run_files(trained_run):
     config, run, result, _ = trained_run
     status = run.read_status()
@@ -113,6 +116,7 @@ def test_status_and_run_files(trained_run):
     assert not list(run.path.glob(".*tmp"))
 
 
+@pytest.mark.slow
 def test_best_and_last_checkpoints_load_and_best_is_weights_only(trained_run):
     _, run, result, _ = trained_run
     best, last = load_checkpoint(run.best_path), load_checkpoint(run.last_path)

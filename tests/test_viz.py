@@ -369,3 +369,40 @@ def test_side_by_side_and_grid_sizes() -> None:
 def test_viz_does_not_import_streamlit() -> None:
     source = open(viz.__file__, encoding="utf-8").read()
     assert "import streamlit" not in source and "from streamlit" not in source
+
+
+def test_image_figure_height_follows_the_image_aspect_so_no_empty_band_surrounds_it() -> None:
+    camvid_like = np.zeros((360, 480, 3), dtype=np.uint8)
+    assert viz.image_figure(camvid_like, display_width=600).layout.height == 450
+    assert viz.image_figure(np.zeros((96, 96, 3), dtype=np.uint8), display_width=600).layout.height == 600
+    assert viz.image_figure(np.zeros((10, 400, 3), dtype=np.uint8)).layout.height == 240  # a strip keeps a usable height
+    assert viz.image_figure(camvid_like, title="t", display_width=600).layout.height == 490  # room for the title
+
+
+def test_log_axes_label_only_what_fits_and_the_class_share_chart_has_a_linear_view() -> None:
+    wide = viz.value_axis("share", True, [0.9, 0.05, 0.0001])  # four decades: powers of ten only
+    assert wide["dtick"] == 1 and wide["minor"]["dtick"] == "D1"
+    assert viz.value_axis("loss", True, [2.1, 0.4])["dtick"] == "D2"  # under two decades: 1, 2 and 5
+    assert viz.value_axis("loss", False, [2.1, 0.4]) == {"title": {"text": "loss"}, "type": "linear"}
+    shares, images, names = [0.76, 0.2, 0.039, 0.001], [10, 9, 5, 1], ["bg", "a", "b", "c"]
+    colors = np.zeros((4, 3), np.uint8)
+    log = viz.class_distribution_figure(shares, images, names, colors)
+    linear = viz.class_distribution_figure(shares, images, names, colors, log_y=False)
+    assert log.layout.yaxis.type == "log" and log.layout.yaxis.dtick == 1
+    assert linear.layout.yaxis.type == "linear" and list(linear.data[0].y) == shares
+    curves = viz.line_figure({"loss": ([1, 2, 3], [2.0, 0.5, 0.3])}, log_y=True)
+    assert curves.layout.yaxis.dtick == "D2"
+
+
+def test_confusion_cells_are_wide_enough_for_their_labels_or_carry_none() -> None:
+    camvid_like = np.full((11, 11), 1_150_000) - np.arange(121).reshape(11, 11) * 9_000
+    figure = viz.confusion_matrix_figure(camvid_like, [f"class {i}" for i in range(11)])
+    labels = [label for row in figure.data[0].text for label in row]
+    assert max(len(label) for label in labels) <= 4  # "1.1M", "93k", "9.7k"
+    cell_px = (figure.layout.height - viz.CONFUSION_AXES_PX) / 11
+    font = figure.data[0].textfont.size
+    assert cell_px >= viz.CELL_TEXT_WIDTH * font * 4 + 10  # a four-character label fits its cell with padding
+    assert [viz._compact_count(v) for v in (8, 950, 9_720, 92_900, 1_150_000)] == ["8", "950", "9.7k", "93k", "1.1M"]
+    height, _, annotate = viz.confusion_geometry(40, 4)
+    assert height <= viz.MAX_CONFUSION_PX and not annotate  # too small for text: hover only
+    assert viz.confusion_geometry(3, 4)[0] >= 360

@@ -6,9 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from seglab.data.base import SegmentationDataset
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.errors import SeglabError
+from seglab.names import display_name
 
+MASK_SAMPLE = 8  # samples per split whose image and mask are read by check_source
 SPLITS_BY_KIND = {
     "shapes": ("train", "val", "test"),
     "camvid": ("train", "val", "test"),
@@ -33,6 +38,8 @@ class SourceReport:
     class_names: list[str] = field(default_factory=list)
     ignore_index: int | None = None
     notes: list[str] = field(default_factory=list)
+    sampled: dict[str, int] = field(default_factory=dict)  # split -> image/mask pairs read and checked
+    sample_problems: dict[str, list[str]] = field(default_factory=dict)  # split -> what was wrong with them
 
     @property
     def ok(self) -> bool:
@@ -40,8 +47,14 @@ class SourceReport:
         return bool(self.splits)
 
 
-def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None) -> SourceReport:
-    """Try every split of ``spec`` (without reading images) and report sizes or problems."""
+def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None, mask_sample: int = MASK_SAMPLE) -> SourceReport:
+    """Try every split of ``spec`` and report sizes or problems.
+
+    Each split is listed (no image read), then ``mask_sample`` of its samples, spread over the split,
+    are read and checked as training would read them (mask size against the image, label values
+    against the label map): a folder of wrong-size masks or out-of-range labels is named here, not
+    later on the Dataset page. ``mask_sample=0`` only lists.
+    """
     report = SourceReport(spec=spec)
     wanted = splits or split_names(spec)
     for split in wanted:
@@ -62,7 +75,35 @@ def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None) -> Sourc
             absent = missing()
             if absent:
                 report.notes.append(f"{split}: {len(absent)} listed files are missing, e.g. {absent[0]}")
+        if mask_sample > 0 and spec.kind != "shapes":  # Shapes masks are drawn with their images: nothing to check
+            indices = sample_indices(len(dataset), mask_sample)
+            report.sampled[split] = len(indices)
+            found = sample_problems(dataset, indices)
+            if found:
+                report.sample_problems[split] = found
     return report
+
+
+def sample_indices(size: int, count: int = MASK_SAMPLE) -> list[int]:
+    """Up to ``count`` indices spread evenly over ``range(size)``, first and last included."""
+    if size <= 0 or count <= 0:
+        return []
+    return [int(i) for i in np.unique(np.linspace(0, size - 1, min(count, size)).round().astype(int))]
+
+
+def sample_problems(dataset: SegmentationDataset, indices: list[int]) -> list[str]:
+    """What is wrong with samples ``indices`` of ``dataset``, one message per unusable sample.
+
+    Each sample is loaded as training loads it, so a mask of the wrong size, label values outside the
+    label map or an unreadable file is reported with the dataset's own message.
+    """
+    problems = []
+    for index in indices:
+        try:
+            dataset.load(index)
+        except SeglabError as error:
+            problems.append(display_name(str(error)))  # messages name files; a browser shows them
+    return problems
 
 
 def discover_datasets(root: str | os.PathLike, max_depth: int = 3) -> list[DataSpec]:

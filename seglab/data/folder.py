@@ -25,7 +25,13 @@ from seglab.data.io import (
     validate_labels,
     validate_sample,
 )
-from seglab.data.label_map import DEFAULT_IGNORE_INDEX, LabelMap, camvid_label_map, generic_label_map
+from seglab.data.label_map import (
+    DEFAULT_IGNORE_INDEX,
+    LABEL_MAP_HINT,
+    LabelMap,
+    camvid_label_map,
+    generic_label_map,
+)
 from seglab.errors import DatasetError
 from seglab.names import display_name
 
@@ -121,7 +127,7 @@ class PairedFileDataset(SegmentationDataset):
         return stat_files(self.root, [*listed, *self.image_paths, *self.mask_paths])
 
     def describe(self) -> str:
-        return "; ".join([f"{super().describe()} from {self.root}", *self.notes()])
+        return display_name("; ".join([f"{super().describe()} from {self.root}", *self.notes()]))
 
     def notes(self) -> list[str]:
         """Layout remarks (e.g. images without a mask skipped) and masks with colours outside the label map
@@ -243,7 +249,7 @@ class FolderDataset(PairedFileDataset):
         if self.mask_format == "rgb":
             raise DatasetError(
                 f"the masks in {self.mask_folder} are colour-coded (mask format 'rgb'), so a label map giving "
-                "each class colour is required: pass --label-map JSON"
+                f"each class colour is required: give {LABEL_MAP_HINT}"
             )
         positions = np.linspace(0, len(self.mask_paths) - 1, min(INFERENCE_MASKS, len(self.mask_paths)))
         sampled = [self.mask_paths[int(round(position))] for position in positions]
@@ -255,7 +261,7 @@ class FolderDataset(PairedFileDataset):
         num_classes = max(class_values, default=0) + 1
         self.label_map_note = (
             f"no label map given: using generic classes class_0..class_{num_classes - 1} from the largest value "
-            f"in {len(sampled)} masks, {DEFAULT_IGNORE_INDEX} = void; pass --label-map JSON to name them"
+            f"in {len(sampled)} masks, {DEFAULT_IGNORE_INDEX} = void; give {LABEL_MAP_HINT} to name them"
         )
         if values == {0, DEFAULT_IGNORE_INDEX}:
             self.label_map_note += " (masks hold only 0 and 255: if 255 means foreground, the label map must say so)"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from seglab.data.label_map import LabelMap
+from seglab.data.label_map import LABEL_MAP_HINT, LabelMap
 from seglab.errors import DatasetError
 
 MASK_FORMATS = ("auto", "index", "rgb")
@@ -98,7 +98,7 @@ def read_mask(
         if label_map is None:
             raise DatasetError(
                 f"mask {path} is colour-coded (RGB): decoding it needs a label map giving each class "
-                "colour; pass one (--label-map JSON)"
+                f"colour; give {LABEL_MAP_HINT}"
             )
         return label_map.encode_rgb(pixels)
     if mask_format == "index" or label_map is None or _all_values_valid(gray, label_map):
@@ -147,7 +147,7 @@ def validate_labels(mask: np.ndarray, label_map: LabelMap, mask_path: str | os.P
         raise DatasetError(
             f"mask {mask_path} holds label values {listed} that are not classes of label map "
             f"{label_map.name!r} (class ids 0-{label_map.num_classes - 1}, ignore index {label_map.ignore_index}); "
-            "pass the label map that matches these masks (--label-map JSON) or fix the mask"
+            f"give the label map that matches these masks ({LABEL_MAP_HINT}) or fix the mask"
         )
 
 

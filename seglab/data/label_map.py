@@ -29,6 +29,8 @@ from seglab.errors import LabelMapError
 
 DEFAULT_IGNORE_INDEX = 255
 DEFAULT_IGNORE_COLOR = (255, 255, 255)
+#: How every message names the place to give a label map, in words for both the app and the CLI.
+LABEL_MAP_HINT = "a label map JSON file ('Label map JSON' on the app's Home page, --label-map on the command line)"
 
 Color = tuple[int, int, int]
 
@@ -194,6 +196,20 @@ class LabelMap:
     def save(self, path: str | os.PathLike) -> None:
         """Write the label map as JSON atomically."""
         write_json_atomic(path, self.to_dict())
+
+
+def label_map_example() -> str:
+    """A short, valid label-map JSON text to show people who have to write one."""
+    example = LabelMap(
+        classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "road", (128, 64, 128)),
+                 ClassInfo(2, "car", (64, 0, 128))),
+        ignore_index=DEFAULT_IGNORE_INDEX, name="my-data", background_index=0,
+    )
+    data = example.to_dict()
+    classes = data.pop("classes")
+    head = [f'  "{key}": {json.dumps(value)},' for key, value in data.items()]
+    rows = ",\n".join(f"    {json.dumps(item)}" for item in classes)
+    return "{\n" + "\n".join(head) + '\n  "classes": [\n' + rows + "\n  ]\n}"
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -293,7 +293,7 @@ class ColorJitter(JointTransform):
         if not (self.brightness or self.contrast or self.saturation or self.hue):
             return image, mask
 
-        pixels = image.astype(np.float32) * np.float32(1 / 255)
+        pixels: np.ndarray = image.astype(np.float32) * np.float32(1 / 255)
         for operation in order:
             if operation == 0 and self.brightness:
                 pixels *= np.float32(brightness)

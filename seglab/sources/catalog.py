@@ -8,8 +8,9 @@ checkpoint (``.pt``) or one of these description files; :func:`choice_descriptio
 Registered paths come from strangers (a form in a class's shared app), so:
 
 - every path (the model file or folder, a predictions label map) must resolve, symlinks followed,
-  inside the *allowed roots* (:func:`allowed_roots`: the runs folder, the data folder and
-  ``$SEGLAB_SOURCE_ROOTS``), checked when registering and again each time an entry is read;
+  inside the *allowed roots* (the app passes its allow-list's roots, :mod:`seglab.allowed_paths`;
+  :func:`allowed_roots` gives the runs folder, a data folder and ``$SEGLAB_DATA_ROOTS`` for the
+  command line), checked when registering and again each time an entry is read;
 - entries are small JSON files (at most :data:`MAX_ENTRY_BYTES`), never pickles; nothing is run to
   list them; a broken entry is listed with its problem instead of breaking the list;
 - names are slugs, so an entry file can never land outside the catalog folder.
@@ -48,7 +49,7 @@ CATALOG_FOLDER = "sources"
 MAX_ENTRY_BYTES = 64 * 1024
 MAX_ENTRIES = 200
 REGISTERED_KINDS = tuple(kind for kind in KINDS if kind != "checkpoint")  # checkpoints are listed from run folders
-ROOTS_VARIABLE = "SEGLAB_SOURCE_ROOTS"
+ROOTS_VARIABLE = "SEGLAB_DATA_ROOTS"  # the app's allow-list variable (seglab.allowed_paths): one setting for both
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -58,8 +59,8 @@ def catalog_dir(runs_dir: str | os.PathLike) -> Path:
 
 
 def allowed_roots(runs_dir: str | os.PathLike, data_root: str | os.PathLike | None = None) -> list[Path]:
-    """Folders registered sources may live in: the runs folder, the data folder and ``$SEGLAB_SOURCE_ROOTS``
-    (``os.pathsep``-separated), resolved."""
+    """Folders registered sources may live in: the runs folder, the data folder and ``$SEGLAB_DATA_ROOTS``
+    (``os.pathsep``-separated), resolved (the command line's roots; the app uses its allow-list's)."""
     roots = [Path(runs_dir), *([Path(data_root)] if data_root else [])]
     roots += [Path(part) for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part.strip()]
     unique: list[Path] = []

@@ -36,6 +36,10 @@ class MappedSource:
     def has_probabilities(self) -> bool:
         return self.source.has_probabilities
 
+    def describe(self) -> str:
+        """The source's one-line description (mapped sources stand in for sources in reports and errors)."""
+        return self.source.describe()
+
     def mapping(self, first: SourcePrediction | None = None) -> ClassMapping:
         """The resolved mapping; ``first`` tells the class count of sources that only know it after predicting."""
         with self._lock:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seglab.concurrency import inference_slot
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglab.errors import SourceError
 from seglab.predict import image_to_tensor, predict_probabilities
@@ -242,7 +243,8 @@ def predict_with_runner(
     """Labels and probabilities of one (H, W, 3) uint8 RGB image from a bare runner (see the module docstring)."""
     batch = model_input(image, preprocessing)
     if preprocessing.output_kind == "labels":
-        output = _run_sized(run, batch, preprocessing)
+        with inference_slot():  # as predict_probabilities does for every other forward pass
+            output = _run_sized(run, batch, preprocessing)
         if output.is_floating_point() or output.shape[1] != 1:
             raise SourceError(
                 f"output_kind is 'labels' but the model returned {output.dtype} of shape {tuple(output.shape)}"
