@@ -84,5 +84,5 @@ def test_the_apps_checkpoint_picker_offers_only_usable_runs(runs, tmp_path, monk
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not app.exception, app.exception
-    picker = next(box for box in app.selectbox if box.label == "Checkpoint")
+    picker = next(box for box in app.selectbox if box.label == "Model / predictions")
     assert [option.split(" ")[0] for option in picker.options] == ["good"]
