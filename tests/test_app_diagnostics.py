@@ -8,23 +8,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.evaluation import evaluate_checkpoint
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
     runs = tmp_path_factory.mktemp("diagnostics") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 
