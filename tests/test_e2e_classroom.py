@@ -35,7 +35,8 @@ pytest.importorskip("playwright.async_api", reason="the playwright package is no
 
 from tests.classroom import CLASSROOM_PAGES, class_visits, page_figures  # noqa: E402
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Longer than the suite's default time limit: 8 sessions visit every page, each within PAGE_TIMEOUT_S.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 SESSIONS = 8
 PAGE_TIMEOUT_S = 240.0  # eight sessions and their browsers share two cores on CI
 # Small Shapes splits (the link a teacher would share): what is tested is sessions racing, not the data's size.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -22,10 +23,17 @@ import numpy as np
 from seglab.errors import ConfigError
 
 __all__ = [
-    "SIZE_BUCKETS", "BlobTable", "ObjectTable", "SizeBuckets", "find_objects", "missed_objects", "object_summary",
+    "SIZE_BUCKETS",
+    "BlobTable",
+    "ObjectTable",
+    "SizeBuckets",
+    "find_objects",
+    "missed_objects",
+    "object_summary",
 ]
 
 SIZE_BUCKETS = ("small", "medium", "large")
+Table = TypeVar("Table", bound="ObjectTable")
 _NO_CLASS = -1  # wrong_class of an object whose every pixel was predicted right
 
 
@@ -101,11 +109,11 @@ class ObjectTable:
         return 2 * self.hit / np.maximum(self.area + self.pred_area, 1)
 
     @classmethod
-    def empty(cls) -> ObjectTable:
+    def empty(cls: type[Table]) -> Table:
         return cls(**{f.name: np.zeros(0, np.int64) for f in fields(cls)})
 
     @classmethod
-    def concatenate(cls, tables: Sequence[ObjectTable]) -> ObjectTable:
+    def concatenate(cls: type[Table], tables: Sequence[Table]) -> Table:
         if not tables:
             return cls.empty()
         return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
@@ -114,10 +122,10 @@ class ObjectTable:
         return {f"{prefix}{f.name}": getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_arrays(cls, arrays, prefix: str) -> ObjectTable:
+    def from_arrays(cls: type[Table], arrays: Any, prefix: str) -> Table:
         return cls(**{f.name: np.asarray(arrays[f"{prefix}{f.name}"], np.int64) for f in fields(cls)})
 
-    def select(self, keep: np.ndarray) -> ObjectTable:
+    def select(self: Table, keep: np.ndarray) -> Table:
         """The rows where ``keep`` is true (or at the given positions)."""
         return type(self)(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
@@ -166,7 +174,7 @@ def _label_classes(labels: np.ndarray, classes: list[int], valid: np.ndarray | N
         # Labels only: OpenCV's WithStats variant is ~10x slower; areas and boxes are counted with numpy instead.
         count, component = cv2.connectedComponents(inside.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
         np.add(component, total, out=component, where=inside)
-        ids[window] += component  # classes never overlap: the other pixels add 0
+        ids[window] += np.asarray(component, np.int32)  # classes never overlap: the other pixels add 0
         owner.append(np.full(count - 1, class_id, np.int64))
         total += count - 1
     return ids, np.concatenate(owner)
@@ -185,9 +193,9 @@ def _boxes(ids: np.ndarray, count: int) -> np.ndarray:
             np.maximum.at(high[axis], at, coordinates)
         return np.stack([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1], axis=1)
     flat = ids.astype(np.int64)
-    rows = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
-    columns = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
-    rows, columns = rows.reshape(height, count) > 0, columns.reshape(width, count) > 0
+    row_counts = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
+    column_counts = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
+    rows, columns = row_counts.reshape(height, count) > 0, column_counts.reshape(width, count) > 0
     top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
     left, right = columns.argmax(axis=0), width - 1 - columns[::-1].argmax(axis=0)
     return np.stack([left, top, right - left + 1, bottom - top + 1], axis=1)
@@ -322,8 +330,14 @@ def object_summary(
     }
 
 
-def missed_objects(objects: ObjectTable, *, cover: float = 0.5, sizes: SizeBuckets = SizeBuckets(),
-                   largest_first: bool = False, class_id: int | None = None) -> ObjectTable:
+def missed_objects(
+    objects: ObjectTable,
+    *,
+    cover: float = 0.5,
+    sizes: SizeBuckets = SizeBuckets(),
+    largest_first: bool = False,
+    class_id: int | None = None,
+) -> ObjectTable:
     """The missed objects (coverage < ``cover``, specks left out), smallest or largest first."""
     keep = (objects.coverage < cover) & sizes.counted(objects.area, objects.image_pixels)
     if class_id is not None:

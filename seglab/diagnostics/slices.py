@@ -50,8 +50,10 @@ def _brightness_slices(brightness: np.ndarray) -> list[Slice]:
         return []
     order = np.argsort(brightness, kind="stable")
     names = ("darkest third", "middle third", "brightest third")
-    return [Slice(f"brightness: {name}", "brightness", tuple(sorted(int(i) for i in part)))
-            for name, part in zip(names, np.array_split(order, 3), strict=True)]
+    return [
+        Slice(f"brightness: {name}", "brightness", tuple(sorted(int(i) for i in part)))
+        for name, part in zip(names, np.array_split(order, 3), strict=True)
+    ]
 
 
 def _class_count_slices(truth_pixels: np.ndarray) -> list[Slice]:
@@ -68,8 +70,11 @@ def _rare_class_slices(truth_pixels: np.ndarray, class_names: Sequence[str]) -> 
     totals = truth_pixels.sum(axis=0)
     occurring = np.flatnonzero(totals > 0)
     rarest = occurring[np.argsort(totals[occurring], kind="stable")][:_RARE_CLASSES]
-    return [Slice(f"with {class_names[c]}", "rare class", tuple(int(i) for i in np.flatnonzero(truth_pixels[:, c] > 0)))
-            for c in rarest if 0 < (truth_pixels[:, c] > 0).sum() < len(truth_pixels)]
+    return [
+        Slice(f"with {class_names[c]}", "rare class", tuple(int(i) for i in np.flatnonzero(truth_pixels[:, c] > 0)))
+        for c in rarest
+        if 0 < (truth_pixels[:, c] > 0).sum() < len(truth_pixels)
+    ]
 
 
 def builtin_slices(
@@ -131,13 +136,15 @@ def slice_table(
         )
         iou = {str(n): (None if np.isnan(v) else float(v)) for n, v in zip(class_names, metrics.iou, strict=False)}
         gap = metrics.miou - whole.miou
-        rows.append({
-            "slice": piece.name,
-            "kind": piece.kind,
-            "images": len(piece.positions),
-            "miou": None if np.isnan(metrics.miou) else metrics.miou,
-            "gap": None if np.isnan(gap) else gap,
-            "iou": iou,
-            "positions": list(piece.positions),
-        })
+        rows.append(
+            {
+                "slice": piece.name,
+                "kind": piece.kind,
+                "images": len(piece.positions),
+                "miou": None if np.isnan(metrics.miou) else metrics.miou,
+                "gap": None if np.isnan(gap) else gap,
+                "iou": iou,
+                "positions": list(piece.positions),
+            }
+        )
     return sorted(rows, key=lambda row: (np.inf if row["gap"] is None else row["gap"], row["slice"]))
