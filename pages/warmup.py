@@ -22,8 +22,9 @@ from seglab.concurrency import configure_torch_threads
 PAGES_DIR = Path(__file__).resolve().parent
 EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
 # Command-line entry points: never used by the app (``seglab.__main__`` would even run the CLI).
-ENTRY_POINTS = frozenset({"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli",
-                          "seglab.sources.worker"})
+ENTRY_POINTS = frozenset(
+    {"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli", "seglab.sources.worker"}
+)
 
 
 def page_imports(folder: Path = PAGES_DIR) -> list[str]:

@@ -8,9 +8,10 @@ first page by URL together, then all switch to the next page through the sidebar
 after page (a session that fails a page still goes on to the next one).
 
 A page has *finished rendering* when, in the browser, its ``st.title`` is shown, the text it shows
-only once its content is drawn is there, and Streamlit's script state is ``notRunning`` — and still
-is a moment later (a page's own rerun flips it back to running). The time to a finished render is
-taken from the navigation to the first moment all three held. An ``st.exception`` ends the wait.
+only once its content is drawn is there, every image on it has loaded, and Streamlit's script state
+is ``notRunning`` — and still is a moment later (a page's own rerun flips it back to running). The
+time to a finished render is taken from the navigation (the click or the URL) to the first moment all
+of these held. An ``st.exception`` ends the wait.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ RENDER_STATE_JS = """({heading, ready}) => {
   const main = document.querySelector('[data-testid="stMain"]');
   if (!main) return false;
   const titled = [...main.querySelectorAll('h1')].some(h => h.innerText.trim() === heading);
-  return titled && main.innerText.includes(ready) ? "done" : false;
+  const pictured = [...main.querySelectorAll('img')].every(img => img.complete);  // the gallery's images arrived
+  return titled && pictured && main.innerText.includes(ready) ? "done" : false;
 }"""
 
 
@@ -136,8 +138,10 @@ async def _class_visits(
             troubled = set(range(sessions))  # sessions that open the next page by URL: all of them at first
             for app_page in pages:
                 by_url = f"{url}/{app_page.path}{query}"
-                together = [visit(tab, index, app_page, by_url if index in troubled else None, timeout_s)
-                            for index, tab in enumerate(tabs)]
+                together = [
+                    visit(tab, index, app_page, by_url if index in troubled else None, timeout_s)
+                    for index, tab in enumerate(tabs)
+                ]
                 done = await asyncio.gather(*together)
                 visits += done
                 # A session that met a problem may have no sidebar left (app.py itself failed): it reloads by URL.

@@ -57,8 +57,12 @@ def fresh_server(tmp_path_factory, pytestconfig) -> Iterator[AppServer]:
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
         "PYTHONUNBUFFERED": "1",
     }
-    options = {"--server.headless": "true", "--server.port": str(port), "--browser.gatherUsageStats": "false",
-               "--server.fileWatcherType": "none"}
+    options = {
+        "--server.headless": "true",
+        "--server.port": str(port),
+        "--browser.gatherUsageStats": "false",
+        "--server.fileWatcherType": "none",
+    }
     command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
     log_path = folder / "streamlit.log"
     with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
