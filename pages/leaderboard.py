@@ -56,7 +56,8 @@ with ui.guard("Scoring the checkpoints"):
     board = build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, cached_only=True, sources=sources)
     if board.pending:
         names = [f"`{entry_name(path)}`" for path in board.pending]
-        st.warning(f"{len(names)} of {len(paths) + len(sources)} entries not scored on **{split}** yet: "
+        scorable = len(paths) + len(sources) - len(board.skipped)  # the skipped are listed below, with reasons
+        st.warning(f"{len(names)} of {scorable} scorable entries not scored on **{split}** yet: "
                    + ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""))  # fmt: skip
         if st.button(f"Score {len(board.pending)} entries", type="primary", icon=":material/play_arrow:"):
             bar = st.progress(0.0, text="Starting...")

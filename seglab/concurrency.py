@@ -135,7 +135,7 @@ class SharedComputations(Generic[T]):
                     return self._results[key]
                 future = self._running.get(key)
                 owner = future is None
-                if owner:
+                if future is None:
                     future = self._running[key] = Future()
                     self.computations += 1
                 else:

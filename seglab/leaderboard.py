@@ -23,8 +23,8 @@ from typing import Any
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.data.base import SegmentationDataset
-from seglab.data.label_map import write_json_atomic
-from seglab.errors import CheckpointError, ConfigError, SeglabError, SourceError
+from seglab.data.label_map import LabelMap, write_json_atomic
+from seglab.errors import CheckpointError, ConfigError, LabelMapError, SeglabError, SourceError
 from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, file_sha256
 from seglab.names import display_name
 from seglab.run_dir import RunDirectory
@@ -160,16 +160,32 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) and summary.get("version") == SUMMARY_VERSION else None
 
 
+def _class_mismatch(path: Path, class_names: Sequence[str], dataset: SegmentationDataset) -> str | None:
+    """Why a checkpoint trained on ``class_names`` cannot be scored on ``dataset`` (None when it can)."""
+    if list(class_names) == list(dataset.class_names):
+        return None
+    return (f"{path} was trained on classes {', '.join(class_names)} but the data has "
+            f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for")  # fmt: skip
+
+
+def _known_class_mismatch(path: Path, dataset: SegmentationDataset) -> str | None:
+    """:func:`_class_mismatch` from the label map saved beside the checkpoint in its run folder, without loading
+    the model: a board can then offer to score only what can be scored. None when that file is missing."""
+    try:
+        label_map = LabelMap.load(path.parent / "label_map.json")
+    except (OSError, LabelMapError):
+        return None
+    return _class_mismatch(path, label_map.names, dataset)
+
+
 def _score_checkpoint(path: Path, dataset: SegmentationDataset, protocol: Protocol, cache_dir, progress) -> dict[str, Any]:
     """Evaluate one checkpoint: the summary dict to cache (scores, or ``{"error": reason}``)."""
     try:
         checkpoint = load_checkpoint(path)
         check_compatible(checkpoint, dataset.label_map)
-        if list(checkpoint.label_map.names) != list(dataset.class_names):
-            raise CheckpointError(
-                f"{path} was trained on classes {', '.join(checkpoint.label_map.names)} but the data has "
-                f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for"
-            )
+        problem = _class_mismatch(path, checkpoint.label_map.names, dataset)
+        if problem:
+            raise CheckpointError(problem)
         evaluation = evaluate_checkpoint(path, dataset, protocol=protocol, cache_dir=cache_dir, progress=progress)
     except (CheckpointError, ConfigError) as error:
         # The checkpoint's own faults (unreadable, other classes, unknown model) are cached as refusals;
@@ -231,7 +247,11 @@ def build_leaderboard(
         summary_path = _summary_path(sha256, dataset, protocol, cache_dir)
         summary = _read_summary(summary_path)
         if summary is None and cached_only and not evaluation_cache_path(path, dataset, protocol, cache_dir).is_file():
-            pending.append(shown)
+            mismatch = _known_class_mismatch(path, dataset)
+            if mismatch:  # listed once with its reason, never offered for scoring
+                skipped.append(SkippedCheckpoint(shown, display_name(mismatch)))
+            else:
+                pending.append(shown)
             continue
         if summary is None:
             if progress:

@@ -46,7 +46,7 @@ def widget(elements, label: str):
 def test_scoring_ranks_both_checkpoints_and_lists_the_broken_one(app: AppTest) -> None:
     assert widget(app.selectbox, "Held-out split").value == "test"  # Shapes has a test split
     assert any("single scale" in info.value for info in app.info)  # the protocol is shown
-    assert "3 of 3 entries not scored" in app.warning[0].value
+    assert "3 of 3 scorable entries not scored" in app.warning[0].value
     widget(app.button, "Score 3").click().run()
     assert not app.exception, app.exception
 
