@@ -289,3 +289,10 @@ def test_a_chosen_model_that_does_not_fit_the_data_gives_way_to_one_that_does(en
         assert at.session_state[ui.CHECKPOINT_KEY] == env["entries"]["onnx"]
     finally:
         city.unlink()
+
+
+@pytest.mark.parametrize("name", [*SOURCES, "mapped"])
+def test_diagnostics_diagnose_any_source(env, name):
+    at = open_page("pages/diagnostics.py", env["entries"][name])
+    assert not at.error, [error.value for error in at.error]
+    assert at.dataframe, "no diagnostics table"

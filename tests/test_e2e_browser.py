@@ -498,7 +498,7 @@ def test_charts_are_readable_at_projector_size(app: App) -> None:
     assert_charts_readable(app, "Inspect confusion matrix", expect_heatmap=True)
     app.navigate(PAGES["compare"])
     app.page.get_by_role("tab", name="Training curves").click()
-    app.settle("Compare checkpoints")
+    app.settle("Compare models")
     assert_charts_readable(app, "Compare training curves")
 
 
