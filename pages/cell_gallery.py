@@ -53,8 +53,20 @@ def last_clicked_chart(events: dict, key: str) -> str:
     return str(chosen)
 
 
-def cell_gallery_view(path: str, spec: DataSpec, names: list[str], cell: tuple[int, int], key: str, *, open_button: bool) -> None:
-    """The images holding most pixels of one confusion cell, those pixels in yellow on the error map."""
+def _open_image(sample_id: str, tabs_key: str, tab: str) -> None:
+    """Button callback (it runs before the script, so it may still switch the tabs)."""
+    state.set_sample(sample_id)
+    st.session_state[tabs_key] = tab
+
+
+def cell_gallery_view(
+    path: str, spec: DataSpec, names: list[str], cell: tuple[int, int], key: str, *, open_in: tuple[str, str] | None = None
+) -> None:
+    """The images holding most pixels of one confusion cell, those pixels in yellow on the error map.
+
+    ``open_in``: (tabs key, tab label) of the page's tab that shows one image: each image gets an "Inspect"
+    button that opens it there.
+    """
     for widget_key, class_id in ((f"{key}_gt", cell[0]), (f"{key}_pred", cell[1])):
         if st.session_state.get(widget_key) not in range(len(names)):  # first view, or another dataset's classes
             st.session_state[widget_key] = class_id
@@ -82,6 +94,6 @@ def cell_gallery_view(path: str, spec: DataSpec, names: list[str], cell: tuple[i
         for start in range(0, len(pictures), 4):
             for column, hit, picture in zip(st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]):
                 column.image(picture, caption=f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)", width="stretch")
-                if open_button and column.button("Inspect", key=f"{key}_open_{hit.sample_id}", help="Show this image in the first tab"):
-                    state.set_sample(hit.sample_id)
-                    st.rerun()
+                if open_in:
+                    column.button("Inspect", key=f"{key}_open_{hit.sample_id}", help=f"Show this image in the {open_in[1]} tab",
+                                  on_click=_open_image, args=(hit.sample_id, *open_in))  # fmt: skip

@@ -113,7 +113,7 @@ def confusion_gallery() -> None:
     figure = clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="inspect_confusion")
     cell = ui.clicked_cell(event, names, CELL_KEY, default=ui.largest_confusion(metrics.confusion, names))
-    ui.cell_gallery_view(path, spec, names, cell, CELL_KEY, open_button=True)
+    ui.cell_gallery_view(path, spec, names, cell, CELL_KEY, open_in=("inspect_tab", "Worst images"))
 
 
 @st.fragment
@@ -138,33 +138,36 @@ def upload_section() -> None:
         st.caption("Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in shares[:8]))
 
 
-images_tab, cell_tab, upload_tab = st.tabs(["Worst images", "Confusion cell → images", "Your own image"])
-with images_tab:
-    class_id = st.selectbox(
-        "Class filter", [None, *range(len(names))], help="Find every image where one class fails",
-        format_func=lambda c: "all images, ranked by image mIoU" if c is None else f"images with {names[c]} (GT or prediction), ranked by its IoU",
-    )  # fmt: skip
-    without_background = class_id is None and background is not None and st.toggle(
-        f"Rank by image mIoU without {names[background]}", help="Background is easy and large: without it, object failures stand out"
-    )
-    if class_id is not None:
-        ranked = class_failure_ranking(evaluation, class_id)
-    else:
-        ranked = image_ranking(evaluation, exclude_class=background if without_background else None)
-    if not ranked:
-        st.info(f"No image of this split has {names[class_id]} in its ground truth or prediction.")
-    else:
-        table_key = f"inspect_table_{class_id}_{without_background}"
-        table = pd.DataFrame(ranking_rows(ranked, names, class_id, background))
-        scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
-        event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
-                             on_select="rerun", selection_mode="single-row")  # fmt: skip
-        sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")
-        if sample != ui.current_sample():
-            ui.set_sample(sample)
-        with ui.guard(f"Showing {sample}"):
-            show_image(next(result for result in ranked if result.sample_id == sample), class_id)
-with cell_tab:
-    confusion_gallery()
-with upload_tab:
-    upload_section()
+images_tab, cell_tab, upload_tab = st.tabs(["Worst images", "Confusion cell → images", "Your own image"], **ui.LAZY_TABS("inspect_tab"))
+if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+    with images_tab:
+        class_id = st.selectbox(
+            "Class filter", [None, *range(len(names))], help="Find every image where one class fails",
+            format_func=lambda c: "all images, ranked by image mIoU" if c is None else f"images with {names[c]} (GT or prediction), ranked by its IoU",
+        )  # fmt: skip
+        without_background = class_id is None and background is not None and st.toggle(
+            f"Rank by image mIoU without {names[background]}", help="Background is easy and large: without it, object failures stand out"
+        )
+        if class_id is not None:
+            ranked = class_failure_ranking(evaluation, class_id)
+        else:
+            ranked = image_ranking(evaluation, exclude_class=background if without_background else None)
+        if not ranked:
+            st.info(f"No image of this split has {names[class_id]} in its ground truth or prediction.")
+        else:
+            table_key = f"inspect_table_{class_id}_{without_background}"
+            table = pd.DataFrame(ranking_rows(ranked, names, class_id, background))
+            scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
+            event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
+                                 on_select="rerun", selection_mode="single-row")  # fmt: skip
+            sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")
+            if sample != ui.current_sample():
+                ui.set_sample(sample)
+            with ui.guard(f"Showing {sample}"):
+                show_image(next(result for result in ranked if result.sample_id == sample), class_id)
+if cell_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+    with cell_tab:
+        confusion_gallery()
+if upload_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+    with upload_tab:
+        upload_section()

@@ -108,18 +108,20 @@ def validation_panel() -> None:
     st.line_chart(curve, x_label="k worst objects", y_label="share corrupted", height=220)
 
 
-images_tab, objects_tab = st.tabs(["Images, worst first", "Objects, worst first"])
-with images_tab:
-    table = pd.DataFrame(report.image_rows())
-    event = st.dataframe(table, hide_index=True, height=240, column_config=SCORE_FORMAT, key="labels_table",
-                         on_select="rerun", selection_mode="single-row")  # fmt: skip
-    sample = st.session_state[SAMPLE_KEY] = ui.choose_sample(list(table["sample"]), event, SAMPLE_KEY, st.session_state.get(SAMPLE_KEY))
-    with ui.guard(f"Showing {sample}"):
-        show_image(sample)
-with objects_tab:
-    st.caption(f"The {min(len(ranked_objects), 200)} lowest-scoring objects of the split (objects of {report.min_pixels} px or more)")
-    rows = [{"rank": rank, "sample": item.sample_id, **report.object_row(item)} for rank, item in enumerate(ranked_objects[:200], start=1)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
+images_tab, objects_tab = st.tabs(["Images, worst first", "Objects, worst first"], **ui.LAZY_TABS("labels_tab"))
+if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+    with images_tab:
+        table = pd.DataFrame(report.image_rows())
+        event = st.dataframe(table, hide_index=True, height=240, column_config=SCORE_FORMAT, key="labels_table",
+                             on_select="rerun", selection_mode="single-row")  # fmt: skip
+        sample = st.session_state[SAMPLE_KEY] = ui.choose_sample(list(table["sample"]), event, SAMPLE_KEY, st.session_state.get(SAMPLE_KEY))
+        with ui.guard(f"Showing {sample}"):
+            show_image(sample)
+if objects_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+    with objects_tab:
+        st.caption(f"The {min(len(ranked_objects), 200)} lowest-scoring objects of the split (objects of {report.min_pixels} px or more)")
+        rows = [{"rank": rank, "sample": item.sample_id, **report.object_row(item)} for rank, item in enumerate(ranked_objects[:200], start=1)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
 
 if data.kind == "shapes" and data.config.label_noise > 0:
     st.subheader("Does it work? Checked against the labels Shapes corrupted")

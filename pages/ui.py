@@ -60,6 +60,7 @@ from pages.state import (
     source_roots,
 )
 from pages.widgets import (
+    LAZY_TABS,
     METRIC_DEFINITION,
     choose_sample,
     guard,
@@ -72,7 +73,7 @@ from seglab.viz import NORMALIZATIONS
 
 __all__ = [
     "abilities", "best_fitting", "model_options", "registered_sources", "require_probabilities", "source_roots",
-    "CHECKPOINT_KEY", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
+    "CHECKPOINT_KEY", "LAZY_TABS", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
     "SPEC_KEY", "SPLIT_KEY", "allowed", "cell_gallery", "cell_gallery_view", "check_form_spec",
     "checkpoint_and_model", "checkpoint_options", "choose_sample", "clicked_cell", "client_is_local",
     "current_checkpoint", "current_sample", "current_spec", "current_split", "data_root", "dataset", "diagnostics",

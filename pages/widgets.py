@@ -44,6 +44,12 @@ def guard(what: str) -> Iterator[None]:
         )
 
 
+def LAZY_TABS(key: str) -> dict[str, Any]:  # noqa: N802 (reads as a constant at the call: st.tabs(..., **LAZY_TABS(k)))
+    """``st.tabs`` options that run only the open tab (test ``tab.open``): a class of browsers opening a page
+    renders one tab each instead of all of them; the choice is kept in ``st.session_state[key]``."""
+    return {"key": key, "on_change": "rerun"}
+
+
 def sidebar() -> None:
     """Dataset summary, split and checkpoint pickers: drawn by app.py for every page."""
     spec = state.current_spec()
@@ -69,8 +75,10 @@ def sidebar() -> None:
                 if better is not None and not _misfit(loaders.fit(options[better], here)):
                     st.caption(f"**{default}** does not fit this data's classes: switched to **{better}**.")
                     default = better
+            misfits = {label for label in labels if splits and _misfit(loaders.fit(options[label], here))}
             label = st.selectbox(
                 "Model / predictions", labels, index=labels.index(default),
+                format_func=lambda label: f"{label} (other classes: cannot run on this data)" if label in misfits else label,
                 help="Seglab runs under checkpoints/ (best.pt) and the model files and predictions folders "
                 "registered on Home; the default fits the current data's classes",
             )  # fmt: skip

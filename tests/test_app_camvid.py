@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app_tabs import open_tab
 from pages import ui
 from seglab.data.spec import DataSpec
 
@@ -79,8 +80,8 @@ def test_every_page_works_on_camvid(open_page, page: str) -> None:
 def test_inspect_and_compare_show_camvid_classes_and_the_cell_gallery(open_page) -> None:
     inspect = open_page("failures")
     assert "split mIoU" in text_of(inspect) and "without" not in text_of(inspect).split("split mIoU")[1].split("\n")[0]  # no background
-    assert "Sky" in inspect.selectbox(key="inspect_cell_gt").options
-    compare = open_page("compare")
+    assert "Sky" in open_tab(inspect, "inspect_tab", "Confusion cell → images").selectbox(key="inspect_cell_gt").options
+    compare = open_tab(open_page("compare"), "compare_tab", "Confusion matrices")
     picker = compare.selectbox(key="compare_cell_gt")
     picker.select_index(picker.options.index("Road")).run()
     assert not compare.exception, compare.exception

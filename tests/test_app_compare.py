@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
+from tests.app_tabs import open_tab
 from seglab.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.models import build_model
@@ -72,6 +73,7 @@ def test_metric_table_has_a_column_per_checkpoint_and_summary_rows(app: AppTest)
 
 
 def test_choosing_another_pair_changes_the_image_ranking(app: AppTest) -> None:
+    open_tab(app, "compare_tab", "A vs B")
     before = table_with(app, DELTA)
     a_box = widget(app.selectbox, "A (reference)")
     swapped = [name for name in a_box.options if name != a_box.value][0]
@@ -89,6 +91,7 @@ def test_choosing_another_pair_changes_the_image_ranking(app: AppTest) -> None:
 
 
 def test_pixel_diff_and_image_panel(app: AppTest) -> None:
+    open_tab(app, "compare_tab", "A vs B")
     shares = {metric.label: metric.value for metric in app.metric}
     assert {"both right", "fixed by B", "broken by B"} <= set(shares)
     assert all(value.endswith("%") for value in shares.values())
@@ -115,6 +118,7 @@ def test_confusion_cell_gallery_lists_the_images_of_a_cell(app: AppTest) -> None
     def summary() -> str:
         return next(markdown.value for markdown in app.markdown if " px of " in markdown.value and "predicted as" in markdown.value)
 
+    open_tab(app, "compare_tab", "Confusion matrices")
     assert any(subheader.value.startswith("Confusion cell → images of ") for subheader in app.subheader)
     app.selectbox(key="compare_cell_gt").select(0).run()
     app.selectbox(key="compare_cell_pred").select(0).run()
@@ -126,6 +130,8 @@ def test_confusion_cell_gallery_lists_the_images_of_a_cell(app: AppTest) -> None
 
 
 def test_diagnostics_tab_shows_each_model_and_its_deltas(app):
+    assert not [frame for frame in app.dataframe if "better" in frame.value.columns]  # a closed tab does not run
+    open_tab(app, "compare_tab", "Diagnostics")
     frame = next(frame.value for frame in app.dataframe if "better" in frame.value.columns)
     assert {"objects found (recall)", "Boundary IoU", "ECE"} <= set(frame.index)
     deltas = [column for column in frame.columns if column.startswith("Δ ")]

@@ -15,6 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
+from tests.app_tabs import open_tab
 from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.spec import DataSpec
@@ -99,6 +100,8 @@ def test_class_filter_keeps_images_with_the_class_ranked_by_its_iou(app):
 
 
 def test_choosing_a_confusion_cell_lists_its_images(app):
+    assert not [box for box in app.selectbox if box.label == "Ground-truth class"]  # a closed tab does not run
+    open_tab(app, "inspect_tab", "Confusion cell → images")
     widget(app.selectbox, "Ground-truth class").select(0).run()
     widget(app.selectbox, "Predicted class").select(0).run()  # background kept as background: in every image
     assert not app.exception

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
+from tests.app_tabs import open_tab
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.sources import write_prediction_png
@@ -119,7 +120,9 @@ def test_inspect_ranks_the_images_of_any_source(env, name):
     text = text_of(at)
     if name in ("preds", "mapped"):
         assert "No confidence map: this source gives labels only" in text
-        assert "A folder of predictions only knows the images it has files for" in text
+        assert "A folder of predictions only knows the images it has files for" in text_of(
+            open_tab(at, "inspect_tab", "Your own image")
+        )
     else:
         assert "Mean confidence" in [metric.label for metric in at.metric]
         assert "No confidence map" not in text
@@ -145,8 +148,8 @@ def test_compare_compares_any_two_models(env, a, b):
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table.columns[:2]) == [label.split(" · ")[0] for label in chosen]
-    assert "Not trained by seglab, so no curves" in text_of(at)
-    assert "What B fixed and what it broke" in [header.value for header in at.subheader]
+    assert "Not trained by seglab, so no curves" in text_of(open_tab(at, "compare_tab", "Training curves"))
+    assert "What B fixed and what it broke" in [header.value for header in open_tab(at, "compare_tab", "A vs B").subheader]
 
 
 @pytest.mark.slow
@@ -285,6 +288,9 @@ def test_a_chosen_model_that_does_not_fit_the_data_gives_way_to_one_that_does(en
         at = open_page("pages/home.py", str(city))
         assert at.session_state[ui.CHECKPOINT_KEY] == env["checkpoint"]
         assert any("does not fit this data's classes: switched to" in caption.value for caption in at.sidebar.caption)
+        picker = next(box for box in at.sidebar.selectbox if box.label == "Model / predictions")
+        marked = [option for option in picker.options if option.endswith("(other classes: cannot run on this data)")]
+        assert marked == ["city · predictions (other classes: cannot run on this data)"]  # the misfit is marked, only it
         at = open_page("pages/home.py", env["entries"]["onnx"])  # a choice that fits stays
         assert at.session_state[ui.CHECKPOINT_KEY] == env["entries"]["onnx"]
     finally:
