@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from seglab.atomic_files import write_json_atomic
 from seglab.cache_write import write_cache
 from seglab.data.base import SegmentationDataset
-from seglab.data.label_map import write_json_atomic
 from seglab.label_quality import (
     DEFAULT_BAND,
     DEFAULT_MIN_PIXELS,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seglab.data.label_map import write_json_atomic
+from seglab.atomic_files import write_json_atomic
 
 RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped"
 STATES = (RUNNING, FINISHED, FAILED, STOPPED)

@@ -7,10 +7,7 @@ call for the same data is a file read.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from seglab.atomic_files import load_npz, save_npz_atomic
 from seglab.cache_write import write_cache
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
@@ -306,8 +304,6 @@ _ARRAY_FIELDS = (
 
 def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:
     """Write stats to ``path`` (.npz) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "version": CACHE_VERSION,
         "class_names": stats.class_names,
@@ -316,28 +312,15 @@ def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:
         "background_index": stats.background_index,
         "fingerprint": stats.fingerprint,
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, meta=np.array(json.dumps(meta)), **{name: getattr(stats, name) for name in _ARRAY_FIELDS})
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    save_npz_atomic(path, meta, {name: getattr(stats, name) for name in _ARRAY_FIELDS})
 
 
 def load_stats(path: str | os.PathLike) -> DatasetStats | None:
     """Read cached stats; ``None`` when the file is missing, corrupt or inconsistent."""
-    path = Path(path)
-    if not path.is_file():
+    loaded = load_npz(path, lambda meta, archive: (meta, {name: archive[name] for name in _ARRAY_FIELDS}))
+    if loaded is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            arrays = {name: archive[name] for name in _ARRAY_FIELDS}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError):
-        return None
+    meta, arrays = loaded
     if meta.get("version") != CACHE_VERSION:
         return None
     stats = DatasetStats(

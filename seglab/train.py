@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seglab import distributed
+from seglab.atomic_files import atomic_write
 from seglab.checkpoint import (
     NonFiniteWeightsError,
     checkpoint_payload,
@@ -412,13 +413,10 @@ class Trainer:
         if count <= 0 or self.run is None:
             return
         strip = preview_strip(self.model, self.val_data, range(count), device=self.device)
-        folder = self.run.previews_path
-        folder.mkdir(exist_ok=True)
         from PIL import Image
 
-        temporary = folder / f".eval_{self.step:07d}.png.tmp"
-        Image.fromarray(strip).save(temporary, format="PNG")
-        os.replace(temporary, folder / f"eval_{self.step:07d}.png")
+        with atomic_write(self.run.previews_path / f"eval_{self.step:07d}.png") as stream:
+            Image.fromarray(strip).save(stream, format="PNG")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, which: str) -> Path:
@@ -550,7 +548,7 @@ class Trainer:
         if self.run is None:
             return
         self.run.path.mkdir(parents=True, exist_ok=True)
-        from seglab.data.label_map import write_json_atomic
+        from seglab.atomic_files import write_json_atomic
 
         write_json_atomic(self.run.config_path, self.config.to_dict())
         self.label_map.save(self.run.label_map_path)
