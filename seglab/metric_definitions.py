@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from seglab.errors import ConfigError
+from seglab.json_values import json_number
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -66,7 +67,7 @@ class DefinitionScore:
 
     def to_row(self) -> dict[str, Any]:
         """A table row; ``value`` is None when not applicable (shown as n/a)."""
-        return {"definition": self.name, "value": None if math.isnan(self.value) else self.value,
+        return {"definition": self.name, "value": json_number(self.value),
                 "level": self.level, "formula": self.formula, "who uses it": self.used_by, "note": self.note}  # fmt: skip
 
 
@@ -129,17 +130,14 @@ class ClassBreakdown:
         return self.imagewise_iou - self.dataset_iou
 
     def to_row(self) -> dict[str, Any]:
-        def number(value: float) -> float | None:
-            return None if math.isnan(value) else float(value)
-
         return {
             "class": self.name,
-            "dataset IoU": number(self.dataset_iou),
-            "image-wise IoU": number(self.imagewise_iou),
-            "gap": number(self.gap),
+            "dataset IoU": json_number(self.dataset_iou),
+            "image-wise IoU": json_number(self.imagewise_iou),
+            "gap": json_number(self.gap),
             "images with it": f"{self.images_with_class}/{self.images_scored}",
             "predicted only": self.images_predicted_only,
-            "mean px / image": number(self.mean_pixels_per_image),
+            "mean px / image": json_number(self.mean_pixels_per_image),
             "pixel share": self.pixel_share,
             "why": self.explanation,
         }

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from seglab.errors import ConfigError, LabelError
+from seglab.json_values import json_number
 
 __all__ = [
     "ConfusionMatrix",
@@ -293,10 +294,6 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else math.nan
 
 
-def _json_number(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -387,10 +384,10 @@ class SegmentationMetrics:
             raise ConfigError(f"expected {self.num_classes} distinct class names, got {names}")
         per_class = {
             name: {
-                "iou": _json_number(self.iou[i]),
-                "precision": _json_number(self.precision[i]),
-                "recall": _json_number(self.recall[i]),
-                "f1": _json_number(self.f1[i]),
+                "iou": json_number(self.iou[i]),
+                "precision": json_number(self.precision[i]),
+                "recall": json_number(self.recall[i]),
+                "f1": json_number(self.f1[i]),
                 "support": int(self.support[i]),
                 "predicted": int(self.predicted[i]),
                 "present": bool(self.present[i]),
@@ -398,16 +395,16 @@ class SegmentationMetrics:
             for i, name in enumerate(names)
         }
         return {
-            "miou": _json_number(self.miou),
-            "miou_no_background": _json_number(self.miou_no_background),
-            "pixel_acc": _json_number(self.pixel_acc),
-            "mean_acc": _json_number(self.mean_acc),
-            "fwiou": _json_number(self.fwiou),
-            "mean_f1": _json_number(self.mean_f1),
+            "miou": json_number(self.miou),
+            "miou_no_background": json_number(self.miou_no_background),
+            "pixel_acc": json_number(self.pixel_acc),
+            "mean_acc": json_number(self.mean_acc),
+            "fwiou": json_number(self.fwiou),
+            "mean_f1": json_number(self.mean_f1),
             "classes_averaged": self.classes_averaged,
             "total_pixels": self.total_pixels,
             "background_index": self.background_index,
-            "iou": {name: _json_number(self.iou[i]) for i, name in enumerate(names)},
+            "iou": {name: json_number(self.iou[i]) for i, name in enumerate(names)},
             "per_class": per_class,
             "confusion": self.confusion.tolist(),
             **({"predicted_other": {name: int(self.confusion[i, -1]) for i, name in enumerate(names)}}

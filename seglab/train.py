@@ -42,13 +42,14 @@ from seglab.data.spec import build_dataset
 from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
 from seglab.divergence import DivergenceGuard
 from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
+from seglab.json_values import json_number, sanitize_for_json
 from seglab.losses import build_criterion
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model
 from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_groups
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
-from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
+from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
 from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
 
 Callback = Callable[[dict[str, Any]], None]
@@ -397,7 +398,7 @@ class Trainer:
             latest = {key: summary.get(key) for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc")}
             self.run.write_status(
                 RUNNING, step=self.step, epoch=self.epoch, latest=sanitize_for_json(latest),
-                best_metric=self.best_value if math.isfinite(self.best_value) else None,
+                best_metric=json_number(self.best_value),
                 best_metric_name=self.config.best_metric,
             )  # fmt: skip
         if self.keeps_checkpoints:
@@ -431,7 +432,7 @@ class Trainer:
             metrics=self.best_metrics if which == "best" else self.last_metrics,
             optimizer=self.optimizer if which == "last" else None,  # best.pt stays small: weights only
             extra={
-                "best_value": self.best_value if math.isfinite(self.best_value) else None,
+                "best_value": json_number(self.best_value),
                 "best_metrics": self.best_metrics,
                 "train_seconds": self._train_seconds,
                 "torch_rng": torch.get_rng_state(),
@@ -562,7 +563,7 @@ class Trainer:
         except OSError:
             pass
         if self.run is not None:
-            best = self.best_value if math.isfinite(self.best_value) else None
+            best = json_number(self.best_value)
             try:
                 self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best,
                                       best_metric_name=self.config.best_metric)  # fmt: skip
