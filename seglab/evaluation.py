@@ -29,7 +29,8 @@ from seglab.data.base import SegmentationDataset
 from seglab.diagnostics import Diagnostics, DiagnosticsAccumulator
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
-from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback
+from seglab.predict import DatasetEvaluation, ImageResult
+from seglab.progress import ProgressCallback
 from seglab.stats import default_cache_dir
 
 if TYPE_CHECKING:

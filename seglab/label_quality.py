@@ -23,7 +23,7 @@ segment (tiny, low contrast), so rankings are for a human to review, not to auto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError, LabelError
+from seglab.progress import ProgressCallback
 
 if TYPE_CHECKING:
     import torch
@@ -63,7 +64,6 @@ DEFAULT_BAND = 5  # px around an object where an eroded outline leaves its class
 DEFAULT_MIN_PIXELS = 12  # smaller objects are scored but not ranked: a few pixels decide nothing
 MIN_THRESHOLD = 0.5  # lowest confident threshold: a confident class also holds the majority
 HIGHLIGHT_COLOR = (240, 228, 66)  # Okabe-Ito yellow, as on the Inspect page
-ProgressCallback = Callable[[int, int], None]
 
 
 # -- pixels ---------------------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from seglab.label_quality import (
     ImageLabelQuality,
     LabelQualityReport,
     ObjectQuality,
-    ProgressCallback,
     score_dataset,
 )
+from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
 from seglab.stats import default_cache_dir
 

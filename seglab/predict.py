@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +26,11 @@ from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
+from seglab.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from seglab.diagnostics import Diagnostics
 
-ProgressCallback = Callable[[int, int], None]
 TileSize = int | tuple[int, int]  # square side, or (height, width) for models with a fixed input size
 
 

@@ -8,7 +8,6 @@ call for the same data is a file read.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,11 @@ from seglab.atomic_files import load_npz, save_npz_atomic
 from seglab.cache_write import write_cache
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
+from seglab.progress import ProgressCallback
 
 if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (it pulls in torch)
     from seglab.metrics import SegmentationMetrics
 
-ProgressCallback = Callable[[int, int], None]
 
 CACHE_VERSION = 2  # 2: unknown_colour_pixels
 SHARED_STATS: SharedComputations[DatasetStats] = SharedComputations()  # concurrent callers of one dataset scan once
