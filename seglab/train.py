@@ -43,12 +43,12 @@ from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate
 from seglab.divergence import DivergenceGuard
 from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
 from seglab.json_values import json_number, sanitize_for_json
-from seglab.losses import build_criterion
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model
-from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_groups
+from seglab.optim import apply_lr, build_param_groups
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
+from seglab.recipe import criterion_from_config, drops_last_batch, optimizer_from_config, schedule_from_config
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
 from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
 
@@ -123,15 +123,8 @@ class Trainer:
         # self.model: the plain model (evaluation, previews, checkpoints); self.train_model: what a training
         # step calls, DistributedDataParallel(self.model) under torchrun.
         self.model, self.train_model = distributed.wrap_model(model, self.device, self.world, sync_bn=config.sync_bn)
-        self.criterion = build_criterion(
-            config.loss,
-            num_classes=self.label_map.num_classes,
-            ignore_index=self.label_map.ignore_index,
-            class_weights=self._class_weights(),
-            top_k_percent_pixels=config.top_k_percent_pixels,
-            hard_example_mining_step=config.hard_example_mining_step,
-            focal_gamma=config.focal_gamma,
-            aux_weight=config.aux_weight,
+        self.criterion = criterion_from_config(
+            config, self.label_map.num_classes, self.label_map.ignore_index, self._class_weights()
         ).to(self.device)
         groups = build_param_groups(
             self.model,
@@ -139,10 +132,7 @@ class Trainer:
             encoder_lr_mult=config.encoder_lr_mult,
             last_layer_lr_mult=config.last_layer_lr_mult,
         )
-        self.optimizer = build_optimizer(
-            config.optimizer, groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )  # fmt: skip
+        self.optimizer = optimizer_from_config(config, groups)
         self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
         self.use_amp = config.amp and self.device.type == "cuda"
         self.amp_dtype = _amp_dtype(config.amp_dtype) if self.use_amp else torch.bfloat16
@@ -185,7 +175,7 @@ class Trainer:
             batch_size=config.batch_size,
             shuffle=self.train_sampler is None,
             sampler=self.train_sampler,
-            drop_last=images_per_process >= 2 * config.batch_size,
+            drop_last=drops_last_batch(images_per_process, config.batch_size),
             num_workers=config.num_workers,
             generator=generator,
             collate_fn=pad_collate(self.label_map.ignore_index),
@@ -569,22 +559,6 @@ class Trainer:
                                       best_metric_name=self.config.best_metric)  # fmt: skip
             except OSError:
                 pass
-
-
-def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedule:
-    """The LR schedule of a config: total steps = epochs x steps per epoch."""
-    return LRSchedule(
-        name=config.schedule,
-        base_lr=config.lr,
-        total_steps=max(config.epochs * max(steps_per_epoch, 1), 1),
-        power=config.power,
-        warmup_steps=config.warmup_steps,
-        slow_start_steps=config.slow_start_steps,
-        slow_start_lr=config.slow_start_lr,
-        step_size=config.step_size,
-        gamma=config.gamma,
-        min_lr=config.min_lr,
-    )
 
 
 def train(
