@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
-from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
 from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
@@ -44,16 +44,12 @@ class Prediction:
 
 
 def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised like the training pipeline."""
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised as the training pipeline's ToTensor + Normalize do."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise DatasetError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict")
-    # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
-    tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.tensor(mean).view(3, 1, 1)
-    std_t = torch.tensor(std).view(3, 1, 1)
-    return ((tensor - mean_t) / std_t).unsqueeze(0)
+    return normalize_image(image_to_float(image), mean, std).unsqueeze(0)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
