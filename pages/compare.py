@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import compare, viz
+from seglab.diagnostics.report import diagnostics_deltas
 from seglab.failures import clickable_confusion_figure
 from seglab.names import display_name
 
@@ -56,7 +57,9 @@ if len(evaluations) < 2:
 
 names, class_names = list(evaluations), data.class_names
 st.caption(f"Evaluated on **{spec.describe()}** ({len(data)} images), single-scale. {ui.METRIC_DEFINITION}")
-metrics_tab, confusion_tab, curves_tab, diff_tab = st.tabs(["Metrics", "Confusion matrices", "Training curves", "A vs B"])
+metrics_tab, diagnostics_tab, confusion_tab, curves_tab, diff_tab = st.tabs(
+    ["Metrics", "Diagnostics", "Confusion matrices", "Training curves", "A vs B"]
+)
 
 with metrics_tab, ui.guard("Metric table"):
     metric = st.radio("Per-class metric", list(METRIC_NAMES), format_func=METRIC_NAMES.get, horizontal=True)
@@ -78,6 +81,24 @@ with metrics_tab, ui.guard("Metric table"):
     per_class = {name: table.values[: len(class_names), column] for column, name in enumerate(names)}
     title = f"{METRIC_NAMES[metric]} per class"
     st.plotly_chart(viz.per_class_bar_figure(per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]))
+
+with diagnostics_tab, ui.guard("Diagnostics"):
+    summaries = {name: ui.diagnostics(paths[name], spec, 0.5, 0.9) for name in names}
+    rows = diagnostics_deltas({name: summary for name, summary in summaries.items() if summary is not None})
+    frame = pd.DataFrame(rows).set_index("diagnostic")
+    shown = [column for column in frame.columns if column != "better"]
+    signs = frame["better"].map({"higher": 1, "lower": -1})
+    gains = [column for column in frame.columns if column.startswith("Δ ")]
+    def gain_style(column: pd.Series) -> list[str]:
+        return [delta_style(value * sign) if pd.notna(value) else "" for value, sign in zip(column, signs, strict=True)]
+
+    styled = frame.style.format("{:.3f}", subset=shown, na_rep="–").apply(gain_style, subset=gains)
+    st.dataframe(styled)
+    st.caption(
+        "Objects found at 50% coverage, boundary scores, calibration (see the **Diagnostics** page for the "
+        f"definitions and the pictures). Δ = checkpoint − reference ({names[0]}); green = better in the "
+        "direction the 'better' column gives."
+    )
 
 with confusion_tab, ui.guard("Confusion matrices"):
     normalize = st.radio("Show", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)

@@ -52,6 +52,9 @@ else:
     label_map = st.text_input("Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index")
     candidate = DataSpec(kind="folder", split="custom", images=images.strip() or None, masks=masks.strip() or None,
                          list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
+if kind != "shapes" and not ui.client_is_local():
+    folders = ", ".join(f"`{root}`" for root in ui.allowed().roots)
+    st.caption(f"From this browser the server opens folders and files under {folders} only (more: see README).")
 if kind != "shapes":
     with st.expander("What goes in a label map JSON file?"):
         st.markdown("Class ids as stored in the masks, their names and colours, and the void/ignore value "

@@ -41,7 +41,9 @@ from pages.state import (
     SAMPLE_KEY,
     SPEC_KEY,
     SPLIT_KEY,
+    allowed,
     check_form_spec,
+    client_is_local,
     current_checkpoint,
     current_sample,
     current_spec,
@@ -64,10 +66,11 @@ from seglab.viz import NORMALIZATIONS
 
 __all__ = [
     "CHECKPOINT_KEY", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
-    "SPEC_KEY", "SPLIT_KEY", "cell_gallery", "cell_gallery_view", "check_form_spec", "checkpoint_and_model",
-    "checkpoint_options", "choose_sample", "clicked_cell", "current_checkpoint", "current_sample", "current_spec",
-    "current_split", "data_root", "dataset", "diagnostics", "evaluation", "guard", "image_probabilities", "keep_allowed",
-    "label_quality", "largest_confusion", "last_clicked_chart", "loss_inputs", "missed_objects", "pixel_diff", "require_checkpoint",
-    "require_evaluation", "runs_dir", "set_sample", "set_spec", "shapes_validation", "sidebar", "source_report",
-    "spec_key", "start_page", "stats", "thumbnails", "upload_prediction",
+    "SPEC_KEY", "SPLIT_KEY", "allowed", "cell_gallery", "cell_gallery_view", "check_form_spec",
+    "checkpoint_and_model", "checkpoint_options", "choose_sample", "clicked_cell", "client_is_local",
+    "current_checkpoint", "current_sample", "current_spec", "current_split", "data_root", "dataset", "diagnostics",
+    "evaluation", "guard", "image_probabilities", "keep_allowed", "label_quality", "largest_confusion",
+    "last_clicked_chart", "loss_inputs", "missed_objects", "pixel_diff", "require_checkpoint", "require_evaluation",
+    "runs_dir", "set_sample", "set_spec", "shapes_validation", "sidebar", "source_report", "spec_key", "start_page",
+    "stats", "thumbnails", "upload_prediction",
 ]  # fmt: skip

@@ -27,6 +27,7 @@ from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
 from seglab.diagnostics import Diagnostics, DiagnosticsAccumulator
+from seglab.diagnostics.accumulator import BackgroundDiagnostics
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
 from seglab.predict import DatasetEvaluation, ImageResult
@@ -154,6 +155,7 @@ def evaluate_source(
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
     batch_size: int = 8,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Per-image predictions and split metrics of any prediction source, from the disk cache when possible.
 
@@ -166,9 +168,13 @@ def evaluate_source(
         use_cache: read and write the disk cache (keyed by source content + settings, data, mapping).
         progress: ``progress(done, total)`` per batch.
         batch_size: images of equal size predicted together by sources that batch (checkpoints).
+        diagnose: gather the diagnostics (:mod:`seglab.diagnostics`) in the same pass; ``False`` only
+            to measure their cost (a cache written without them gets them on its next read).
     """
     path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
-    return _through_cache(path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size))
+    return _through_cache(
+        path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size, diagnose)
+    )
 
 
 def _through_cache(
@@ -206,6 +212,7 @@ def _evaluate(
     mapping: ClassMapping | Mapping[str, Any] | None,
     progress: ProgressCallback | None,
     batch_size: int,
+    diagnose: bool = True,
 ) -> DatasetEvaluation:
     """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
     from seglab.metrics import image_confusions
@@ -218,28 +225,31 @@ def _evaluate(
     mapped_source = MappedSource(source, dataset.label_map, mapping)
     accumulator = DiagnosticsAccumulator(num_classes, ignore_index, has_probabilities=source.has_probabilities)
     indices, labels, confidences, confusions = [], [], [], []
-    for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
-        samples = [dataset.load(index) for index in chunk]
-        mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], [image for image, _ in samples])
-        chunk_labels = [prediction.labels for prediction in mapped]
-        targets = np.stack([mask for _, mask in samples])
-        for prediction, (_, mask), index in zip(mapped, samples, chunk, strict=True):
-            if prediction.labels.shape != mask.shape:
-                raise SourceError(
-                    f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
-                    f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
-                )
-        stack = np.stack(chunk_labels)
-        confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
-        # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
-        chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
-        for (image, mask), prediction_labels, confidence in zip(samples, chunk_labels, chunk_confidences, strict=True):
-            accumulator.add(image, prediction_labels, mask, confidence)
-        indices += chunk
-        labels += chunk_labels
-        confidences += chunk_confidences
-        if progress:
-            progress(len(indices), len(dataset))
+    # Diagnostics run in a background thread: each batch's overlap the next batch's prediction.
+    with BackgroundDiagnostics(accumulator if diagnose else None) as background:
+        for chunk in _size_batches(dataset, list(range(len(dataset))), batch_size):
+            samples = [dataset.load(index) for index in chunk]
+            images = [image for image, _ in samples]
+            mapped = mapped_source.predict_batch([dataset.ids[index] for index in chunk], images)
+            chunk_labels = [prediction.labels for prediction in mapped]
+            masks = [mask for _, mask in samples]
+            for prediction, mask, index in zip(mapped, masks, chunk, strict=True):
+                if prediction.labels.shape != mask.shape:
+                    raise SourceError(
+                        f"{source.name}: the prediction of {dataset.ids[index]} is {prediction.labels.shape[1]}x"
+                        f"{prediction.labels.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
+                    )
+            stack, targets = np.stack(chunk_labels), np.stack(masks)
+            confusions.append(image_confusions(stack, targets, num_classes, ignore_index, unassigned_label=other_label))
+            # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
+            chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
+            background.add_batch(images, chunk_labels, masks, chunk_confidences)
+            indices += chunk
+            labels += chunk_labels
+            confidences += chunk_confidences
+            if progress:
+                progress(len(indices), len(dataset))
+        diagnostics = background.result()
     stacked = np.concatenate(confusions) if confusions else np.zeros((0, num_classes, num_classes + 1), np.int64)
     resolved = mapped_source.mapping() if indices else None
     has_other = bool(stacked[..., -1].any()) or (resolved is not None and resolved.has_other)
@@ -258,7 +268,7 @@ def _evaluate(
     return _evaluation_from_arrays(
         dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
         has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
-        diagnostics=accumulator.result(),
+        diagnostics=diagnostics,
     )
 
 

@@ -13,7 +13,8 @@ def display_name(text: str) -> str:
     """``text`` with every undecodable byte written as ``\\xNN`` (valid UTF-8 is returned unchanged).
 
     Distinct byte names stay distinct, so the result can serve as an id: ``caf\\xe9`` for a Latin-1
-    ``café`` never collides with a real ``café``, which is UTF-8.
+    ``café`` never collides with a real ``café``, which is UTF-8. (Only a name that literally holds the
+    four characters ``\\xe9`` could look the same; datasets refuse two samples with one id.)
     """
     try:
         text.encode("utf-8")

@@ -10,7 +10,7 @@ import pytest
 
 from seglab.allowed_paths import AllowList, allow_list, check_spec_paths, configured_roots, resolve
 from seglab.data.spec import DataSpec
-from seglab.errors import ConfigError, PathNotAllowedError
+from seglab.errors import ConfigError, DatasetError, PathNotAllowedError
 from tests.test_folder import write_mini_camvid
 
 
@@ -133,3 +133,14 @@ def test_a_file_root_allows_that_file_only(project: Path) -> None:
     assert allowed.allows(label_map)
     assert not allowed.allows(project.parent / "elsewhere" / "other.json")
     assert not allowed.allows(project.parent / "elsewhere")
+
+
+@pytest.mark.parametrize("split", ["../../private/camvid/train", "..", "a/b"])
+def test_a_split_name_cannot_lead_out_of_the_dataset_folder(tmp_path: Path, split: str) -> None:
+    from seglab.data.spec import build_dataset
+
+    root = write_mini_camvid(tmp_path / "data" / "camvid")
+    write_mini_camvid(tmp_path / "private" / "camvid")
+    with pytest.raises(DatasetError, match="is not a split name"):
+        build_dataset(DataSpec(kind="camvid", root=str(root), split=split))
+    assert len(build_dataset(DataSpec(kind="camvid", root=str(root), split="val"))) == 3

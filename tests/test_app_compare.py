@@ -123,3 +123,12 @@ def test_confusion_cell_gallery_lists_the_images_of_a_cell(app: AppTest) -> None
     assert not [button for button in app.button if button.label == "Inspect"]  # opening images is Inspect's job
     app.radio(key="compare_cell_region").set_value("interior").run()
     assert "(object interiors)" in summary()
+
+
+def test_diagnostics_tab_shows_each_model_and_its_deltas(app):
+    frame = next(frame.value for frame in app.dataframe if "better" in frame.value.columns)
+    assert {"objects found (recall)", "Boundary IoU", "ECE"} <= set(frame.index)
+    deltas = [column for column in frame.columns if column.startswith("Δ ")]
+    assert len(deltas) == 1
+    reference, other = [column for column in frame.columns if column != "better" and not column.startswith("Δ ")]
+    assert frame.loc["ECE", deltas[0]] == pytest.approx(frame.loc["ECE", other] - frame.loc["ECE", reference])

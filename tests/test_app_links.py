@@ -129,18 +129,10 @@ def test_a_link_inside_the_data_folder_is_followed(places) -> None:
     assert not dotted.error and dotted.session_state[ui.SPEC_KEY]["kind"] == "camvid"
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_runs) -> Path:
-    """A tiny Shapes run shared by the session (the tests copy it, never change it)."""
-    return tiny_runs.run()
-
-
-def test_a_link_names_only_runs_the_sidebar_offers(places, trained_run) -> None:
-    import shutil
-
+def test_a_link_names_only_runs_the_sidebar_offers(places, tiny_runs) -> None:
     runs = Path(os.environ["SEGLAB_RUNS_DIR"])
-    shutil.copytree(trained_run, runs / "good", ignore=shutil.ignore_patterns(".lock"))
-    shutil.copytree(trained_run, places["private"] / "elsewhere", ignore=shutil.ignore_patterns(".lock"))
+    tiny_runs.copy_to(runs / "good")
+    tiny_runs.copy_to(places["private"] / "elsewhere")
     (runs / "linked").symlink_to(places["private"] / "elsewhere")  # a run folder that is a symlink out of runs/
     at = open_link({"run": "good"})
     assert not at.error and at.session_state[ui.CHECKPOINT_KEY] == str(runs / "good" / "best.pt")
@@ -160,6 +152,8 @@ def test_a_remote_user_typing_a_path_outside_on_home_is_refused_unread(places, m
     at = open_link({})
     at.radio[0].set_value("camvid").run()
     assert at.text_input[0].value == str(places["inside"])  # the discovered dataset is offered and allowed
+    allowed = next(caption.value for caption in at.caption if caption.value.startswith("From this browser"))
+    assert str(places["data"].resolve()) in allowed and str(places["private"]) not in allowed
     assert "train: 3 images" in at.success[0].value
     with reads_under(places["private"]) as reads:
         at.text_input[0].set_value(str(places["outside"])).run()

@@ -63,8 +63,8 @@ def runs_dir(latin1_folder: DataSpec, tmp_path_factory: pytest.TempPathFactory) 
     from seglab.train import train
 
     runs = tmp_path_factory.mktemp("latin1_runs")
-    config = TrainConfig(model="tiny_unet_small", epochs=1, batch_size=3, crop_size=0, preview_images=0,
-                         data=latin1_folder, val_split="custom")  # fmt: skip
+    options = {"model": "tiny_unet_small", "epochs": 1, "batch_size": 3, "crop_size": 0, "preview_images": 0}
+    config = TrainConfig(**options, data=latin1_folder, val_split="custom")
     train(config, out_dir=runs / "a")
     return runs
 
@@ -142,3 +142,17 @@ def test_a_link_names_a_latin1_run_by_its_shown_name(latin1_folder, latin1_runs,
     assert not at.exception, [exception.value for exception in at.exception]
     wanted = next(info.checkpoint for info in list_runs(latin1_runs) if info.name == "run-" + SHOWN_AS)
     assert at.session_state[ui.CHECKPOINT_KEY] == str(wanted)
+
+
+def test_a_name_that_looks_like_an_escaped_one_is_refused_as_a_duplicate(latin1_folder: DataSpec, tmp_path) -> None:
+    import shutil
+
+    from seglab.errors import DatasetError
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    shutil.copytree(latin1_folder.images, images)
+    shutil.copytree(latin1_folder.masks, masks)
+    shutil.copyfile(images / "plain.png", images / f"{SHOWN_AS}.png")  # literally "caf\xe9.png", valid UTF-8
+    shutil.copyfile(masks / "plain.png", masks / f"{SHOWN_AS}.png")
+    with pytest.raises(DatasetError, match=r"several images are named caf\\xe9"):
+        FolderDataset(images=images, masks=masks)

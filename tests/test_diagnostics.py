@@ -55,7 +55,7 @@ def test_objects_half_covered_missed_and_false_blob() -> None:
     # The 3x3 class-1 blob on background, and the class-2 prediction over the missed object.
     assert blobs.class_id.tolist() == [1, 2] and blobs.area.tolist() == [9, 16] and blobs.wrong_class.tolist() == [0, 1]
 
-    sizes = SizeBuckets(small=0.005, large=0.05, min_share=1e-4)  # 16 px small, 100 px medium
+    sizes = SizeBuckets(small=0.005, large=0.05, min_share=1e-4, min_pixels=5)  # 16 px small, 100 px medium
     summary = object_summary(objects, blobs, ["bg", "thing", "other"], cover=0.5, sizes=sizes)
     thing = summary["per_class"]["thing"]
     assert (thing["objects"], thing["detected"], thing["recall"]) == (2, 1, 0.5)
@@ -76,8 +76,14 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
     objects, _ = find_objects(target, target, 2, VOID)
     assert sorted(objects.select(objects.class_id == 1).area.tolist()) == [2]
     summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0.001))  # 2 px < 2.5 px: a speck
+                             sizes=SizeBuckets(min_share=0.001, min_pixels=1))  # 2 px < 2.5 px: a speck
     assert summary["per_class"]["b"]["objects"] == 0
+    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
+                             sizes=SizeBuckets(min_share=0, min_pixels=3))  # 2 px < 3 px: a speck too
+    assert summary["per_class"]["b"]["objects"] == 0
+    kept = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
+                          sizes=SizeBuckets(min_share=0, min_pixels=2))
+    assert kept["per_class"]["b"]["objects"] == 1
     with pytest.raises(ConfigError):
         SizeBuckets(small=0.2, large=0.1)
 
@@ -126,6 +132,11 @@ def test_boundary_f1_of_a_shifted_square() -> None:
     assert boundary_f1(_square(2), _square(), 2, VOID, tolerance=1)[1] == pytest.approx(2 / 3)
     absent = boundary_f1(np.zeros((10, 10), np.uint8), _square(), 3, VOID, tolerance=1)
     assert absent[1] == 0.0 and np.isnan(absent[2])  # missed class scores 0, unseen class NaN
+    on_void = np.zeros((10, 10), np.uint8)
+    on_void[0, :] = VOID
+    only_on_void = on_void.copy()
+    only_on_void[0, :] = 2
+    assert np.isnan(boundary_f1(only_on_void, on_void, 3, VOID, tolerance=1)[2])  # predicted on void only: unseen
 
 
 # -- calibration ---------------------------------------------------------------------------------
@@ -208,7 +219,11 @@ def test_builtin_slices() -> None:
     slices = {s.name: s.positions for s in builtin_slices(ids, _confusions(), np.array([10.0, 20, 30, 40]), ["a", "b"])}
     assert slices["sequence seqA"] == (0, 1) and slices["sequence seqB"] == (2, 3)
     assert slices["brightness: darkest third"] == (0, 1) and slices["brightness: brightest third"] == (3,)
-    assert slices["classes in the image: 1-2"] == (0, 1, 2, 3)
+    assert "classes in the image: 1-2" not in slices  # every image: no slice
+    mixed = _confusions().copy()
+    mixed[0] = np.array([[10, 0], [0, 0]])  # one class only in image 0
+    slices = {s.name: s.positions for s in builtin_slices(ids, mixed, np.array([10.0, 20, 30, 40]), ["a", "b"])}
+    assert slices["with b"] == (1, 2, 3)
 
 
 # -- the single pass -----------------------------------------------------------------------------
@@ -232,3 +247,15 @@ def test_accumulator_round_trip_and_summary() -> None:
     assert 0 <= summary["calibration"]["ece"] <= 1
     wrong_pixels = int(((pred != target) & (target != VOID)).sum())
     assert summary["confidently_wrong"]["pixels"] == 2 * wrong_pixels
+
+
+def test_deltas_between_two_models() -> None:
+    from seglab.diagnostics.report import diagnostics_deltas
+
+    a = {"objects": {"recall": 0.5, "false_blobs": 4, "recall_by_size": {"small": 0.25}}, "calibration": {"ece": 0.1}}
+    b = {"objects": {"recall": 0.75, "false_blobs": 1, "recall_by_size": {"small": None}}, "calibration": {"ece": 0.3}}
+    rows = {row["diagnostic"]: row for row in diagnostics_deltas({"A": a, "B": b})}
+    assert rows["objects found (recall)"]["Δ B"] == 0.25 and rows["objects found (recall)"]["better"] == "higher"
+    assert rows["false blobs"]["Δ B"] == -3 and rows["false blobs"]["better"] == "lower"
+    assert rows["ECE"]["Δ B"] == pytest.approx(0.2)
+    assert rows["small objects found"]["Δ B"] is None and rows["Boundary IoU"]["A"] is None

@@ -74,6 +74,7 @@ PAGES = {
         AppPage("dataset", "dataset", "Dataset", "Dataset", "Trivial baseline"),
         AppPage("train", "train", "Train", "Train", "Past runs"),
         AppPage("inspect", "failures", "Inspect", "Inspect", "split mIoU"),
+        AppPage("diagnostics", "diagnostics", "Diagnostics", "Diagnostics", "Lesion-wise Dice vs IoU"),
         AppPage("compare", "compare", "Compare", "Compare checkpoints", "Evaluated on"),
         AppPage("leaderboard", "leaderboard", "Leaderboard", "Leaderboard", "Protocol"),
         AppPage("metric_definitions", "metrics_explorer", "Metric definitions", "Metric definitions", "One model, many mIoUs"),
@@ -374,6 +375,20 @@ def test_inspect_confusion_cell_click(app: App) -> None:
     expect(predicted, "clicking a cell did not pick its predicted class").to_have_value(names[column], timeout=PAGE_TIMEOUT_MS)
     app.settle("Inspect")
     app.expect_text(f"{names[row]} predicted as {names[column]}")  # the cell's gallery (or "No pixel of ...")
+
+
+def test_diagnostics_missed_object_opens_inspect(app: App) -> None:
+    app.open(PAGES["diagnostics"])
+    app.screenshot("diagnostics")
+    page = app.page
+    page.get_by_role("tab", name="Slices").click()
+    app.expect_text("mIoU per slice against the whole split")
+    page.get_by_role("tab", name="Confidence").click()
+    app.expect_text(re.compile(r"pixels \(.*\) are wrong with confidence"))
+    page.get_by_role("tab", name="Objects").click()
+    app.button("Inspect").first.click()  # the first missed object's image
+    expect(page.get_by_role("heading", name="Inspect", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    app.settle("Inspect")
 
 
 def test_compare_a_vs_b(app: App) -> None:

@@ -57,3 +57,15 @@ def test_an_older_cache_gets_its_diagnostics_from_the_stored_predictions(tmp_pat
     again = evaluate_checkpoint(path, dataset)
     _same(again.diagnostics, fresh.diagnostics)
     assert load_evaluation(cache_file, dataset).diagnostics is not None  # the cache was rewritten with them
+
+
+def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, dataset, monkeypatch):  # noqa: F811
+    from seglab.diagnostics.accumulator import DiagnosticsAccumulator
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("diagnostics broke")
+
+    monkeypatch.setattr(DiagnosticsAccumulator, "add", broken)
+    with pytest.raises(RuntimeError, match="diagnostics broke"):
+        evaluate_checkpoint(write_checkpoint(tmp_path / "best.pt"), dataset, batch_size=1)
+    assert not (tmp_path / "cache" / "evaluations").exists() or not any((tmp_path / "cache" / "evaluations").iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class DataSpec:
 
 def build_dataset(spec: DataSpec) -> SegmentationDataset:
     """Instantiate the dataset a spec describes; raises DatasetError with what is missing."""
+    if spec.split and ("/" in spec.split or os.sep in spec.split or spec.split in (".", "..")):
+        # VOC and CamVid build file paths from the split name: it must not lead out of the dataset folder
+        raise DatasetError(f"split {spec.split!r} is not a split name (one word such as train, val or test)")
     label_map = LabelMap.load(spec.label_map) if spec.label_map else None
     if spec.kind == "shapes":
         from seglab.data.shapes import ShapesDataset

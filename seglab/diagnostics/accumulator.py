@@ -7,7 +7,9 @@ so nothing is predicted twice and the result fits in the evaluation cache.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +23,7 @@ from seglab.diagnostics.calibration import (
 )
 from seglab.diagnostics.objects import BlobTable, ObjectTable, find_objects
 
-__all__ = ["FORMAT_VERSION", "Diagnostics", "DiagnosticsAccumulator"]
+__all__ = ["FORMAT_VERSION", "BackgroundDiagnostics", "Diagnostics", "DiagnosticsAccumulator"]
 
 FORMAT_VERSION = 1  # of the arrays below; a cache holding another version recomputes them
 
@@ -141,3 +143,43 @@ class DiagnosticsAccumulator:
             widths=np.array(self._widths, np.int64).reshape(n, 2),
             has_probabilities=self.has_probabilities,
         )
+
+
+class BackgroundDiagnostics:
+    """Feeds a :class:`DiagnosticsAccumulator` from one background thread, in order, so the diagnostics of a
+    batch overlap the prediction of the next (OpenCV and numpy release the GIL). At most ``max_pending``
+    batches wait, which bounds the memory held. Use as a context manager; errors surface at :meth:`result`."""
+
+    def __init__(self, accumulator: DiagnosticsAccumulator | None, max_pending: int = 2) -> None:
+        self.accumulator = accumulator
+        self._max_pending = max_pending
+        self._pending: deque[Future] = deque()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-diagnostics")
+
+    def __enter__(self) -> BackgroundDiagnostics:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._executor.shutdown(wait=True)
+
+    def add_batch(self, images: list, preds: list, masks: list, confidences: list) -> None:
+        """Queue one batch of images (or ``None`` each), labels, masks and confidences."""
+        if self.accumulator is None:
+            return
+        add = self.accumulator.add
+
+        def run() -> None:
+            for image, pred, mask, confidence in zip(images, preds, masks, confidences, strict=True):
+                add(image, pred, mask, confidence)
+
+        self._pending.append(self._executor.submit(run))
+        while len(self._pending) > self._max_pending:
+            self._pending.popleft().result()
+
+    def result(self) -> Diagnostics | None:
+        """Everything queued, once processed (``None`` without an accumulator)."""
+        while self._pending:
+            self._pending.popleft().result()
+        return self.accumulator.result() if self.accumulator is not None else None

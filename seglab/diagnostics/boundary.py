@@ -81,8 +81,10 @@ def boundary_f1(
         counted = pred_contour & scored
         truth_total, pred_total = int(truth_contour.sum()), int(counted.sum())
         if truth_total == 0 and pred_total == 0:
-            # The class fills all its images' scored area in both, or is absent from one of them.
-            scores[class_id] = float(bool((target == class_id).any()) and bool(((pred == class_id) & scored).any()))
+            # No contour: the class fills the scored area in both (1), is in one only (0), or in neither (NaN).
+            in_truth, in_pred = bool((target == class_id).any()), bool(((pred == class_id) & scored).any())
+            if in_truth or in_pred:
+                scores[class_id] = float(in_truth and in_pred)
             continue
         # Dilate only around the contours: small classes (poles, signs) then cost a few hundred pixels.
         window = bounding_window(truth_contour | pred_contour, tolerance)

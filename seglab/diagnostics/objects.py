@@ -34,12 +34,14 @@ class SizeBuckets:
     """Object size buckets as shares of the image: small < ``small``, large >= ``large``, medium between.
 
     The defaults put CamVid's poles, pedestrians and sign symbols (a few hundred pixels of 480x360)
-    in "small"; objects under ``min_share`` (annotation specks of a few pixels) are left out.
+    in "small"; objects under ``min_share`` of the image or ``min_pixels`` (annotation specks, slivers
+    where two regions meet) are left out.
     """
 
     small: float = 0.01
     large: float = 0.05
     min_share: float = 1e-4
+    min_pixels: int = 5
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_share < self.small < self.large <= 1:
@@ -47,6 +49,10 @@ class SizeBuckets:
                 "size buckets need 0 <= min_share < small < large <= 1, "
                 f"got {self.min_share}, {self.small}, {self.large}"
             )
+
+    def counted(self, area: np.ndarray, image_pixels: np.ndarray) -> np.ndarray:
+        """Which objects are large enough to count (not specks)."""
+        return (area >= self.min_share * image_pixels) & (area >= self.min_pixels)
 
     def bucket(self, area: np.ndarray, image_pixels: np.ndarray) -> np.ndarray:
         """Bucket index (0 small, 1 medium, 2 large) of each object."""
@@ -60,7 +66,8 @@ class SizeBuckets:
             "small": f"< {self.small:.2%} of the image (< {small_px:,} px)",
             "medium": f"{self.small:.2%} to {self.large:.2%} ({small_px:,} to {large_px:,} px)",
             "large": f">= {self.large:.2%} (>= {large_px:,} px)",
-            "ignored": f"objects under {self.min_share:.3%} of the image (< {self.min_share * image_pixels:.0f} px)",
+            "ignored": f"objects under {self.min_share:.3%} of the image or {self.min_pixels} px "
+            f"(< {max(self.min_share * image_pixels, self.min_pixels):.0f} px)",
         }
 
 
@@ -121,11 +128,14 @@ class BlobTable(ObjectTable):
 
 
 def present_classes(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int) -> list[int]:
-    """Classes (< ``num_classes``) in the ground truth or in the prediction on scored pixels."""
-    scored = target != ignore_index
-    in_truth = np.bincount(target[scored].astype(np.intp), minlength=num_classes)[:num_classes] > 0
-    in_pred = np.bincount(pred[scored].astype(np.intp), minlength=num_classes)[:num_classes] > 0
-    return [int(c) for c in np.flatnonzero(in_truth | in_pred)]
+    """Classes (< ``num_classes``) in the ground truth or the prediction (a class predicted on void pixels
+    only is listed too: callers find it empty on scored pixels)."""
+    in_truth = np.bincount(target.ravel(), minlength=num_classes)[:num_classes] > 0
+    in_pred = np.bincount(pred.ravel(), minlength=num_classes)[:num_classes] > 0
+    present = in_truth | in_pred
+    if 0 <= ignore_index < num_classes:
+        present[ignore_index] = False
+    return [int(c) for c in np.flatnonzero(present)]
 
 
 def bounding_window(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
@@ -139,38 +149,55 @@ def bounding_window(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
     )
 
 
-def _components(binary: np.ndarray) -> tuple[int, np.ndarray]:
-    # Labels only: OpenCV's WithStats variant is ~10x slower; areas and boxes are counted with numpy instead.
-    count, labels = cv2.connectedComponents(binary.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return count, labels
+def _label_classes(labels: np.ndarray, classes: list[int], valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components (8-connectivity) of every class at once: an (H, W) int32 map of ids numbered class by
+    class (0: no component) and each id's class (-1 for 0). One OpenCV labelling per class, inside its window."""
+    ids = np.zeros(labels.shape, np.int32)
+    owner = [np.array([-1], np.int64)]
+    total = 0
+    for class_id in classes:
+        mask = labels == class_id
+        if valid is not None:
+            mask &= valid
+        if not mask.any():
+            continue
+        window = bounding_window(mask)
+        inside = np.ascontiguousarray(mask[window])
+        # Labels only: OpenCV's WithStats variant is ~10x slower; areas and boxes are counted with numpy instead.
+        count, component = cv2.connectedComponents(inside.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        np.add(component, total, out=component, where=inside)
+        ids[window] += component  # classes never overlap: the other pixels add 0
+        owner.append(np.full(count - 1, class_id, np.int64))
+        total += count - 1
+    return ids, np.concatenate(owner)
 
 
-def _boxes(ids: np.ndarray, ys: np.ndarray, xs: np.ndarray, count: int) -> np.ndarray:
-    """(count, 4) x, y, w, h of each component from its pixels' ids and coordinates (unused ids: zeros)."""
-    low = np.full((2, count), np.iinfo(np.int64).max)
-    high = np.full((2, count), -1, np.int64)
-    for axis, coordinates in enumerate((xs, ys)):
-        np.minimum.at(low[axis], ids, coordinates)
-        np.maximum.at(high[axis], ids, coordinates)
-    used = high[0] >= 0
-    low[:, ~used] = 0
-    high[:, ~used] = -1
-    return np.stack([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1], axis=1)
+def _boxes(ids: np.ndarray, count: int) -> np.ndarray:
+    """(count, 4) x, y, w, h of the components of an id map, from which rows and columns hold each id."""
+    height, width = ids.shape
+    if max(height, width) * count > 1 << 24:  # many components on a large image: per-pixel min/max instead
+        ys, xs = np.nonzero(ids)
+        at = ids[ys, xs]
+        low, high = np.zeros((2, count), np.int64), np.full((2, count), -1, np.int64)
+        low[:, 1:] = np.iinfo(np.int64).max
+        for axis, coordinates in enumerate((xs, ys)):
+            np.minimum.at(low[axis], at, coordinates)
+            np.maximum.at(high[axis], at, coordinates)
+        return np.stack([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1], axis=1)
+    flat = ids.astype(np.int64)
+    rows = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
+    columns = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
+    rows, columns = rows.reshape(height, count) > 0, columns.reshape(width, count) > 0
+    top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
+    left, right = columns.argmax(axis=0), width - 1 - columns[::-1].argmax(axis=0)
+    return np.stack([left, top, right - left + 1, bottom - top + 1], axis=1)
 
 
-def _dominant(component_ids: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """Per component (0..count-1), the most frequent value among its pixels; -1 where it has none."""
-    if component_ids.size == 0:
-        return np.full(count, _NO_CLASS, np.int64)
-    table = np.bincount(component_ids.astype(np.int64) * 256 + values, minlength=count * 256).reshape(count, 256)
-    return np.where(table.any(axis=1), table.argmax(axis=1), _NO_CLASS)
-
-
-def _rows(area: np.ndarray, boxes: np.ndarray, image: int, class_id: int, image_pixels: int, **columns) -> dict:
+def _rows(area: np.ndarray, boxes: np.ndarray, image: int, class_id: np.ndarray, image_pixels: int, **columns) -> dict:
     n = len(area)
     return {
         "image": np.full(n, image, np.int64),
-        "class_id": np.full(n, class_id, np.int64),
+        "class_id": class_id.astype(np.int64),
         "area": area.astype(np.int64),
         "image_pixels": np.full(n, image_pixels, np.int64),
         **{name: boxes[:, i].astype(np.int64) for i, name in enumerate(("x", "y", "w", "h"))},
@@ -183,54 +210,55 @@ def find_objects(
 ) -> tuple[ObjectTable, BlobTable]:
     """The ground-truth objects and false blobs of one image (uint8 (H, W) prediction and mask).
 
-    One connected-component pass per class present, counted with ``np.bincount``.
+    Every class is labelled into one id map for the ground truth and one for the prediction, then
+    areas, hits, boxes and the touching pairs come from a few ``np.bincount`` over the whole image.
     """
-    full_pred = np.ascontiguousarray(pred, np.uint8)
-    full_target = np.ascontiguousarray(target)
-    full_scored = full_target != ignore_index
-    image_pixels = int(full_target.size)
-    objects, blobs = [], []
-    for class_id in present_classes(full_pred, full_target, num_classes, ignore_index):
-        full_truth = full_target == class_id
-        full_predicted = (full_pred == class_id) & full_scored
-        # Work inside the class's bounding window: a pole or a sign then costs a few hundred pixels.
-        window = bounding_window(full_truth | full_predicted)
-        top, left = window[0].start, window[1].start
-        truth, predicted = full_truth[window], full_predicted[window]
-        pred, target = full_pred[window], full_target[window]
-        n_truth, truth_ids = _components(truth)
-        n_pred, pred_ids = _components(predicted)
-        pred_area = np.bincount(pred_ids.ravel(), minlength=n_pred)  # [0] counts the rest: never used
-        both = truth & predicted
-        truth_both, pred_both = truth_ids[both], pred_ids[both]
-        keys = truth_both.astype(np.int64) * n_pred + pred_both
-        # The (object, predicted component) pairs that touch: a count table when small, else a sort.
-        pairs = np.flatnonzero(np.bincount(keys, minlength=1)) if n_truth * n_pred <= 1 << 20 else np.unique(keys)
-        pair_truth, pair_pred = pairs // n_pred, pairs % n_pred
-        if n_truth > 1:
-            ys, xs = np.nonzero(truth)
-            truth_at = truth_ids[ys, xs]
-            area = np.bincount(truth_at, minlength=n_truth)
-            boxes = _boxes(truth_at, ys + top, xs + left, n_truth)
-            hit = np.bincount(truth_both, minlength=n_truth)
-            touching = np.bincount(pair_truth, weights=pred_area[pair_pred], minlength=n_truth)
-            missed = truth & ~predicted
-            wrong = _dominant(truth_ids[missed], pred[missed], n_truth)
-            columns = {"hit": hit[1:], "pred_area": np.rint(touching[1:]), "wrong_class": wrong[1:]}
-            objects.append(ObjectTable(**_rows(area[1:], boxes[1:], image, class_id, image_pixels, **columns)))
-        if n_pred > 1:
-            blob = np.ones(n_pred, bool)
-            blob[0] = False
-            blob[pair_pred] = False
-            if blob.any():
-                blob_ys, blob_xs = np.nonzero(blob[pred_ids])
-                blob_at = pred_ids[blob_ys, blob_xs]
-                boxes = _boxes(blob_at, blob_ys + top, blob_xs + left, n_pred)[blob]
-                under = _dominant(blob_at, target[blob_ys, blob_xs].astype(np.int64), n_pred)[blob]
-                count = int(blob.sum())
-                columns = {"hit": np.zeros(count), "pred_area": np.zeros(count), "wrong_class": under}
-                blobs.append(BlobTable(**_rows(pred_area[blob], boxes, image, class_id, image_pixels, **columns)))
-    return ObjectTable.concatenate(objects), BlobTable.concatenate(blobs)
+    pred = np.ascontiguousarray(pred, np.uint8)
+    target = np.ascontiguousarray(target)
+    scored = target != ignore_index
+    classes = present_classes(pred, target, num_classes, ignore_index)
+    truth_ids, truth_class = _label_classes(target, classes, None)
+    pred_ids, pred_class = _label_classes(pred, classes, scored)
+    n_truth, n_pred = len(truth_class), len(pred_class)
+    if n_truth == 1 and n_pred == 1:
+        return ObjectTable.empty(), BlobTable.empty()
+    image_pixels = int(target.size)
+    values = int(pred.max()) + 1
+    # Per object, the prediction's classes over its pixels: area, hit and the class predicted instead.
+    table = np.bincount((truth_ids.astype(np.int64) * values + pred).ravel(), minlength=n_truth * values)
+    table = table.reshape(n_truth, values)
+    rows = np.arange(n_truth)
+    own = np.where(truth_class < values, truth_class, 0)
+    hit = np.where(truth_class < values, table[rows, own], 0)
+    area = table.sum(axis=1)
+    wrong_table = table.copy()
+    wrong_table[rows, own] -= hit
+    wrong = np.where(wrong_table.any(axis=1), wrong_table.argmax(axis=1), _NO_CLASS)
+    pred_area = np.bincount(pred_ids.ravel(), minlength=n_pred)
+    # (object, predicted component) pairs that share a pixel, same class by construction.
+    same = (pred == target) & (pred_ids > 0)
+    keys = truth_ids[same].astype(np.int64) * n_pred + pred_ids[same]
+    pairs = np.flatnonzero(np.bincount(keys, minlength=1)) if n_truth * n_pred <= 1 << 22 else np.unique(keys)
+    pair_truth, pair_pred = pairs // n_pred, pairs % n_pred
+    touching = np.bincount(pair_truth, weights=pred_area[pair_pred], minlength=n_truth)
+    objects, blobs = ObjectTable.empty(), BlobTable.empty()
+    if n_truth > 1:
+        columns = {"hit": hit[1:], "pred_area": np.rint(touching[1:]), "wrong_class": wrong[1:]}
+        boxes = _boxes(truth_ids, n_truth)[1:]
+        objects = ObjectTable(**_rows(area[1:], boxes, image, truth_class[1:], image_pixels, **columns))
+    blob = np.ones(n_pred, bool)
+    blob[0] = False
+    blob[pair_pred] = False
+    if blob.any():
+        # The ground truth under each blob (scored pixels only, so always a class).
+        under_keys = (pred_ids.astype(np.int64) * 256 + target)[scored]
+        under_table = np.bincount(under_keys, minlength=n_pred * 256).reshape(n_pred, 256)
+        under = under_table.argmax(axis=1)[blob]
+        count = int(blob.sum())
+        columns = {"hit": np.zeros(count), "pred_area": np.zeros(count), "wrong_class": under}
+        boxes = _boxes(pred_ids, n_pred)[blob]
+        blobs = BlobTable(**_rows(pred_area[blob], boxes, image, pred_class[blob], image_pixels, **columns))
+    return objects, blobs
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -253,8 +281,8 @@ def object_summary(
     """
     if not 0 < cover <= 1:
         raise ConfigError(f"the detection threshold must be in (0, 1], got {cover}")
-    objects = objects.select(objects.area >= sizes.min_share * objects.image_pixels)
-    blobs = blobs.select(blobs.area >= sizes.min_share * blobs.image_pixels)
+    objects = objects.select(sizes.counted(objects.area, objects.image_pixels))
+    blobs = blobs.select(sizes.counted(blobs.area, blobs.image_pixels))
     detected = objects.coverage >= cover
     dice = np.where(detected, objects.dice, 0.0)
     object_bucket = sizes.bucket(objects.area, objects.image_pixels)
@@ -297,7 +325,7 @@ def object_summary(
 def missed_objects(objects: ObjectTable, *, cover: float = 0.5, sizes: SizeBuckets = SizeBuckets(),
                    largest_first: bool = False, class_id: int | None = None) -> ObjectTable:
     """The missed objects (coverage < ``cover``, specks left out), smallest or largest first."""
-    keep = (objects.coverage < cover) & (objects.area >= sizes.min_share * objects.image_pixels)
+    keep = (objects.coverage < cover) & sizes.counted(objects.area, objects.image_pixels)
     if class_id is not None:
         keep &= objects.class_id == class_id
     missed = objects.select(keep)

@@ -33,8 +33,10 @@ __all__ = [
     "DiagnosticOptions",
     "boundary_summary",
     "calibration_summary",
+    "diagnostics_deltas",
     "diagnostics_summary",
     "format_diagnostics",
+    "headline",
     "per_class_bf",
     "summarise_evaluation",
 ]
@@ -197,3 +199,46 @@ def format_diagnostics(summary: dict) -> str:
         lines.append(f"worst slice: {worst['slice']} ({worst['images']} images) mIoU {_share(worst['miou'])}, "
                      f"gap {worst['gap']:+.3f}" if worst["gap"] is not None else f"worst slice: {worst['slice']}")
     return "\n".join(lines)
+
+
+HEADLINES = {
+    "objects found (recall)": ("objects", "recall"),
+    "small objects found": ("objects", "recall_by_size", "small"),
+    "medium objects found": ("objects", "recall_by_size", "medium"),
+    "large objects found": ("objects", "recall_by_size", "large"),
+    "false blobs": ("objects", "false_blobs"),
+    "lesion-wise Dice": ("objects", "lesion_dice"),
+    "Boundary IoU": ("boundary", "mean_boundary_iou"),
+    "BF score": ("boundary", "mean_bf_score"),
+    "ECE": ("calibration", "ece"),
+    "confidently wrong share": ("confidently_wrong", "share"),
+}
+LOWER_IS_BETTER = frozenset({"false blobs", "ECE", "confidently wrong share"})
+
+
+def headline(summary: Mapping) -> dict[str, float | None]:
+    """The few numbers of a :func:`diagnostics_summary` worth comparing between models."""
+    values = {}
+    for name, path in HEADLINES.items():
+        value = summary
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        values[name] = None if value is None else float(value)
+    return values
+
+
+def diagnostics_deltas(summaries: Mapping[str, Mapping]) -> list[dict]:
+    """One row per headline: each model's value and its difference to the first (the reference)."""
+    names = list(summaries)
+    values = {name: headline(summary) for name, summary in summaries.items()}
+    rows = []
+    for metric in HEADLINES:
+        row: dict = {"diagnostic": metric, "better": "lower" if metric in LOWER_IS_BETTER else "higher"}
+        reference = values[names[0]][metric]
+        for name in names:
+            row[name] = values[name][metric]
+        for name in names[1:]:
+            value = values[name][metric]
+            row[f"Δ {name}"] = None if value is None or reference is None else value - reference
+        rows.append(row)
+    return rows

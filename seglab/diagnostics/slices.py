@@ -77,12 +77,13 @@ def builtin_slices(
 ) -> list[Slice]:
     """Sequence, brightness, class-count and rare-class slices of a split ((N, K, K[+1]) per-image confusions)."""
     truth_pixels = confusions.sum(axis=2) if len(confusions) else np.zeros((0, len(class_names)), np.int64)
-    return [
+    slices = [
         *_sequence_slices(sample_ids),
         *_brightness_slices(np.asarray(brightness, np.float64)),
         *_class_count_slices(truth_pixels),
         *_rare_class_slices(truth_pixels, class_names),
     ]
+    return [piece for piece in slices if len(piece.positions) < len(sample_ids)]  # the whole split says nothing
 
 
 def read_tags(text: str) -> dict[str, list[str]]:
