@@ -23,6 +23,7 @@ import numpy as np
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError
 from seglab.predict import DatasetEvaluation, ImageResult
+from seglab.ranking import worst_first
 from seglab.viz import boundary_mask, confusion_matrix_figure, error_map
 
 if TYPE_CHECKING:
@@ -124,9 +125,8 @@ def image_ranking(evaluation: DatasetEvaluation, exclude_class: int | None = Non
     """Every image, worst per-image mIoU first (optionally computed without ``exclude_class``); NaN last."""
     if exclude_class is None:
         return evaluation.ranking()
-    scores = np.array([image_miou(result, exclude_class) for result in evaluation.results])
-    order = np.argsort(np.nan_to_num(scores, nan=np.inf), kind="stable")
-    return [evaluation.results[i] for i in order]
+    scores = [image_miou(result, exclude_class) for result in evaluation.results]
+    return [evaluation.results[i] for i in worst_first(scores, [result.index for result in evaluation.results])]
 
 
 def class_failure_ranking(evaluation: DatasetEvaluation, class_id: int) -> list[ImageResult]:
@@ -136,8 +136,7 @@ def class_failure_ranking(evaluation: DatasetEvaluation, class_id: int) -> list[
     images where it is entirely missed.
     """
     _check_class(class_id, len(evaluation.class_names))
-    containing = [result for result in evaluation.results if not np.isnan(result.iou[class_id])]
-    return sorted(containing, key=lambda result: (float(result.iou[class_id]), result.index))
+    return [result for result in evaluation.ranking(class_id) if not np.isnan(result.iou[class_id])]
 
 
 def ranking_rows(

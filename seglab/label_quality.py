@@ -33,6 +33,7 @@ import numpy as np
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError, LabelError
 from seglab.progress import ProgressCallback
+from seglab.ranking import worst_first
 
 if TYPE_CHECKING:
     import torch
@@ -351,7 +352,8 @@ class LabelQualityReport:
 
     def ranked_images(self) -> list[ImageLabelQuality]:
         """Images worst first (lowest score; ties in dataset order)."""
-        return sorted(self.images, key=lambda image: (image.score, image.index))
+        order = worst_first([image.score for image in self.images], [image.index for image in self.images])
+        return [self.images[i] for i in order]
 
     def ranked_objects(self) -> list[ObjectQuality]:
         """Objects of at least ``min_pixels`` pixels, worst first."""

@@ -27,6 +27,7 @@ from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
 from seglab.progress import ProgressCallback
+from seglab.ranking import worst_first
 
 if TYPE_CHECKING:
     from seglab.diagnostics import Diagnostics
@@ -226,9 +227,8 @@ class DatasetEvaluation:
 
     def ranking(self, class_id: int | None = None) -> list[ImageResult]:
         """Results worst first: by image mIoU, or by one class's IoU (images without it last)."""
-        if class_id is None:
-            return sorted(self.results, key=lambda r: (np.nan_to_num(r.miou, nan=np.inf), r.index))
-        return sorted(self.results, key=lambda r: (np.nan_to_num(r.iou[class_id], nan=np.inf), r.index))
+        scores = [r.miou if class_id is None else r.iou[class_id] for r in self.results]
+        return [self.results[i] for i in worst_first(scores, [r.index for r in self.results])]
 
 
 def predict_dataset(
