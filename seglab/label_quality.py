@@ -514,14 +514,14 @@ def suspicion_picture(
 ) -> np.ndarray:
     """The image with the outlines of ``objects`` drawn and numbered (``#id score``), upscaled to
     at least ``min_side`` px so the numbers stay readable. Returns (H', W', 3) uint8 RGB."""
+    from seglab.viz import boundary_mask
+
     object_map, _, _ = label_objects(labels, ignore_index, skip_classes)
     factor = max(1, -(-min_side // max(labels.shape)))
     picture = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     chosen = np.isin(object_map, [item.object_id for item in objects]) * object_map
     chosen = cv2.resize(chosen.astype(np.int32).astype(np.float32), None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
-    kernel = np.ones((3, 3), np.uint8)
-    edges = (cv2.dilate(chosen, kernel) != cv2.erode(chosen, kernel)) & (cv2.dilate(chosen, kernel) > 0)
-    picture[cv2.dilate(edges.astype(np.uint8), kernel) > 0] = color
+    picture[boundary_mask(chosen.astype(np.int32), 2)] = color  # both sides of each outline, 2 px each
     texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
     boxes = [tuple(value * factor for value in item.bbox) for item in objects]
