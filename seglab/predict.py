@@ -70,6 +70,9 @@ def predict_probabilities(
 ) -> torch.Tensor:
     """Softmax probabilities (N, K, H, W) for a normalised batch, averaged over the TTA views.
 
+    The one forward pass of seglab: ``seglab eval``, the app's pages and the trainer's validation
+    (:meth:`seglab.train.Trainer.evaluate`) all label pixels with its argmax, so they score alike.
+
     Each scale resizes the input (bilinear), predicts, and resizes the probabilities back; with
     ``flip`` every view is also predicted mirrored and un-mirrored before averaging.
     """
@@ -78,25 +81,6 @@ def predict_probabilities(
     model.eval()
     with concurrency.inference_slot():  # sessions of one app server take turns (seglab.concurrency)
         return _averaged_views(model, batch, flip, scales, tile_size, overlap)
-
-
-def predict_batch(
-    model: torch.nn.Module,
-    batch: torch.Tensor,
-    *,
-    flip: bool = False,
-    scales: Sequence[float] = (1.0,),
-    tile_size: TileSize | None = None,
-    overlap: float = 1 / 3,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(confidence, labels)``, each (N, H, W), of a normalised batch: max and argmax of :func:`predict_probabilities`.
-
-    The one decision rule of seglab: ``seglab eval``, the app's pages and the trainer's validation
-    (:meth:`seglab.train.Trainer.evaluate`) all label pixels with it, so they score the same pixels alike.
-    """
-    probabilities = predict_probabilities(model, batch, flip=flip, scales=scales, tile_size=tile_size, overlap=overlap)
-    confidence, labels = probabilities.max(dim=1)
-    return confidence, labels
 
 
 def _averaged_views(
@@ -250,7 +234,8 @@ def predict_dataset(
     for chunk in _size_batches(dataset, indices, batch_size):
         samples = [dataset.load(i) for i in chunk]
         batch = torch.cat([image_to_tensor(image) for image, _ in samples]).to(device)
-        confidence, labels = predict_batch(model, batch, flip=flip, scales=scales, tile_size=tile_size)
+        probabilities = predict_probabilities(model, batch, flip=flip, scales=scales, tile_size=tile_size)
+        confidence, labels = probabilities.max(dim=1)
         labels_np = labels.to(torch.uint8).cpu().numpy()
         targets = np.stack([mask for _, mask in samples])
         scores = per_image_metrics(labels_np, targets, num_classes, ignore_index)

@@ -48,7 +48,7 @@ from seglab.models import build_model
 from seglab.optim import apply_lr, build_param_groups
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
-from seglab.predict import predict_batch
+from seglab.predict import predict_probabilities
 from seglab.recipe import criterion_from_config, drops_last_batch, optimizer_from_config, schedule_from_config
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
 from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
@@ -359,8 +359,8 @@ class Trainer:
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                _, labels = predict_batch(self.model, images)  # the pixels' labels as `seglab eval` decides them
-            matrix.update(labels, targets.to(self.device))
+                probabilities = predict_probabilities(self.model, images)  # the forward pass of `seglab eval`
+            matrix.update(probabilities.argmax(dim=1), targets.to(self.device))
         matrix.all_reduce()  # sums the shards; a no-op in a single process
         return matrix.compute(background_index=self.label_map.background_index)
 
