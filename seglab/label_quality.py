@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from seglab.components import component_boxes, label_components
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError, LabelError
 from seglab.progress import ProgressCallback
@@ -169,17 +170,12 @@ def label_objects(labels: np.ndarray, ignore_index: int, skip_classes: Sequence[
         (N + 1,) class of each id (entry 0 unused, -1); (N + 1, 4) boxes ``x0, y0, x1, y1`` (end
         exclusive). Numbering is deterministic: classes in increasing order, then OpenCV's raster order.
     """
-    object_map = np.zeros(labels.shape, dtype=np.int32)
-    classes, boxes = [-1], [(0, 0, 0, 0)]
-    for class_id in np.unique(labels):
-        if class_id == ignore_index or class_id in skip_classes:
-            continue
-        count, components, stats, _ = cv2.connectedComponentsWithStats((labels == class_id).astype(np.uint8), connectivity=8)
-        inside = components > 0
-        object_map[inside] = components[inside] + (len(classes) - 1)
-        classes += [int(class_id)] * (count - 1)
-        boxes += [(x, y, x + width, y + height) for x, y, width, height in stats[1:, :4].tolist()]
-    return object_map, np.asarray(classes, dtype=np.int64), np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    kept = [int(class_id) for class_id in np.unique(labels) if class_id != ignore_index and class_id not in skip_classes]
+    object_map, classes = label_components(labels, kept, window=False)  # the ids label-quality reports have shown
+    boxes = component_boxes(object_map, len(classes))
+    boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
+    boxes[0] = 0
+    return object_map, classes, boxes.astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from seglab.atomic_files import load_npz, save_npz_atomic
 from seglab.cache_write import write_cache
+from seglab.components import label_components
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
 from seglab.progress import ProgressCallback
@@ -252,7 +252,7 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
         colours = unknown_counts.get(dataset.ids[index], 0) if unknown_counts is not None else 0
         histogram = np.bincount(mask.ravel(), minlength=256)
         counts = histogram[:num_classes]
-        areas = [_component_areas(mask == class_id) for class_id in np.flatnonzero(counts)]
+        areas = _component_areas(mask, np.flatnonzero(counts))
         void = int(histogram[ignore_index]) if ignore_index < histogram.size else 0
         return counts, void, mask.shape[:2], areas, colours
 
@@ -290,9 +290,11 @@ def load_mask(dataset: SegmentationDataset, index: int) -> np.ndarray:
     return dataset.load(index)[1]
 
 
-def _component_areas(binary: np.ndarray) -> np.ndarray:
-    count, _, component_stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
-    return component_stats[1:count, cv2.CC_STAT_AREA].astype(np.int64)
+def _component_areas(mask: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    """Per class of ``classes`` (each present in ``mask``), the pixel areas of its connected components."""
+    ids, owner = label_components(mask, classes.tolist())
+    areas = np.bincount(ids.ravel(), minlength=len(owner)).astype(np.int64)
+    return [areas[owner == class_id] for class_id in classes]
 
 
 # -- cache -------------------------------------------------------------------------------------------
