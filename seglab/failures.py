@@ -45,7 +45,6 @@ __all__ = [
     "image_miou",
     "image_ranking",
     "label_shares",
-    "mask_loader",
     "ranking_rows",
     "region_mask",
     "top_confusions",
@@ -326,12 +325,6 @@ def cell_picture(
     return picture
 
 
-def mask_loader(dataset: SegmentationDataset) -> TargetsLoader:
-    """``index -> ground truth`` reading only the mask when the dataset can (folder layouts), else both."""
-    load_mask = getattr(dataset, "load_mask", None)
-    return load_mask if callable(load_mask) else (lambda index: dataset.load(index)[1])
-
-
 def cell_gallery(
     evaluation: DatasetEvaluation,
     dataset: SegmentationDataset,
@@ -343,7 +336,7 @@ def cell_gallery(
     max_side: int | None = 240,
 ) -> tuple[CellRanking, list[np.ndarray]]:
     """:func:`cell_ranking` over a split plus :func:`cell_picture` thumbnails of its first ``limit`` images."""
-    ranking = cell_ranking(evaluation.results, mask_loader(dataset), gt_class, pred_class, region=region, width=width,
+    ranking = cell_ranking(evaluation.results, dataset.load_mask, gt_class, pred_class, region=region, width=width,
                            ignore_index=dataset.ignore_index)  # fmt: skip
     results = {result.index: result for result in evaluation.results}
     pictures = []

@@ -248,7 +248,7 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
     object_class, object_area, object_image = [], [], []
 
     def scan_one(index: int) -> tuple[np.ndarray, int, tuple[int, int], list[np.ndarray], int]:
-        mask = load_mask(dataset, index)
+        mask = dataset.load_mask(index)
         colours = unknown_counts.get(dataset.ids[index], 0) if unknown_counts is not None else 0
         histogram = np.bincount(mask.ravel(), minlength=256)
         counts = histogram[:num_classes]
@@ -280,14 +280,6 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
         object_image=np.concatenate(object_image) if object_image else empty,
         unknown_colour_pixels=unknown,
     )
-
-
-def load_mask(dataset: SegmentationDataset, index: int) -> np.ndarray:
-    """The mask of one sample, through the dataset's mask-only fast path when it has one."""
-    loader = getattr(dataset, "load_mask", None)
-    if loader is not None:
-        return loader(index)
-    return dataset.load(index)[1]
 
 
 def _component_areas(mask: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
