@@ -39,6 +39,7 @@ import torch
 
 from seglab.errors import ConfigError, LabelError
 from seglab.json_values import json_number
+from seglab.ranking import worst_first
 
 __all__ = [
     "ClassCounts",
@@ -612,7 +613,8 @@ class PerImageMetrics:
         """Image indices sorted by ``metric`` ("miou" or "pixel_acc"), lowest first, NaN last."""
         if metric not in ("miou", "pixel_acc"):
             raise ConfigError(f"can rank images by 'miou' or 'pixel_acc', not {metric!r}")
-        return np.argsort(getattr(self, metric), kind="stable")
+        scores = getattr(self, metric)
+        return worst_first(scores, np.arange(len(scores)))
 
 
 def per_image_metrics(pred: LabelArray, target: LabelArray, num_classes: int,
