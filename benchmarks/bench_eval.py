@@ -85,6 +85,7 @@ def compare(name: str, checkpoint: Path, dataset, repeats: int, batch_size: int)
     source = CheckpointSource(checkpoint)
     runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     evaluation = None
+
     def evaluate(diagnose: bool) -> object:
         return evaluate_source(source, dataset, use_cache=False, batch_size=batch_size, diagnose=diagnose)
 
@@ -96,14 +97,22 @@ def compare(name: str, checkpoint: Path, dataset, repeats: int, batch_size: int)
     plain_wall, plain_cpu = (min(values) for values in zip(*runs[False], strict=True))
     full_wall, full_cpu = (min(values) for values in zip(*runs[True], strict=True))
     count = len(dataset)
-    print(f"\n{name}: {count} images of {dataset.load(0)[1].shape[1]}x{dataset.load(0)[1].shape[0]}, "
-          f"checkpoint {checkpoint.name}, best of {repeats}")
-    print(f"  plain evaluation        wall {plain_wall:7.2f} s ({plain_wall / count * 1000:6.1f} ms/img)   "
-          f"cpu {plain_cpu:7.2f} s")
-    print(f"  with diagnostics        wall {full_wall:7.2f} s ({full_wall / count * 1000:6.1f} ms/img)   "
-          f"cpu {full_cpu:7.2f} s")
-    print(f"  overhead                wall {full_wall / plain_wall - 1:+7.1%}                        "
-          f"cpu {full_cpu / plain_cpu - 1:+7.1%}   (issue 14 budget: +25%)")
+    print(
+        f"\n{name}: {count} images of {dataset.load(0)[1].shape[1]}x{dataset.load(0)[1].shape[0]}, "
+        f"checkpoint {checkpoint.name}, best of {repeats}"
+    )
+    print(
+        f"  plain evaluation        wall {plain_wall:7.2f} s ({plain_wall / count * 1000:6.1f} ms/img)   "
+        f"cpu {plain_cpu:7.2f} s"
+    )
+    print(
+        f"  with diagnostics        wall {full_wall:7.2f} s ({full_wall / count * 1000:6.1f} ms/img)   "
+        f"cpu {full_cpu:7.2f} s"
+    )
+    print(
+        f"  overhead                wall {full_wall / plain_wall - 1:+7.1%}                        "
+        f"cpu {full_cpu / plain_cpu - 1:+7.1%}   (issue 14 budget: +25%)"
+    )
     return evaluation
 
 
@@ -119,8 +128,10 @@ def breakdown(evaluation, dataset) -> None:
         "objects + false blobs": lambda p, m, c: find_objects(p, m, k, ignore),
         f"boundary IoU (band {band} px)": lambda p, m, c: boundary_counts(p, m, k, ignore, band),
         f"BF score (tolerance {tolerance} px)": lambda p, m, c: boundary_f1(p, m, k, ignore, tolerance),
-        "calibration + confidently wrong": lambda p, m, c: (calibration_counts(p, m, c, k, ignore),
-                                                             wrong_confidence_histogram(p, m, c, ignore)),
+        "calibration + confidently wrong": lambda p, m, c: (
+            calibration_counts(p, m, c, k, ignore),
+            wrong_confidence_histogram(p, m, c, ignore),
+        ),
     }
     print("  diagnostics alone, CPU ms per image:")
     for name, part in parts.items():

@@ -66,28 +66,44 @@ with objects_tab:
     st.markdown(WHY_LESION_DICE)
     sizes = objects["sizes"]
     if sizes:
-        st.caption(f"Sizes: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}; "
-                   f"{sizes['ignored']} are left out.")
-    rows = [{"class": name, **{k: v for k, v in row.items()}} for name, row in objects["per_class"].items()]
-    table = pd.DataFrame(rows)
-    scores = {column: SCORE for column in table.columns if "recall" in column or column == "lesion_dice"}
+        st.caption(
+            f"Sizes: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}; "
+            f"{sizes['ignored']} are left out."
+        )
+    # The split IoU of each class beside its lesion-wise Dice: the sentence above, per class.
+    rows = [
+        {"class": name, "IoU": metrics.iou[class_id], **row}
+        for class_id, (name, row) in enumerate(objects["per_class"].items())
+    ]
+    table = pd.DataFrame(rows).rename(columns=lambda column: column.replace("_", " "))
+    scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
     st.dataframe(table, hide_index=True, column_config=scores)
     st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
     st.subheader("Missed objects")
     left, right = st.columns(2)
-    class_id = left.selectbox("Class", [None, *range(len(names))], key="diagnostics_missed_class",
-                              format_func=lambda c: "every class" if c is None else names[c])
+    class_id = left.selectbox(
+        "Class",
+        [None, *range(len(names))],
+        key="diagnostics_missed_class",
+        format_func=lambda c: "every class" if c is None else names[c],
+    )
     largest = right.radio("Order", ["smallest first", "largest first"], horizontal=True) == "largest first"
     with ui.guard("Cropping the missed objects"):
         count, gallery = ui.missed_objects(path, spec, class_id, cover, largest, GALLERY_SIZE)
-        st.caption(f"{count:,} objects missed; the first {len(gallery)}: image | ground truth | prediction, "
-                   "the object's class outlined in yellow.")
+        st.caption(
+            f"{count:,} objects missed; the first {len(gallery)}: image | ground truth | prediction, "
+            "the object's class outlined in yellow."
+        )
         for start in range(0, len(gallery), 3):
             row = enumerate(gallery[start : start + 3], start)
             for column, (position, (info, picture)) in zip(st.columns(3), row, strict=False):
-                column.image(picture, width="stretch", output_format="PNG",
-                             caption=f"{info.sample_id}: {info.class_name}, {info.area:,} px, {info.coverage:.0%} "
-                                     f"found, predicted as {info.predicted_instead}")
+                column.image(
+                    picture,
+                    width="stretch",
+                    output_format="PNG",
+                    caption=f"{info.sample_id}: {info.class_name}, {info.area:,} px, {info.coverage:.0%} "
+                    f"found, predicted as {info.predicted_instead}",
+                )
                 with column:
                     open_in_inspect(info.sample_id, f"diagnostics_missed_{position}")
 
@@ -101,8 +117,10 @@ with boundary_tab:
     biou = np.array([np.nan if v is None else v for v in boundary["boundary_iou"].values()])
     bf = np.array([np.nan if v is None else v for v in boundary["bf_score"].values()])
     st.plotly_chart(boundary_figure(metrics.iou, biou, bf, names), key="diagnostics_boundary")
-    st.caption("Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
-               "confusion into the band along ground-truth edges and the interior.")
+    st.caption(
+        "Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
+        "confusion into the band along ground-truth edges and the interior."
+    )
     st.page_link("pages/failures.py", label="Open Inspect", icon=":material/search:")
 
 with calibration_tab:
@@ -119,16 +137,25 @@ with calibration_tab:
         )
         left, right = st.columns(2)
         with left:
-            per_class = pd.DataFrame({"predicted class": list(calibration["ece_per_class"]),
-                                      "ECE": list(calibration["ece_per_class"].values())})
+            per_class = pd.DataFrame(
+                {
+                    "predicted class": list(calibration["ece_per_class"]),
+                    "ECE": list(calibration["ece_per_class"].values()),
+                }
+            )
             st.dataframe(per_class, hide_index=True, column_config={"ECE": SCORE})
         with right:
             worst = pd.DataFrame(wrong["worst_images"])
             if worst.empty:
                 st.caption("No confidently wrong pixel.")
             else:
-                event = st.dataframe(worst, hide_index=True, on_select="rerun", selection_mode="single-row",
-                                     key="diagnostics_wrong_table")
+                event = st.dataframe(
+                    worst,
+                    hide_index=True,
+                    on_select="rerun",
+                    selection_mode="single-row",
+                    key="diagnostics_wrong_table",
+                )
                 chosen = list(event.selection.rows) if event else []
                 if chosen:
                     open_in_inspect(str(worst["id"].iloc[chosen[0]]), "diagnostics_open_wrong")
@@ -150,15 +177,31 @@ with slices_tab:
         if not slice_rows:
             st.info("No slice for this split: add tags to see some.")
         else:
-            table = pd.DataFrame([{
-                "slice": row["slice"], "images": row["images"], "mIoU": row["miou"], "gap": row["gap"],
-                **{f"IoU {name}": value for name, value in row["iou"].items()},
-            } for row in slice_rows])
-            st.caption(f"mIoU per slice against the whole split ({metrics.miou:.3f}), worst gap first; "
-                       "click a row to list its images.")
+            table = pd.DataFrame(
+                [
+                    {
+                        "slice": row["slice"],
+                        "images": row["images"],
+                        "mIoU": row["miou"],
+                        "gap": row["gap"],
+                        **{f"IoU {name}": value for name, value in row["iou"].items()},
+                    }
+                    for row in slice_rows
+                ]
+            )
+            st.caption(
+                f"mIoU per slice against the whole split ({metrics.miou:.3f}), worst gap first; "
+                "click a row to list its images."
+            )
             formats = {column: SCORE for column in table.columns if column not in ("slice", "images")}
-            event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                                 column_config=formats, key="diagnostics_slices_table")
+            event = st.dataframe(
+                table,
+                hide_index=True,
+                on_select="rerun",
+                selection_mode="single-row",
+                column_config=formats,
+                key="diagnostics_slices_table",
+            )
             chosen = list(event.selection.rows) if event else []
             if chosen:
                 ids = slice_rows[chosen[0]]["ids"]

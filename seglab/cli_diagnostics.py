@@ -19,12 +19,24 @@ def add_diagnostics_arguments(parser: argparse.ArgumentParser) -> None:
     """``--tags``, ``--detect-threshold``, ``--small-object``, ``--confident`` for ``seglab eval``."""
     group = parser.add_argument_group("diagnostics (objects, boundaries, calibration, slices)")
     group.add_argument("--tags", metavar="CSV", help="per-image tags, rows 'id,tag': one slice per tag in the report")
-    group.add_argument("--detect-threshold", type=float, default=0.5,
-                       help="share of an object's pixels predicted right for it to count as found (default: 0.5)")
-    group.add_argument("--small-object", type=float, default=SizeBuckets.small,
-                       help="objects under this share of the image are 'small' (default: 0.01)")
-    group.add_argument("--confident", type=float, default=0.9,
-                       help="'confidently wrong' means wrong with at least this confidence (default: 0.9)")
+    group.add_argument(
+        "--detect-threshold",
+        type=float,
+        default=0.5,
+        help="share of an object's pixels predicted right for it to count as found (default: 0.5)",
+    )
+    group.add_argument(
+        "--small-object",
+        type=float,
+        default=SizeBuckets.small,
+        help="objects under this share of the image are 'small' (default: 0.01)",
+    )
+    group.add_argument(
+        "--confident",
+        type=float,
+        default=0.9,
+        help="'confidently wrong' means wrong with at least this confidence (default: 0.9)",
+    )
 
 
 def diagnostics_options(args: argparse.Namespace) -> DiagnosticOptions:

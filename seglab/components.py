@@ -47,7 +47,7 @@ def label_components(
         # Labels only: OpenCV's WithStats variant is ~10x slower; areas and boxes are counted with numpy instead.
         count, component = cv2.connectedComponents(inside.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
         np.add(component, total, out=component, where=inside)
-        ids[region] += component  # classes never overlap: the other pixels add 0
+        ids[region] += np.asarray(component, np.int32)  # classes never overlap: the other pixels add 0
         owner.append(np.full(count - 1, class_id, np.int64))
         total += count - 1
     return ids, np.concatenate(owner)
@@ -66,9 +66,9 @@ def component_boxes(ids: np.ndarray, count: int) -> np.ndarray:
             np.maximum.at(high[axis], at, coordinates)
         return np.stack([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1], axis=1)
     flat = ids.astype(np.int64)
-    rows = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
-    columns = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
-    rows, columns = rows.reshape(height, count) > 0, columns.reshape(width, count) > 0
+    row_counts = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
+    column_counts = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
+    rows, columns = row_counts.reshape(height, count) > 0, column_counts.reshape(width, count) > 0
     top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
     left, right = columns.argmax(axis=0), width - 1 - columns[::-1].argmax(axis=0)
     return np.stack([left, top, right - left + 1, bottom - top + 1], axis=1)

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -115,7 +115,8 @@ def _mapping_key(mapping: ClassMapping | Mapping[str, Any] | None) -> str:
     if mapping is None:
         return ""
     if hasattr(mapping, "is_identity"):
-        return "" if mapping.is_identity else mapping.key()
+        declared = cast("ClassMapping", mapping)
+        return "" if declared.is_identity else declared.key()
     return json.dumps(dict(mapping), sort_keys=True, default=str)
 
 
@@ -318,7 +319,7 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
         "other_label": evaluation.other_label, "has_probabilities": evaluation.has_probabilities,
         "source": evaluation.source, "notes": evaluation.notes,
     }
-    arrays = {
+    arrays: dict[str, Any] = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
         "confusion": np.stack([r.confusion for r in results]) if results else np.zeros((0, 0, 0), np.int64),
     }

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from seglab.predict import DatasetEvaluation
 
 __all__ = [
+    "UNCERTAINTIES",
     "MissedObject",
     "boundary_figure",
+    "confidently_wrong_map",
     "missed_object_gallery",
     "object_crop",
     "object_recall_figure",
     "reliability_figure",
+    "uncertainty",
 ]
 
 _OUTLINE = (255, 221, 0)
@@ -84,6 +87,7 @@ def boundary_figure(iou: np.ndarray, boundary_iou: np.ndarray, bf: np.ndarray, c
 
 def object_recall_figure(per_class: Mapping[str, Mapping], class_names: list[str]) -> go.Figure:
     """Per class: share of ground-truth objects found, by size bucket (no bar: no object of that size)."""
+
     def recall(name: str, bucket: str) -> float:
         value = per_class[name][f"recall_{bucket}"]
         return np.nan if value is None else value
@@ -169,3 +173,33 @@ def missed_object_gallery(
         )
         pictures.append((info, picture))
     return len(missed), pictures
+
+
+UNCERTAINTIES = ("entropy", "margin")
+
+
+def uncertainty(probabilities: np.ndarray, kind: str = "entropy") -> np.ndarray:
+    """(H, W) uncertainty in [0, 1] of (K, H, W) probabilities: entropy / log K, or 1 - (top-1 - top-2) margin."""
+    if kind not in UNCERTAINTIES:
+        raise ValueError(f"uncertainty must be one of {', '.join(UNCERTAINTIES)}, got {kind!r}")
+    probabilities = np.asarray(probabilities, np.float32)
+    classes = probabilities.shape[0]
+    if kind == "entropy":
+        entropy = -(probabilities * np.log(np.clip(probabilities, 1e-12, 1))).sum(axis=0)
+        return np.clip(entropy / np.log(max(classes, 2)), 0, 1)
+    if classes < 2:
+        return np.zeros(probabilities.shape[1:], np.float32)
+    second, first = np.partition(probabilities, classes - 2, axis=0)[-2:]
+    return np.clip(1 - (first - second), 0, 1)
+
+
+def confidently_wrong_map(
+    image: np.ndarray, pred: np.ndarray, target: np.ndarray, confidence: np.ndarray, ignore_index: int, threshold: float
+) -> np.ndarray:
+    """The image dimmed, wrong pixels with confidence >= ``threshold`` in red, other wrong pixels in orange."""
+    wrong = (target != ignore_index) & (pred != target)
+    confident = wrong & (confidence.astype(np.float32) >= threshold)
+    picture = (np.asarray(image, np.float32) * 0.45 + 255 * 0.55 * 0.3).astype(np.uint8)
+    picture[wrong & ~confident] = (255, 170, 60)
+    picture[confident] = (220, 20, 60)
+    return picture

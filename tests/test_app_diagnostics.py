@@ -8,23 +8,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.evaluation import evaluate_checkpoint
+from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch)."""
-    from seglab.config import TrainConfig
-    from seglab.train import train
-
+def runs_dir(tmp_path_factory, tiny_runs) -> Path:
+    """A runs folder holding one tiny Shapes checkpoint (the session's shared run)."""
     runs = tmp_path_factory.mktemp("diagnostics") / "runs"
-    train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, data=SHAPES), out_dir=runs / "a")
+    tiny_runs.copy_to(runs / "a")
     return runs
 
 
@@ -61,7 +58,9 @@ def test_headline_numbers_are_the_library_s(app, runs_dir):
     assert shown["Objects found"] == f"{expected['objects']['recall']:.3f}"
     objects_table = app.dataframe[0].value
     assert list(objects_table["class"]) == list(expected["objects"]["per_class"])
-    assert list(objects_table["objects"]) == [row["objects"] for row in expected["objects"]["per_class"].values()]
+    per_class = expected["objects"]["per_class"].values()
+    assert list(objects_table["objects"]) == [row["objects"] for row in per_class]
+    assert list(objects_table["lesion dice"]) == pytest.approx([row["lesion_dice"] for row in per_class], nan_ok=True)
     assert len(app.get("plotly_chart")) >= 3  # recall by size, boundary bars, reliability diagram
 
 
@@ -88,3 +87,26 @@ def test_slices_table_lists_builtin_slices(app, runs_dir):
     expected = library_summary(runs_dir, SHAPES)["slices"]
     table = next(frame.value for frame in app.dataframe if "gap" in frame.value.columns)
     assert list(table["slice"]) == [row["slice"] for row in expected]
+
+
+@pytest.mark.parametrize("view", ["confidently wrong", "entropy", "margin"])
+def test_inspect_shows_the_uncertainty_views(runs_dir, monkeypatch, view):
+    at = open_page(runs_dir, SHAPES, monkeypatch)
+    at.switch_page("pages/failures.py").run()
+    next(radio for radio in at.radio if radio.label == "Hover view").set_value(view).run()
+    assert not at.exception, at.exception
+    captions = " ".join(caption.value for caption in at.caption)
+    expected = {"confidently wrong": "Red: wrong with confidence", "entropy": "Entropy", "margin": "top-2"}
+    assert expected[view] in captions
+
+
+def test_inspect_shows_the_image_s_bf_score(runs_dir, monkeypatch):
+    import numpy as np
+
+    at = open_page(runs_dir, SHAPES, monkeypatch)
+    at.switch_page("pages/failures.py").run()
+    shown = {metric.label: metric.value for metric in at.metric}
+    evaluation = evaluate_checkpoint(runs_dir / "a" / "best.pt", build_dataset(SHAPES.with_split("val")))
+    sample = at.session_state[ui.SAMPLE_KEY]
+    position = next(i for i, result in enumerate(evaluation.results) if result.sample_id == sample)
+    assert shown["BF score"] == f"{np.nanmean(evaluation.diagnostics.bf[position]):.3f}"

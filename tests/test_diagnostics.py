@@ -75,14 +75,20 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
     target[5, 5] = target[6, 6] = 1  # diagonal neighbours: one object
     objects, _ = find_objects(target, target, 2, VOID)
     assert sorted(objects.select(objects.class_id == 1).area.tolist()) == [2]
-    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0.001, min_pixels=1))  # 2 px < 2.5 px: a speck
+    summary = object_summary(
+        objects,
+        objects.select(np.zeros(len(objects), bool)),
+        ["a", "b"],
+        sizes=SizeBuckets(min_share=0.001, min_pixels=1),
+    )  # 2 px < 2.5 px: a speck
     assert summary["per_class"]["b"]["objects"] == 0
-    summary = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                             sizes=SizeBuckets(min_share=0, min_pixels=3))  # 2 px < 3 px: a speck too
+    summary = object_summary(
+        objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"], sizes=SizeBuckets(min_share=0, min_pixels=3)
+    )  # 2 px < 3 px: a speck too
     assert summary["per_class"]["b"]["objects"] == 0
-    kept = object_summary(objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"],
-                          sizes=SizeBuckets(min_share=0, min_pixels=2))
+    kept = object_summary(
+        objects, objects.select(np.zeros(len(objects), bool)), ["a", "b"], sizes=SizeBuckets(min_share=0, min_pixels=2)
+    )
     assert kept["per_class"]["b"]["objects"] == 1
     with pytest.raises(ConfigError):
         SizeBuckets(small=0.2, large=0.1)
@@ -91,7 +97,7 @@ def test_objects_use_eight_connectivity_and_skip_specks() -> None:
 # -- boundaries ----------------------------------------------------------------------------------
 def _square(shift: int = 0) -> np.ndarray:
     mask = np.zeros((10, 10), np.uint8)
-    mask[3:7, 3 + shift:7 + shift] = 1
+    mask[3:7, 3 + shift : 7 + shift] = 1
     return mask
 
 
@@ -259,3 +265,22 @@ def test_deltas_between_two_models() -> None:
     assert rows["false blobs"]["Δ B"] == -3 and rows["false blobs"]["better"] == "lower"
     assert rows["ECE"]["Δ B"] == pytest.approx(0.2)
     assert rows["small objects found"]["Δ B"] is None and rows["Boundary IoU"]["A"] is None
+
+
+def test_uncertainty_and_confidently_wrong_pictures() -> None:
+    from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
+
+    probabilities = np.zeros((4, 1, 3), np.float32)
+    probabilities[:, 0, 0] = 0.25  # uniform: as unsure as it gets
+    probabilities[2, 0, 1] = 1.0  # certain
+    probabilities[:2, 0, 2] = 0.5  # torn between two classes
+    assert uncertainty(probabilities, "entropy") == pytest.approx(np.array([[1.0, 0.0, 0.5]]), abs=1e-5)
+    assert uncertainty(probabilities, "margin") == pytest.approx(np.array([[1.0, 0.0, 1.0]]), abs=1e-5)
+    with pytest.raises(ValueError):
+        uncertainty(probabilities, "variance")
+    target = np.array([[0, 1, 2, VOID]], np.uint8)
+    pred = np.array([[0, 2, 0, 1]], np.uint8)
+    confidence = np.array([[0.99, 0.95, 0.5, 0.99]], np.float16)
+    picture = confidently_wrong_map(np.zeros((1, 4, 3), np.uint8), pred, target, confidence, VOID, 0.9)
+    assert picture[0, 1].tolist() == [220, 20, 60] and picture[0, 2].tolist() == [255, 170, 60]
+    assert picture[0, 0].tolist() == picture[0, 3].tolist()  # right, and void: just the dimmed image

@@ -36,8 +36,12 @@ def test_evaluation_carries_diagnostics_and_caches_them(tmp_path, dataset, monke
     # Every scored pixel is binned once for calibration.
     scored = sum(int(r.confusion.sum()) for r in first.results)
     assert diagnostics.calibration[..., 0].sum() == scored
-    summary = diagnostics_summary(diagnostics, first.class_names, [r.sample_id for r in first.results],
-                                  np.stack([r.confusion for r in first.results]))
+    summary = diagnostics_summary(
+        diagnostics,
+        first.class_names,
+        [r.sample_id for r in first.results],
+        np.stack([r.confusion for r in first.results]),
+    )
     json.dumps(summary, allow_nan=False)
 
     monkeypatch.setattr(evaluation_module, "load_checkpoint", lambda *a, **k: pytest.fail("cache not used"))
@@ -69,3 +73,20 @@ def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, datas
     with pytest.raises(RuntimeError, match="diagnostics broke"):
         evaluate_checkpoint(write_checkpoint(tmp_path / "best.pt"), dataset, batch_size=1)
     assert not (tmp_path / "cache" / "evaluations").exists() or not any((tmp_path / "cache" / "evaluations").iterdir())
+
+
+def test_ground_truth_as_predictions_finds_every_object_with_perfect_outlines(tmp_path):
+    from seglab.data.shapes import ShapesConfig, ShapesDataset
+    from seglab.diagnostics.report import summarise_evaluation
+    from seglab.evaluation import evaluate_source
+    from seglab.sources import PredictionFolderSource
+    from tests.test_sources_folder import write_masks
+
+    shapes = ShapesDataset("val", ShapesConfig(train_size=1, val_size=5, image_size=40, seed=3))
+    evaluation = evaluate_source(PredictionFolderSource(write_masks(tmp_path / "gt", shapes)), shapes)
+    summary = summarise_evaluation(evaluation)
+    objects, boundary = summary["objects"], summary["boundary"]
+    assert objects["objects"] > 0 and objects["recall"] == 1.0 and objects["lesion_dice"] == 1.0
+    assert objects["false_blobs"] == 0
+    assert boundary["mean_boundary_iou"] == 1.0 and boundary["mean_bf_score"] == 1.0
+    assert not summary["calibration"]["available"] and summary["calibration"]["ece"] is None  # labels only

@@ -138,7 +138,8 @@ def score_with_sources(kind: str, path: Path, dataset: SegmentationDataset) -> n
     description = SourceDescription(kind=kind, path=Path(path).resolve())
     try:
         with description.open(isolated=False) as source:
-            evaluation = evaluate_source(source, dataset, use_cache=False)
+            # Only the score counts here (and the hidden labels stay hidden): no diagnostics.
+            evaluation = evaluate_source(source, dataset, use_cache=False, diagnose=False)
     except SourceError as error:
         raise ScoringError(str(error).replace(str(Path(path).resolve()), "the model file")) from None
     confusions = np.stack([result.confusion for result in evaluation.results])

@@ -103,8 +103,8 @@ class DiagnosticsAccumulator:
     _wrong: list[np.ndarray] = field(default_factory=list)
     _brightness: list[float] = field(default_factory=list)
     _widths: list[tuple[int, int]] = field(default_factory=list)
-    _boundary: np.ndarray | None = None
-    _calibration: np.ndarray | None = None
+    _boundary: np.ndarray = field(init=False)
+    _calibration: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self._boundary = np.zeros((3, self.num_classes), np.int64)

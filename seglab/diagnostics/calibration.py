@@ -37,7 +37,8 @@ _EDGES = torch.linspace(0, 1, CONFIDENCE_BINS + 1, dtype=torch.float32).numpy()
 # Cached confidence is float16: one table lookup per pixel gives torchmetrics' bin of every float16 value.
 _HALF_BINS = np.clip(
     np.searchsorted(_EDGES, np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32), side="right") - 1,
-    0, CONFIDENCE_BINS,
+    0,
+    CONFIDENCE_BINS,
 ).astype(np.int64)
 
 

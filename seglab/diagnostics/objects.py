@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,10 +23,17 @@ from seglab.components import component_boxes, label_components
 from seglab.errors import ConfigError
 
 __all__ = [
-    "SIZE_BUCKETS", "BlobTable", "ObjectTable", "SizeBuckets", "find_objects", "missed_objects", "object_summary",
+    "SIZE_BUCKETS",
+    "BlobTable",
+    "ObjectTable",
+    "SizeBuckets",
+    "find_objects",
+    "missed_objects",
+    "object_summary",
 ]
 
 SIZE_BUCKETS = ("small", "medium", "large")
+Table = TypeVar("Table", bound="ObjectTable")
 _NO_CLASS = -1  # wrong_class of an object whose every pixel was predicted right
 
 
@@ -101,11 +109,11 @@ class ObjectTable:
         return 2 * self.hit / np.maximum(self.area + self.pred_area, 1)
 
     @classmethod
-    def empty(cls) -> ObjectTable:
+    def empty(cls: type[Table]) -> Table:
         return cls(**{f.name: np.zeros(0, np.int64) for f in fields(cls)})
 
     @classmethod
-    def concatenate(cls, tables: Sequence[ObjectTable]) -> ObjectTable:
+    def concatenate(cls: type[Table], tables: Sequence[Table]) -> Table:
         if not tables:
             return cls.empty()
         return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
@@ -114,10 +122,10 @@ class ObjectTable:
         return {f"{prefix}{f.name}": getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_arrays(cls, arrays, prefix: str) -> ObjectTable:
+    def from_arrays(cls: type[Table], arrays: Any, prefix: str) -> Table:
         return cls(**{f.name: np.asarray(arrays[f"{prefix}{f.name}"], np.int64) for f in fields(cls)})
 
-    def select(self, keep: np.ndarray) -> ObjectTable:
+    def select(self: Table, keep: np.ndarray) -> Table:
         """The rows where ``keep`` is true (or at the given positions)."""
         return type(self)(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
@@ -267,8 +275,14 @@ def object_summary(
     }
 
 
-def missed_objects(objects: ObjectTable, *, cover: float = 0.5, sizes: SizeBuckets = SizeBuckets(),
-                   largest_first: bool = False, class_id: int | None = None) -> ObjectTable:
+def missed_objects(
+    objects: ObjectTable,
+    *,
+    cover: float = 0.5,
+    sizes: SizeBuckets = SizeBuckets(),
+    largest_first: bool = False,
+    class_id: int | None = None,
+) -> ObjectTable:
     """The missed objects (coverage < ``cover``, specks left out), smallest or largest first."""
     keep = (objects.coverage < cover) & sizes.counted(objects.area, objects.image_pixels)
     if class_id is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,7 @@ __all__ = [
     "diagnostics_summary",
     "format_diagnostics",
     "headline",
+    "image_bf_score",
     "per_class_bf",
     "summarise_evaluation",
 ]
@@ -70,6 +71,17 @@ def per_class_bf(diagnostics: Diagnostics) -> np.ndarray:
     seen = ~np.isnan(bf)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(seen.any(axis=0), np.nansum(bf, axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
+
+
+def image_bf_score(evaluation: DatasetEvaluation, result: object) -> float | None:
+    """One image's BF score averaged over its classes (``result`` one of ``evaluation.results``); None if unknown."""
+    if evaluation.diagnostics is None:
+        return None
+    position = next((i for i, other in enumerate(evaluation.results) if other is result), None)
+    if position is None:
+        return None
+    scores = evaluation.diagnostics.bf[position]
+    return float(np.nanmean(scores)) if (~np.isnan(scores)).any() else None
 
 
 def boundary_summary(diagnostics: Diagnostics, class_names: Sequence[str]) -> dict:
@@ -137,9 +149,7 @@ def diagnostics_summary(
             "available": diagnostics.has_probabilities,
             "pixels": int(wrong.sum()),
             "share": json_number(wrong.sum() / scored) if scored else None,
-            "worst_images": [
-                {"id": str(sample_ids[i]), "pixels": int(wrong[i])} for i in worst if wrong[i] > 0
-            ],
+            "worst_images": [{"id": str(sample_ids[i]), "pixels": int(wrong[i])} for i in worst if wrong[i] > 0],
         },
         "slices": [_slice_row(row, sample_ids) for row in table],
         "unknown_tag_ids": unknown[:20],
@@ -193,8 +203,12 @@ def format_diagnostics(summary: dict) -> str:
         lines.append("calibration: unavailable (the source gives labels only)")
     if summary["slices"]:
         worst = summary["slices"][0]
-        lines.append(f"worst slice: {worst['slice']} ({worst['images']} images) mIoU {_share(worst['miou'])}, "
-                     f"gap {worst['gap']:+.3f}" if worst["gap"] is not None else f"worst slice: {worst['slice']}")
+        lines.append(
+            f"worst slice: {worst['slice']} ({worst['images']} images) mIoU {_share(worst['miou'])}, "
+            f"gap {worst['gap']:+.3f}"
+            if worst["gap"] is not None
+            else f"worst slice: {worst['slice']}"
+        )
     return "\n".join(lines)
 
 
@@ -215,9 +229,9 @@ LOWER_IS_BETTER = frozenset({"false blobs", "ECE", "confidently wrong share"})
 
 def headline(summary: Mapping) -> dict[str, float | None]:
     """The few numbers of a :func:`diagnostics_summary` worth comparing between models."""
-    values = {}
+    values: dict[str, float | None] = {}
     for name, path in HEADLINES.items():
-        value = summary
+        value: Any = summary
         for key in path:
             value = value.get(key) if isinstance(value, Mapping) else None
         values[name] = None if value is None else float(value)

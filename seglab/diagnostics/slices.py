@@ -51,8 +51,10 @@ def _brightness_slices(brightness: np.ndarray) -> list[Slice]:
         return []
     order = np.argsort(brightness, kind="stable")
     names = ("darkest third", "middle third", "brightest third")
-    return [Slice(f"brightness: {name}", "brightness", tuple(sorted(int(i) for i in part)))
-            for name, part in zip(names, np.array_split(order, 3), strict=True)]
+    return [
+        Slice(f"brightness: {name}", "brightness", tuple(sorted(int(i) for i in part)))
+        for name, part in zip(names, np.array_split(order, 3), strict=True)
+    ]
 
 
 def _class_count_slices(truth_pixels: np.ndarray) -> list[Slice]:
@@ -69,8 +71,11 @@ def _rare_class_slices(truth_pixels: np.ndarray, class_names: Sequence[str]) -> 
     totals = truth_pixels.sum(axis=0)
     occurring = np.flatnonzero(totals > 0)
     rarest = occurring[np.argsort(totals[occurring], kind="stable")][:_RARE_CLASSES]
-    return [Slice(f"with {class_names[c]}", "rare class", tuple(int(i) for i in np.flatnonzero(truth_pixels[:, c] > 0)))
-            for c in rarest if 0 < (truth_pixels[:, c] > 0).sum() < len(truth_pixels)]
+    return [
+        Slice(f"with {class_names[c]}", "rare class", tuple(int(i) for i in np.flatnonzero(truth_pixels[:, c] > 0)))
+        for c in rarest
+        if 0 < (truth_pixels[:, c] > 0).sum() < len(truth_pixels)
+    ]
 
 
 def builtin_slices(
@@ -132,13 +137,15 @@ def slice_table(
         )
         iou = {str(n): json_number(v) for n, v in zip(class_names, metrics.iou, strict=False)}
         gap = metrics.miou - whole.miou
-        rows.append({
-            "slice": piece.name,
-            "kind": piece.kind,
-            "images": len(piece.positions),
-            "miou": json_number(metrics.miou),
-            "gap": json_number(gap),
-            "iou": iou,
-            "positions": list(piece.positions),
-        })
+        rows.append(
+            {
+                "slice": piece.name,
+                "kind": piece.kind,
+                "images": len(piece.positions),
+                "miou": json_number(metrics.miou),
+                "gap": json_number(gap),
+                "iou": iou,
+                "positions": list(piece.positions),
+            }
+        )
     return sorted(rows, key=lambda row: (np.inf if row["gap"] is None else row["gap"], row["slice"]))
