@@ -95,8 +95,9 @@ def save_npz_atomic(
 
     Not durable by default: these are caches, and :func:`load_npz` treats a damaged file as missing.
     """
+    entries: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **arrays}
     with atomic_write(path, "wb", durable=durable) as stream:
-        np.savez(stream, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(stream, **entries)
 
 
 def load_npz(path: str | os.PathLike, read: Callable[[dict[str, Any], Any], T]) -> T | None:

@@ -15,7 +15,9 @@ def worst_first(scores: Sequence[float] | np.ndarray, indices: Sequence[int] | n
     scores = np.asarray(scores, dtype=np.float64)
     indices = np.asarray(indices)
     if scores.shape != indices.shape or scores.ndim != 1:
-        raise ValueError(f"worst_first needs one score per index, got {scores.shape} scores and {indices.shape} indices")
+        raise ValueError(
+            f"worst_first needs one score per index, got {scores.shape} scores and {indices.shape} indices"
+        )
     undefined = np.isnan(scores)
     # lexsort's last key is the primary one: defined scores first, then the score, then the index.
     return np.lexsort((indices, np.where(undefined, 0.0, scores), undefined))
