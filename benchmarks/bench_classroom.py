@@ -116,8 +116,12 @@ def run_class(sessions: int, demo_runs: Path, workdir: Path, timeout_s: float) -
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
         "PYTHONUNBUFFERED": "1",
     }
-    options = {"--server.headless": "true", "--server.port": str(port), "--browser.gatherUsageStats": "false",
-               "--server.fileWatcherType": "none"}
+    options = {
+        "--server.headless": "true",
+        "--server.port": str(port),
+        "--browser.gatherUsageStats": "false",
+        "--server.fileWatcherType": "none",
+    }
     command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
     log_path = folder / "streamlit.log"
     started = time.monotonic()

@@ -24,7 +24,8 @@ def largest_confusion(confusion: Any, names: list[str]) -> tuple[int, int]:
 def clicked_cell(event: Any, names: list[str], key: str, default: tuple[int, int]) -> tuple[int, int]:
     """The cell chosen on a clickable confusion figure: a new click wins, else the last choice under ``key``."""
     points = event.selection.points if event else []
-    clicked = (names.index(points[0]["y"]), names.index(points[0]["x"])) if points else None
+    # An "other" column (a mapped source's unmapped classes) has no images to list: its clicks are ignored.
+    clicked = (names.index(points[0]["y"]), names.index(points[0]["x"])) if points and points[0]["x"] in names else None
     cell = st.session_state.get(key) or default
     if clicked and clicked != st.session_state.get(key + "_seen"):
         cell = clicked

@@ -1,6 +1,5 @@
-"""Compare: checkpoints side by side on the current split, and exactly what B fixed and broke vs A."""
-
-from pathlib import Path
+"""Compare: models side by side on the current split (checkpoints, model files, predictions folders), and exactly
+what B fixed and broke vs A."""
 
 import numpy as np
 import pandas as pd
@@ -29,30 +28,33 @@ def delta_style(value: float) -> str:
 
 
 ui.start_page()
-st.title("Compare checkpoints")
+st.title("Compare models")
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
-options = ui.checkpoint_options()
+options = ui.model_options()
 if len(options) < 2:
-    st.info("Comparing needs at least two checkpoints: train another run on the Train page.")
+    st.info("Comparing needs at least two models: train another run on the Train page, or register a model file or "
+            "a folder of predictions on Home.")  # fmt: skip
     st.stop()
 
 labels = list(options)
 default = [label for label in labels if options[label] == ui.current_checkpoint()][:1]
 default += [label for label in labels if label not in default][: 2 - len(default)]
-chosen = st.multiselect("Checkpoints (the first one is the reference for the deltas)", labels, default=default)
+chosen = st.multiselect("Models (the first one is the reference for the deltas)", labels, default=default,
+                        help="Seglab checkpoints and the sources registered on Home")  # fmt: skip
 data = None
 with ui.guard(f"Loading {spec.describe()}"):
     data = ui.dataset(spec)
 if data is None:
     st.stop()
-paths = {display_name(Path(options[label]).parent.name): options[label] for label in chosen}  # run names: short, unique
+short = [display_name(label.split(" · ")[0]) for label in chosen]  # run or source names: short, unless two are equal
+paths = {(name if short.count(name) == 1 else label): options[label] for name, label in zip(short, chosen, strict=True)}
 evaluations = {}
 for name, path in paths.items():
     with ui.guard(f"{name} is skipped"):
         evaluations[name] = ui.evaluation(path, spec)
 if len(evaluations) < 2:
-    st.info(f"Pick at least two checkpoints that fit this dataset ({spec.describe()}).")
+    st.info(f"Pick at least two models that fit this dataset ({spec.describe()}).")
     st.stop()
 
 names, class_names = list(evaluations), data.class_names
@@ -76,7 +78,7 @@ with metrics_tab, ui.guard("Metric table"):
         f"{METRIC_FORMULAS[metric]}, per class over the whole split; – = undefined (class neither in ground truth nor "
         f"predicted). The last {table.summary_rows} rows are split scores, the same whatever the metric: mean accuracy = "
         "mean per-class recall; image-wise mIoU = mean of the per-image mIoU (every image weighs the same, however "
-        f"many pixels it has). Δ = checkpoint − reference ({names[0]}); green = better; highlighted = best per row."
+        f"many pixels it has). Δ = model − reference ({names[0]}); green = better; highlighted = best per row."
     )
     per_class = {name: table.values[: len(class_names), column] for column, name in enumerate(names)}
     title = f"{METRIC_NAMES[metric]} per class"
@@ -103,7 +105,7 @@ with diagnostics_tab, ui.guard("Diagnostics"):
 with confusion_tab, ui.guard("Confusion matrices"):
     normalize = st.radio("Show", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)
     st.caption("Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision. "
-               "Click a cell to list that checkpoint's images holding those pixels.")  # fmt: skip
+               "Click a cell to list that model's images holding those pixels.")  # fmt: skip
     columns = st.columns(min(len(names), 3))
     events = {}
     for position, name in enumerate(names):
@@ -118,7 +120,8 @@ with confusion_tab, ui.guard("Confusion matrices"):
     ui.cell_gallery_view(paths[gallery_name], spec, class_names, cell, CELL_KEY, open_button=False)
 
 with curves_tab, ui.guard("Training curves"):
-    curves = {name: compare.checkpoint_curves(paths[name]) for name in names}
+    runs = [name for name in names if not ui.abilities(paths[name], spec).registered]
+    curves = {name: compare.checkpoint_curves(paths[name]) for name in runs}
     validation = {name: c.metric_series()["mIoU"] for name, c in curves.items() if "mIoU" in c.metric_series()}
     losses = {name: c.loss_series()["total"] for name, c in curves.items() if "total" in c.loss_series()}
     left, right = st.columns(2)
@@ -126,9 +129,11 @@ with curves_tab, ui.guard("Training curves"):
     right.plotly_chart(viz.line_figure(losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True))
     st.caption("As logged during training, on each run's own validation split; a step is one optimiser update, "
                "so runs with other batch sizes see a different number of images per step.")  # fmt: skip
-    missing = [name for name in names if name not in validation]
+    missing = [name for name in runs if name not in validation]
     if missing:
         st.caption("No training events for: " + ", ".join(missing))
+    if len(runs) < len(names):
+        st.caption("Not trained by seglab, so no curves: " + ", ".join(name for name in names if name not in runs))
 
 with diff_tab:
     left, right = st.columns(2)

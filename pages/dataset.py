@@ -107,9 +107,10 @@ with ui.guard("Trivial baseline"):
                     help=None if has_background else "This dataset has no background class")  # fmt: skip
     cards[3].metric("fwIoU", f"{scores.fwiou:.1%}", border=True, help="IoU per class weighted by its pixel share")
     flattering = "pixel accuracy and background-inclusive scores flatter" if has_background else "pixel accuracy flatters"
-    st.markdown(f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** and {scores.fwiou:.0%} fwIoU but "
-                f"**{useless_miou:.0%} mIoU{' without background' if has_background else ''}**: {flattering} a useless model, so judge "
-                f"models by mIoU{' without background' if has_background else ''} and per-class IoU."
+    judged = f"mIoU{' without background' if has_background else ''}"
+    st.markdown(f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** "
+                f"and {scores.fwiou:.0%} fwIoU but **{useless_miou:.0%} {judged}**: {flattering} a useless model, "
+                f"so judge models by {judged} and per-class IoU."
                 + ("" if has_background else " (No background class here: the baseline predicts the most frequent class.)"))  # fmt: skip
     st.caption(ui.METRIC_DEFINITION)
 
@@ -178,7 +179,8 @@ with ui.guard("Class imbalance"):
                                                              log_y=log_share), key="dataset_share_chart")  # fmt: skip
     sizes_column.plotly_chart(viz.object_size_figure(stats.object_class, stats.object_area, names, label_map.colors,
                                                      title="Object size per class (connected components)"))  # fmt: skip
-    st.caption(f"Most / least frequent class: {stats.imbalance_ratio:,.0f}x pixels · void: {stats.void_fraction:.1%} of all pixels, never a class.")
+    st.caption(f"Most / least frequent class: {stats.imbalance_ratio:,.0f}x pixels · "
+               f"void: {stats.void_fraction:.1%} of all pixels, never a class.")
 
 st.subheader("Class weights")
 with ui.guard("Class weights"):

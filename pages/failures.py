@@ -1,4 +1,5 @@
-"""Inspect: a checkpoint's worst images, why each one fails, and where one confusion happens."""
+"""Inspect: a model's (checkpoint's, model file's or predictions folder's) worst images, why each one fails, and where
+one confusion happens."""
 
 import pandas as pd
 import streamlit as st
@@ -37,6 +38,9 @@ background = label_map.background_index
 without = f" · without {names[background]} {metrics.miou_no_background:.3f}" if background is not None else ""
 st.caption(f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
            f"pixel accuracy {metrics.pixel_acc:.3f}")  # fmt: skip
+for note in evaluation.notes:
+    st.caption(f"Note: {note}")
+NO_CONFIDENCE = "No confidence map: this source gives labels only (no per-class probabilities)."
 
 
 VIEW_NOTES = {
@@ -60,14 +64,19 @@ def show_image(result, class_id: int | None) -> None:
     columns[1].metric("Image mIoU", f"{result.miou:.3f}", help="Mean over the classes present in this image")
     if class_id is not None:
         columns[2].metric(f"IoU {names[class_id]}", f"{result.iou[class_id]:.3f}")
-    columns[3].metric("Mean confidence", f"{float(result.confidence.mean()):.2f}", help="Mean max-softmax probability")
+    if evaluation.has_probabilities:
+        columns[3].metric("Mean confidence", f"{float(result.confidence.mean()):.2f}", help="Mean max-softmax probability")
     bf = image_bf_score(evaluation, result)
     columns[4].metric("BF score", "-" if bf is None else f"{bf:.3f}", help=BF_HELP)
     pictures = [(image, "Image", "JPEG"), (viz.colorize_mask(target, label_map), "Ground truth", "PNG"),
-                (viz.colorize_mask(result.labels, label_map), "Prediction", "PNG"),
-                (viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG")]  # fmt: skip
-    for column, (picture, caption, encoding) in zip(st.columns(4), pictures):
+                (viz.colorize_mask(result.labels, label_map), "Prediction", "PNG")]  # fmt: skip
+    if evaluation.has_probabilities:
+        pictures.append((viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG"))
+    picture_columns = st.columns(4)
+    for column, (picture, caption, encoding) in zip(picture_columns, pictures):
         column.image(picture, caption=caption, width="stretch", output_format=encoding)  # masks as PNG: no JPEG halos
+    if not evaluation.has_probabilities:
+        picture_columns[3].caption(NO_CONFIDENCE)
     left, right = st.columns(2)
     with left:
         view = st.radio("Hover view", VIEWS, horizontal=True, help="Hover any pixel to read its ground truth and prediction")
@@ -109,16 +118,22 @@ def confusion_gallery() -> None:
 
 @st.fragment
 def upload_section() -> None:
-    """Predict an uploaded PNG/JPEG with the chosen checkpoint."""
+    """Predict an uploaded PNG/JPEG with the chosen model."""
+    abilities = ui.abilities(path, spec)
+    if not abilities.images:
+        st.info("A folder of predictions only knows the images it has files for: pick a model to predict your own image.")
+        return
     uploaded = st.file_uploader("Upload a PNG or JPEG", type=["png", "jpg", "jpeg"], help=f"At most {UPLOAD_MAX_PIXELS / 1e6:.0f} MP")
     if uploaded is None:
         return
     with ui.guard(f"Predicting {uploaded.name}"):
-        image, prediction = ui.upload_prediction(path, uploaded.getvalue(), UPLOAD_MAX_PIXELS)
-        checkpoint_labels = ui.checkpoint_and_model(path)[0].label_map
+        image, prediction, checkpoint_labels = ui.upload_prediction(path, spec, uploaded.getvalue(), UPLOAD_MAX_PIXELS)
         left, right = st.columns(2)
         left.image(viz.overlay(image, prediction.labels, checkpoint_labels), caption="Prediction overlay", width="stretch")
-        right.image(viz.confidence_map(prediction.confidence), caption="Confidence (max softmax): dark = unsure", width="stretch")
+        if abilities.probabilities:
+            right.image(viz.confidence_map(prediction.confidence), caption="Confidence (max softmax): dark = unsure", width="stretch")
+        else:
+            right.caption(NO_CONFIDENCE)
         shares = label_shares(prediction.labels, checkpoint_labels.names)
         st.caption("Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in shares[:8]))
 

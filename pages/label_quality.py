@@ -29,6 +29,7 @@ path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
+ui.require_probabilities(path, spec, "Label quality")
 band = st.slider("Band around each outline, N (px)", 1, 10, DEFAULT_BAND,
                  help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion")  # fmt: skip
 report = None

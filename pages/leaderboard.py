@@ -1,4 +1,5 @@
-"""Leaderboard: every checkpoint under the runs folder, scored on a held-out split with one protocol."""
+"""Leaderboard: every checkpoint under the runs folder and every registered source, scored on a held-out split with
+one protocol."""
 
 from pathlib import Path
 
@@ -7,14 +8,28 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab.data.discover import check_source
-from seglab.leaderboard import LEADERBOARD_PROTOCOL, build_leaderboard, find_checkpoints, held_out_split, to_csv
+from seglab.leaderboard import (
+    LEADERBOARD_PROTOCOL,
+    build_leaderboard,
+    find_checkpoints,
+    held_out_split,
+    to_csv,
+)
+from seglab.sources.description import DESCRIPTION_SUFFIX
+
+
+def entry_name(path: str) -> str:
+    """``run/best.pt`` for a checkpoint, the entry's file name for a registered source."""
+    return Path(path).name if path.endswith(DESCRIPTION_SUFFIX) else f"{Path(path).parent.name}/{Path(path).name}"
+
 
 SCORE_COLUMNS = {"miou": "mIoU", "miou_no_background": "mIoU (no background)", "pixel_acc": "pixel acc", "mean_acc": "mean acc"}
 
 ui.start_page()
 st.title("Leaderboard")
-st.markdown("Every checkpoint under the runs folder, scored on **one held-out split** with **one fixed protocol**, "
-            "ranked by mIoU. Scores are cached by checkpoint file hash: a checkpoint is evaluated once per split.")  # fmt: skip
+st.markdown("Every checkpoint under the runs folder and every model file or predictions folder registered on Home, "
+            "scored on **one held-out split** with **one fixed protocol**, ranked by mIoU. Scores are cached by content "
+            "hash (and a source's description): each entry is evaluated once per split.")  # fmt: skip
 spec = ui.current_spec()
 splits = []
 with ui.guard("Reading the data source"):
@@ -30,24 +45,28 @@ st.info(f"**Protocol** (the same for every entry): {LEADERBOARD_PROTOCOL.describ
         f"class = argmax of the softmax. {ui.METRIC_DEFINITION}", icon=":material/rule:")  # fmt: skip
 
 paths = ui.keep_allowed(find_checkpoints(ui.runs_dir(), include_last=include_last))
-if not paths:
-    st.info(f"No checkpoints under `{ui.runs_dir()}` yet: train one on the Train page.")
+sources = ui.registered_sources()
+if not paths and not sources:
+    st.info(f"No checkpoints under `{ui.runs_dir()}` yet: train one on the Train page, or register a model file or a "
+            "folder of predictions on Home.")  # fmt: skip
     st.stop()
 
 with ui.guard("Scoring the checkpoints"):
     data = ui.dataset(spec.with_split(split))
-    board = build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, cached_only=True)
+    board = build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, cached_only=True, sources=sources)
     if board.pending:
-        names = [f"`{Path(path).parent.name}/{Path(path).name}`" for path in board.pending]
-        st.warning(f"{len(names)} of {len(paths)} checkpoint(s) not scored on **{split}** yet: "
+        names = [f"`{entry_name(path)}`" for path in board.pending]
+        scorable = len(paths) + len(sources) - len(board.skipped)  # the skipped are listed below, with reasons
+        st.warning(f"{len(names)} of {scorable} scorable entries not scored on **{split}** yet: "
                    + ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""))  # fmt: skip
-        if st.button(f"Score {len(board.pending)} checkpoint(s)", type="primary", icon=":material/play_arrow:"):
+        if st.button(f"Score {len(board.pending)} entries", type="primary", icon=":material/play_arrow:"):
             bar = st.progress(0.0, text="Starting...")
-            build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, progress=lambda done, text: bar.progress(done, text=text))
+            build_leaderboard(paths, data, LEADERBOARD_PROTOCOL, progress=lambda done, text: bar.progress(done, text=text),
+                              sources=sources)  # fmt: skip
             st.rerun()  # draw the board again, now entirely from the cache
 
     if board.rows:
-        st.subheader(f"{len(board.rows)} checkpoint(s) on {board.dataset}", divider="gray")
+        st.subheader(f"{len(board.rows)} entries on {board.dataset}", divider="gray")
         frame = pd.DataFrame(board.records()).set_index("rank").drop(columns=["dataset", "protocol"])
         if data.label_map.background_index is None:
             frame = frame.drop(columns=["miou_no_background"])  # no background class: it would repeat mIoU
@@ -57,14 +76,14 @@ with ui.guard("Scoring the checkpoints"):
         config["sha256"] = st.column_config.TextColumn("SHA-256", width="small")
         st.dataframe(frame, column_config=config)
         st.caption("Per-class IoU over the whole split; empty = class neither in ground truth nor predicted. "
-                   "Ties in mIoU are broken by mIoU without background, then by path.")  # fmt: skip
+                   "Ties in mIoU are broken by mIoU without background, then by path. Registered sources show their "
+                   "name as run and their kind as file; predictions folders rank on the same split and protocol.")  # fmt: skip
         st.download_button("Download CSV", to_csv(board), file_name=f"leaderboard-{spec.kind}-{split}.csv", mime="text/csv",
                            icon=":material/download:")  # fmt: skip
     elif not board.pending:
-        st.info("No checkpoint fits this dataset: the reasons are listed below.")
+        st.info("Nothing fits this dataset: the reasons are listed below.")
 
     if board.skipped:
         st.subheader(f"{len(board.skipped)} skipped", divider="gray")
-        skipped = pd.DataFrame([{"checkpoint": f"{Path(skip.path).parent.name}/{Path(skip.path).name}", "reason": skip.reason}
-                                for skip in board.skipped])  # fmt: skip
+        skipped = pd.DataFrame([{"entry": entry_name(skip.path), "reason": skip.reason} for skip in board.skipped])
         st.dataframe(skipped, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})

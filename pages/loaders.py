@@ -14,11 +14,11 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 
-from pages.state import offered_runs
+from pages.state import offered_runs, runs_dir, source_roots
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.compare import PixelDiff
 from seglab.compare import pixel_diff as compare_pixel_diff
@@ -28,17 +28,28 @@ from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.diagnostics.slices import read_tags
-from seglab.evaluation import evaluate_checkpoint
+from seglab.errors import SeglabError, SourceError
+from seglab.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.failures import cell_gallery as failures_cell_gallery
 from seglab.gallery import downscale_sample, encode_png, thumbnail
 from seglab.label_quality import (
     LabelQualityReport,
     ShapesValidation,
+    score_dataset,
     validate_on_shapes,
 )
 from seglab.label_quality_cache import cached_label_quality
-from seglab.predict import DatasetEvaluation, Prediction, predict, predict_logits
+from seglab.predict import DatasetEvaluation, predict, predict_logits
+from seglab.sources.catalog import (
+    choice_description,
+    choice_version,
+    description_fit,
+    is_registered,
+    list_sources,
+    open_choice,
+)
 from seglab.sources.checkpoint_source import CheckpointSource
+from seglab.sources.mapped import MappedSource
 from seglab.stats import DatasetStats, compute_stats
 from seglab.viz_diagnostics import missed_object_gallery
 
@@ -59,8 +70,14 @@ def _mtime(path: PathLike) -> tuple[str, int]:
 
 
 def _path_of(key: str) -> str:
-    """The file path a :func:`_mtime` key stands for."""
+    """The file path a :func:`_mtime` or :func:`_version` key stands for."""
     return json.loads(key)
+
+
+def _version(choice: PathLike) -> tuple[str, str]:
+    """``(choice key, version)``: the cache key of a model choice (a checkpoint or a registered source's entry;
+    the path as JSON text, see :func:`_mtime`), its version changing whenever its files do."""
+    return json.dumps(str(choice)), choice_version(choice, source_roots())
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -121,7 +138,7 @@ def thumbnails(spec: DataSpec, indices: Any, *, opacity: float, outlines: bool, 
 
 # -- checkpoints and their predictions -------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner="Loading checkpoint...")
-def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:
+def _checkpoint(path: str, mtime_ns: int) -> tuple[Any, Any]:  # mtime_ns: the version of _version(path)
     checkpoint = load_checkpoint(_path_of(path))
     return checkpoint, checkpoint.build_model("cpu")
 
@@ -141,107 +158,195 @@ def checkpoint_options() -> dict[str, str]:
     return options
 
 
-@st.cache_resource(max_entries=8, show_spinner="Evaluating checkpoint on the split (cached on disk afterwards)...")
-def _evaluation(path: str, mtime_ns: int, key: str) -> DatasetEvaluation:
-    return evaluate_checkpoint(_path_of(path), _dataset(key))
+def registered_sources() -> list[Any]:
+    """Every entry of the sources catalog (``seglab.sources.catalog.CatalogEntry``), broken ones included."""
+    return list_sources(runs_dir(), source_roots())
 
 
-def evaluation(path: PathLike, spec: DataSpec) -> DatasetEvaluation:
-    """Per-image predictions and metrics of a checkpoint on a split (memory, then disk cache)."""
-    return _evaluation(*_mtime(path), spec_key(spec))
+def model_options() -> dict[str, str]:
+    """``{label: model choice}``: the checkpoints (newest first), then the usable registered sources."""
+    options = checkpoint_options()
+    for entry in registered_sources():
+        if entry.ok:
+            options[f"{entry.name} · {entry.kind}"] = str(entry.file)
+    return options
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _checkpoint_classes(path: str, mtime_ns: int) -> list[str] | None:
+    try:
+        return list(load_checkpoint(_path_of(path)).label_map.names)
+    except Exception:  # an unreadable checkpoint fits nothing; the pages say why when it is chosen
+        return None
+
+
+def fit(choice: PathLike, spec: DataSpec) -> int | None:
+    """How well a model choice fits the data, judged without predicting: 2 same classes, 1 mappable, 0 no fit,
+    -1 unreadable; ``None`` when the data cannot be loaded (the pages say why)."""
+    try:
+        data = dataset(spec)
+    except SeglabError:
+        return None
+    try:
+        if is_registered(choice):
+            return description_fit(choice_description(choice, source_roots()), data.label_map, data.ids)
+        names = _checkpoint_classes(*_mtime(choice))
+    except (OSError, SourceError):
+        return -1
+    return 2 if names == list(data.label_map.names) else -1 if names is None else 0
+
+
+def best_fitting(options: dict[str, str], spec: DataSpec) -> str | None:
+    """The label of the option whose classes fit the data best (the first such, so the newest checkpoint);
+    the first option when the data cannot be loaded (the pages say why)."""
+    labels = list(options)
+    scores = {label: fit(options[label], spec) for label in labels}
+    return max(labels, key=lambda label: (scores[label] or 0, -labels.index(label)), default=None)
+
+
+class Abilities(NamedTuple):
+    """What a model choice can do: give probabilities (confidence maps, label quality, losses), predict new images."""
+
+    probabilities: bool
+    images: bool
+    registered: bool
+
+
+def abilities(choice: PathLike, spec: DataSpec) -> Abilities:
+    """What ``choice`` can do (a registered source is opened to tell; checkpoints can do everything)."""
+    if not is_registered(choice):
+        return Abilities(True, True, False)
+    source = _source(*_version(choice), spec_key(spec)).source
+    return Abilities(source.has_probabilities, source.can_predict_images, True)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Opening the model or predictions...")
+def _source(choice: str, version: str, key: str) -> MappedSource:
+    return open_choice(_path_of(choice), source_roots(), _dataset(key).label_map)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating on the split (cached on disk afterwards)...")
+def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
+    if is_registered(_path_of(choice)):
+        mapped = _source(choice, version, key)
+        return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
+    return evaluate_checkpoint(_path_of(choice), _dataset(key))
+
+
+def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:
+    """Per-image predictions and metrics of a checkpoint or registered source on a split (memory, then disk cache)."""
+    return _evaluation(*_version(choice), spec_key(spec))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _diagnostics(path: str, mtime_ns: int, key: str, cover: float, confident: float, tags_text: str) -> dict | None:
+def _diagnostics(choice: str, version: str, key: str, cover: float, confident: float, tags_text: str) -> dict | None:
     tags = read_tags(tags_text) if tags_text else None
     background = _dataset(key).label_map.background_index
     options = DiagnosticOptions(cover=cover, confident=confident)
-    evaluation = _evaluation(path, mtime_ns, key)
+    evaluation = _evaluation(choice, version, key)
     return summarise_evaluation(evaluation, options=options, tags=tags, background_index=background)
 
 
-def diagnostics(path: PathLike, spec: DataSpec, cover: float, confident: float, tags_text: str = "") -> dict | None:
-    """The JSON summary of a checkpoint's diagnostics on a split (``seglab eval --json``'s ``diagnostics``)."""
-    return _diagnostics(*_mtime(path), spec_key(spec), float(cover), float(confident), tags_text)
+def diagnostics(choice: PathLike, spec: DataSpec, cover: float, confident: float, tags_text: str = "") -> dict | None:
+    """The JSON summary of a model's diagnostics on a split (``seglab eval --json``'s ``diagnostics``)."""
+    return _diagnostics(*_version(choice), spec_key(spec), float(cover), float(confident), tags_text)
 
 
 @st.cache_data(max_entries=16, show_spinner="Cropping the missed objects...")
 def _missed_objects(
-    path: str, mtime_ns: int, key: str, class_id: int | None, cover: float, largest_first: bool, limit: int
+    choice: str, version: str, key: str, class_id: int | None, cover: float, largest_first: bool, limit: int
 ) -> Any:
-    evaluation = _evaluation(path, mtime_ns, key)
+    evaluation = _evaluation(choice, version, key)
     return missed_object_gallery(
         evaluation, _dataset(key), class_id=class_id, cover=cover, largest_first=largest_first, limit=limit
     )
 
 
 def missed_objects(
-    path: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
+    choice: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
 ) -> Any:
-    """``(count, [(MissedObject, crop)])`` of a checkpoint's missed objects (seglab.viz_diagnostics)."""
-    return _missed_objects(*_mtime(path), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
+    """``(count, [(MissedObject, crop)])`` of a model's missed objects (seglab.viz_diagnostics)."""
+    return _missed_objects(*_version(choice), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the images holding these pixels...")
-def _cell_gallery(path: str, mtime_ns: int, key: str, gt_class: int, pred_class: int, region: str, width: int) -> Any:
-    return failures_cell_gallery(_evaluation(path, mtime_ns, key), _dataset(key), gt_class, pred_class, region=region, width=width)
+def _cell_gallery(choice: str, version: str, key: str, gt_class: int, pred_class: int, region: str, width: int) -> Any:
+    data = _dataset(key)
+    evaluated = _evaluation(choice, version, key)
+    return failures_cell_gallery(evaluated, data, gt_class, pred_class, region=region, width=width)
 
 
-def cell_gallery(path: PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int) -> Any:
+def cell_gallery(choice: PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int) -> Any:
     """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split (see seglab.failures.cell_gallery)."""
-    return _cell_gallery(*_mtime(path), spec_key(spec), int(gt_class), int(pred_class), region, int(width))
+    return _cell_gallery(*_version(choice), spec_key(spec), int(gt_class), int(pred_class), region, int(width))
 
 
 @st.cache_data(max_entries=4, show_spinner="Predicting the uploaded image...")
-def _upload_prediction(path: str, mtime_ns: int, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
+def _upload_prediction(choice: str, version: str, key: str, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
     image = read_image_bytes(data, max_pixels=max_pixels)
-    model = _checkpoint(path, mtime_ns)[1]
-    return image, predict(model, image)
+    if is_registered(_path_of(choice)):
+        mapped = _source(choice, version, key)
+        if not mapped.source.can_predict_images:
+            raise SourceError(f"{mapped.source.name} is a folder of predictions: it cannot predict a new image")
+        return image, mapped.predict(None, image), _dataset(key).label_map
+    checkpoint, model = _checkpoint(choice, int(version))
+    return image, predict(model, image), checkpoint.label_map
 
 
-def upload_prediction(path: PathLike, data: bytes, max_pixels: int) -> tuple[Any, Prediction]:
-    """``(image, Prediction)`` for an uploaded PNG/JPEG (validated; DatasetError on a bad file)."""
-    return _upload_prediction(*_mtime(path), data, int(max_pixels))
+def upload_prediction(choice: PathLike, spec: DataSpec, data: bytes, max_pixels: int) -> tuple[Any, Any, Any]:
+    """``(image, prediction with .labels and .confidence, its label map)`` for an uploaded PNG/JPEG (validated;
+    DatasetError on a bad file, SourceError for a predictions folder)."""
+    return _upload_prediction(*_version(choice), spec_key(spec), data, int(max_pixels))
 
 
 @st.cache_data(max_entries=8, show_spinner="Counting the pixels B fixed and broke...")
-def _pixel_diff(path_a: str, mtime_a: int, path_b: str, mtime_b: int, key: str) -> PixelDiff:
+def _pixel_diff(choice_a: str, version_a: str, choice_b: str, version_b: str, key: str) -> PixelDiff:
     data = _dataset(key)
-    evaluation_a, evaluation_b = _evaluation(path_a, mtime_a, key), _evaluation(path_b, mtime_b, key)
+    evaluation_a, evaluation_b = _evaluation(choice_a, version_a, key), _evaluation(choice_b, version_b, key)
     targets = (data.load(result.index)[1] for result in evaluation_a.results)
     return compare_pixel_diff(evaluation_a, evaluation_b, targets, data.ignore_index)
 
 
-def pixel_diff(path_a: PathLike, path_b: PathLike, spec: DataSpec) -> PixelDiff:
-    """``seglab.compare.PixelDiff`` of checkpoint B vs A on a split (cached per file versions and data)."""
-    return _pixel_diff(*_mtime(path_a), *_mtime(path_b), spec_key(spec))
+def pixel_diff(choice_a: PathLike, choice_b: PathLike, spec: DataSpec) -> PixelDiff:
+    """``seglab.compare.PixelDiff`` of B vs A (checkpoints or registered sources) on a split (cached per version)."""
+    return _pixel_diff(*_version(choice_a), *_version(choice_b), spec_key(spec))
 
 
-@st.cache_data(max_entries=4, show_spinner="Running the checkpoint on the chosen images...")
-def _loss_inputs(path: str, mtime_ns: int, key: str, sample_ids: tuple[str, ...]) -> tuple[list, list, list]:
+@st.cache_data(max_entries=4, show_spinner="Running the model on the chosen images...")
+def _loss_inputs(choice: str, version: str, key: str, sample_ids: tuple[str, ...]) -> tuple[list, list, list]:
     data = _dataset(key)
-    checkpoint, model = _checkpoint(path, mtime_ns)
-    check_compatible(checkpoint, data.label_map)
     samples = [data.load(data.index_of(sample_id)) for sample_id in sample_ids]
-    logits = [predict_logits(model, image).numpy() for image, _ in samples]
+    if is_registered(_path_of(choice)):
+        mapped = _source(choice, version, key)
+        pairs = zip(sample_ids, samples, strict=True)
+        logits = [mapped.log_probabilities(sample_id, image) for sample_id, (image, _) in pairs]
+    else:
+        checkpoint, model = _checkpoint(choice, int(version))
+        check_compatible(checkpoint, data.label_map)
+        logits = [predict_logits(model, image).numpy() for image, _ in samples]
     return [image for image, _ in samples], [mask for _, mask in samples], logits
 
 
-def loss_inputs(path: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list, list, list]:
-    """``(images, masks, logits)`` of samples ``sample_ids``: logits (K, H, W) float32, the model run once per file version."""
-    return _loss_inputs(*_mtime(path), spec_key(spec), tuple(str(sample_id) for sample_id in sample_ids))
+def loss_inputs(choice: PathLike, spec: DataSpec, sample_ids: Any) -> tuple[list, list, list]:
+    """``(images, masks, logits)`` of samples ``sample_ids``: logits (K, H, W) float32 (a registered source's
+    log-probabilities in the dataset's classes), the model run once per file version."""
+    return _loss_inputs(*_version(choice), spec_key(spec), tuple(str(sample_id) for sample_id in sample_ids))
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting this image...")
-def _image_probabilities(path: str, mtime_ns: int, key: str, index: int) -> Prediction:
-    model = _checkpoint(path, mtime_ns)[1]
-    image = _dataset(key).load(index)[0]
+def _image_probabilities(choice: str, version: str, key: str, index: int) -> Any:
+    data = _dataset(key)
+    image = data.load(index)[0]
+    if is_registered(_path_of(choice)):
+        mapped = _source(choice, version, key)
+        return mapped.predict(data.ids[index], image)
+    model = _checkpoint(choice, int(version))[1]
     return predict(model, image, return_probabilities=True)
 
 
-def image_probabilities(path: PathLike, spec: DataSpec, index: int) -> Prediction:
-    """``seglab.predict.Prediction`` with (K, H, W) probabilities of sample ``index`` (cached per file version)."""
-    return _image_probabilities(*_mtime(path), spec_key(spec), int(index))
+def image_probabilities(choice: PathLike, spec: DataSpec, index: int) -> Any:
+    """A prediction with ``.labels`` and (K, H, W) ``.probabilities`` of sample ``index`` (cached per version)."""
+    return _image_probabilities(*_version(choice), spec_key(spec), int(index))
 
 
 # -- label quality: with a progress bar, so not st.cache_*; one computation per key across sessions ---------
@@ -250,26 +355,31 @@ def _label_quality_store() -> SharedComputations[LabelQualityReport]:
     return SharedComputations(capacity=4)
 
 
-def label_quality(path: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None) -> LabelQualityReport:
-    """``seglab.label_quality.LabelQualityReport`` of a checkpoint on a split, computed once (the 4 latest
-    are kept); ``progress(done, total)`` is called only while computing."""
-    path_key, mtime_ns = _mtime(path)
+def label_quality(
+    choice: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None
+) -> LabelQualityReport:
+    """``seglab.label_quality.LabelQualityReport`` of a checkpoint or registered source (with probabilities) on a
+    split, computed once (the 4 latest are kept); ``progress(done, total)`` is called only while computing."""
+    choice_str, version = _version(choice)
     key = spec_key(spec)
     data = _dataset(key)
 
     def compute() -> LabelQualityReport:
-        checkpoint, _ = _checkpoint(path_key, mtime_ns)
+        if is_registered(_path_of(choice_str)):  # no disk cache: its key would miss the class mapping
+            return score_dataset(_source(choice_str, version, key), data, band=int(band), progress=progress)
+        checkpoint, _ = _checkpoint(choice_str, int(version))
         check_compatible(checkpoint, data.label_map)
-        return cached_label_quality(CheckpointSource(_path_of(path_key), checkpoint=checkpoint), data, band=int(band), progress=progress)
+        source = CheckpointSource(_path_of(choice_str), checkpoint=checkpoint)
+        return cached_label_quality(source, data, band=int(band), progress=progress)
 
-    return _label_quality_store().get((path_key, mtime_ns, key, data.fingerprint(), int(band)), compute)
+    return _label_quality_store().get((choice_str, version, key, data.fingerprint(), int(band)), compute)
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")
-def _shapes_validation(path: str, mtime_ns: int, key: str, band: int) -> ShapesValidation:
-    return validate_on_shapes(label_quality(_path_of(path), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
+def _shapes_validation(choice: str, version: str, key: str, band: int) -> ShapesValidation:
+    return validate_on_shapes(label_quality(_path_of(choice), DataSpec.from_dict(json.loads(key)), band), _dataset(key))
 
 
-def shapes_validation(path: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
+def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
     """``seglab.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
-    return _shapes_validation(*_mtime(path), spec_key(spec), int(band))
+    return _shapes_validation(*_version(choice), spec_key(spec), int(band))

@@ -16,7 +16,7 @@ number = st.column_config.NumberColumn
 ui.start_page()
 st.title("Loss inspector")
 st.caption(
-    "The sidebar checkpoint's predictions on a few images, seen through the losses training can use. Class weights apply "
+    "The sidebar model's predictions on a few images, seen through the losses training can use. Class weights apply "
     "to every loss at once, as in training (CE, focal as its alpha, and mining, which ranks the weighted losses)."
 )
 
@@ -24,6 +24,7 @@ path = ui.require_checkpoint()
 
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
+ui.require_probabilities(path, spec, "The loss inspector")
 data = None
 with ui.guard("Loading the data"):
     data = ui.dataset(spec)

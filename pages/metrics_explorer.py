@@ -17,7 +17,7 @@ number = st.column_config.NumberColumn
 ui.start_page()
 st.title("Metric definitions")
 st.caption(
-    "One checkpoint, one split, one set of predictions: every row below scores exactly the same pixels. Only two "
+    "One model, one split, one set of predictions: every row below scores exactly the same pixels. Only two "
     "choices change: whether pixels are summed over the whole split before dividing (dataset-level) or per image "
     "(image-wise), and whether a class that is absent counts as skipped, 0 or 1."
 )

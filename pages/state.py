@@ -1,4 +1,4 @@
-"""Cross-page state: the data source, split, checkpoint and sample a browser session has chosen.
+"""Cross-page state: the data source, split, model (a checkpoint or a registered source) and sample a session chose.
 
 Choices live in ``st.session_state`` and are mirrored in the URL query parameters, so a view can be
 shared and reloaded. Paths that come from a URL or a form are checked against the data-root
@@ -22,6 +22,8 @@ from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, PathNotAllowedError, SeglabError
 from seglab.names import display_name
 from seglab.runs import RunInfo, list_runs
+from seglab.sources.catalog import catalog_dir, is_registered, slug
+from seglab.sources.description import DESCRIPTION_SUFFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,6 +101,12 @@ def offered_runs() -> list[RunInfo]:
     return [run for run in list_runs(runs_dir()) if run.checkpoint is not None and allow.allows(run.checkpoint)]
 
 
+def source_roots() -> list[Path]:
+    """Folders registered model files and predictions folders may live in: the allow-list's roots (data folder,
+    runs folder, ``$SEGLAB_DATA_ROOTS``, ``seglab.toml``, folders chosen on the server machine)."""
+    return list(allowed().roots)
+
+
 def current_spec() -> DataSpec:
     """The data source chosen on Home (or in the URL), defaulting to built-in Shapes."""
     if SPEC_KEY not in st.session_state:
@@ -124,7 +132,7 @@ def current_split() -> str:
 
 
 def current_checkpoint() -> str | None:
-    """Path of the checkpoint chosen in the sidebar (a file under the runs folder)."""
+    """The model chosen in the sidebar: a checkpoint under the runs folder or a sources-catalog entry file."""
     return st.session_state.get(CHECKPOINT_KEY) or _checkpoint_from_query()
 
 
@@ -158,7 +166,12 @@ def _spec_from_query() -> DataSpec:
 
 
 def _checkpoint_from_query() -> str | None:
-    """The checkpoint of the usable run a link names (``run=<name>``, as the sidebar lists it), else None."""
+    """A shared link's ``source`` (a registered source's name), else the checkpoint of the usable run it names
+    (``run=<name>``, as the sidebar lists it), else None."""
+    source = st.query_params.get("source")
+    if source and slug(source):
+        entry = catalog_dir(runs_dir()) / f"{slug(source)}{DESCRIPTION_SUFFIX}"
+        return str(entry) if entry.is_file() else None
     run = st.query_params.get("run")
     if not run:
         return None
@@ -184,6 +197,8 @@ def write_query() -> None:
     if spec.kind != "shapes" and spec.mask_format != "auto":
         params["mask_format"] = spec.mask_format
     checkpoint = current_checkpoint()
-    if checkpoint:
+    if checkpoint and is_registered(checkpoint):
+        params["source"] = Path(checkpoint).name.removesuffix(DESCRIPTION_SUFFIX)
+    elif checkpoint:
         params["run"] = display_name(Path(checkpoint).parent.name)
     st.query_params.from_dict(params)

@@ -16,6 +16,8 @@ from pages.cell_gallery import (
     last_clicked_chart,
 )
 from pages.loaders import (
+    abilities,
+    best_fitting,
     cell_gallery,
     checkpoint_and_model,
     checkpoint_options,
@@ -25,8 +27,10 @@ from pages.loaders import (
     image_probabilities,
     label_quality,
     loss_inputs,
+    model_options,
     missed_objects,
     pixel_diff,
+    registered_sources,
     shapes_validation,
     source_report,
     spec_key,
@@ -53,6 +57,7 @@ from pages.state import (
     runs_dir,
     set_sample,
     set_spec,
+    source_roots,
 )
 from pages.widgets import (
     METRIC_DEFINITION,
@@ -60,11 +65,13 @@ from pages.widgets import (
     guard,
     require_checkpoint,
     require_evaluation,
+    require_probabilities,
     sidebar,
 )
 from seglab.viz import NORMALIZATIONS
 
 __all__ = [
+    "abilities", "best_fitting", "model_options", "registered_sources", "require_probabilities", "source_roots",
     "CHECKPOINT_KEY", "METRIC_DEFINITION", "NORMALIZATIONS", "PROJECT_ROOT", "REGION_LABELS", "SAMPLE_KEY",
     "SPEC_KEY", "SPLIT_KEY", "allowed", "cell_gallery", "cell_gallery_view", "check_form_spec",
     "checkpoint_and_model", "checkpoint_options", "choose_sample", "clicked_cell", "client_is_local",

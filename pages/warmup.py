@@ -22,8 +22,9 @@ from seglab.concurrency import configure_torch_threads
 PAGES_DIR = Path(__file__).resolve().parent
 EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
 # Command-line entry points: never used by the app (``seglab.__main__`` would even run the CLI).
-ENTRY_POINTS = frozenset({"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli",
-                          "seglab.sources.worker"})
+ENTRY_POINTS = frozenset(
+    {"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli", "seglab.sources.worker"}
+)
 
 
 def page_imports(folder: Path = PAGES_DIR) -> list[str]:
@@ -64,5 +65,7 @@ TORCH_THREADS = configure_torch_threads()  # before any session runs a model ($S
 WARMED = warm_up()
 # Streamlit runs a full garbage collection after every script run, holding the GIL while it walks every
 # object: ~0.2 s with torch, pandas and plotly loaded, repeated for each session's every rerun. Moving the
-# objects alive now (modules, never freed) out of the collector's reach makes each of those ~free.
+# objects alive now (modules, never freed) out of the collector's reach makes each of those ~free. The import
+# garbage is collected first: frozen, it would never be freed.
+gc.collect()
 gc.freeze()

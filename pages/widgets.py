@@ -55,17 +55,30 @@ def sidebar() -> None:
             "Split", splits, index=splits.index(split) if split in splits else 0, key=state.SPLIT_KEY,
             on_change=state.write_query, help="Which split the Dataset, Inspect, Compare and Leaderboard pages show",
         )  # fmt: skip
-        options = loaders.checkpoint_options()
+        options = loaders.model_options()
         labels = list(options)
         chosen = state.current_checkpoint()
-        index = next((i for i, label in enumerate(labels) if options[label] == chosen), 0)
         if labels:
-            label = st.selectbox("Checkpoint", labels, index=index, help="Run folders under checkpoints/ (best.pt)")
+            shown = state.current_split() if state.current_split() in splits else (splits or [None])[0]
+            here = spec.with_split(shown) if shown else spec  # the fit is judged on the split the pages show
+            default = next((label for label in labels if options[label] == chosen), None)
+            if default is None:  # nothing chosen yet, or the choice is gone: the one that fits this data best
+                default = loaders.best_fitting(options, here) if splits else labels[0]
+            elif splits and _misfit(loaders.fit(options[default], here)):  # the data changed under the choice
+                better = loaders.best_fitting(options, here)
+                if better is not None and not _misfit(loaders.fit(options[better], here)):
+                    st.caption(f"**{default}** does not fit this data's classes: switched to **{better}**.")
+                    default = better
+            label = st.selectbox(
+                "Model / predictions", labels, index=labels.index(default),
+                help="Seglab runs under checkpoints/ (best.pt) and the model files and predictions folders "
+                "registered on Home; the default fits the current data's classes",
+            )  # fmt: skip
             if options[label] != st.session_state.get(state.CHECKPOINT_KEY):
                 st.session_state[state.CHECKPOINT_KEY] = options[label]
                 state.write_query()
         else:
-            st.caption("No checkpoints yet: train one on the Train page.")
+            st.caption("No model yet: train one on the Train page, or register a model file or predictions on Home.")
         if problem := state.allowed().problem:  # a broken seglab.toml: its folders are not allowed until fixed
             st.warning(problem, icon=":material/warning:")
     for refused in (st.session_state.get(state.REFUSED_KEY), st.session_state.pop(state.RUN_REFUSED_KEY, None)):
@@ -73,20 +86,45 @@ def sidebar() -> None:
             st.error(refused, icon=":material/block:")
 
 
+def _misfit(fit: int | None) -> bool:
+    """A model that cannot work on the data (``None``: the data itself cannot be loaded, so no verdict)."""
+    return fit is not None and fit <= 0
+
+
 def require_checkpoint() -> str:
-    """The sidebar's checkpoint, or stop the page with a pointer to the Train page."""
+    """The sidebar's model (a checkpoint or a registered source), or stop the page with a pointer to Train and Home."""
     path = state.current_checkpoint()
     if not path:
-        st.info("No checkpoint yet: train one on the **Train** page, then pick it in the sidebar.", icon=":material/info:")
+        st.info(
+            "No model yet: train one on the **Train** page, or register a model file or a folder of predictions on "
+            "**Home**, then pick it in the sidebar.",
+            icon=":material/info:",
+        )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
     return str(path)
 
 
+def require_probabilities(choice: str, spec: DataSpec, what: str) -> None:
+    """Stop the page with a one-line reason when ``choice`` gives labels only (``what`` needs probabilities)."""
+    abilities = None
+    with guard("Opening the model"):
+        abilities = loaders.abilities(choice, spec)
+    if abilities is None:
+        st.stop()
+    if not abilities.probabilities:
+        st.info(
+            f"{what} needs per-class probabilities, and this source gives labels only: pick a model, or a folder of "
+            ".npy/.npz probabilities or logits.",
+            icon=":material/block:",
+        )
+        st.stop()
+
+
 def require_evaluation(path: str, spec: DataSpec, *, what: str = "to inspect") -> tuple[Any, DatasetEvaluation]:
-    """``(dataset, evaluation)`` of the checkpoint on the split, or stop the page saying why."""
+    """``(dataset, evaluation)`` of the sidebar's model on the split, or stop the page saying why."""
     data = evaluation = None
-    with guard("Evaluating this checkpoint on the chosen data"):
+    with guard("Evaluating this model on the chosen data"):
         data = loaders.dataset(spec)
         evaluation = loaders.evaluation(path, spec)
     if evaluation is None or not evaluation.results:

@@ -347,7 +347,7 @@ def command_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from seglab.cli_diagnostics import add_diagnostics_arguments
-    from seglab.cli_sources import add_export_command, add_source_arguments
+    from seglab.cli_sources import add_export_command, add_source_arguments, add_sources_command
 
     parser = argparse.ArgumentParser(
         prog="seglab",
@@ -446,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=command_models)
 
     add_export_command(commands)
+    add_sources_command(commands)
 
     from seglab.competition.cli import add_competition_parser
 

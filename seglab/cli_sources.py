@@ -301,3 +301,83 @@ def command_export(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 0
+
+
+def add_sources_command(commands: argparse._SubParsersAction) -> None:
+    """The ``sources`` sub-command: the sources catalog the app's sidebar lists (list, add, remove)."""
+    from seglab.cli import add_data_arguments
+    from seglab.sources.catalog import REGISTERED_KINDS
+
+    sources = commands.add_parser(
+        "sources",
+        help="list, register or remove model files and predictions folders for the app",
+        description="The sources catalog (<runs folder>/sources/): model files and predictions folders registered "
+        "once, then picked in the app's sidebar like checkpoints. Paths must lie inside the runs folder, "
+        "$SEGLAB_DATA_ROOT or a folder of $SEGLAB_DATA_ROOTS.",
+    )
+    actions = sources.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every registered source, broken ones with their problem")
+    add = actions.add_parser("add", help="check a source on the data, then register it")
+    add.add_argument("name", help="the name shown in the app")
+    add.add_argument("path", help="the model file or predictions folder")
+    add.add_argument("--kind", required=True, choices=REGISTERED_KINDS)
+    add.add_argument("--class-names", default="", help="the model's classes in output order, comma-separated")
+    add.add_argument("--mapping", metavar="JSON", help="class mapping file {model class: dataset class or null}")
+    add.add_argument("--resize-predictions", action="store_true", help="predictions folders: resize other sizes")
+    add_data_arguments(add, split_default="val")
+    remove = actions.add_parser("remove", help="forget a source (its files are left alone)")
+    remove.add_argument("name")
+    for parser in (listing, add, remove):
+        parser.add_argument("--dir", default="checkpoints", help="the runs folder (default: checkpoints)")
+    sources.set_defaults(handler=command_sources)
+
+
+def command_sources(args: argparse.Namespace) -> int:
+    """``seglab sources list|add|remove``."""
+    import os
+
+    from seglab.sources.catalog import (
+        DESCRIPTION_SUFFIX,
+        SourceForm,
+        allowed_roots,
+        catalog_dir,
+        list_sources,
+        register_checked,
+        remove_source,
+        slug,
+    )
+
+    roots = allowed_roots(args.dir, os.environ.get("SEGLAB_DATA_ROOT"))
+    if args.action == "list":
+        for entry in list_sources(args.dir, roots):
+            where = entry.description.path if entry.description is not None else "?"
+            print(f"{entry.name}\t{entry.kind}\t{where}" + ("" if entry.ok else f"\tbroken: {entry.problem}"))
+        return 0
+    if args.action == "remove":
+        file = catalog_dir(args.dir) / f"{slug(args.name)}{DESCRIPTION_SUFFIX}"
+        if not file.is_file():
+            raise SourceError(f"no registered source named {args.name!r} in {catalog_dir(args.dir)}")
+        remove_source(args.dir, file)
+        print(f"removed {args.name}")
+        return 0
+    from seglab.cli import data_spec_from_args
+    from seglab.data.spec import DataSpec, build_dataset
+
+    mapping = None
+    if args.mapping:
+        try:
+            mapping = json.loads(Path(args.mapping).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise SourceError(f"cannot read mapping file {args.mapping}: {error}") from None
+    dataset = build_dataset(data_spec_from_args(args, base=DataSpec().with_split("val")))
+    form = SourceForm(
+        name=args.name, kind=args.kind, path=args.path, class_names=args.class_names, mapping=mapping,
+        resize_predictions=args.resize_predictions,
+    )  # fmt: skip
+    registered, problems, facts = register_checked(args.dir, form, roots, dataset)
+    for fact in facts:
+        print(f"ok: {fact}")
+    if registered is None:
+        raise SourceError(f"{args.name} was not registered, {len(problems)} problem(s):\n" + "\n".join(problems))
+    print(f"registered {registered.name} ({registered.file}): pick it in the app's sidebar")
+    return 0

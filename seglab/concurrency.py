@@ -133,17 +133,17 @@ class SharedComputations(Generic[T]):
                 if key in self._results:
                     self._results.move_to_end(key)
                     return self._results[key]
-                future = self._running.get(key)
-                owner = future is None
-                if owner:
-                    future = self._running[key] = Future()
+                running = self._running.get(key)
+                if running is None:
+                    mine: Future[T] = Future()
+                    self._running[key] = mine
                     self.computations += 1
                 else:
                     self._waiting[key] = self._waiting.get(key, 0) + 1
-            if owner:
-                return self._compute(key, future, compute)
+            if running is None:
+                return self._compute(key, mine, compute)
             try:
-                return future.result()
+                return running.result()
             except _Abandoned:
                 continue  # the owner was stopped: compute it here (or wait for whoever does)
             finally:

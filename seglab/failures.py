@@ -362,12 +362,12 @@ def clickable_confusion_figure(confusion: np.ndarray, class_names: Sequence[str]
     figure = confusion_matrix_figure(confusion, class_names, normalize=normalize, title=title)
     heatmap = figure.data[0]
     names = [str(name) for name in class_names]
-    count = len(names)
+    columns = list(heatmap.x)  # the classes, and "other" for a mapped source's (K, K + 1) matrix
     figure.add_trace(
         go.Scatter(
-            x=np.tile(names, count),
-            y=np.repeat(names, count),
-            customdata=np.asarray(heatmap.customdata).reshape(count * count, -1),
+            x=np.tile(columns, len(names)),
+            y=np.repeat(names, len(columns)),
+            customdata=np.asarray(heatmap.customdata).reshape(len(names) * len(columns), -1),
             mode="markers",
             marker={"symbol": "square-open", "size": 18, "color": "#d55e00", "line": {"width": 3}, "opacity": 0.0},
             selected={"marker": {"opacity": 1.0}},

@@ -23,12 +23,13 @@ from typing import Any
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.data.base import SegmentationDataset
-from seglab.data.label_map import write_json_atomic
-from seglab.errors import CheckpointError, ConfigError
+from seglab.data.label_map import LabelMap, write_json_atomic
+from seglab.errors import CheckpointError, ConfigError, LabelMapError, SeglabError, SourceError
 from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, file_sha256
 from seglab.names import display_name
 from seglab.run_dir import RunDirectory
 from seglab.run_folder import looks_like_run
+from seglab.sources.catalog import CATALOG_FOLDER, CatalogEntry
 from seglab.stats import default_cache_dir
 
 __all__ = [
@@ -113,7 +114,8 @@ def find_checkpoints(runs_dir: str | os.PathLike, include_last: bool = False) ->
     if not root.is_dir():
         return []
     found = [path for path in root.glob("*.pt") if path.is_file() and not path.name.startswith(".")]
-    for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != CATALOG_FOLDER)
+    for folder in folders:
         files = {p.name: p for p in folder.glob("*.pt") if p.is_file() and not p.name.startswith(".")}
         if "best.pt" in files and "last.pt" in files and not include_last:
             files.pop("last.pt")
@@ -158,16 +160,32 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) and summary.get("version") == SUMMARY_VERSION else None
 
 
+def _class_mismatch(path: Path, class_names: Sequence[str], dataset: SegmentationDataset) -> str | None:
+    """Why a checkpoint trained on ``class_names`` cannot be scored on ``dataset`` (None when it can)."""
+    if list(class_names) == list(dataset.class_names):
+        return None
+    return (f"{path} was trained on classes {', '.join(class_names)} but the data has "
+            f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for")  # fmt: skip
+
+
+def _known_class_mismatch(path: Path, dataset: SegmentationDataset) -> str | None:
+    """:func:`_class_mismatch` from the label map saved beside the checkpoint in its run folder, without loading
+    the model: a board can then offer to score only what can be scored. None when that file is missing."""
+    try:
+        label_map = LabelMap.load(path.parent / "label_map.json")
+    except (OSError, LabelMapError):
+        return None
+    return _class_mismatch(path, label_map.names, dataset)
+
+
 def _score_checkpoint(path: Path, dataset: SegmentationDataset, protocol: Protocol, cache_dir, progress) -> dict[str, Any]:
     """Evaluate one checkpoint: the summary dict to cache (scores, or ``{"error": reason}``)."""
     try:
         checkpoint = load_checkpoint(path)
         check_compatible(checkpoint, dataset.label_map)
-        if list(checkpoint.label_map.names) != list(dataset.class_names):
-            raise CheckpointError(
-                f"{path} was trained on classes {', '.join(checkpoint.label_map.names)} but the data has "
-                f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for"
-            )
+        problem = _class_mismatch(path, checkpoint.label_map.names, dataset)
+        if problem:
+            raise CheckpointError(problem)
         evaluation = evaluate_checkpoint(path, dataset, protocol=protocol, cache_dir=cache_dir, progress=progress)
     except (CheckpointError, ConfigError) as error:
         # The checkpoint's own faults (unreadable, other classes, unknown model) are cached as refusals;
@@ -191,6 +209,7 @@ def build_leaderboard(
     *,
     cached_only: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    sources: Sequence[CatalogEntry] = (),
 ) -> Leaderboard:
     """Score every checkpoint on ``dataset`` and rank by mIoU (then mIoU without background, then run name).
 
@@ -206,9 +225,12 @@ def build_leaderboard(
         progress: called with (fraction done, message) while evaluating.
         cached_only: only read caches.
         cache_dir: cache root (default ``$SEGLAB_CACHE_DIR`` or ``~/.cache/seglab``).
+        sources: registered prediction sources (:func:`seglab.sources.catalog.list_sources`) ranked beside
+            the checkpoints, each under its own description (preprocessing, mapping); their cache key is
+            the source's content hash, settings and mapping.
     """
     paths = [Path(p) for p in checkpoint_paths]
-    entries: list[tuple[Path, str, dict[str, Any]]] = []
+    entries: list[_Entry] = []
     skipped, pending = [], []
     for position, path in enumerate(paths):
         shown = display_name(str(path))  # paths and names reach a browser table and a CSV file
@@ -225,7 +247,11 @@ def build_leaderboard(
         summary_path = _summary_path(sha256, dataset, protocol, cache_dir)
         summary = _read_summary(summary_path)
         if summary is None and cached_only and not evaluation_cache_path(path, dataset, protocol, cache_dir).is_file():
-            pending.append(shown)
+            mismatch = _known_class_mismatch(path, dataset)
+            if mismatch:  # listed once with its reason, never offered for scoring
+                skipped.append(SkippedCheckpoint(shown, display_name(mismatch)))
+            else:
+                pending.append(shown)
             continue
         if summary is None:
             if progress:
@@ -241,9 +267,12 @@ def build_leaderboard(
         if "error" in summary:
             skipped.append(SkippedCheckpoint(shown, display_name(str(summary["error"]))))
         else:
-            entries.append((path, sha256, summary))
+            entries.append(_Entry(display_name(path.parent.name), display_name(path.name), shown, sha256, summary))
+    for position, entry in enumerate(sources):
+        place = (position, len(sources))
+        _add_source(entry, dataset, cache_dir, cached_only, entries, skipped, pending, progress, place)
     if progress:
-        progress(1.0, f"Scored {len(entries)} checkpoint(s)")
+        progress(1.0, f"Scored {len(entries)} entries")
     return Leaderboard(
         rows=_rank(entries, dataset.class_names),
         skipped=skipped,
@@ -262,26 +291,91 @@ def _or_zero(value: float) -> float:
     return 0.0 if math.isnan(value) else value
 
 
-def _rank(entries: list[tuple[Path, str, dict[str, Any]]], class_names: Sequence[str]) -> list[LeaderboardRow]:
-    def sort_key(entry: tuple[Path, str, dict[str, Any]]) -> tuple:
-        path, _, summary = entry
-        miou, foreground = _number(summary["scores"]["miou"]), _number(summary["scores"]["miou_no_background"])
-        return (math.isnan(miou), -_or_zero(miou), -_or_zero(foreground), str(path))
+@dataclass(frozen=True)
+class _Entry:
+    run: str
+    file: str
+    path: str
+    sha256: str
+    summary: dict[str, Any]
+
+
+def _rank(entries: list[_Entry], class_names: Sequence[str]) -> list[LeaderboardRow]:
+    def sort_key(entry: _Entry) -> tuple:
+        scores = entry.summary["scores"]
+        miou, foreground = _number(scores["miou"]), _number(scores["miou_no_background"])
+        return (math.isnan(miou), -_or_zero(miou), -_or_zero(foreground), entry.path)
 
     rows = []
-    for rank, (path, sha256, summary) in enumerate(sorted(entries, key=sort_key), start=1):
+    for rank, entry in enumerate(sorted(entries, key=sort_key), start=1):
+        summary = entry.summary
         scores = summary["scores"]
         rows.append(
             LeaderboardRow(
-                rank=rank, run=display_name(path.parent.name), file=display_name(path.name),
-                path=display_name(str(path)), sha256=sha256,
-                model=str(summary.get("model", "?")), loss=str(summary.get("loss", "?")), step=int(summary.get("step", 0)),
+                rank=rank, run=entry.run, file=entry.file, path=entry.path, sha256=entry.sha256,
+                model=str(summary.get("model", "?")), loss=str(summary.get("loss", "?")),
+                step=int(summary.get("step", 0)),
                 miou=_number(scores["miou"]), miou_no_background=_number(scores["miou_no_background"]),
                 pixel_acc=_number(scores["pixel_acc"]), mean_acc=_number(scores["mean_acc"]),
                 iou={name: _number(summary["iou"].get(name)) for name in class_names},
             )
         )  # fmt: skip
     return rows
+
+
+def _add_source(
+    entry: CatalogEntry,
+    dataset: SegmentationDataset,
+    cache_dir: str | os.PathLike | None,
+    cached_only: bool,
+    entries: list[_Entry],
+    skipped: list[SkippedCheckpoint],
+    pending: list[str],
+    progress: LeaderboardProgress | None,
+    place: tuple[int, int],
+) -> None:
+    """Score one registered source into ``entries`` (or ``skipped``/``pending``), through the same caches."""
+    from seglab.evaluation import _mapping_key, evaluate_source, source_cache_path
+
+    if not entry.ok or entry.description is None:
+        skipped.append(SkippedCheckpoint(str(entry.file), f"registered source {entry.name}: {entry.problem}"))
+        return
+    description = entry.description
+    try:
+        source = description.open(label_map=dataset.label_map)
+        content = source.content_hash()
+        key = f"{SUMMARY_VERSION}|source|{content}|{source.settings_key()}|{_mapping_key(description.mapping)}"
+    except (SeglabError, OSError) as error:
+        skipped.append(SkippedCheckpoint(str(entry.file), f"registered source {entry.name}: {error}"))
+        return
+    digest = hashlib.sha256(f"{key}|{dataset.fingerprint()}".encode()).hexdigest()[:32]
+    summary_path = Path(cache_dir or default_cache_dir()) / "leaderboard" / f"{digest}.json"
+    summary = _read_summary(summary_path)
+    with source:
+        evaluated = source_cache_path(source, dataset, description.mapping, cache_dir).is_file()
+        if summary is None and cached_only and not evaluated:
+            pending.append(str(entry.file))
+            return
+        if summary is None:
+            position, total = place
+            if progress:
+                progress(position / max(total, 1), f"Evaluating {entry.name} ({position + 1}/{total} sources)")
+            summary = {"version": SUMMARY_VERSION, "sha256": content}
+            try:
+                evaluation = evaluate_source(source, dataset, mapping=description.mapping, cache_dir=cache_dir)
+            except SourceError as error:  # the source's own fault: cached as a refusal, like a checkpoint's
+                summary["error"] = f"registered source {entry.name}: {error}"
+            else:
+                scores = evaluation.metrics.to_dict(dataset.class_names)
+                summary.update(
+                    model=source.describe(), loss="-", step=0,
+                    scores={name: scores[name] for name in SUMMARY_FIELDS}, iou=scores["iou"],
+                )  # fmt: skip
+            write_cache("leaderboard", summary_path, partial(write_json_atomic, summary_path, summary))
+    if "error" in summary:
+        skipped.append(SkippedCheckpoint(str(entry.file), summary["error"]))
+    else:
+        entries.append(_Entry(entry.name, description.kind, str(entry.file), content, summary))
 
 
 def to_csv(leaderboard: Leaderboard) -> str:

@@ -692,7 +692,8 @@ def confusion_matrix_figure(
 
     Args:
         matrix: (K, K) counts, rows = ground truth, columns = prediction (as
-            ``ConfusionMatrix.matrix``).
+            ``ConfusionMatrix.matrix``); (K, K + 1) when a mapped source predicted "other" (its
+            last column, drawn as an "other" column, never dropped).
         class_names: K names.
         normalize: ``"none"`` (counts), ``"recall"`` (each row divided by its sum: where the
             pixels of a true class went) or ``"precision"`` (each column divided by its sum: what
@@ -707,8 +708,8 @@ def confusion_matrix_figure(
     import plotly.graph_objects as go
 
     counts = np.asarray(matrix, dtype=np.float64)
-    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"a confusion matrix must be square (K, K), got shape {counts.shape}")
+    if counts.ndim != 2 or counts.shape[1] not in (counts.shape[0], counts.shape[0] + 1):
+        raise ValueError(f"a confusion matrix must be (K, K) or (K, K + 1), got shape {counts.shape}")
     _check_class_count(counts.shape[0], class_names, "the confusion matrix")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
@@ -719,7 +720,7 @@ def confusion_matrix_figure(
     class_count = len(names)
     heatmap = go.Heatmap(
         z=values,
-        x=names,
+        x=confusion_columns(names, counts.shape[1]),
         y=names,
         customdata=np.stack([counts, row_share, column_share], axis=-1),
         colorscale="Blues",
@@ -751,6 +752,10 @@ def confusion_matrix_figure(
     return figure
 
 
+def confusion_columns(class_names: Sequence[str], columns: int) -> list[str]:
+    """Column names of a confusion matrix: the classes, plus "other" for a (K, K + 1) matrix."""
+    names = [str(name) for name in class_names]
+    return names + ["other"] if columns == len(names) + 1 else names
 CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
 CONFUSION_AXES_PX = 180  # room around the square for the title, tick labels (rotated) and axis titles
 MAX_CONFUSION_PX = 1000

@@ -8,9 +8,10 @@ first page by URL together, then all switch to the next page through the sidebar
 after page (a session that fails a page still goes on to the next one).
 
 A page has *finished rendering* when, in the browser, its ``st.title`` is shown, the text it shows
-only once its content is drawn is there, and Streamlit's script state is ``notRunning`` — and still
-is a moment later (a page's own rerun flips it back to running). The time to a finished render is
-taken from the navigation to the first moment all three held. An ``st.exception`` ends the wait.
+only once its content is drawn is there, every image on it has loaded, and Streamlit's script state
+is ``notRunning`` — and still is a moment later (a page's own rerun flips it back to running). The
+time to a finished render is taken from the navigation (the click or the URL) to the first moment all
+of these held. An ``st.exception`` ends the wait.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ RENDER_STATE_JS = """({heading, ready}) => {
   const main = document.querySelector('[data-testid="stMain"]');
   if (!main) return false;
   const titled = [...main.querySelectorAll('h1')].some(h => h.innerText.trim() === heading);
-  return titled && main.innerText.includes(ready) ? "done" : false;
+  const pictured = [...main.querySelectorAll('img')].every(img => img.complete);  // the gallery's images arrived
+  return titled && pictured && main.innerText.includes(ready) ? "done" : false;
 }"""
 
 
@@ -83,12 +85,18 @@ async def wait_rendered(page: Page, app_page: AppPage, timeout_s: float) -> tupl
             return finished, "done"
 
 
+PROBLEMS_JS = """([exception, error]) => {
+  const first = node => node.innerText.trim().split('\\n')[0];
+  const exceptions = [...document.querySelectorAll(exception)].map(node => 'exception: ' + first(node));
+  const errors = [...document.querySelectorAll(error)].filter(node => !node.closest(exception))
+    .map(node => 'error: ' + first(node));
+  return [...exceptions, ...errors];
+}"""
+
+
 async def shown_problems(page: Page) -> list[str]:
-    """Texts of every st.exception and st.error on the page."""
-    problems = []
-    for selector, kind in ((EXCEPTION, "exception"), (ERROR, "error")):
-        problems += [f"{kind}: {text.strip()}" for text in await page.locator(selector).all_inner_texts()]
-    return problems
+    """The first line of every st.exception and st.error on the page (an exception's own alert once)."""
+    return await page.evaluate(PROBLEMS_JS, [EXCEPTION, ERROR])
 
 
 async def visit(page: Page, session: int, app_page: AppPage, url: str | None, timeout_s: float) -> Visit:
@@ -99,6 +107,9 @@ async def visit(page: Page, session: int, app_page: AppPage, url: str | None, ti
             await page.goto(url, timeout=timeout_s * 1000)
         else:
             link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=app_page.nav, exact=True)
+            more = page.get_by_test_id("stSidebarNavViewButton")  # a long page list is folded after the first ones
+            if not await link.is_visible() and await more.is_visible():
+                await more.click(timeout=timeout_s * 1000)
             await link.click(timeout=timeout_s * 1000)
         finished, _ = await wait_rendered(page, app_page, timeout_s - (time.monotonic() - started))
     except PlaywrightError as error:
@@ -116,7 +127,7 @@ async def _problems_or_none(page: Page) -> list[str]:
 
 
 async def _class_visits(
-    url: str, sessions: int, pages: Sequence[AppPage], timeout_s: float, query: str
+    url: str, sessions: int, pages: Sequence[AppPage], timeout_s: float, query: str, stop_on_problem: bool
 ) -> list[Visit]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -124,21 +135,37 @@ async def _class_visits(
             contexts = [await browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
             tabs = [await context.new_page() for context in contexts]
             visits: list[Visit] = []
-            for position, app_page in enumerate(pages):
-                target = f"{url}/{app_page.path}{query}" if position == 0 else None
-                together = (visit(tab, index, app_page, target, timeout_s) for index, tab in enumerate(tabs))
-                visits += await asyncio.gather(*together)
+            troubled = set(range(sessions))  # sessions that open the next page by URL: all of them at first
+            for app_page in pages:
+                by_url = f"{url}/{app_page.path}{query}"
+                together = [
+                    visit(tab, index, app_page, by_url if index in troubled else None, timeout_s)
+                    for index, tab in enumerate(tabs)
+                ]
+                done = await asyncio.gather(*together)
+                visits += done
+                # A session that met a problem may have no sidebar left (app.py itself failed): it reloads by URL.
+                troubled = {result.session for result in done if result.problems}
+                if troubled and stop_on_problem:
+                    break
             return visits
         finally:
             await browser.close()
 
 
 def class_visits(
-    url: str, sessions: int, pages: Sequence[AppPage] = CLASSROOM_PAGES, timeout_s: float = 120.0, query: str = ""
+    url: str,
+    sessions: int,
+    pages: Sequence[AppPage] = CLASSROOM_PAGES,
+    timeout_s: float = 120.0,
+    query: str = "",
+    stop_on_problem: bool = False,
 ) -> list[Visit]:
     """``sessions`` browser sessions open ``pages[0]`` by URL (plus ``query``, e.g. ``?shapes=...``) at the
-    same moment, then switch to each next page together; every session's visit of every page, in page order."""
-    return asyncio.run(_class_visits(url, sessions, pages, timeout_s, query))
+    same moment, then switch to each next page together through the sidebar; every session's visit of
+    every page, in page order. A session that met a problem opens the next page by URL (a new session);
+    with ``stop_on_problem`` no further page is visited once any session met one (a test's fast failure)."""
+    return asyncio.run(_class_visits(url, sessions, pages, timeout_s, query, stop_on_problem))
 
 
 def page_figures(visits: Sequence[Visit]) -> list[PageFigures]:

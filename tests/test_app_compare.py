@@ -54,7 +54,7 @@ def table_with(at: AppTest, column: str):
 
 
 def test_metric_table_has_a_column_per_checkpoint_and_summary_rows(app: AppTest) -> None:
-    chosen = widget(app.multiselect, "Checkpoints").value
+    chosen = widget(app.multiselect, "Models").value
     assert len(chosen) == 2 and not app.error
     table = app.dataframe[0].value
     reference, other = (Path(ui.checkpoint_options()[label]).parent.name for label in chosen)  # run names
@@ -102,7 +102,7 @@ def test_pixel_diff_and_image_panel(app: AppTest) -> None:
 
 
 def test_an_incompatible_checkpoint_is_reported_and_skipped(app: AppTest) -> None:
-    box = widget(app.multiselect, "Checkpoints")
+    box = widget(app.multiselect, "Models")
     street = next(label for label in box.options if label.startswith("street"))
     box.set_value([*box.value, street]).run()
     assert not app.exception

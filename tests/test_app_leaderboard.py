@@ -46,7 +46,7 @@ def widget(elements, label: str):
 def test_scoring_ranks_both_checkpoints_and_lists_the_broken_one(app: AppTest) -> None:
     assert widget(app.selectbox, "Held-out split").value == "test"  # Shapes has a test split
     assert any("single scale" in info.value for info in app.info)  # the protocol is shown
-    assert "3 of 3 checkpoint(s) not scored" in app.warning[0].value
+    assert "3 of 3 scorable entries not scored" in app.warning[0].value
     widget(app.button, "Score 3").click().run()
     assert not app.exception, app.exception
 
@@ -55,7 +55,7 @@ def test_scoring_ranks_both_checkpoints_and_lists_the_broken_one(app: AppTest) -
     assert list(board.index) == [1, 2]
     assert board["miou"].is_monotonic_decreasing
     assert {"iou_background", "iou_circle", "miou_no_background", "pixel_acc"} <= set(board.columns)
-    assert list(skipped["checkpoint"]) == ["broken/best.pt"]
+    assert list(skipped["entry"]) == ["broken/best.pt"]
     assert "not a PyTorch checkpoint" in skipped["reason"][0]
     assert widget(app.get("download_button"), "Download CSV")
     assert not app.warning and not app.button  # everything is scored now

@@ -136,7 +136,7 @@ def test_a_link_names_only_runs_the_sidebar_offers(places, tiny_runs) -> None:
     (runs / "linked").symlink_to(places["private"] / "elsewhere")  # a run folder that is a symlink out of runs/
     at = open_link({"run": "good"})
     assert not at.error and at.session_state[ui.CHECKPOINT_KEY] == str(runs / "good" / "best.pt")
-    picker = next(box for box in at.selectbox if box.label == "Checkpoint")
+    picker = next(box for box in at.selectbox if box.label == "Model / predictions")
     assert [option.split(" ")[0] for option in picker.options] == ["good"]  # the symlinked run is not offered
     for name in ("..", "linked", "../runs/good"):
         with reads_under(places["private"]) as reads:
@@ -144,7 +144,7 @@ def test_a_link_names_only_runs_the_sidebar_offers(places, tiny_runs) -> None:
         assert any(f"names run {name!r}, which is not a usable run" in error.value for error in at.error), name
         assert reads == [] and at.session_state[ui.CHECKPOINT_KEY] == str(runs / "good" / "best.pt")
     board = open_link({}, page="leaderboard")  # the same rule: the Leaderboard scores only checkpoints inside
-    assert "1 of 1 checkpoint(s) not scored" in board.warning[0].value and "linked" not in board.warning[0].value
+    assert "1 of 1 scorable entries not scored" in board.warning[0].value and "linked" not in board.warning[0].value
 
 
 def test_a_remote_user_typing_a_path_outside_on_home_is_refused_unread(places, monkeypatch) -> None:

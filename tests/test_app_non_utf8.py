@@ -114,7 +114,7 @@ def test_a_run_folder_with_a_latin1_name_is_listed_on_every_page(page, latin1_fo
     at = _page(page, latin1_folder, latin1_runs, monkeypatch)
     shown = "run-" + SHOWN_AS
     if page == "home":  # the sidebar's checkpoint picker, drawn on every page
-        picker = next(box for box in at.selectbox if box.label == "Checkpoint")
+        picker = next(box for box in at.selectbox if box.label == "Model / predictions")
         assert any(option.startswith(shown + " ") for option in picker.options), picker.options
     elif page == "compare":
         assert shown in set(at.dataframe[0].value.columns)  # the run is a column of the per-class table

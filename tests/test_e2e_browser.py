@@ -75,7 +75,7 @@ PAGES = {
         AppPage("train", "train", "Train", "Train", "Past runs"),
         AppPage("inspect", "failures", "Inspect", "Inspect", "split mIoU"),
         AppPage("diagnostics", "diagnostics", "Diagnostics", "Diagnostics", "Lesion-wise Dice vs IoU"),
-        AppPage("compare", "compare", "Compare", "Compare checkpoints", "Evaluated on"),
+        AppPage("compare", "compare", "Compare", "Compare models", "Evaluated on"),
         AppPage("leaderboard", "leaderboard", "Leaderboard", "Leaderboard", "Protocol"),
         AppPage("metric_definitions", "metrics_explorer", "Metric definitions", "Metric definitions", "One model, many mIoUs"),
         AppPage("loss_inspector", "loss_inspector", "Loss inspector", "Loss inspector", "Who carries the loss"),
@@ -189,7 +189,8 @@ def server(tmp_path_factory, artifacts, pytestconfig) -> Iterator[AppServer]:
     runs_dir = folder / "runs"
     report(pytestconfig, f"runs folder seeded with {', '.join(seed_runs(runs_dir))}")
     port = free_port()
-    env = {**os.environ, "SEGLAB_RUNS_DIR": str(runs_dir), "SEGLAB_CACHE_DIR": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SEGLAB_RUNS_DIR": str(runs_dir), "SEGLAB_CACHE_DIR": str(folder / "cache"), "PYTHONUNBUFFERED": "1",
+           "SEGLAB_DATA_ROOTS": str(folder / "byom")}  # fmt: skip
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
     log_path = artifacts / "streamlit.log"
@@ -396,18 +397,18 @@ def test_compare_a_vs_b(app: App) -> None:
     app.screenshot("compare")
     app.page.get_by_role("tab", name="A vs B").click()
     app.expect_text("What B fixed and what it broke")
-    app.settle("Compare checkpoints")
+    app.settle("Compare models")
     expect(app.page.get_by_role("combobox", name="B (the change)", exact=True)).to_be_visible()
 
 
 def test_leaderboard_scores_the_checkpoints(app: App) -> None:
     app.open(PAGES["leaderboard"])
-    score = app.button(re.compile(r"^Score \d+ checkpoint"))
+    score = app.button(re.compile(r"^Score \d+ entries"))
     if score.count():  # nothing cached yet for this split
         score.click()
-        app.expect_text(re.compile(r"\d+ checkpoint\(s\) on "))
+        app.expect_text(re.compile(r"\d+ entries on "))
         app.settle("Leaderboard")
-    app.expect_text(re.compile(r"\d+ checkpoint\(s\) on "))
+    app.expect_text(re.compile(r"\d+ entries on "))
     expect(app.page.get_by_role("button", name="Download CSV")).to_be_visible()
     app.screenshot("leaderboard")
 
@@ -497,7 +498,7 @@ def test_charts_are_readable_at_projector_size(app: App) -> None:
     assert_charts_readable(app, "Inspect confusion matrix", expect_heatmap=True)
     app.navigate(PAGES["compare"])
     app.page.get_by_role("tab", name="Training curves").click()
-    app.settle("Compare checkpoints")
+    app.settle("Compare models")
     assert_charts_readable(app, "Compare training curves")
 
 
@@ -564,13 +565,61 @@ def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App
     # The new checkpoint is offered on Compare (this session still uses the small data).
     app.navigate(PAGES["compare"])
     app.expect_text("(12 images)")
-    checkpoints = page.get_by_test_id("stMultiSelect").filter(has_text="Checkpoints")
+    checkpoints = page.get_by_test_id("stMultiSelect").filter(has_text="Models")
     new_run = re.compile(rf"^{RUN_NAME} · mIoU")
     if not checkpoints.get_by_text(new_run).count():
         checkpoints.get_by_role("combobox").click()
         page.get_by_role("option", name=new_run).click()
-        app.settle("Compare checkpoints")
+        app.settle("Compare models")
     expect(checkpoints.get_by_text(new_run), f"{RUN_NAME} is not among the compared checkpoints").to_be_visible()
-    app.choose("Checkpoint", new_run)  # and it is in the sidebar's checkpoint list
-    app.settle("Compare checkpoints")
-    expect(page.get_by_role("combobox", name="Checkpoint", exact=True)).to_have_value(new_run)
+    app.choose("Model / predictions", new_run)  # and it is in the sidebar's checkpoint list
+    app.settle("Compare models")
+    expect(page.get_by_role("combobox", name="Model / predictions", exact=True)).to_have_value(new_run)
+
+
+# -- bring your own model: register an ONNX file and a predictions folder, then Inspect and Compare them --------
+def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compare_them(app: App, server: AppServer) -> None:
+    """Runs last: the sources it registers are listed on every page afterwards."""
+    from seglab.data.spec import DataSpec, build_dataset
+    from seglab.evaluation import evaluate_checkpoint
+    from seglab.export import export_checkpoint
+    from seglab.runs import list_runs
+    from seglab.sources import write_prediction_png
+
+    demo = next(run for run in list_runs(server.runs_dir) if run.checkpoint is not None and run.name != RUN_NAME)
+    folder = server.runs_dir.parent / "byom"  # beside the runs folder: allowed through $SEGLAB_DATA_ROOTS
+    data = build_dataset(DataSpec().with_split("val"))  # the app's default data
+    export_checkpoint(demo.checkpoint, "onnx", folder / "demo.onnx", dataset=data, parity_images=1)
+    (folder / "preds").mkdir()
+    for result in evaluate_checkpoint(demo.checkpoint, data).results:
+        write_prediction_png(result.labels, folder / "preds" / f"{result.sample_id}.png")
+
+    page = app.page
+    app.open(PAGES["home"])
+    for kind, name, path in (("ONNX file", "demo onnx", folder / "demo.onnx"),
+                             ("Folder of predictions (PNG / .npy / .npz per sample)", "demo preds", folder / "preds")):  # fmt: skip
+        if not page.get_by_text(kind, exact=True).is_visible():
+            page.get_by_text("Register a model file or a folder of predictions").click()  # open the expander
+        page.get_by_text(kind, exact=True).click()
+        app.settle("seglab")
+        for label, value in (("Name", name), ("Path", str(path))):
+            field = page.get_by_label(label, exact=True)
+            field.fill(value)
+            field.press("Enter")
+            app.settle("seglab")
+        app.button("Check and register").click()
+        app.expect_text(f"Registered {name}")
+        app.settle("seglab")
+        app.page.reload()
+        app.settle("seglab")
+
+    for name, kind in (("demo onnx", "onnx"), ("demo preds", "predictions")):
+        app.choose("Model / predictions", f"{name} · {kind}")
+        app.navigate(PAGES["inspect"])
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+        app.navigate(PAGES["compare"])  # this source (the reference) against the newest checkpoint
+        models = page.get_by_test_id("stMultiSelect").filter(has_text="Models")
+        expect(models.get_by_text(f"{name} · {kind}")).to_be_visible()
+        expect(models.get_by_text(re.compile(r" · mIoU "))).to_have_count(1)
+        app.navigate(PAGES["home"])
+    app.screenshot("compare_sources")

@@ -35,7 +35,8 @@ pytest.importorskip("playwright.async_api", reason="the playwright package is no
 
 from tests.classroom import CLASSROOM_PAGES, class_visits, page_figures  # noqa: E402
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Longer than the suite's default time limit: 8 sessions visit every page, each within PAGE_TIMEOUT_S.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 SESSIONS = 8
 PAGE_TIMEOUT_S = 240.0  # eight sessions and their browsers share two cores on CI
 # Small Shapes splits (the link a teacher would share): what is tested is sessions racing, not the data's size.
@@ -56,8 +57,12 @@ def fresh_server(tmp_path_factory, pytestconfig) -> Iterator[AppServer]:
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
         "PYTHONUNBUFFERED": "1",
     }
-    options = {"--server.headless": "true", "--server.port": str(port), "--browser.gatherUsageStats": "false",
-               "--server.fileWatcherType": "none"}
+    options = {
+        "--server.headless": "true",
+        "--server.port": str(port),
+        "--browser.gatherUsageStats": "false",
+        "--server.fileWatcherType": "none",
+    }
     command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
     log_path = folder / "streamlit.log"
     with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
@@ -78,14 +83,16 @@ def fresh_server(tmp_path_factory, pytestconfig) -> Iterator[AppServer]:
 def test_eight_sessions_open_a_fresh_server_at_once_and_visit_every_page_together(
     fresh_server: AppServer, pytestconfig
 ) -> None:
-    visits = class_visits(fresh_server.url, SESSIONS, CLASSROOM_PAGES, timeout_s=PAGE_TIMEOUT_S, query=QUERY)
+    visits = class_visits(
+        fresh_server.url, SESSIONS, CLASSROOM_PAGES, timeout_s=PAGE_TIMEOUT_S, query=QUERY, stop_on_problem=True
+    )
     figures = page_figures(visits)
     for figure in figures:
         worst = f"{figure.worst_s:.1f} s" if figure.worst_s is not None else "-"
         report(pytestconfig, f"classroom: {figure.page}: {figure.finished}/{figure.sessions} finished, worst {worst}")
-    assert [visit.page for visit in visits[:: SESSIONS]] == [page.slug for page in CLASSROOM_PAGES]
     problems = [f"{figure.page}: {problem}" for figure in figures for problem in figure.problems]
     assert not problems, "\n".join(problems) + f"\n\nserver log:\n{fresh_server.log_tail()}"
+    assert [visit.page for visit in visits[::SESSIONS]] == [page.slug for page in CLASSROOM_PAGES]
     assert all(figure.finished == SESSIONS for figure in figures)
     log = fresh_server.log_path.read_text(errors="replace")
     assert "Traceback" not in log, f"the server logged an exception:\n{fresh_server.log_tail(80)}"

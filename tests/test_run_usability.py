@@ -10,27 +10,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seglab.cli import main
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.data.spec import DataSpec
 from seglab.leaderboard import build_leaderboard, find_checkpoints
 from seglab.run_dir import RunDirectory
 from seglab.runs import list_runs
-from seglab.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=32)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
+def runs(tmp_path_factory, tiny_runs) -> Path:
     """good/ (a finished run), truncated/ (its best.pt cut short), headless/ (checkpoints, no config.json)."""
     root = tmp_path_factory.mktemp("usable") / "runs"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEGLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        options = dict(model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0, preview_images=0, device="cpu")
-        config = TrainConfig(data=DataSpec(shapes=SHAPES), **options)
-        train(config, root / "good")
+    tiny_runs.copy_to(root / "good")  # a tiny Shapes run trained once per session
     shutil.copytree(root / "good", root / "truncated", ignore=shutil.ignore_patterns(".lock"))
     best = root / "truncated" / "best.pt"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
@@ -84,5 +77,5 @@ def test_the_apps_checkpoint_picker_offers_only_usable_runs(runs, tmp_path, monk
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not app.exception, app.exception
-    picker = next(box for box in app.selectbox if box.label == "Checkpoint")
+    picker = next(box for box in app.selectbox if box.label == "Model / predictions")
     assert [option.split(" ")[0] for option in picker.options] == ["good"]

@@ -233,6 +233,20 @@ def test_confusion_matrix_figure_counts_hover_and_text() -> None:
         viz.confusion_matrix_figure(MATRIX, ["a", "b"])
 
 
+def test_confusion_matrix_figure_draws_an_other_column_never_drops_it() -> None:
+    from seglab.failures import clickable_confusion_figure
+
+    with_other = np.concatenate([MATRIX, np.array([[5], [0], [1]])], axis=1)  # a mapped source's "other" predictions
+    figure = clickable_confusion_figure(with_other, NAMES, normalize="recall")
+    heatmap, markers = figure.data
+    assert list(heatmap.x) == [*NAMES, "other"] and list(heatmap.y) == NAMES
+    z = np.asarray(heatmap.z, dtype=float)
+    assert z.shape == (3, 4) and z[0, 3] == pytest.approx(5 / 15) and np.allclose(np.nansum(z, axis=1)[[0, 2]], 1.0)
+    assert len(markers.x) == 12 and list(markers.x[:4]) == [*NAMES, "other"]
+    with pytest.raises(ValueError, match=r"\(K, K\) or \(K, K \+ 1\)"):
+        viz.confusion_matrix_figure(np.zeros((3, 5)), NAMES)
+
+
 def test_per_class_bar_figure_groups_series() -> None:
     figure = viz.per_class_bar_figure({"run1": [0.1, 0.2, 0.3], "run2": np.array([0.3, np.nan, 0.1])}, NAMES,
                                       title="IoU", yaxis_title="IoU", log_y=True)  # fmt: skip

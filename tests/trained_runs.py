@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 
@@ -30,7 +32,9 @@ class TinyRuns:
         folder = self.root / f"seed{seed}-{loss}"
         if not (folder / "best.pt").is_file():
             options = {"model": "tiny_unet_small", "epochs": 1, "crop_size": 64, "seed": seed, "loss": loss}
-            train(TrainConfig(**options, data=TINY_SHAPES), out_dir=folder)
+            with pytest.MonkeyPatch.context() as patch:  # whatever the first caller's environment, a cache of our own
+                patch.setenv("SEGLAB_CACHE_DIR", str(self.root / "cache"))
+                train(TrainConfig(**options, data=TINY_SHAPES), out_dir=folder)
         return folder
 
     def copy_to(self, target: Path, *, seed: int = 0, loss: str = "ce+dice") -> Path:

@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Start from a clean tree, so that the sweep is one reviewable commit (SWEEP_DIRTY_OK=1 skips this).
+if [ -n "$(git status --porcelain --untracked-files=no)" ] && [ "${SWEEP_DIRTY_OK:-0}" != "1" ]; then
+    echo "uncommitted changes: commit or stash them first (or set SWEEP_DIRTY_OK=1)" >&2
+    exit 1
+fi
+
 # The marker either ends a code line ("x = 1  # fmt: skip") or sits alone on a line.
 git ls-files -z '*.py' | xargs -0 --no-run-if-empty sed -i -E \
     -e '/^[[:space:]]*#[[:space:]]*fmt:[[:space:]]*skip[[:space:]]*$/d' \

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from seglab.concurrency import inference_slot
 from seglab.data.label_map import LabelMap
 from seglab.errors import SourceError
 from seglab.sources.base import PredictionSource, SourcePrediction
@@ -34,6 +35,10 @@ class MappedSource:
     @property
     def has_probabilities(self) -> bool:
         return self.source.has_probabilities
+
+    def describe(self) -> str:
+        """The source's one-line description (mapped sources stand in for sources in reports and errors)."""
+        return self.source.describe()
 
     def mapping(self, first: SourcePrediction | None = None) -> ClassMapping:
         """The resolved mapping; ``first`` tells the class count of sources that only know it after predicting."""
@@ -55,10 +60,13 @@ class MappedSource:
 
     def predict(self, sample_id: str | None, image: np.ndarray) -> MappedPrediction:
         """Predict one image (``sample_id`` None for an upload: model sources only)."""
-        return self.map(self.source.predict(sample_id, image), sample_id or "uploaded image")
+        with inference_slot():  # sessions of one app server take turns (seglab.concurrency), worker models too
+            prediction = self.source.predict(sample_id, image)
+        return self.map(prediction, sample_id or "uploaded image")
 
     def predict_batch(self, sample_ids: Sequence[str | None], images: Sequence[np.ndarray]) -> list[MappedPrediction]:
-        predictions = self.source.predict_batch(sample_ids, images)
+        with inference_slot():
+            predictions = self.source.predict_batch(sample_ids, images)
         return [
             self.map(prediction, sample_id or "image")
             for sample_id, prediction in zip(sample_ids, predictions, strict=True)
