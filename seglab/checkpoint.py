@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from seglab import __version__
+from seglab.atomic_files import atomic_write
 from seglab.data.label_map import LabelMap
 from seglab.divergence import non_finite_tensors
 from seglab.errors import CheckpointError, LabelMapError
@@ -122,19 +122,10 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
             f"refusing to write {path}: {len(bad)} weight tensor(s) hold NaN or infinity (e.g. {bad[0]}); "
             f"the previous {path.name} is kept"
         )
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(path, "wb") as stream:  # durable, and readable by others: checkpoints are meant to be shared
             torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
-        os.replace(temporary, path)
     except BaseException as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
         reason = write_failure(error, path) if isinstance(error, (OSError, RuntimeError)) else None
         if reason is None:
             raise

@@ -19,6 +19,7 @@ from seglab.curves import TrainingCurves
 from seglab.errors import ConfigError
 from seglab.metrics import SegmentationMetrics
 from seglab.predict import DatasetEvaluation
+from seglab.ranking import worst_first
 from seglab.run_dir import RunDirectory
 from seglab.viz import BROKEN_BY_B, DISAGREEMENT_CATEGORIES, DISAGREEMENT_IGNORED, FIXED_BY_B, Category, disagreement_map
 
@@ -167,8 +168,7 @@ class ImageDeltas:
         if favour not in ("a", "b"):
             raise ConfigError(f"favour must be 'a' or 'b', got {favour!r}")
         gain = self.delta if favour == "b" else -self.delta
-        # lexsort's last key is the primary one: defined deltas first, then largest gain, then index.
-        order = np.lexsort((self.indices, -np.nan_to_num(gain, nan=0.0), np.isnan(gain)))
+        order = worst_first(-gain, self.indices)  # largest gain first
         return ImageDeltas(
             indices=self.indices[order],
             positions=self.positions[order],

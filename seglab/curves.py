@@ -11,7 +11,6 @@ format, NaN written as ``null``): anything missing or non-numeric is skipped, ne
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seglab.json_values import json_number
 from seglab.run_dir import EventFollower, RunDirectory
 
 # Validation metrics shown as curves, with the label to show them under.
@@ -33,10 +33,7 @@ Series = tuple[list[float], list[float]]
 
 def _number(value: Any) -> float | None:
     """A finite float, or None for missing / non-numeric / NaN values (and booleans)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else json_number(value)
 
 
 @dataclass

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from seglab.atomic_files import load_npz, save_npz_atomic
 from seglab.cache_write import write_cache
 from seglab.checkpoint import check_compatible, load_checkpoint
 from seglab.concurrency import SharedComputations
@@ -31,7 +30,8 @@ from seglab.diagnostics import Diagnostics, DiagnosticsAccumulator
 from seglab.diagnostics.accumulator import BackgroundDiagnostics
 from seglab.errors import SourceError
 from seglab.metrics import SegmentationMetrics, per_image_metrics_from_confusion
-from seglab.predict import DatasetEvaluation, ImageResult, ProgressCallback
+from seglab.predict import DatasetEvaluation, ImageResult
+from seglab.progress import ProgressCallback
 from seglab.stats import default_cache_dir
 
 if TYPE_CHECKING:
@@ -313,49 +313,38 @@ def diagnose_evaluation(
 
 def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> None:
     """Write per-image labels/confidence/confusions as one .npz, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     results = evaluation.results
+    meta = {
+        "ids": [r.sample_id for r in results], "class_names": evaluation.class_names,
+        "other_label": evaluation.other_label, "has_probabilities": evaluation.has_probabilities,
+        "source": evaluation.source, "notes": evaluation.notes,
+    }
     arrays: dict[str, Any] = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
         "confusion": np.stack([r.confusion for r in results]) if results else np.zeros((0, 0, 0), np.int64),
-        "meta": np.array(json.dumps({
-            "ids": [r.sample_id for r in results], "class_names": evaluation.class_names,
-            "other_label": evaluation.other_label, "has_probabilities": evaluation.has_probabilities,
-            "source": evaluation.source, "notes": evaluation.notes,
-        })),
     }
     if evaluation.diagnostics is not None:
         arrays.update(evaluation.diagnostics.to_arrays())
     for position, result in enumerate(results):
         arrays[f"labels_{position}"] = result.labels
         arrays[f"confidence_{position}"] = result.confidence
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    save_npz_atomic(path, meta, arrays)
 
 
 def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> DatasetEvaluation | None:
     """Read a cached evaluation; ``None`` if missing, corrupt or not for this dataset."""
-    path = Path(path)
-    if not path.is_file():
+
+    def read(meta: dict[str, Any], archive: Any) -> tuple:
+        indices = archive["indices"]
+        labels = [archive[f"labels_{i}"] for i in range(len(indices))]
+        confidence = [archive[f"confidence_{i}"] for i in range(len(indices))]
+        stored = {name: archive[name] for name in archive.files if name.startswith("diag_")}
+        return meta, indices, archive["confusion"], labels, confidence, stored
+
+    loaded = load_npz(path, read)
+    if loaded is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            indices = archive["indices"]
-            confusion = archive["confusion"]
-            labels = [archive[f"labels_{i}"] for i in range(len(indices))]
-            confidence = [archive[f"confidence_{i}"] for i in range(len(indices))]
-            stored = {name: archive[name] for name in archive.files if name.startswith("diag_")}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError):
-        return None
+    meta, indices, confusion, labels, confidence, stored = loaded
     if meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)] or meta.get("class_names") != dataset.class_names:
         return None
     return _evaluation_from_arrays(

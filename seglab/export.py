@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seglab.atomic_files import atomic_path
 from seglab.checkpoint import load_checkpoint
 from seglab.data.base import SegmentationDataset
 from seglab.errors import SeglabError, SourceError
@@ -112,24 +112,17 @@ def export_checkpoint(
     images, names = _parity_images(checkpoint, dataset, parity_images, notes)
     inputs = [image_to_tensor(image) for image in images]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(out) as temporary:
         if fmt == "onnx":
-            used = _export_onnx(model, inputs[0], Path(temporary), exporter, notes)
+            used = _export_onnx(model, inputs[0], temporary, exporter, notes)
         else:
-            used = _export_torchscript(model, inputs[0], Path(temporary))
-        difference = _max_difference(model, inputs, Path(temporary), fmt)
+            used = _export_torchscript(model, inputs[0], temporary)
+        difference = _max_difference(model, inputs, temporary, fmt)
         if difference > tolerance:
             raise SourceError(
                 f"the exported {fmt} model differs from PyTorch by up to {difference:.2e} in its logits (tolerance "
                 f"{tolerance:g}); nothing was written. The architecture may hold size-dependent code the exporter froze"
             )
-        os.replace(temporary, out)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     description = SourceDescription(
         kind=fmt,
         path=out.resolve(),

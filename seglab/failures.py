@@ -23,6 +23,7 @@ import numpy as np
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError
 from seglab.predict import DatasetEvaluation, ImageResult
+from seglab.ranking import worst_first
 from seglab.viz import boundary_mask, confusion_matrix_figure, error_map
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ __all__ = [
     "image_miou",
     "image_ranking",
     "label_shares",
-    "mask_loader",
     "ranking_rows",
     "region_mask",
     "top_confusions",
@@ -124,9 +124,8 @@ def image_ranking(evaluation: DatasetEvaluation, exclude_class: int | None = Non
     """Every image, worst per-image mIoU first (optionally computed without ``exclude_class``); NaN last."""
     if exclude_class is None:
         return evaluation.ranking()
-    scores = np.array([image_miou(result, exclude_class) for result in evaluation.results])
-    order = np.argsort(np.nan_to_num(scores, nan=np.inf), kind="stable")
-    return [evaluation.results[i] for i in order]
+    scores = [image_miou(result, exclude_class) for result in evaluation.results]
+    return [evaluation.results[i] for i in worst_first(scores, [result.index for result in evaluation.results])]
 
 
 def class_failure_ranking(evaluation: DatasetEvaluation, class_id: int) -> list[ImageResult]:
@@ -136,8 +135,7 @@ def class_failure_ranking(evaluation: DatasetEvaluation, class_id: int) -> list[
     images where it is entirely missed.
     """
     _check_class(class_id, len(evaluation.class_names))
-    containing = [result for result in evaluation.results if not np.isnan(result.iou[class_id])]
-    return sorted(containing, key=lambda result: (float(result.iou[class_id]), result.index))
+    return [result for result in evaluation.ranking(class_id) if not np.isnan(result.iou[class_id])]
 
 
 def ranking_rows(
@@ -327,12 +325,6 @@ def cell_picture(
     return picture
 
 
-def mask_loader(dataset: SegmentationDataset) -> TargetsLoader:
-    """``index -> ground truth`` reading only the mask when the dataset can (folder layouts), else both."""
-    load_mask = getattr(dataset, "load_mask", None)
-    return load_mask if callable(load_mask) else (lambda index: dataset.load(index)[1])
-
-
 def cell_gallery(
     evaluation: DatasetEvaluation,
     dataset: SegmentationDataset,
@@ -344,7 +336,7 @@ def cell_gallery(
     max_side: int | None = 240,
 ) -> tuple[CellRanking, list[np.ndarray]]:
     """:func:`cell_ranking` over a split plus :func:`cell_picture` thumbnails of its first ``limit`` images."""
-    ranking = cell_ranking(evaluation.results, mask_loader(dataset), gt_class, pred_class, region=region, width=width,
+    ranking = cell_ranking(evaluation.results, dataset.load_mask, gt_class, pred_class, region=region, width=width,
                            ignore_index=dataset.ignore_index)  # fmt: skip
     results = {result.index: result for result in evaluation.results}
     pictures = []

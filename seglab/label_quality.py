@@ -23,15 +23,18 @@ segment (tiny, low contrast), so rankings are for a human to review, not to auto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from seglab.components import component_boxes, label_components
 from seglab.data.base import SegmentationDataset
 from seglab.errors import ConfigError, LabelError
+from seglab.progress import ProgressCallback
+from seglab.ranking import worst_first
 
 if TYPE_CHECKING:
     import torch
@@ -63,7 +66,6 @@ DEFAULT_BAND = 5  # px around an object where an eroded outline leaves its class
 DEFAULT_MIN_PIXELS = 12  # smaller objects are scored but not ranked: a few pixels decide nothing
 MIN_THRESHOLD = 0.5  # lowest confident threshold: a confident class also holds the majority
 HIGHLIGHT_COLOR = (240, 228, 66)  # Okabe-Ito yellow, as on the Inspect page
-ProgressCallback = Callable[[int, int], None]
 
 
 # -- pixels ---------------------------------------------------------------------------------------------
@@ -168,17 +170,12 @@ def label_objects(labels: np.ndarray, ignore_index: int, skip_classes: Sequence[
         (N + 1,) class of each id (entry 0 unused, -1); (N + 1, 4) boxes ``x0, y0, x1, y1`` (end
         exclusive). Numbering is deterministic: classes in increasing order, then OpenCV's raster order.
     """
-    object_map = np.zeros(labels.shape, dtype=np.int32)
-    classes, boxes = [-1], [(0, 0, 0, 0)]
-    for class_id in np.unique(labels):
-        if class_id == ignore_index or class_id in skip_classes:
-            continue
-        count, components, stats, _ = cv2.connectedComponentsWithStats((labels == class_id).astype(np.uint8), connectivity=8)
-        inside = components > 0
-        object_map[inside] = components[inside] + (len(classes) - 1)
-        classes += [int(class_id)] * (count - 1)
-        boxes += [(x, y, x + width, y + height) for x, y, width, height in stats[1:, :4].tolist()]
-    return object_map, np.asarray(classes, dtype=np.int64), np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    kept = [int(class_id) for class_id in np.unique(labels) if class_id != ignore_index and class_id not in skip_classes]
+    object_map, classes = label_components(labels, kept, window=False)  # the ids label-quality reports have shown
+    boxes = component_boxes(object_map, len(classes))
+    boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
+    boxes[0] = 0
+    return object_map, classes, boxes.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -351,7 +348,8 @@ class LabelQualityReport:
 
     def ranked_images(self) -> list[ImageLabelQuality]:
         """Images worst first (lowest score; ties in dataset order)."""
-        return sorted(self.images, key=lambda image: (image.score, image.index))
+        order = worst_first([image.score for image in self.images], [image.index for image in self.images])
+        return [self.images[i] for i in order]
 
     def ranked_objects(self) -> list[ObjectQuality]:
         """Objects of at least ``min_pixels`` pixels, worst first."""
@@ -512,14 +510,14 @@ def suspicion_picture(
 ) -> np.ndarray:
     """The image with the outlines of ``objects`` drawn and numbered (``#id score``), upscaled to
     at least ``min_side`` px so the numbers stay readable. Returns (H', W', 3) uint8 RGB."""
+    from seglab.viz import boundary_mask
+
     object_map, _, _ = label_objects(labels, ignore_index, skip_classes)
     factor = max(1, -(-min_side // max(labels.shape)))
     picture = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     chosen = np.isin(object_map, [item.object_id for item in objects]) * object_map
     chosen = cv2.resize(chosen.astype(np.int32).astype(np.float32), None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
-    kernel = np.ones((3, 3), np.uint8)
-    edges = (cv2.dilate(chosen, kernel) != cv2.erode(chosen, kernel)) & (cv2.dilate(chosen, kernel) > 0)
-    picture[cv2.dilate(edges.astype(np.uint8), kernel) > 0] = color
+    picture[boundary_mask(chosen.astype(np.int32), 2)] = color  # both sides of each outline, 2 px each
     texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
     boxes = [tuple(value * factor for value in item.bbox) for item in objects]

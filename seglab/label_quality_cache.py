@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -17,18 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from seglab.atomic_files import write_json_atomic
 from seglab.cache_write import write_cache
 from seglab.data.base import SegmentationDataset
-from seglab.data.label_map import write_json_atomic
+from seglab.json_values import sanitize_for_json
 from seglab.label_quality import (
     DEFAULT_BAND,
     DEFAULT_MIN_PIXELS,
     ImageLabelQuality,
     LabelQualityReport,
     ObjectQuality,
-    ProgressCallback,
     score_dataset,
 )
+from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
 from seglab.stats import default_cache_dir
 
@@ -48,15 +48,12 @@ def label_quality_cache_path(
 def report_to_dict(report: LabelQualityReport) -> dict[str, Any]:
     """JSON-ready form of a report (NaN -> None; objects as rows of :data:`_OBJECT_FIELDS`)."""
 
-    def plain(value: Any) -> Any:
-        return None if isinstance(value, float) and math.isnan(value) else value
-
     return {
         "format": FORMAT, "class_names": report.class_names, "band": report.band, "min_pixels": report.min_pixels,
         "skip_classes": list(report.skip_classes), "thresholds": [float(value) for value in report.thresholds],
         "object_fields": _OBJECT_FIELDS,
         "images": [{"index": image.index, "sample_id": image.sample_id, "score": image.score,
-                    "objects": [[plain(value) for value in asdict(item).values()] for item in image.objects]}
+                    "objects": [[sanitize_for_json(value) for value in asdict(item).values()] for item in image.objects]}
                    for image in report.images],
     }  # fmt: skip
 

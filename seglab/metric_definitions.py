@@ -29,11 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seglab.errors import ConfigError
+from seglab.json_values import json_number
+from seglab.metrics import class_counts, divide, masked_mean
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -66,7 +68,7 @@ class DefinitionScore:
 
     def to_row(self) -> dict[str, Any]:
         """A table row; ``value`` is None when not applicable (shown as n/a)."""
-        return {"definition": self.name, "value": None if math.isnan(self.value) else self.value,
+        return {"definition": self.name, "value": json_number(self.value),
                 "level": self.level, "formula": self.formula, "who uses it": self.used_by, "note": self.note}  # fmt: skip
 
 
@@ -129,17 +131,14 @@ class ClassBreakdown:
         return self.imagewise_iou - self.dataset_iou
 
     def to_row(self) -> dict[str, Any]:
-        def number(value: float) -> float | None:
-            return None if math.isnan(value) else float(value)
-
         return {
             "class": self.name,
-            "dataset IoU": number(self.dataset_iou),
-            "image-wise IoU": number(self.imagewise_iou),
-            "gap": number(self.gap),
+            "dataset IoU": json_number(self.dataset_iou),
+            "image-wise IoU": json_number(self.imagewise_iou),
+            "gap": json_number(self.gap),
             "images with it": f"{self.images_with_class}/{self.images_scored}",
             "predicted only": self.images_predicted_only,
-            "mean px / image": number(self.mean_pixels_per_image),
+            "mean px / image": json_number(self.mean_pixels_per_image),
             "pixel share": self.pixel_share,
             "why": self.explanation,
         }
@@ -166,31 +165,9 @@ def _counts(per_image_confusion: Any) -> _Counts:
                           "stack ImageResult.confusion of an evaluation")  # fmt: skip
     if (confusion < 0).any() or not np.isfinite(confusion).all():
         raise ConfigError("confusion matrices hold pixel counts; got negative or non-finite values")
-    true_positive = np.diagonal(confusion, axis1=1, axis2=2)
-    support, predicted = confusion.sum(axis=2), confusion[:, :, : confusion.shape[1]].sum(axis=1)
-    union = support + predicted - true_positive
-    return _Counts(true_positive, support, predicted, union, scored=support.sum(axis=1) > 0)
-
-
-def _divide(numerator: Any, denominator: Any) -> np.ndarray:
-    """Elementwise ratio, NaN where the denominator is 0 (an undefined score, never 0/0 warnings)."""
-    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
-    out = np.full(numerator.shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
-
-
-@overload
-def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: None = None) -> float: ...
-@overload
-def _mean(values: np.ndarray, mask: np.ndarray | None = None, *, axis: int) -> np.ndarray: ...
-def _mean(values: np.ndarray, mask: np.ndarray | None = None, axis: int | None = None) -> np.ndarray | float:
-    """Mean of ``values`` where ``mask`` (default: not NaN); NaN when nothing is selected."""
-    mask = ~np.isnan(values) if mask is None else mask & ~np.isnan(values)
-    count = mask.sum(axis=axis)
-    total = np.where(mask, values, 0.0).sum(axis=axis)
-    result = _divide(total, count)
-    return float(result) if np.ndim(result) == 0 else result
+    counts = class_counts(confusion)
+    scored = counts.support.sum(axis=1) > 0
+    return _Counts(counts.true_positive, counts.support, counts.predicted, counts.union, scored=scored)
 
 
 # -- definitions ---------------------------------------------------------------------------------
@@ -213,22 +190,22 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
     # Dataset level: one confusion matrix for the split.
     true_positive, union = counts.true_positive.sum(axis=0), counts.union.sum(axis=0)
     support = counts.support.sum(axis=0)
-    iou = _divide(true_positive, union)
+    iou = divide(true_positive, union)
     present = union > 0
     labelled, correct = support.sum(), true_positive.sum()
     wrong = labelled - correct
 
     # Image-wise: only images with labelled pixels are scored (an all-void image says nothing).
     scored = counts.scored
-    image_iou = _divide(counts.true_positive, counts.union)[scored]
+    image_iou = divide(counts.true_positive, counts.union)[scored]
     image_present = counts.union[scored] > 0
 
     def image_mean(per_image: np.ndarray) -> float:
-        return _mean(per_image) if per_image.size else math.nan
+        return masked_mean(per_image) if per_image.size else math.nan
 
     dataset = [
         DefinitionScore(
-            "mIoU, dataset-level, present classes", _mean(iou, present),
+            "mIoU, dataset-level, present classes", masked_mean(iou, present),
             "mean over classes present in GT or prediction of ΣₙTP / Σₙ(TP+FP+FN)",
             "seglab (every other page); MMSegmentation IoUMetric (nanmean); torchmetrics MulticlassJaccardIndex "
             "(average='macro', its default, drops classes absent from both)",
@@ -236,7 +213,7 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="dataset_miou",
         ),
         DefinitionScore(
-            "mIoU, dataset-level, without background", _mean(iou, present & foreground) if background_index is not None else math.nan,
+            "mIoU, dataset-level, without background", masked_mean(iou, present & foreground) if background_index is not None else math.nan,
             "as above, background class left out of the mean",
             "seglab's 'without background' views (Dataset, Inspect); papers reporting foreground classes only",
             no_background + "Background is large and easy: leaving it out shows how the objects do.",
@@ -260,7 +237,7 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="dataset_miou_absent_one",
         ),
         DefinitionScore(
-            "micro IoU (dataset-level)", float(_divide(correct, correct + 2 * wrong)),
+            "micro IoU (dataset-level)", float(divide(correct, correct + 2 * wrong)),
             "Σ_c TP / Σ_c (TP+FP+FN) = correct / (correct + 2 × wrong)",
             (
                 "segmentation_models_pytorch iou_score(reduction='micro'); "
@@ -273,21 +250,21 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="micro_iou",
         ),
         DefinitionScore(
-            "frequency-weighted IoU", float(_divide(np.nansum(support * iou), labelled)),
+            "frequency-weighted IoU", float(divide(np.nansum(support * iou), labelled)),
             "Σ_c (GT pixels_c / all labelled pixels) × IoU_c",
             "FCN (Long et al. 2015); MMSegmentation-style reports; seglab fwIoU",
             "Weights classes by their pixels: dominated by background/road/sky.",
             key="fwiou",
         ),
         DefinitionScore(
-            "pixel accuracy", float(_divide(correct, labelled)),
+            "pixel accuracy", float(divide(correct, labelled)),
             "correct pixels / labelled pixels",
             "MMSegmentation aAcc; CSAIL 'Accuracy'; torchmetrics MulticlassAccuracy(average='micro')",
             "Flatters imbalanced data: predicting the majority class everywhere already scores its pixel share.",
             key="pixel_accuracy",
         ),
         DefinitionScore(
-            "mean class accuracy", _mean(_divide(true_positive, support), support > 0),
+            "mean class accuracy", masked_mean(divide(true_positive, support), support > 0),
             "mean over classes with GT of TP / GT pixels (mean recall)",
             "MMSegmentation mAcc; FCN 'mean accuracy'; torchmetrics MulticlassAccuracy(average='macro', its default; "
             "it also counts classes only predicted, as 0)",
@@ -295,8 +272,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="mean_class_accuracy",
         ),
     ]
-    per_image_present = _mean(image_iou, image_present, axis=1) if image_iou.size else np.zeros(0)
-    per_image_foreground = _mean(image_iou, image_present & foreground, axis=1) if image_iou.size else np.zeros(0)
+    per_image_present = masked_mean(image_iou, image_present, axis=1) if image_iou.size else np.zeros(0)
+    per_image_foreground = masked_mean(image_iou, image_present & foreground, axis=1) if image_iou.size else np.zeros(0)
     imagewise = [
         DefinitionScore(
             "mIoU, image-wise, classes present in each image", image_mean(per_image_present),
@@ -331,7 +308,7 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
         ),
         DefinitionScore(
             "mIoU, pooled over (image, class) pairs",
-            _mean(image_iou, image_present) if image_iou.size else math.nan,
+            masked_mean(image_iou, image_present) if image_iou.size else math.nan,
             "mean over all (image n, class c) with Uₙ_c > 0 of IoUₙ_c",
             "torchmetrics.segmentation.MeanIoU (1.9, per_class=False; include_background=True by default)",
             "Like image-wise, but images holding more classes weigh more.",
@@ -339,7 +316,7 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
         ),
         DefinitionScore(
             "micro IoU, image-wise",
-            image_mean(_divide(counts.true_positive.sum(axis=1), counts.union.sum(axis=1))[scored]),
+            image_mean(divide(counts.true_positive.sum(axis=1), counts.union.sum(axis=1))[scored]),
             "meanₙ [ correctₙ / (correctₙ + 2 × wrongₙ) ]",
             "segmentation_models_pytorch iou_score(reduction='micro-imagewise')",
             "A per-image pixel accuracy in disguise, averaged over images.",
@@ -360,8 +337,8 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
     names = [str(index) for index in range(num_classes)] if class_names is None else [str(name) for name in class_names]
     if len(names) != num_classes:
         raise ConfigError(f"expected {num_classes} class names, got {len(names)}")
-    image_iou = _divide(true_positive, union)
-    dataset_iou = _divide(true_positive.sum(axis=0), union.sum(axis=0))
+    image_iou = divide(true_positive, union)
+    dataset_iou = divide(true_positive.sum(axis=0), union.sum(axis=0))
     labelled = max(float(support.sum()), 1.0)
     rows = []
     for class_id, name in enumerate(names):
@@ -370,9 +347,9 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
         small, large = _halves(image_iou[has_truth, class_id], support[has_truth, class_id])
         row: dict[str, Any] = dict(
             class_id=class_id, name=name, dataset_iou=float(dataset_iou[class_id]),
-            imagewise_iou=_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
+            imagewise_iou=masked_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
             images_predicted_only=int(predicted_only.sum()), images_scored=images,
-            mean_pixels_per_image=float(_divide(support[:, class_id].sum(), has_truth.sum())),
+            mean_pixels_per_image=float(divide(support[:, class_id].sum(), has_truth.sum())),
             pixel_share=float(support[:, class_id].sum() / labelled), iou_where_small=small, iou_where_large=large,
         )  # fmt: skip
         rows.append(ClassBreakdown(**row, explanation=_explain(**row)))
@@ -385,7 +362,7 @@ def _halves(iou: np.ndarray, pixels: np.ndarray) -> tuple[float, float]:
         return math.nan, math.nan
     order = np.argsort(pixels, kind="stable")
     half = iou.size // 2
-    return _mean(iou[order[:half]]), _mean(iou[order[-half:]])
+    return masked_mean(iou[order[:half]]), masked_mean(iou[order[-half:]])
 
 
 def _images(count: int) -> str:

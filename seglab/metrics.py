@@ -32,18 +32,24 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
 
 from seglab.errors import ConfigError, LabelError
+from seglab.json_values import json_number
+from seglab.ranking import worst_first
 
 __all__ = [
+    "ClassCounts",
     "ConfusionMatrix",
     "PerImageMetrics",
     "SegmentationMetrics",
+    "class_counts",
+    "divide",
     "image_confusions",
+    "masked_mean",
     "per_image_metrics",
     "per_image_metrics_from_confusion",
 ]
@@ -262,39 +268,68 @@ def _check_classes(num_classes: int, ignore_index: int | None) -> None:
 
 
 # -- scores -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassCounts:
+    """Per-class pixel counts of (..., K, K) or (..., K, K + 1) confusion matrices: the core every score reduces."""
+
+    true_positive: np.ndarray  # (..., K) float64
+    support: np.ndarray  # (..., K) ground-truth pixels; the "other" column of a mapped source is a miss...
+    predicted: np.ndarray  # (..., K) ...but no class's prediction
+
+    @property
+    def union(self) -> np.ndarray:
+        return self.support + self.predicted - self.true_positive
+
+
+def class_counts(confusion: np.ndarray) -> ClassCounts:
+    """:class:`ClassCounts` of confusion matrices (rows = ground truth), as float64."""
+    counts = np.asarray(confusion, dtype=np.float64)
+    num_classes = counts.shape[-2]
+    return ClassCounts(
+        true_positive=np.diagonal(counts, axis1=-2, axis2=-1),
+        support=counts.sum(axis=-1),
+        predicted=counts[..., :num_classes].sum(axis=-2),
+    )
+
+
+def divide(numerator: Any, denominator: Any) -> np.ndarray:
+    """Elementwise ratio, NaN where the denominator is 0 (an undefined score, never 0/0 warnings)."""
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    out = np.full(numerator.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+@overload
+def masked_mean(values: np.ndarray, mask: np.ndarray | None = None, axis: None = None) -> float: ...
+@overload
+def masked_mean(values: np.ndarray, mask: np.ndarray | None = None, *, axis: int) -> np.ndarray: ...
+def masked_mean(values: np.ndarray, mask: np.ndarray | None = None, axis: int | None = None) -> np.ndarray | float:
+    """Mean of ``values`` where ``mask`` (and not NaN; default: every defined value); NaN when nothing is selected."""
+    mask = ~np.isnan(values) if mask is None else mask & ~np.isnan(values)
+    count = mask.sum(axis=axis)
+    total = np.where(mask, values, 0.0).sum(axis=axis)
+    result = divide(total, count)
+    return float(result) if np.ndim(result) == 0 else result
+
+
 def _class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     """Per-class counts and ratios from (..., K, K) or (..., K, K + 1) confusion matrices, NaN for 0/0."""
-    counts = confusion.astype(np.float64)
-    num_classes = counts.shape[-2]
-    true_positive = np.diagonal(counts, axis1=-2, axis2=-1)
-    support = counts.sum(axis=-1)  # (K, K + 1) matrices: the "other" column is part of the support (a miss)...
-    predicted = counts[..., :num_classes].sum(axis=-2)  # ...but no class's prediction
-    # 0/0 is the only possible division by zero (TP <= support, predicted): it means "undefined".
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "iou": true_positive / (support + predicted - true_positive),
-            "precision": true_positive / predicted,
-            "recall": true_positive / support,
-            "f1": 2 * true_positive / (support + predicted),
-            "true_positive": true_positive,
-            "support": support,
-            "predicted": predicted,
-        }
-
-
-def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` where ``mask`` along the last axis; NaN (no warning) when none is."""
-    count = mask.sum(axis=-1)
-    total = np.where(mask, values, 0.0).sum(axis=-1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    counts = class_counts(confusion)
+    true_positive, support, predicted = counts.true_positive, counts.support, counts.predicted
+    return {
+        "iou": divide(true_positive, counts.union),
+        "precision": divide(true_positive, predicted),
+        "recall": divide(true_positive, support),
+        "f1": divide(2 * true_positive, support + predicted),
+        "true_positive": true_positive,
+        "support": support,
+        "predicted": predicted,
+    }
 
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else math.nan
-
-
-def _json_number(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -370,10 +405,10 @@ class SegmentationMetrics:
             predicted=_read_only(predicted.astype(np.int64)),
             present=_read_only(present),
             pixel_acc=_ratio(scores["true_positive"].sum(), total),
-            mean_acc=float(_masked_mean(scores["recall"], has_truth)),
-            miou=float(_masked_mean(scores["iou"], present)),
-            miou_no_background=float(_masked_mean(scores["iou"], foreground)),
-            mean_f1=float(_masked_mean(scores["f1"], present)),
+            mean_acc=float(masked_mean(scores["recall"], has_truth, axis=-1)),
+            miou=float(masked_mean(scores["iou"], present, axis=-1)),
+            miou_no_background=float(masked_mean(scores["iou"], foreground, axis=-1)),
+            mean_f1=float(masked_mean(scores["f1"], present, axis=-1)),
             fwiou=_ratio(np.where(has_truth, support * scores["iou"], 0.0).sum(), total),
             classes_averaged=int(present.sum()),
             total_pixels=int(total),
@@ -387,10 +422,10 @@ class SegmentationMetrics:
             raise ConfigError(f"expected {self.num_classes} distinct class names, got {names}")
         per_class = {
             name: {
-                "iou": _json_number(self.iou[i]),
-                "precision": _json_number(self.precision[i]),
-                "recall": _json_number(self.recall[i]),
-                "f1": _json_number(self.f1[i]),
+                "iou": json_number(self.iou[i]),
+                "precision": json_number(self.precision[i]),
+                "recall": json_number(self.recall[i]),
+                "f1": json_number(self.f1[i]),
                 "support": int(self.support[i]),
                 "predicted": int(self.predicted[i]),
                 "present": bool(self.present[i]),
@@ -398,16 +433,16 @@ class SegmentationMetrics:
             for i, name in enumerate(names)
         }
         return {
-            "miou": _json_number(self.miou),
-            "miou_no_background": _json_number(self.miou_no_background),
-            "pixel_acc": _json_number(self.pixel_acc),
-            "mean_acc": _json_number(self.mean_acc),
-            "fwiou": _json_number(self.fwiou),
-            "mean_f1": _json_number(self.mean_f1),
+            "miou": json_number(self.miou),
+            "miou_no_background": json_number(self.miou_no_background),
+            "pixel_acc": json_number(self.pixel_acc),
+            "mean_acc": json_number(self.mean_acc),
+            "fwiou": json_number(self.fwiou),
+            "mean_f1": json_number(self.mean_f1),
             "classes_averaged": self.classes_averaged,
             "total_pixels": self.total_pixels,
             "background_index": self.background_index,
-            "iou": {name: _json_number(self.iou[i]) for i, name in enumerate(names)},
+            "iou": {name: json_number(self.iou[i]) for i, name in enumerate(names)},
             "per_class": per_class,
             "confusion": self.confusion.tolist(),
             **({"predicted_other": {name: int(self.confusion[i, -1]) for i, name in enumerate(names)}}
@@ -578,7 +613,8 @@ class PerImageMetrics:
         """Image indices sorted by ``metric`` ("miou" or "pixel_acc"), lowest first, NaN last."""
         if metric not in ("miou", "pixel_acc"):
             raise ConfigError(f"can rank images by 'miou' or 'pixel_acc', not {metric!r}")
-        return np.argsort(getattr(self, metric), kind="stable")
+        scores = getattr(self, metric)
+        return worst_first(scores, np.arange(len(scores)))
 
 
 def per_image_metrics(pred: LabelArray, target: LabelArray, num_classes: int,
@@ -600,6 +636,6 @@ def per_image_metrics_from_confusion(confusion: np.ndarray) -> PerImageMetrics:
         iou=_read_only(scores["iou"]),
         present=_read_only(present),
         pixel_acc=_read_only(pixel_acc),
-        miou=_read_only(_masked_mean(scores["iou"], present)),
+        miou=_read_only(masked_mean(scores["iou"], present, axis=-1)),
         total_pixels=_read_only(total.astype(np.int64)),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,15 +22,16 @@ import torch.nn.functional as F
 from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
-from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
 from seglab.errors import DatasetError
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
+from seglab.progress import ProgressCallback
+from seglab.ranking import worst_first
 
 if TYPE_CHECKING:
     from seglab.diagnostics import Diagnostics
 
-ProgressCallback = Callable[[int, int], None]
 TileSize = int | tuple[int, int]  # square side, or (height, width) for models with a fixed input size
 
 
@@ -44,16 +45,12 @@ class Prediction:
 
 
 def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised like the training pipeline."""
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised as the training pipeline's ToTensor + Normalize do."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise DatasetError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict")
-    # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
-    tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.tensor(mean).view(3, 1, 1)
-    std_t = torch.tensor(std).view(3, 1, 1)
-    return ((tensor - mean_t) / std_t).unsqueeze(0)
+    return normalize_image(image_to_float(image), mean, std).unsqueeze(0)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -72,6 +69,9 @@ def predict_probabilities(
     overlap: float = 1 / 3,
 ) -> torch.Tensor:
     """Softmax probabilities (N, K, H, W) for a normalised batch, averaged over the TTA views.
+
+    The one forward pass of seglab: ``seglab eval``, the app's pages and the trainer's validation
+    (:meth:`seglab.train.Trainer.evaluate`) all label pixels with its argmax, so they score alike.
 
     Each scale resizes the input (bilinear), predicts, and resizes the probabilities back; with
     ``flip`` every view is also predicted mirrored and un-mirrored before averaging.
@@ -211,9 +211,8 @@ class DatasetEvaluation:
 
     def ranking(self, class_id: int | None = None) -> list[ImageResult]:
         """Results worst first: by image mIoU, or by one class's IoU (images without it last)."""
-        if class_id is None:
-            return sorted(self.results, key=lambda r: (np.nan_to_num(r.miou, nan=np.inf), r.index))
-        return sorted(self.results, key=lambda r: (np.nan_to_num(r.iou[class_id], nan=np.inf), r.index))
+        scores = [r.miou if class_id is None else r.iou[class_id] for r in self.results]
+        return [self.results[i] for i in worst_first(scores, [r.index for r in self.results])]
 
 
 def predict_dataset(

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seglab.data.label_map import write_json_atomic
+from seglab.atomic_files import write_json_atomic
+from seglab.json_values import json_default
 
 RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped"
 STATES = (RUNNING, FINISHED, FAILED, STOPPED)
@@ -108,7 +109,7 @@ class RunDirectory:
     def append_event(self, event: dict[str, Any]) -> None:
         """Append one JSON line (with a timestamp) to events.jsonl; one write call per line."""
         event = {"time": round(time.time(), 3), **event}
-        line = json.dumps(event, allow_nan=False, default=_json_default) + "\n"
+        line = json.dumps(event, allow_nan=False, default=json_default) + "\n"
         with open(self.events_path, "a", encoding="utf-8") as stream:
             stream.write(line)
 
@@ -125,25 +126,6 @@ class RunDirectory:
     def latest_preview(self) -> Path | None:
         previews = sorted(self.previews_path.glob("eval_*.png")) if self.previews_path.is_dir() else []
         return previews[-1] if previews else None
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy/torch scalars and arrays alike (.item() fails on arrays)
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def sanitize_for_json(value: Any) -> Any:
-    """Replace NaN/inf floats by None recursively (events are strict JSON)."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: sanitize_for_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [sanitize_for_json(v) for v in value]
-    return value
 
 
 @dataclass

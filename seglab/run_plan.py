@@ -3,22 +3,28 @@
 The app's Train page and scripts use this to catch every option mistake that would otherwise
 only surface when the background process starts (unknown model, malformed loss spec, Nesterov
 with Adam, warm-up longer than the run), and to draw the learning-rate schedule the run will
-follow -- with the same :func:`seglab.train.schedule_from_config` the trainer uses.
+follow -- with the same builders of :mod:`seglab.recipe` the trainer uses.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from seglab.config import TrainConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError
 from seglab.optim import LRSchedule, lr_curve
+from seglab.recipe import (
+    criterion_from_config,
+    optimizer_from_config,
+    schedule_from_config,
+    steps_per_epoch,
+)
 
 # The quick run's time budget when TrainConfig has none: "a minute" on a laptop CPU.
 QUICK_RUN_SECONDS = 60.0
@@ -46,21 +52,6 @@ def loss_terms(spec: str) -> list[tuple[float, str]]:
     from seglab.losses import _parse_spec  # the parser build_criterion uses, so both agree on every spelling
 
     return _parse_spec(spec)
-
-
-def steps_per_epoch(train_images: int, batch_size: int) -> int:
-    """Optimiser steps in one epoch, as the trainer's DataLoader counts them.
-
-    The trainer drops the last incomplete batch once the split holds at least two batches
-    (a 1-image batch would make BatchNorm statistics noisy), so: floor then, ceil otherwise.
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if train_images <= 0:
-        return 0
-    if train_images >= 2 * batch_size:
-        return train_images // batch_size
-    return math.ceil(train_images / batch_size)
 
 
 def build_config(data: DataSpec, **options: Any) -> TrainConfig:
@@ -115,25 +106,19 @@ class RunPlan:
     schedule: LRSchedule
 
     @classmethod
-    def check(cls, config: TrainConfig, train_images: int, num_classes: int) -> "RunPlan":
+    def check(cls, config: TrainConfig, train_images: int, num_classes: int) -> RunPlan:
         """Check everything the trainer checks at start-up, without building data or model.
 
         Raises ConfigError naming the option at fault.
         """
-        from seglab.losses import build_criterion
         from seglab.models.registry import lookup_entry
-        from seglab.train import schedule_from_config
 
         config.validate()
         if train_images < 1:
             raise ConfigError("the training split has no images; pick another dataset on the Home page")
         lookup_entry(config.model)
-        build_criterion(
-            config.loss, num_classes=num_classes, ignore_index=255, class_weights=None,
-            top_k_percent_pixels=config.top_k_percent_pixels, hard_example_mining_step=config.hard_example_mining_step,
-            focal_gamma=config.focal_gamma, aux_weight=config.aux_weight,
-        )  # fmt: skip
-        _check_optimizer(config)
+        criterion_from_config(config, num_classes=num_classes, ignore_index=255)
+        optimizer_from_config(config, [{"params": [torch.nn.Parameter(torch.zeros(1))]}])  # the checks, not the cost
         steps = steps_per_epoch(train_images, config.batch_size)
         schedule = schedule_from_config(config, steps_per_epoch=steps)
         return cls(config=config, train_images=train_images, steps_per_epoch=steps, schedule=schedule)
@@ -170,15 +155,3 @@ class RunPlan:
             )
         return text
 
-
-def _check_optimizer(config: TrainConfig) -> None:
-    """Build the optimiser over one dummy parameter: the same checks, none of the cost."""
-    import torch
-
-    from seglab.optim import build_optimizer
-
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    build_optimizer(
-        config.optimizer, [{"params": [parameter]}], lr=config.lr, momentum=config.momentum,
-        nesterov=config.nesterov, weight_decay=config.weight_decay,
-    )  # fmt: skip

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seglab.atomic_files import write_json_atomic
 from seglab.config import TrainConfig
-from seglab.data.label_map import write_json_atomic
 from seglab.distributed import launch_command
 from seglab.errors import ConfigError
 from seglab.names import display_name

@@ -7,27 +7,24 @@ call for the same data is a file read.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import zipfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
+from seglab.atomic_files import load_npz, save_npz_atomic
 from seglab.cache_write import write_cache
+from seglab.components import label_components
 from seglab.concurrency import SharedComputations
 from seglab.data.base import SegmentationDataset
+from seglab.progress import ProgressCallback
 
 if TYPE_CHECKING:  # seglab.metrics is imported where the baseline is computed (it pulls in torch)
     from seglab.metrics import SegmentationMetrics
 
-ProgressCallback = Callable[[int, int], None]
 
 CACHE_VERSION = 2  # 2: unknown_colour_pixels
 SHARED_STATS: SharedComputations[DatasetStats] = SharedComputations()  # concurrent callers of one dataset scan once
@@ -251,11 +248,11 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
     object_class, object_area, object_image = [], [], []
 
     def scan_one(index: int) -> tuple[np.ndarray, int, tuple[int, int], list[np.ndarray], int]:
-        mask = load_mask(dataset, index)
+        mask = dataset.load_mask(index)
         colours = unknown_counts.get(dataset.ids[index], 0) if unknown_counts is not None else 0
         histogram = np.bincount(mask.ravel(), minlength=256)
         counts = histogram[:num_classes]
-        areas = [_component_areas(mask == class_id) for class_id in np.flatnonzero(counts)]
+        areas = _component_areas(mask, np.flatnonzero(counts))
         void = int(histogram[ignore_index]) if ignore_index < histogram.size else 0
         return counts, void, mask.shape[:2], areas, colours
 
@@ -285,17 +282,11 @@ def _scan(dataset: SegmentationDataset, progress: ProgressCallback | None) -> Da
     )
 
 
-def load_mask(dataset: SegmentationDataset, index: int) -> np.ndarray:
-    """The mask of one sample, through the dataset's mask-only fast path when it has one."""
-    loader = getattr(dataset, "load_mask", None)
-    if loader is not None:
-        return loader(index)
-    return dataset.load(index)[1]
-
-
-def _component_areas(binary: np.ndarray) -> np.ndarray:
-    count, _, component_stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
-    return component_stats[1:count, cv2.CC_STAT_AREA].astype(np.int64)
+def _component_areas(mask: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    """Per class of ``classes`` (each present in ``mask``), the pixel areas of its connected components."""
+    ids, owner = label_components(mask, classes.tolist())
+    areas = np.bincount(ids.ravel(), minlength=len(owner)).astype(np.int64)
+    return [areas[owner == class_id] for class_id in classes]
 
 
 # -- cache -------------------------------------------------------------------------------------------
@@ -306,8 +297,6 @@ _ARRAY_FIELDS = (
 
 def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:
     """Write stats to ``path`` (.npz) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "version": CACHE_VERSION,
         "class_names": stats.class_names,
@@ -316,28 +305,15 @@ def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:
         "background_index": stats.background_index,
         "fingerprint": stats.fingerprint,
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, meta=np.array(json.dumps(meta)), **{name: getattr(stats, name) for name in _ARRAY_FIELDS})
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    save_npz_atomic(path, meta, {name: getattr(stats, name) for name in _ARRAY_FIELDS})
 
 
 def load_stats(path: str | os.PathLike) -> DatasetStats | None:
     """Read cached stats; ``None`` when the file is missing, corrupt or inconsistent."""
-    path = Path(path)
-    if not path.is_file():
+    loaded = load_npz(path, lambda meta, archive: (meta, {name: archive[name] for name in _ARRAY_FIELDS}))
+    if loaded is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            arrays = {name: archive[name] for name in _ARRAY_FIELDS}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError):
-        return None
+    meta, arrays = loaded
     if meta.get("version") != CACHE_VERSION:
         return None
     stats = DatasetStats(

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seglab import distributed
+from seglab.atomic_files import atomic_write
 from seglab.checkpoint import (
     NonFiniteWeightsError,
     checkpoint_payload,
@@ -41,13 +42,15 @@ from seglab.data.spec import build_dataset
 from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
 from seglab.divergence import DivergenceGuard
 from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
-from seglab.losses import build_criterion
+from seglab.json_values import json_number, sanitize_for_json
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model
-from seglab.optim import LRSchedule, apply_lr, build_optimizer, build_param_groups
+from seglab.optim import apply_lr, build_param_groups
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
-from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory, sanitize_for_json
+from seglab.predict import predict_probabilities
+from seglab.recipe import criterion_from_config, drops_last_batch, optimizer_from_config, schedule_from_config
+from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
 from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
 
 Callback = Callable[[dict[str, Any]], None]
@@ -121,15 +124,8 @@ class Trainer:
         # self.model: the plain model (evaluation, previews, checkpoints); self.train_model: what a training
         # step calls, DistributedDataParallel(self.model) under torchrun.
         self.model, self.train_model = distributed.wrap_model(model, self.device, self.world, sync_bn=config.sync_bn)
-        self.criterion = build_criterion(
-            config.loss,
-            num_classes=self.label_map.num_classes,
-            ignore_index=self.label_map.ignore_index,
-            class_weights=self._class_weights(),
-            top_k_percent_pixels=config.top_k_percent_pixels,
-            hard_example_mining_step=config.hard_example_mining_step,
-            focal_gamma=config.focal_gamma,
-            aux_weight=config.aux_weight,
+        self.criterion = criterion_from_config(
+            config, self.label_map.num_classes, self.label_map.ignore_index, self._class_weights()
         ).to(self.device)
         groups = build_param_groups(
             self.model,
@@ -137,10 +133,7 @@ class Trainer:
             encoder_lr_mult=config.encoder_lr_mult,
             last_layer_lr_mult=config.last_layer_lr_mult,
         )
-        self.optimizer = build_optimizer(
-            config.optimizer, groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )  # fmt: skip
+        self.optimizer = optimizer_from_config(config, groups)
         self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
         self.use_amp = config.amp and self.device.type == "cuda"
         self.amp_dtype = _amp_dtype(config.amp_dtype) if self.use_amp else torch.bfloat16
@@ -183,7 +176,7 @@ class Trainer:
             batch_size=config.batch_size,
             shuffle=self.train_sampler is None,
             sampler=self.train_sampler,
-            drop_last=images_per_process >= 2 * config.batch_size,
+            drop_last=drops_last_batch(images_per_process, config.batch_size),
             num_workers=config.num_workers,
             generator=generator,
             collate_fn=pad_collate(self.label_map.ignore_index),
@@ -366,8 +359,8 @@ class Trainer:
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                logits = self.model(images)["out"]
-            matrix.update(logits.argmax(dim=1), targets.to(self.device))
+                probabilities = predict_probabilities(self.model, images)  # the forward pass of `seglab eval`
+            matrix.update(probabilities.argmax(dim=1), targets.to(self.device))
         matrix.all_reduce()  # sums the shards; a no-op in a single process
         return matrix.compute(background_index=self.label_map.background_index)
 
@@ -396,7 +389,7 @@ class Trainer:
             latest = {key: summary.get(key) for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc")}
             self.run.write_status(
                 RUNNING, step=self.step, epoch=self.epoch, latest=sanitize_for_json(latest),
-                best_metric=self.best_value if math.isfinite(self.best_value) else None,
+                best_metric=json_number(self.best_value),
                 best_metric_name=self.config.best_metric,
             )  # fmt: skip
         if self.keeps_checkpoints:
@@ -412,13 +405,10 @@ class Trainer:
         if count <= 0 or self.run is None:
             return
         strip = preview_strip(self.model, self.val_data, range(count), device=self.device)
-        folder = self.run.previews_path
-        folder.mkdir(exist_ok=True)
         from PIL import Image
 
-        temporary = folder / f".eval_{self.step:07d}.png.tmp"
-        Image.fromarray(strip).save(temporary, format="PNG")
-        os.replace(temporary, folder / f"eval_{self.step:07d}.png")
+        with atomic_write(self.run.previews_path / f"eval_{self.step:07d}.png") as stream:
+            Image.fromarray(strip).save(stream, format="PNG")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, which: str) -> Path:
@@ -433,7 +423,7 @@ class Trainer:
             metrics=self.best_metrics if which == "best" else self.last_metrics,
             optimizer=self.optimizer if which == "last" else None,  # best.pt stays small: weights only
             extra={
-                "best_value": self.best_value if math.isfinite(self.best_value) else None,
+                "best_value": json_number(self.best_value),
                 "best_metrics": self.best_metrics,
                 "train_seconds": self._train_seconds,
                 "torch_rng": torch.get_rng_state(),
@@ -550,7 +540,7 @@ class Trainer:
         if self.run is None:
             return
         self.run.path.mkdir(parents=True, exist_ok=True)
-        from seglab.data.label_map import write_json_atomic
+        from seglab.atomic_files import write_json_atomic
 
         write_json_atomic(self.run.config_path, self.config.to_dict())
         self.label_map.save(self.run.label_map_path)
@@ -564,28 +554,12 @@ class Trainer:
         except OSError:
             pass
         if self.run is not None:
-            best = self.best_value if math.isfinite(self.best_value) else None
+            best = json_number(self.best_value)
             try:
                 self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best,
                                       best_metric_name=self.config.best_metric)  # fmt: skip
             except OSError:
                 pass
-
-
-def schedule_from_config(config: TrainConfig, steps_per_epoch: int) -> LRSchedule:
-    """The LR schedule of a config: total steps = epochs x steps per epoch."""
-    return LRSchedule(
-        name=config.schedule,
-        base_lr=config.lr,
-        total_steps=max(config.epochs * max(steps_per_epoch, 1), 1),
-        power=config.power,
-        warmup_steps=config.warmup_steps,
-        slow_start_steps=config.slow_start_steps,
-        slow_start_lr=config.slow_start_lr,
-        step_size=config.step_size,
-        gamma=config.gamma,
-        min_lr=config.min_lr,
-    )
 
 
 def train(

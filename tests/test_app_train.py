@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
+from seglab.atomic_files import write_json_atomic
 from seglab.config import TrainConfig
-from seglab.data.label_map import write_json_atomic
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.losses import LOSS_EXPLANATIONS

@@ -116,6 +116,25 @@ def test_built_through_data_spec(index_layout):
     assert isinstance(dataset, FolderDataset) and dataset.split == "val" and len(dataset) == 3
 
 
+def test_load_mask_is_the_mask_of_load_without_reading_the_image(index_layout, monkeypatch):
+    """The dataset contract's mask-only path (statistics, Failures): same mask, image never decoded."""
+    from seglab.data import folder
+    from seglab.data.cache import MemoryCachedDataset
+    from seglab.data.shapes import ShapesConfig, ShapesDataset
+
+    layout = {"images": str(index_layout / "images"), "masks": str(index_layout / "masks")}
+    dataset = build_dataset(DataSpec(kind="folder", **layout))
+    expected = [dataset.load(index)[1] for index in range(len(dataset))]
+    monkeypatch.setattr(folder, "read_image", lambda path: pytest.fail(f"read {path} for a mask"))
+    assert all(np.array_equal(dataset.load_mask(index), mask) for index, mask in enumerate(expected))
+    cached = MemoryCachedDataset(dataset)
+    assert np.array_equal(cached.load_mask(1), expected[1])  # not cached yet: the wrapped fast path
+    shapes = ShapesDataset("val", ShapesConfig(val_size=2, image_size=32))
+    cached = MemoryCachedDataset(shapes)
+    image, mask = cached.load(0)
+    assert cached.load_mask(0) is mask and np.array_equal(shapes.load_mask(1), shapes.load(1)[1])
+
+
 # -- label maps ----------------------------------------------------------------------------------------
 def test_without_label_map_a_generic_one_is_inferred_and_described(index_layout):
     dataset = FolderDataset(index_layout / "images", index_layout / "masks")

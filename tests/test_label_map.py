@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import stat
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from seglab.data.label_map import (
     generic_label_map,
     shapes_label_map,
     voc_label_map,
-    write_json_atomic,
 )
 from seglab.errors import LabelMapError
 
@@ -109,14 +107,6 @@ def test_load_missing_and_malformed_files(tmp_path):
     wrong.write_text(json.dumps({"classes": [{"id": 0, "name": "a", "color": [1, 2, 3, 4]}]}))
     with pytest.raises(LabelMapError, match="wrong.json: class 'a' color"):
         LabelMap.load(wrong)
-
-
-def test_write_json_atomic_makes_a_readable_file(tmp_path):
-    path = tmp_path / "config.json"
-    write_json_atomic(path, {"a": 1})
-    write_json_atomic(path, {"a": 2})
-    assert json.loads(path.read_text()) == {"a": 2}
-    assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044  # group/other can read, unlike mkstemp's 0600
 
 
 # -- decoding --------------------------------------------------------------------------------------

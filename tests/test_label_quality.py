@@ -238,6 +238,8 @@ def test_pictures_show_void_and_number_the_outlined_objects():
     outline_rows, outline_columns = np.nonzero(highlighted[4 * 14 :])  # object #2 spans x 25..35, y 15..25 (x4)
     assert len(outline_rows) > 100 and outline_columns.min() >= 4 * 24 and outline_columns.max() < 4 * 36
     assert highlighted[: 4 * 14, 4 * 25 :].any()  # its number, written above it
+    # The outline straddles the object's edge, 2 px on each side (columns 25..34 become 100..139 at x4).
+    assert np.flatnonzero(highlighted[4 * 20]).tolist() == [98, 99, 100, 101, 138, 139, 140, 141]
 
 
 def test_score_dataset_gives_the_same_report_whether_it_keeps_or_recomputes_probabilities():

@@ -429,3 +429,24 @@ def test_per_image_metrics_accepts_a_single_mask_and_checks_values():
     assert per_image.miou[0] == pytest.approx(1 / 3)
     with pytest.raises(LabelError, match=r"\[9\]"):
         per_image_metrics(HAND_PRED, np.where(HAND_TARGET == 2, 9, HAND_TARGET), 4)
+
+
+def test_class_counts_divide_and_masked_mean_are_the_core_of_every_score():
+    """One confusion-count core: metrics and the metric definitions reduce the same counts."""
+    from seglab.metric_definitions import compute_definitions
+    from seglab.metrics import class_counts, divide, masked_mean
+
+    confusion = np.array([[5, 1, 0, 2], [0, 3, 0, 1], [0, 0, 0, 0]])  # (K, K + 1): an "other" column
+    counts = class_counts(confusion)
+    assert counts.true_positive.tolist() == [5, 3, 0] and counts.support.tolist() == [8, 4, 0]
+    assert counts.predicted.tolist() == [5, 4, 0] and counts.union.tolist() == [8, 5, 0]
+    iou = divide(counts.true_positive, counts.union)
+    assert iou[:2].tolist() == [5 / 8, 3 / 5] and np.isnan(iou[2])
+    assert masked_mean(iou) == pytest.approx((5 / 8 + 3 / 5) / 2)
+    assert np.isnan(masked_mean(iou, np.array([False, False, True])))
+    assert masked_mean(np.array([[1.0, np.nan], [0.5, 0.25]]), axis=1).tolist() == [1.0, 0.375]
+    square = np.array([[5, 1, 0], [0, 3, 1], [2, 0, 4]])
+    metrics = SegmentationMetrics.from_confusion(square, background_index=None)
+    rows = {score.name: score.value for score in compute_definitions(square[None], background_index=None)}
+    assert metrics.miou == rows["mIoU, dataset-level, present classes"] == masked_mean(
+        divide(np.diag(square), square.sum(0) + square.sum(1) - np.diag(square)))

@@ -193,3 +193,21 @@ def test_probability_entropy_is_zero_for_certain_and_one_for_uniform():
     uniform = np.full((4, 2, 2), 0.25, np.float32)
     np.testing.assert_allclose(probability_entropy(certain), 0.0, atol=1e-6)
     np.testing.assert_allclose(probability_entropy(uniform), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (40, 33, 3)])
+def test_image_to_tensor_is_what_the_evaluation_pipeline_feeds_the_model(shape):
+    """Inference and the trainer's validation loader normalise through one implementation, bit for bit."""
+    from seglab.data.transforms import eval_transform
+
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    image.flags.writeable = False  # decoded files are read-only: no torch warning, no error
+    mask = np.zeros(shape[:2], np.uint8)
+    pipeline, _ = eval_transform(pad_multiple=1)(image, mask, np.random.default_rng(0))
+    tensor = image_to_tensor(image)
+    assert tensor.shape == (1, *pipeline.shape) and tensor.is_contiguous()
+    assert torch.equal(tensor[0], pipeline)
+    expected = (image.astype(np.float32) / 255 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
+        [0.229, 0.224, 0.225], np.float32
+    )
+    np.testing.assert_allclose(tensor[0].permute(1, 2, 0).numpy(), expected, rtol=1e-6, atol=1e-6)

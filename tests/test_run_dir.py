@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory, sanitize_for_json
+from seglab.json_values import sanitize_for_json
+from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
 
 
 def test_status_is_replaced_atomically_and_keeps_earlier_fields(tmp_path):

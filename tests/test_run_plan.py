@@ -139,3 +139,27 @@ def test_plan_catches_what_would_fail_at_training_start(options, message):
 def test_plan_needs_training_images():
     with pytest.raises(ConfigError, match="no images"):
         RunPlan.check(build_config(DataSpec()), train_images=0, num_classes=7)
+
+
+def test_the_trainer_builds_what_the_recipe_builds():
+    """RunPlan checks a config with seglab.recipe; the trainer must build its loss and optimiser with it too."""
+    from seglab.recipe import criterion_from_config, optimizer_from_config, schedule_from_config
+    from seglab.train import Trainer
+
+    shapes = ShapesConfig(train_size=9, val_size=2, test_size=2, image_size=32)
+    config = TrainConfig(
+        model="tiny_unet_small", batch_size=4, crop_size=32, data=DataSpec(shapes=shapes), loss="ce+0.5*dice",
+        optimizer="sgd", lr=0.02, momentum=0.8, nesterov=True, weight_decay=3e-4, focal_gamma=1.5, epochs=3,
+    )
+    trainer = Trainer(config)
+    expected = criterion_from_config(config, num_classes=trainer.label_map.num_classes, ignore_index=255)
+    assert repr(trainer.criterion) == repr(expected)
+    assert (trainer.criterion.names, trainer.criterion.weights, trainer.criterion.aux_weight) == (
+        expected.names, expected.weights, expected.aux_weight) == (["ce", "dice"], [1.0, 0.5], config.aux_weight)
+    built = optimizer_from_config(config, [{"params": [p for p in trainer.model.parameters()]}])
+    assert type(trainer.optimizer) is type(built)
+    for key in ("lr", "momentum", "nesterov"):
+        assert trainer.optimizer.defaults[key] == built.defaults[key]
+    assert (built.defaults["lr"], built.defaults["momentum"], built.defaults["nesterov"]) == (0.02, 0.8, True)
+    assert trainer.schedule == schedule_from_config(config, steps_per_epoch(9, 4))
+    assert trainer.train_loader.drop_last is True and len(trainer.train_loader) == steps_per_epoch(9, 4) == 2

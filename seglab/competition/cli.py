@@ -8,10 +8,10 @@ their token).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from seglab.atomic_files import PRIVATE, write_text_atomic
 from seglab.competition.clock import format_duration, format_timestamp, parse_duration, parse_timestamp
 from seglab.competition.errors import CompetitionError
 
@@ -57,8 +57,7 @@ def _print_tokens(competition, issued, tokens_out: str | None) -> None:
     print(token_sheet(competition, issued))
     if tokens_out:
         path = Path(tokens_out)
-        path.write_text(token_csv(issued), encoding="utf-8")
-        os.chmod(path, 0o600)
+        write_text_atomic(path, token_csv(issued), permissions=PRIVATE)  # never readable by others, even briefly
         print(f"tokens also written to {path} (readable by you only)", file=sys.stderr)
 
 

@@ -8,12 +8,11 @@ zip is built once per competition and dataset fingerprint and kept in ``download
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import threading
 import zipfile
 from pathlib import Path
 
+from seglab.atomic_files import atomic_write
 from seglab.competition.competitions import Competition, hidden_images
 from seglab.competition.errors import CompetitionError
 from seglab.competition.store import CompetitionStore
@@ -53,17 +52,10 @@ def _write_images_zip(store: CompetitionStore, competition: Competition, path: P
     expected = [image.sample_id for image in hidden_images(store, competition)]
     if list(dataset.ids) != expected:
         raise CompetitionError("the hidden split on the server changed since the competition was created")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".hidden-", suffix=".zip")
-    try:
-        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr("README.txt", submission_format(competition))
-            for index, sample_id in enumerate(dataset.ids):
-                image, _ = dataset.load(index)  # the mask is dropped here: labels never leave the server
-                buffer = io.BytesIO()
-                Image.fromarray(image).save(buffer, format="PNG")
-                archive.writestr(f"{sample_id}.png", buffer.getvalue())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("README.txt", submission_format(competition))
+        for index, sample_id in enumerate(dataset.ids):
+            image, _ = dataset.load(index)  # the mask is dropped here: labels never leave the server
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            archive.writestr(f"{sample_id}.png", buffer.getvalue())

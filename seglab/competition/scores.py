@@ -9,7 +9,6 @@ rescore never needs the model again, and no per-image number ever has to leave t
 from __future__ import annotations
 
 import io
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +68,3 @@ def decode_confusions(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
 
 
-def json_number(value: float) -> float | None:
-    """NaN -> None, for JSON columns."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from seglab.atomic_files import atomic_write
 from seglab.competition.clock import now
 from seglab.competition.competitions import Competition, HiddenImage, competition_by_id, hidden_images
 from seglab.competition.errors import CompetitionError, ScoringError
@@ -172,13 +173,11 @@ def _limit_memory(extra_mb: int) -> None:
 
 
 def _write_result(path: Path, payload: dict | np.ndarray) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as stream:
+    with atomic_write(path, durable=False) as stream:  # read by the parent moments later, never after a crash
         if isinstance(payload, np.ndarray):
             np.save(stream, payload, allow_pickle=False)
         else:
             stream.write(json.dumps(payload).encode())
-    os.replace(temporary, path)
 
 
 def _child(
@@ -322,7 +321,8 @@ class ScoringWorker:
                 self._record(job, competition, images, status, result, time.monotonic() - started)
         finally:
             result.unlink(missing_ok=True)
-            result.with_name(result.name + ".tmp").unlink(missing_ok=True)
+            for leftover in result.parent.glob(f".{result.name}.*.tmp"):  # a child killed while writing
+                leftover.unlink(missing_ok=True)
 
     def _wait(self, pid: int, job: Job, competition: Competition, started: float) -> int | None:
         """The child's exit status; ``None`` when the job was given up (stop, lost lease, time limit)."""

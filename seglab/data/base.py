@@ -36,6 +36,10 @@ class SegmentationDataset(Dataset):
         """Return ``(image, mask)`` for sample ``index``; raise DatasetError naming the file on bad data."""
         raise NotImplementedError
 
+    def load_mask(self, index: int) -> np.ndarray:
+        """Only the mask of sample ``index`` (statistics, Failures); layouts that can skip the image override this."""
+        return self.load(index)[1]
+
     @property
     def num_classes(self) -> int:
         return self.label_map.num_classes

@@ -42,5 +42,9 @@ class MemoryCachedDataset(Dataset):
                 self._bytes += size
         return sample
 
+    def load_mask(self, index: int) -> np.ndarray:
+        sample = self._cache.get(index)
+        return sample[1] if sample is not None else self.dataset.load_mask(index)
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.load(index)

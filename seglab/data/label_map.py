@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seglab.atomic_files import write_json_atomic
 from seglab.errors import LabelMapError
 
 DEFAULT_IGNORE_INDEX = 255
@@ -210,27 +210,6 @@ def label_map_example() -> str:
     head = [f'  "{key}": {json.dumps(value)},' for key, value in data.items()]
     rows = ",\n".join(f"    {json.dumps(item)}" for item in classes)
     return "{\n" + "\n".join(head) + '\n  "classes": [\n' + rows + "\n  ]\n}"
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON via a temporary file and ``os.replace``."""
-    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` via a temporary file in the same folder and ``os.replace`` (the folder is created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; the result should read like any other written file
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _as_int(value: Any, what: str) -> int:

@@ -48,6 +48,8 @@ __all__ = [
     "crop_to_original",
     "denormalize",
     "eval_transform",
+    "image_to_float",
+    "normalize_image",
     "train_transform",
 ]
 
@@ -355,14 +357,25 @@ class PadToMultiple(JointTransform):
         return _pad_bottom_right(image, mask, target, self.image_fill, self.ignore_index)
 
 
+def image_to_float(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> contiguous float32 (3, H, W) in [0, 1]: the one conversion of seglab's pipelines."""
+    # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
+    return torch.from_numpy(np.require(image.transpose(2, 0, 1), requirements=["C", "W"])).float().div_(255)
+
+
+def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(image - mean) / std`` per channel of a float (..., 3, H, W) tensor: the one normalisation."""
+    mean_tensor = torch.tensor(tuple(mean), dtype=image.dtype).view(3, 1, 1)
+    std_tensor = torch.tensor(tuple(std), dtype=image.dtype).view(3, 1, 1)
+    return (image - mean_tensor) / std_tensor
+
+
 class ToTensor(JointTransform):
     """uint8 (H, W, 3) image -> float32 (3, H, W) in [0, 1]; uint8 (H, W) mask -> int64 (H, W)."""
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(image, mask)
-        image_tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-        mask_tensor = torch.from_numpy(mask.astype(np.int64))
-        return image_tensor, mask_tensor
+        return image_to_float(image), torch.from_numpy(mask.astype(np.int64))
 
 
 class Normalize(JointTransform):
@@ -377,9 +390,7 @@ class Normalize(JointTransform):
     def __call__(self, image: torch.Tensor, mask: Any, rng: np.random.Generator) -> tuple[torch.Tensor, Any]:
         if not isinstance(image, torch.Tensor) or not image.is_floating_point():
             raise ConfigError("Normalize works on the float tensor from ToTensor: put ToTensor() before Normalize()")
-        mean = torch.tensor(self.mean, dtype=image.dtype).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=image.dtype).view(3, 1, 1)
-        return (image - mean) / std, mask
+        return normalize_image(image, self.mean, self.std), mask
 
 
 # -- display and evaluation helpers ------------------------------------------------------------

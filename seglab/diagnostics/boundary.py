@@ -24,7 +24,8 @@ import math
 import cv2
 import numpy as np
 
-from seglab.diagnostics.objects import bounding_window, present_classes
+from seglab.components import bounding_window
+from seglab.diagnostics.objects import present_classes
 from seglab.viz import boundary_mask
 
 __all__ = ["band_width", "boundary_counts", "boundary_f1", "boundary_iou"]

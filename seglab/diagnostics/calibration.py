@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from seglab.json_values import json_number
+
 __all__ = [
     "CONFIDENCE_BINS",
     "WRONG_BINS",
@@ -96,8 +98,8 @@ def reliability_bins(counts: np.ndarray, class_id: int | None = None) -> dict[st
         "low": _EDGES[:-1].tolist(),
         "high": _EDGES[1:].tolist(),
         "pixels": pixels.astype(np.int64).tolist(),
-        "accuracy": [None if np.isnan(v) else float(v) for v in accuracy],
-        "confidence": [None if np.isnan(v) else float(v) for v in mean_confidence],
+        "accuracy": [json_number(v) for v in accuracy],
+        "confidence": [json_number(v) for v in mean_confidence],
     }
 
 

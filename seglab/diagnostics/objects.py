@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-import cv2
 import numpy as np
 
+from seglab.components import component_boxes, label_components
 from seglab.errors import ConfigError
 
 __all__ = [
@@ -146,61 +146,6 @@ def present_classes(pred: np.ndarray, target: np.ndarray, num_classes: int, igno
     return [int(c) for c in np.flatnonzero(present)]
 
 
-def bounding_window(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
-    """The bounding box of ``mask``'s true pixels grown by ``margin`` (clipped to the image); empty: everything."""
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
-    return (
-        slice(max(int(rows[0]) - margin, 0), int(rows[-1]) + margin + 1),
-        slice(max(int(columns[0]) - margin, 0), int(columns[-1]) + margin + 1),
-    )
-
-
-def _label_classes(labels: np.ndarray, classes: list[int], valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components (8-connectivity) of every class at once: an (H, W) int32 map of ids numbered class by
-    class (0: no component) and each id's class (-1 for 0). One OpenCV labelling per class, inside its window."""
-    ids = np.zeros(labels.shape, np.int32)
-    owner = [np.array([-1], np.int64)]
-    total = 0
-    for class_id in classes:
-        mask = labels == class_id
-        if valid is not None:
-            mask &= valid
-        if not mask.any():
-            continue
-        window = bounding_window(mask)
-        inside = np.ascontiguousarray(mask[window])
-        # Labels only: OpenCV's WithStats variant is ~10x slower; areas and boxes are counted with numpy instead.
-        count, component = cv2.connectedComponents(inside.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        np.add(component, total, out=component, where=inside)
-        ids[window] += np.asarray(component, np.int32)  # classes never overlap: the other pixels add 0
-        owner.append(np.full(count - 1, class_id, np.int64))
-        total += count - 1
-    return ids, np.concatenate(owner)
-
-
-def _boxes(ids: np.ndarray, count: int) -> np.ndarray:
-    """(count, 4) x, y, w, h of the components of an id map, from which rows and columns hold each id."""
-    height, width = ids.shape
-    if max(height, width) * count > 1 << 24:  # many components on a large image: per-pixel min/max instead
-        ys, xs = np.nonzero(ids)
-        at = ids[ys, xs]
-        low, high = np.zeros((2, count), np.int64), np.full((2, count), -1, np.int64)
-        low[:, 1:] = np.iinfo(np.int64).max
-        for axis, coordinates in enumerate((xs, ys)):
-            np.minimum.at(low[axis], at, coordinates)
-            np.maximum.at(high[axis], at, coordinates)
-        return np.stack([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1], axis=1)
-    flat = ids.astype(np.int64)
-    row_counts = np.bincount((flat + np.arange(height)[:, None] * count).ravel(), minlength=height * count)
-    column_counts = np.bincount((flat + np.arange(width)[None, :] * count).ravel(), minlength=width * count)
-    rows, columns = row_counts.reshape(height, count) > 0, column_counts.reshape(width, count) > 0
-    top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
-    left, right = columns.argmax(axis=0), width - 1 - columns[::-1].argmax(axis=0)
-    return np.stack([left, top, right - left + 1, bottom - top + 1], axis=1)
-
-
 def _rows(area: np.ndarray, boxes: np.ndarray, image: int, class_id: np.ndarray, image_pixels: int, **columns) -> dict:
     n = len(area)
     return {
@@ -225,8 +170,8 @@ def find_objects(
     target = np.ascontiguousarray(target)
     scored = target != ignore_index
     classes = present_classes(pred, target, num_classes, ignore_index)
-    truth_ids, truth_class = _label_classes(target, classes, None)
-    pred_ids, pred_class = _label_classes(pred, classes, scored)
+    truth_ids, truth_class = label_components(target, classes, None)
+    pred_ids, pred_class = label_components(pred, classes, scored)
     n_truth, n_pred = len(truth_class), len(pred_class)
     if n_truth == 1 and n_pred == 1:
         return ObjectTable.empty(), BlobTable.empty()
@@ -252,7 +197,7 @@ def find_objects(
     objects, blobs = ObjectTable.empty(), BlobTable.empty()
     if n_truth > 1:
         columns = {"hit": hit[1:], "pred_area": np.rint(touching[1:]), "wrong_class": wrong[1:]}
-        boxes = _boxes(truth_ids, n_truth)[1:]
+        boxes = component_boxes(truth_ids, n_truth)[1:]
         objects = ObjectTable(**_rows(area[1:], boxes, image, truth_class[1:], image_pixels, **columns))
     blob = np.ones(n_pred, bool)
     blob[0] = False
@@ -264,7 +209,7 @@ def find_objects(
         under = under_table.argmax(axis=1)[blob]
         count = int(blob.sum())
         columns = {"hit": np.zeros(count), "pred_area": np.zeros(count), "wrong_class": under}
-        boxes = _boxes(pred_ids, n_pred)[blob]
+        boxes = component_boxes(pred_ids, n_pred)[blob]
         blobs = BlobTable(**_rows(pred_area[blob], boxes, image, pred_class[blob], image_pixels, **columns))
     return objects, blobs
 

@@ -25,6 +25,7 @@ from seglab.diagnostics.calibration import (
 from seglab.diagnostics.objects import SizeBuckets, object_summary
 from seglab.diagnostics.slices import builtin_slices, slice_table, tag_slices
 from seglab.errors import ConfigError
+from seglab.json_values import json_number
 
 if TYPE_CHECKING:
     from seglab.predict import DatasetEvaluation
@@ -60,12 +61,8 @@ class DiagnosticOptions:
             raise ConfigError(f"the confidently-wrong threshold must be in (0, 1), got {self.confident}")
 
 
-def _number(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
 def _per_class(values: np.ndarray, class_names: Sequence[str]) -> dict[str, float | None]:
-    return {str(name): _number(value) for name, value in zip(class_names, values, strict=False)}
+    return {str(name): json_number(value) for name, value in zip(class_names, values, strict=False)}
 
 
 def per_class_bf(diagnostics: Diagnostics) -> np.ndarray:
@@ -94,8 +91,8 @@ def boundary_summary(diagnostics: Diagnostics, class_names: Sequence[str]) -> di
     return {
         "band_px": int(np.median(widths[:, 0])) if len(widths) else None,
         "tolerance_px": int(np.median(widths[:, 1])) if len(widths) else None,
-        "mean_boundary_iou": _number(np.nanmean(biou)) if (~np.isnan(biou)).any() else None,
-        "mean_bf_score": _number(np.nanmean(bf)) if (~np.isnan(bf)).any() else None,
+        "mean_boundary_iou": json_number(np.nanmean(biou)) if (~np.isnan(biou)).any() else None,
+        "mean_bf_score": json_number(np.nanmean(bf)) if (~np.isnan(bf)).any() else None,
         "boundary_iou": _per_class(biou, class_names),
         "bf_score": _per_class(bf, class_names),
     }
@@ -109,7 +106,7 @@ def calibration_summary(diagnostics: Diagnostics, class_names: Sequence[str]) ->
     return {
         "available": True,
         "bins": 15,
-        "ece": _number(expected_calibration_error(counts)),
+        "ece": json_number(expected_calibration_error(counts)),
         "ece_per_class": _per_class(class_calibration_error(counts), class_names),
         "reliability": reliability_bins(counts),
     }
@@ -151,7 +148,7 @@ def diagnostics_summary(
             "threshold": options.confident,
             "available": diagnostics.has_probabilities,
             "pixels": int(wrong.sum()),
-            "share": _number(wrong.sum() / scored) if scored else None,
+            "share": json_number(wrong.sum() / scored) if scored else None,
             "worst_images": [{"id": str(sample_ids[i]), "pixels": int(wrong[i])} for i in worst if wrong[i] > 0],
         },
         "slices": [_slice_row(row, sample_ids) for row in table],

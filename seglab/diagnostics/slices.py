@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seglab.errors import ConfigError
+from seglab.json_values import json_number
 from seglab.metrics import SegmentationMetrics
 
 __all__ = ["Slice", "builtin_slices", "read_tags", "slice_table", "tag_slices"]
@@ -134,15 +135,15 @@ def slice_table(
         metrics = SegmentationMetrics.from_confusion(
             confusions[list(piece.positions)].sum(axis=0), background_index=background_index
         )
-        iou = {str(n): (None if np.isnan(v) else float(v)) for n, v in zip(class_names, metrics.iou, strict=False)}
+        iou = {str(n): json_number(v) for n, v in zip(class_names, metrics.iou, strict=False)}
         gap = metrics.miou - whole.miou
         rows.append(
             {
                 "slice": piece.name,
                 "kind": piece.kind,
                 "images": len(piece.positions),
-                "miou": None if np.isnan(metrics.miou) else metrics.miou,
-                "gap": None if np.isnan(gap) else gap,
+                "miou": json_number(metrics.miou),
+                "gap": json_number(gap),
                 "iou": iou,
                 "positions": list(piece.positions),
             }

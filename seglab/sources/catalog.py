@@ -270,7 +270,7 @@ def save_upload(runs_dir: str | os.PathLike, name: str, kind: str, data: bytes, 
 
     :class:`SourceError` for another kind, an empty or oversized file, a refused zip, or a name already used.
     """
-    from seglab.data.label_map import write_bytes_atomic
+    from seglab.atomic_files import write_bytes_atomic
 
     if kind not in (*UPLOAD_SUFFIXES, "predictions"):
         raise SourceError(f"only ONNX and TorchScript files or a zip of predictions can be uploaded, not {kind!r}")
@@ -296,9 +296,9 @@ def _extract_predictions(data: bytes, folder: Path) -> None:
     import shutil
     import tempfile
 
+    from seglab.atomic_files import write_bytes_atomic
     from seglab.competition.archive import check_zip, read_entries
     from seglab.competition.errors import SubmissionRejected
-    from seglab.data.label_map import write_bytes_atomic
     from seglab.sources.folder_source import PREDICTION_EXTENSIONS
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as archive:

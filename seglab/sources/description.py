@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from seglab.data.label_map import LabelMap, write_json_atomic
+from seglab.atomic_files import write_json_atomic
+from seglab.data.label_map import LabelMap
 from seglab.errors import SourceError
 from seglab.sources.base import DEFAULT_LIMITS, PredictionSource, SourceLimits
 from seglab.sources.preprocessing import Preprocessing, parse_preprocessing
