@@ -67,7 +67,11 @@ class Row:
     def line(self) -> str:
         measured = f"{self.seconds:8.3f}" if self.seconds is not None else f"{'-':>8s}"
         target = f"< {self.target_s:g}" if self.target_s is not None else ""
-        verdict = "" if self.seconds is None or self.target_s is None else ("pass" if self.seconds < self.target_s else "FAIL")
+        verdict = (
+            ""
+            if self.seconds is None or self.target_s is None
+            else ("pass" if self.seconds < self.target_s else "FAIL")
+        )
         return f"{self.what:46s} {measured} {target:>7s} {verdict:>5s}  {self.note}"
 
 
@@ -80,12 +84,19 @@ def seed_runs(runs_dir: Path) -> list[str]:
     from seglab.train import train
 
     runs_dir.mkdir(parents=True, exist_ok=True)
-    demos = [run for run in list_runs(ROOT / "checkpoints") if run.checkpoint is not None and run.data == "shapes" and run.state != "running"]
+    demos = [
+        run
+        for run in list_runs(ROOT / "checkpoints")
+        if run.checkpoint is not None and run.data == "shapes" and run.state != "running"
+    ]
     for run in demos:
         shutil.copytree(run.path, runs_dir / run.name)
     tiny = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
     for name, seed, loss in (("tiny-ce", 0, "ce"), ("tiny-ce-dice", 1, "ce+dice"))[: max(0, 2 - len(demos))]:
-        train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny), out_dir=runs_dir / name)
+        train(
+            TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny),
+            out_dir=runs_dir / name,
+        )
     return sorted(path.name for path in runs_dir.iterdir())
 
 
@@ -120,8 +131,18 @@ def bench_pages(repeats: int) -> list[Row]:
         sample_times.append(timed_run(at))
         at.slider(key="dataset_opacity").set_value(round(0.05 + 0.05 * (index % 18), 2))  # new values: no cache hit
         opacity_times.append(timed_run(at))
-    for what, times in (("Dataset re-render: another sample", sample_times), ("Dataset re-render: overlay opacity", opacity_times)):
-        rows.append(Row(what + " (median)", statistics.median(times), RERENDER_TARGET_S, f"max {max(times):.3f} s over {len(times)}"))
+    for what, times in (
+        ("Dataset re-render: another sample", sample_times),
+        ("Dataset re-render: overlay opacity", opacity_times),
+    ):
+        rows.append(
+            Row(
+                what + " (median)",
+                statistics.median(times),
+                RERENDER_TARGET_S,
+                f"max {max(times):.3f} s over {len(times)}",
+            )
+        )
     return rows
 
 
@@ -137,8 +158,10 @@ def bench_camvid_stats(root: Path, cache_dir: Path) -> list[Row]:
     again = time.perf_counter() - start
     assert cached.fingerprint == stats.fingerprint
     images = f"{len(stats.ids)} images"
-    return [Row("CamVid train statistics, first (no cache)", first, STATS_FIRST_TARGET_S, images),
-            Row("CamVid train statistics, cached", again, STATS_CACHED_TARGET_S, images + ", fresh dataset object")]  # fmt: skip
+    return [
+        Row("CamVid train statistics, first (no cache)", first, STATS_FIRST_TARGET_S, images),
+        Row("CamVid train statistics, cached", again, STATS_CACHED_TARGET_S, images + ", fresh dataset object"),
+    ]
 
 
 def bench_camvid_label_quality(root: Path, scratch: Path) -> list[Row]:
@@ -154,7 +177,10 @@ def bench_camvid_label_quality(root: Path, scratch: Path) -> list[Row]:
 
     camvid = DataSpec(kind="camvid", root=str(root), split="val")
     run = scratch / "runs" / "camvid-tiny"
-    train(TrainConfig(model="tiny_unet", crop_size=256, batch_size=8, time_budget_s=20, data=camvid.with_split("train")), out_dir=run)
+    train(
+        TrainConfig(model="tiny_unet", crop_size=256, batch_size=8, time_budget_s=20, data=camvid.with_split("train")),
+        out_dir=run,
+    )
     st.cache_resource.clear()
     st.cache_data.clear()
 
@@ -176,9 +202,20 @@ def bench_camvid_label_quality(root: Path, scratch: Path) -> list[Row]:
     score_dataset(model, data, batch_size=1)
     one_by_one = time.perf_counter() - start
     images = f"{len(data)} images"
-    return [Row("Label quality first render, CamVid val", first, LABEL_QUALITY_CAMVID_TARGET_S,
-                f"{images}; baseline one image at a time {one_by_one:.2f} s = {one_by_one / first:.1f}x the page"),
-            Row("Label quality after a restart, CamVid val", restarted, LABEL_QUALITY_CAMVID_TARGET_S, "report from the disk cache")]  # fmt: skip
+    return [
+        Row(
+            "Label quality first render, CamVid val",
+            first,
+            LABEL_QUALITY_CAMVID_TARGET_S,
+            f"{images}; baseline one image at a time {one_by_one:.2f} s = {one_by_one / first:.1f}x the page",
+        ),
+        Row(
+            "Label quality after a restart, CamVid val",
+            restarted,
+            LABEL_QUALITY_CAMVID_TARGET_S,
+            "report from the disk cache",
+        ),
+    ]
 
 
 def default_camvid() -> Path:
@@ -191,7 +228,9 @@ def default_camvid() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="re-renders timed per Dataset change (default: 5)")
-    parser.add_argument("--camvid", type=Path, default=default_camvid(), help="SegNet CamVid folder (default: %(default)s)")
+    parser.add_argument(
+        "--camvid", type=Path, default=default_camvid(), help="SegNet CamVid folder (default: %(default)s)"
+    )
     args = parser.parse_args()
     from streamlit.logger import set_log_level
 
@@ -208,18 +247,23 @@ def main() -> None:
             rows += bench_camvid_stats(args.camvid, scratch / "camvid-cache")
             rows += bench_camvid_label_quality(args.camvid, scratch)
         else:
-            rows.append(Row("CamVid train statistics and label quality", None, None, f"skipped: no CamVid at {args.camvid}"))
+            rows.append(
+                Row("CamVid train statistics and label quality", None, None, f"skipped: no CamVid at {args.camvid}")
+            )
         load_after = os.getloadavg()
 
-    print(f"load average (1/5/15 min): before {'/'.join(f'{x:.2f}' for x in load_before)}, "
-          f"after {'/'.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"load average (1/5/15 min): before {'/'.join(f'{x:.2f}' for x in load_before)}, "
+        f"after {'/'.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs"
+    )
     print(f"{'measurement':46s} {'seconds':>8s} {'target':>7s} {'':>5s}  note")
     for row in rows:
         print(row.line())
-    failed = [row.what for row in rows if row.seconds is not None and row.target_s is not None and row.seconds >= row.target_s]
+    failed = [
+        row.what for row in rows if row.seconds is not None and row.target_s is not None and row.seconds >= row.target_s
+    ]
     measured = sum(row.target_s is not None and row.seconds is not None for row in rows)
-    print(f"{len(failed)} of {measured} measurements miss their target"
-          + (": " + "; ".join(failed) if failed else ""))  # fmt: skip
+    print(f"{len(failed)} of {measured} measurements miss their target" + (": " + "; ".join(failed) if failed else ""))
 
 
 if __name__ == "__main__":

@@ -40,10 +40,19 @@ REPO = Path(__file__).resolve().parents[1]
 def bench_config(args: argparse.Namespace) -> TrainConfig:
     shapes = ShapesConfig(train_size=args.train_size, val_size=4, test_size=4, image_size=args.image_size, seed=0)
     return TrainConfig(
-        data=DataSpec(shapes=shapes), model=args.model, epochs=1, batch_size=args.batch_size, crop_size=0,
-        scale_min=1.0, scale_max=1.0, log_every=1, preview_images=0, device=args.device,
-        threads=1 if args.device == "cpu" else 0, seed=0,
-    )  # fmt: skip
+        data=DataSpec(shapes=shapes),
+        model=args.model,
+        epochs=1,
+        batch_size=args.batch_size,
+        crop_size=0,
+        scale_min=1.0,
+        scale_max=1.0,
+        log_every=1,
+        preview_images=0,
+        device=args.device,
+        threads=1 if args.device == "cpu" else 0,
+        seed=0,
+    )
 
 
 def measure(config: TrainConfig, processes: int, folder: Path, warmup: int) -> dict:
@@ -84,16 +93,24 @@ def report(title: str, results: list[dict]) -> None:
     for result in results:
         speedup = result["images_per_s"] / base
         efficiency = speedup / (result["processes"] / results[0]["processes"])
-        print(f"{result['processes']:>9}  {result['images_per_s']:>9.1f}  {speedup:>7.2f}x  {efficiency:>10.2f}  "
-              f"{result['steps']:>5}  {result['wall_s']:>6.1f}  {result['load'][0]:.2f} -> {result['load'][1]:.2f}")  # fmt: skip
+        print(
+            f"{result['processes']:>9}  {result['images_per_s']:>9.1f}  {speedup:>7.2f}x  {efficiency:>10.2f}  "
+            f"{result['steps']:>5}  {result['wall_s']:>6.1f}  {result['load'][0]:.2f} -> {result['load'][1]:.2f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CPU, then GPUs when there are any")
-    parser.add_argument("--processes", default=None, help="comma-separated process counts (default: 1,2 on CPU; 1,all GPUs)")
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CPU, then GPUs when there are any"
+    )
+    parser.add_argument(
+        "--processes", default=None, help="comma-separated process counts (default: 1,2 on CPU; 1,all GPUs)"
+    )
     parser.add_argument("--model", default="tiny_unet")
-    parser.add_argument("--train-size", type=int, default=None, help="training images (default: 384 on CPU, 4096 on GPU)")
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="training images (default: 384 on CPU, 4096 on GPU)"
+    )
     parser.add_argument("--image-size", type=int, default=None, help="default: 64 on CPU, 256 on GPU")
     parser.add_argument("--batch-size", type=int, default=8, help="per process")
     parser.add_argument("--warmup", type=int, default=3, help="logged steps skipped before timing")
@@ -101,8 +118,10 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available here")
     devices = [args.device] if args.device != "auto" else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"machine: {os.cpu_count()} CPU cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} CUDA device(s)")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} CPU cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} CUDA device(s)"
+    )
     for device in devices:
         gpu = device == "cuda"
         options = argparse.Namespace(**{**vars(args), "device": device})
@@ -111,14 +130,18 @@ def main() -> None:
         default_counts = [1, max(2, torch.cuda.device_count())] if gpu else [1, 2]
         counts = [int(n) for n in args.processes.split(",")] if args.processes else default_counts
         config = bench_config(options)
-        print(f"\nconfig: {config.model}, Shapes {options.train_size} images of {options.image_size} px, batch "
-              f"{args.batch_size} per process, device {device}{', 1 thread per process' if not gpu else ''}; "
-              f"timing skips {args.warmup} steps")  # fmt: skip
+        print(
+            f"\nconfig: {config.model}, Shapes {options.train_size} images of {options.image_size} px, batch "
+            f"{args.batch_size} per process, device {device}{', 1 thread per process' if not gpu else ''}; "
+            f"timing skips {args.warmup} steps"
+        )
         with tempfile.TemporaryDirectory(prefix="bench_ddp_") as temporary:
             results = [measure(replace(config), n, Path(temporary) / f"n{n}", args.warmup) for n in counts]
         report(f"training throughput on {device} (images/s over all processes, steady state)", results)
-    print("\nefficiency = throughput_N / (N x throughput_1), 1.00 = perfect scaling. CPU processes share the machine's "
-          "cores with whatever else runs (see the load): with fewer free cores than processes it cannot reach 1.")
+    print(
+        "\nefficiency = throughput_N / (N x throughput_1), 1.00 = perfect scaling. CPU processes share the machine's "
+        "cores with whatever else runs (see the load): with fewer free cores than processes it cannot reach 1."
+    )
 
 
 if __name__ == "__main__":

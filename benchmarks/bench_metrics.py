@@ -84,8 +84,7 @@ def main() -> None:
     ours = ConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
     seed_areas: list[np.ndarray] = []
     torchmetrics_metric = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
-    unchecked_metric = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX,
-                                                 validate_args=False)
+    unchecked_metric = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX, validate_args=False)
 
     def run_ours() -> None:
         ours.reset()
@@ -105,10 +104,12 @@ def main() -> None:
 
     load_before = os.getloadavg()
     seconds = time_interleaved(
-        {"seglab ConfusionMatrix.update": run_ours,
-         "seed intersectionAndUnion (np.histogram)": run_seed,
-         "torchmetrics MulticlassConfusionMatrix": run_torchmetrics,
-         "  same, validate_args=False": run_unchecked},
+        {
+            "seglab ConfusionMatrix.update": run_ours,
+            "seed intersectionAndUnion (np.histogram)": run_seed,
+            "torchmetrics MulticlassConfusionMatrix": run_torchmetrics,
+            "  same, validate_args=False": run_unchecked,
+        },
         args.repeats,
     )
     load_after = os.getloadavg()
@@ -120,15 +121,21 @@ def main() -> None:
     agree_unchecked = np.array_equal(matrix, unchecked_metric.compute().numpy())
     agree_seed = np.array_equal(true_positive, seed_areas[0]) and np.array_equal(union, seed_areas[1])
     if not (agree_torchmetrics and agree_seed and agree_unchecked):
-        raise SystemExit(f"results disagree: seed {agree_seed}, torchmetrics {agree_torchmetrics}, "
-                         f"unvalidated torchmetrics {agree_unchecked}")
+        raise SystemExit(
+            f"results disagree: seed {agree_seed}, torchmetrics {agree_torchmetrics}, "
+            f"unvalidated torchmetrics {agree_unchecked}"
+        )
 
-    print(f"{args.size[0]} x {args.size[1]} x {args.size[2]} uint8 masks = {pixels / 1e6:.2f} Mpx, "
-          f"{num_classes} classes, {np.mean(target == IGNORE_INDEX):.1%} ignore pixels, "
-          f"{args.repeats} interleaved repeats, torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/"
-          f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
+    print(
+        f"{args.size[0]} x {args.size[1]} x {args.size[2]} uint8 masks = {pixels / 1e6:.2f} Mpx, "
+        f"{num_classes} classes, {np.mean(target == IGNORE_INDEX):.1%} ignore pixels, "
+        f"{args.repeats} interleaved repeats, torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/"
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}"
+    )
     print(f"{'method':44s} {'best Mpx/s':>11s} {'median Mpx/s':>13s}")
     best = {}
     for name, times in seconds.items():
@@ -137,8 +144,10 @@ def main() -> None:
     print("all three agree on the counts (seed: intersection and union per class)")
     names = list(seconds)
     print(f"speed-up ours / seed:         {best[names[0]] / best[names[1]]:6.1f}x  (best vs best)")
-    print(f"speed-up ours / torchmetrics: {best[names[0]] / best[names[2]]:6.1f}x  "
-          f"({best[names[0]] / best[names[3]]:.1f}x vs validate_args=False)")
+    print(
+        f"speed-up ours / torchmetrics: {best[names[0]] / best[names[2]]:6.1f}x  "
+        f"({best[names[0]] / best[names[3]]:.1f}x vs validate_args=False)"
+    )
 
 
 if __name__ == "__main__":

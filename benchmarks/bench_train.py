@@ -36,14 +36,32 @@ def baseline_recipes(default: TrainConfig) -> dict[str, TrainConfig]:
     return {
         # torchvision's references/segmentation recipe: SGD lr 0.01, momentum 0.9, wd 1e-4, poly(0.9), CE.
         "lraspp_mobilenet_v3 (torchvision recipe)": replace(
-            default, model="lraspp_mobilenet_v3_large", model_options={}, optimizer="sgd", lr=0.01, momentum=0.9,
-            weight_decay=1e-4, schedule="poly", power=0.9, warmup_steps=0, loss="ce", class_weights="none",
+            default,
+            model="lraspp_mobilenet_v3_large",
+            model_options={},
+            optimizer="sgd",
+            lr=0.01,
+            momentum=0.9,
+            weight_decay=1e-4,
+            schedule="poly",
+            power=0.9,
+            warmup_steps=0,
+            loss="ce",
+            class_weights="none",
         ),
         "unet + adam (plain)": replace(
-            default, model="unet", model_options={}, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
-            warmup_steps=0, loss="ce", class_weights="none",
+            default,
+            model="unet",
+            model_options={},
+            optimizer="adam",
+            lr=1e-3,
+            weight_decay=0.0,
+            schedule="constant",
+            warmup_steps=0,
+            loss="ce",
+            class_weights="none",
         ),
-    }  # fmt: skip
+    }
 
 
 def run_recipe(name: str, config: TrainConfig, target: float, budget_s: float) -> Outcome:
@@ -85,7 +103,12 @@ def run_recipe(name: str, config: TrainConfig, target: float, budget_s: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", type=float, default=0.90, help="validation mIoU to reach (default 0.90)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds for seglab's default (default: its own time budget, else 60)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for seglab's default (default: its own time budget, else 60)",
+    )
     parser.add_argument("--baseline-budget", type=float, default=240.0, help="seconds for each baseline (default 240)")
     parser.add_argument("--skip-baselines", action="store_true", help="only time seglab's default")
     args = parser.parse_args()
@@ -98,11 +121,19 @@ def main() -> None:
         for name, config in baseline_recipes(default).items():
             outcomes.append(run_recipe(name, config, args.target, args.baseline_budget))
 
-    print(f"\n{'recipe':42} {'time to target':>15} {'best mIoU':>10} {'steps':>6} {'train img/s':>12} {'eval img/s':>11}")
+    print(
+        f"\n{'recipe':42} {'time to target':>15} {'best mIoU':>10} {'steps':>6} {'train img/s':>12} {'eval img/s':>11}"
+    )
     for outcome in outcomes:
-        reached = f"{outcome.seconds_to_target:.1f}s" if outcome.seconds_to_target else f">{outcome.seconds:.0f}s (not reached)"
-        print(f"{outcome.name:42} {reached:>15} {outcome.best_miou:10.4f} {outcome.steps:6d} "
-              f"{outcome.train_images_per_s:12.1f} {outcome.eval_images_per_s:11.1f}")  # fmt: skip
+        reached = (
+            f"{outcome.seconds_to_target:.1f}s"
+            if outcome.seconds_to_target
+            else f">{outcome.seconds:.0f}s (not reached)"
+        )
+        print(
+            f"{outcome.name:42} {reached:>15} {outcome.best_miou:10.4f} {outcome.steps:6d} "
+            f"{outcome.train_images_per_s:12.1f} {outcome.eval_images_per_s:11.1f}"
+        )
     ours = outcomes[0]
     for outcome in outcomes[1:]:
         if ours.seconds_to_target and outcome.seconds_to_target:

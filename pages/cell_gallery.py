@@ -60,7 +60,13 @@ def _open_image(sample_id: str, tabs_key: str, tab: str) -> None:
 
 
 def cell_gallery_view(
-    path: str, spec: DataSpec, names: list[str], cell: tuple[int, int], key: str, *, open_in: tuple[str, str] | None = None
+    path: str,
+    spec: DataSpec,
+    names: list[str],
+    cell: tuple[int, int],
+    key: str,
+    *,
+    open_in: tuple[str, str] | None = None,
 ) -> None:
     """The images holding most pixels of one confusion cell, those pixels in yellow on the error map.
 
@@ -72,13 +78,21 @@ def cell_gallery_view(
             st.session_state[widget_key] = class_id
     left, middle, right = st.columns(3)
     gt_class = left.selectbox("Ground-truth class", range(len(names)), format_func=names.__getitem__, key=f"{key}_gt")
-    pred_class = middle.selectbox("Predicted class", range(len(names)), format_func=names.__getitem__, key=f"{key}_pred")
+    pred_class = middle.selectbox(
+        "Predicted class", range(len(names)), format_func=names.__getitem__, key=f"{key}_pred"
+    )
     st.session_state[key] = (gt_class, pred_class)
-    width = right.slider("Boundary band N (px)", 1, 5, 2, help="Pixels within N px of a ground-truth class edge", key=f"{key}_band")
+    width = right.slider(
+        "Boundary band N (px)", 1, 5, 2, help="Pixels within N px of a ground-truth class edge", key=f"{key}_band"
+    )
     region = st.radio(
-        "Pixels", REGIONS, format_func=REGION_LABELS.get, horizontal=True, key=f"{key}_region",
+        "Pixels",
+        REGIONS,
+        format_func=REGION_LABELS.get,
+        horizontal=True,
+        key=f"{key}_region",
         help="Boundary errors call for sharper decoders or cleaner edges; whole-object misses for data and context",
-    )  # fmt: skip
+    )
     with guard("Ranking the images of this cell"):
         ranking, pictures = loaders.cell_gallery(path, spec, gt_class, pred_class, region, width)
         cell_name = f"{names[gt_class]} predicted as {names[pred_class]}"
@@ -92,8 +106,19 @@ def cell_gallery_view(
             f"({REGION_LABELS[region]}); the first {len(pictures)} below, those pixels in yellow on the error map."
         )
         for start in range(0, len(pictures), 4):
-            for column, hit, picture in zip(st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]):
-                column.image(picture, caption=f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)", width="stretch")
+            for column, hit, picture in zip(
+                st.columns(4), ranking.hits[start : start + 4], pictures[start : start + 4]
+            ):
+                column.image(
+                    picture,
+                    caption=f"{hit.sample_id}: {hit.pixels:,} px ({hit.boundary_pixels:,} boundary)",
+                    width="stretch",
+                )
                 if open_in:
-                    column.button("Inspect", key=f"{key}_open_{hit.sample_id}", help=f"Show this image in the {open_in[1]} tab",
-                                  on_click=_open_image, args=(hit.sample_id, *open_in))  # fmt: skip
+                    column.button(
+                        "Inspect",
+                        key=f"{key}_open_{hit.sample_id}",
+                        help=f"Show this image in the {open_in[1]} tab",
+                        on_click=_open_image,
+                        args=(hit.sample_id, *open_in),
+                    )

@@ -33,15 +33,21 @@ spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
 options = ui.model_options()
 if len(options) < 2:
-    st.info("Comparing needs at least two models: train another run on the Train page, or register a model file or "
-            "a folder of predictions on Home.")  # fmt: skip
+    st.info(
+        "Comparing needs at least two models: train another run on the Train page, or register a model file or "
+        "a folder of predictions on Home."
+    )
     st.stop()
 
 labels = list(options)
 default = [label for label in labels if options[label] == ui.current_checkpoint()][:1]
 default += [label for label in labels if label not in default][: 2 - len(default)]
-chosen = st.multiselect("Models (the first one is the reference for the deltas)", labels, default=default,
-                        help="Seglab checkpoints and the sources registered on Home")  # fmt: skip
+chosen = st.multiselect(
+    "Models (the first one is the reference for the deltas)",
+    labels,
+    default=default,
+    help="Seglab checkpoints and the sources registered on Home",
+)
 data = None
 with ui.guard(f"Loading {spec.describe()}"):
     data = ui.dataset(spec)
@@ -74,10 +80,14 @@ if metrics_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             .apply(lambda _: np.where(table.is_best, BEST_STYLE, ""), axis=None, subset=names)
             .map(delta_style, subset=deltas)
         )
-        st.dataframe(styled, height=35 * (len(frame) + 1) + 3, column_config={"row": st.column_config.TextColumn(width="medium")})
+        st.dataframe(
+            styled, height=35 * (len(frame) + 1) + 3, column_config={"row": st.column_config.TextColumn(width="medium")}
+        )
         st.caption(
-            f"{METRIC_FORMULAS[metric]}, per class over the whole split; – = undefined (class neither in ground truth nor "
-            f"predicted). The last {table.summary_rows} rows are split scores, the same whatever the metric: mean accuracy = "
+            f"{METRIC_FORMULAS[metric]}, per class over the whole split; – = undefined (class neither in ground "
+            "truth nor "
+            f"predicted). The last {table.summary_rows} rows are split scores, the same whatever the metric: mean "
+            "accuracy = "
             "mean per-class recall; image-wise mIoU = mean of the per-image mIoU (every image weighs the same, however "
             f"many pixels it has). Δ = model − reference ({names[0]}); green = better; highlighted = best per row."
         )
@@ -93,8 +103,11 @@ if diagnostics_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         shown = [column for column in frame.columns if column != "better"]
         signs = frame["better"].map({"higher": 1, "lower": -1})
         gains = [column for column in frame.columns if column.startswith("Δ ")]
+
         def gain_style(column: pd.Series) -> list[str]:
-            return [delta_style(value * sign) if pd.notna(value) else "" for value, sign in zip(column, signs, strict=True)]
+            return [
+                delta_style(value * sign) if pd.notna(value) else "" for value, sign in zip(column, signs, strict=True)
+            ]
 
         styled = frame.style.format("{:.3f}", subset=shown, na_rep="–").apply(gain_style, subset=gains)
         st.dataframe(styled)
@@ -107,19 +120,28 @@ if diagnostics_tab.open:  # only the open tab runs (ui.LAZY_TABS)
 if confusion_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with confusion_tab, ui.guard("Confusion matrices"):
         normalize = st.radio("Show", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)
-        st.caption("Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision. "
-                   "Click a cell to list that model's images holding those pixels.")  # fmt: skip
+        st.caption(
+            "Rows = ground truth, columns = prediction. Rows normalised: the diagonal is recall; columns: precision. "
+            "Click a cell to list that model's images holding those pixels."
+        )
         columns = st.columns(min(len(names), 3))
         events = {}
         for position, name in enumerate(names):
-            figure = clickable_confusion_figure(evaluations[name].metrics.confusion, class_names, normalize=normalize, title=name)
+            figure = clickable_confusion_figure(
+                evaluations[name].metrics.confusion, class_names, normalize=normalize, title=name
+            )
             events[name] = columns[position % len(columns)].plotly_chart(
                 figure, key=f"confusion-{position}", on_select="rerun", selection_mode="points"
             )
         gallery_name = ui.last_clicked_chart(events, GALLERY_RUN_KEY)
         st.subheader(f"Confusion cell → images of {gallery_name}", divider="gray")
         gallery_metrics = evaluations[gallery_name].metrics
-        cell = ui.clicked_cell(events[gallery_name], class_names, CELL_KEY, default=ui.largest_confusion(gallery_metrics.confusion, class_names))
+        cell = ui.clicked_cell(
+            events[gallery_name],
+            class_names,
+            CELL_KEY,
+            default=ui.largest_confusion(gallery_metrics.confusion, class_names),
+        )
         ui.cell_gallery_view(paths[gallery_name], spec, class_names, cell, CELL_KEY)
 
 if curves_tab.open:  # only the open tab runs (ui.LAZY_TABS)
@@ -130,9 +152,13 @@ if curves_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         losses = {name: c.loss_series()["total"] for name, c in curves.items() if "total" in c.loss_series()}
         left, right = st.columns(2)
         left.plotly_chart(viz.line_figure(validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU"))
-        right.plotly_chart(viz.line_figure(losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True))
-        st.caption("As logged during training, on each run's own validation split; a step is one optimiser update, "
-                   "so runs with other batch sizes see a different number of images per step.")  # fmt: skip
+        right.plotly_chart(
+            viz.line_figure(losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True)
+        )
+        st.caption(
+            "As logged during training, on each run's own validation split; a step is one optimiser update, "
+            "so runs with other batch sizes see a different number of images per step."
+        )
         missing = [name for name in runs if name not in validation]
         if missing:
             st.caption("No training events for: " + ", ".join(missing))
@@ -149,7 +175,9 @@ if diff_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         with ui.guard("Pixel diff of A and B"):
             diff = ui.pixel_diff(paths[name_a], paths[name_b], spec)
             st.subheader("What B fixed and what it broke", divider="gray")
-            for column, category, count, share in zip(st.columns(len(diff.categories)), diff.categories, diff.totals, diff.shares):
+            for column, category, count, share in zip(
+                st.columns(len(diff.categories)), diff.categories, diff.totals, diff.shares
+            ):
                 column.metric(category.name, f"{share:.1%}", help=category.description)
                 column.caption(f"{count:,} px")
             by_class = pd.DataFrame(diff.class_records()).set_index("class")
@@ -161,10 +189,16 @@ if diff_tab.open:  # only the open tab runs (ui.LAZY_TABS)
                 .map(delta_style, subset=["Δ IoU (B − A)", "net fixed px"])
             )
             st.dataframe(styled)
-            st.caption("Per ground-truth class: share of its pixels in each category (void excluded); "
-                       "net fixed px = pixels fixed by B − pixels broken by B.")  # fmt: skip
-            delta_figure = viz.per_class_bar_figure({"Δ IoU (B − A)": by_class["Δ IoU (B − A)"].to_numpy()}, class_names,
-                                                    title="Per-class IoU change from A to B", yaxis_title="Δ IoU")  # fmt: skip
+            st.caption(
+                "Per ground-truth class: share of its pixels in each category (void excluded); "
+                "net fixed px = pixels fixed by B − pixels broken by B."
+            )
+            delta_figure = viz.per_class_bar_figure(
+                {"Δ IoU (B − A)": by_class["Δ IoU (B − A)"].to_numpy()},
+                class_names,
+                title="Per-class IoU change from A to B",
+                yaxis_title="Δ IoU",
+            )
             st.plotly_chart(delta_figure)
 
         with ui.guard("Per-image comparison"):
@@ -172,20 +206,30 @@ if diff_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             rankings = {"b": "where B beats A", "a": "where A beats B"}
             favour = st.radio("Rank images", list(rankings), format_func=rankings.get, horizontal=True)
             ranking = compare.per_image_deltas(evaluation_a, evaluation_b).ranked(favour)
-            st.dataframe(pd.DataFrame(ranking.records(diff=diff)).set_index("image"), height=250,
-                         column_config={"Δ mIoU (B − A)": st.column_config.NumberColumn(format="%+.3f")})  # fmt: skip
+            st.dataframe(
+                pd.DataFrame(ranking.records(diff=diff)).set_index("image"),
+                height=250,
+                column_config={"Δ mIoU (B − A)": st.column_config.NumberColumn(format="%+.3f")},
+            )
             st.caption("Image mIoU averages the classes present in that image (ground truth or prediction).")
             delta_by_id = dict(zip(ranking.sample_ids, ranking.delta))
-            sample = st.selectbox("Image", ranking.sample_ids, format_func=lambda s: f"{s}  (Δ mIoU {delta_by_id[s]:+.3f})")
+            sample = st.selectbox(
+                "Image", ranking.sample_ids, format_func=lambda s: f"{s}  (Δ mIoU {delta_by_id[s]:+.3f})"
+            )
             row = ranking.sample_ids.index(sample)
-            result_a, result_b = evaluation_a.results[ranking.positions[row]], evaluation_b.results[ranking.positions[row]]
+            result_a, result_b = (
+                evaluation_a.results[ranking.positions[row]],
+                evaluation_b.results[ranking.positions[row]],
+            )
             image, target = data.load(int(ranking.indices[row]))
             pictures = {
                 "image": image,
                 "ground truth": viz.colorize_mask(target, data.label_map),
                 f"A · mIoU {result_a.miou:.3f}": viz.colorize_mask(result_a.labels, data.label_map),
                 f"B · mIoU {result_b.miou:.3f}": viz.colorize_mask(result_b.labels, data.label_map),
-                "A vs B": viz.disagreement_rgb(result_a.labels, result_b.labels, target, data.ignore_index, image=image),
+                "A vs B": viz.disagreement_rgb(
+                    result_a.labels, result_b.labels, target, data.ignore_index, image=image
+                ),
             }
             for column, (caption, picture) in zip(st.columns(len(pictures)), pictures.items()):
                 column.image(picture, caption=caption, width="stretch")

@@ -32,42 +32,101 @@ def apply_shapes(spec: DataSpec, config: ShapesConfig) -> None:
 def shapes_knobs(spec: DataSpec) -> None:
     """One-click lesson presets and every generator knob, applied through the shared data source."""
     config, current = spec.shapes, matching_lesson(spec.shapes)
-    with st.expander("Shapes generator: lesson presets and knobs", icon=":material/tune:",
-                     expanded=st.session_state.get("dataset_knobs_open", False)):  # fmt: skip
+    with st.expander(
+        "Shapes generator: lesson presets and knobs",
+        icon=":material/tune:",
+        expanded=st.session_state.get("dataset_knobs_open", False),
+    ):
         st.caption(f"Now: **{current.name}** · {current.lesson}" if current else "Now: custom settings.")
         with st.container(horizontal=True):
             for lesson in LESSONS:
-                if st.button(lesson.name, help=lesson.lesson, key=f"dataset_preset_{lesson.name}",
-                             type="primary" if lesson is current else "secondary"):  # fmt: skip
+                if st.button(
+                    lesson.name,
+                    help=lesson.lesson,
+                    key=f"dataset_preset_{lesson.name}",
+                    type="primary" if lesson is current else "secondary",
+                ):
                     apply_shapes(spec, lesson.apply(config))
         with st.form("dataset_shapes_knobs", border=False):
             st.markdown("Relative frequency of each shape: the **imbalance** knob")
-            frequencies = tuple(column.slider(name, 0.0, 1.0, float(value), 0.001, format="%.3f")
-                                for column, name, value in zip(st.columns(len(SHAPE_NAMES)), SHAPE_NAMES, config.class_frequencies))  # fmt: skip
+            frequencies = tuple(
+                column.slider(name, 0.0, 1.0, float(value), 0.001, format="%.3f")
+                for column, name, value in zip(st.columns(len(SHAPE_NAMES)), SHAPE_NAMES, config.class_frequencies)
+            )
             left, middle, right, last = st.columns(4)
             scale = left.slider("Object scale", 0.2, max(3.0, config.object_scale), config.object_scale, 0.05)
             tiny = left.slider("Tiny-object probability", 0.0, 1.0, config.tiny_object_probability, 0.05)
-            cue = left.slider("Colour cue", 0.0, 1.0, config.class_color_probability, 0.05,
-                              help="Chance an object takes its class's typical hue; 0 = only the outline tells the class")  # fmt: skip
-            similar = middle.slider("Similar-colour objects", 0.0, 1.0, config.similar_color_probability, 0.05,
-                                    help="Chance an object is coloured like what lies behind it (low contrast)")  # fmt: skip
-            dull = middle.slider("Background colourfulness", 0.0, 1.0, config.background_saturation, 0.05,
-                                 help="How saturated backgrounds may be; vivid objects stand out on dull ones")  # fmt: skip
+            cue = left.slider(
+                "Colour cue",
+                0.0,
+                1.0,
+                config.class_color_probability,
+                0.05,
+                help="Chance an object takes its class's typical hue; 0 = only the outline tells the class",
+            )
+            similar = middle.slider(
+                "Similar-colour objects",
+                0.0,
+                1.0,
+                config.similar_color_probability,
+                0.05,
+                help="Chance an object is coloured like what lies behind it (low contrast)",
+            )
+            dull = middle.slider(
+                "Background colourfulness",
+                0.0,
+                1.0,
+                config.background_saturation,
+                0.05,
+                help="How saturated backgrounds may be; vivid objects stand out on dull ones",
+            )
             blur = middle.slider("Boundary blur (px)", 0.0, max(6.0, config.boundary_blur), config.boundary_blur, 0.25)
-            noise = middle.slider("Label noise", 0.0, 1.0, config.label_noise, 0.05, help="Share of objects whose label is flipped, eroded or dilated")
-            difficulty = right.slider("Difficulty", 0.0, 1.0, config.difficulty, 0.05, help="Occlusion, texture, distractors")
-            void = right.slider("Void border (px)", 0, 16, config.void_border, help="Ignored band around objects, VOC style")
-            objects = last.slider("Objects per image", 0, max(12, config.max_objects), (config.min_objects, config.max_objects))
+            noise = middle.slider(
+                "Label noise",
+                0.0,
+                1.0,
+                config.label_noise,
+                0.05,
+                help="Share of objects whose label is flipped, eroded or dilated",
+            )
+            difficulty = right.slider(
+                "Difficulty", 0.0, 1.0, config.difficulty, 0.05, help="Occlusion, texture, distractors"
+            )
+            void = right.slider(
+                "Void border (px)", 0, 16, config.void_border, help="Ignored band around objects, VOC style"
+            )
+            objects = last.slider(
+                "Objects per image", 0, max(12, config.max_objects), (config.min_objects, config.max_objects)
+            )
             size = last.number_input("Image size (px)", 16, 1024, config.image_size, 16)
-            counts = [column.number_input(f"{split.title()} images", 1, 100_000, getattr(config, f"{split}_size"))
-                      for column, split in zip(st.columns(4), ("train", "val", "test"))]  # fmt: skip
+            counts = [
+                column.number_input(f"{split.title()} images", 1, 100_000, getattr(config, f"{split}_size"))
+                for column, split in zip(st.columns(4), ("train", "val", "test"))
+            ]
             if st.form_submit_button("Apply", type="primary"):
                 with ui.guard("Shapes settings"):
-                    apply_shapes(spec, replace(config, class_frequencies=frequencies, object_scale=scale, tiny_object_probability=tiny,
-                                               class_color_probability=cue, similar_color_probability=similar,
-                                               background_saturation=dull, boundary_blur=blur, label_noise=noise, difficulty=difficulty, void_border=void,
-                                               min_objects=objects[0], max_objects=objects[1], image_size=int(size),
-                                               train_size=int(counts[0]), val_size=int(counts[1]), test_size=int(counts[2])))  # fmt: skip
+                    apply_shapes(
+                        spec,
+                        replace(
+                            config,
+                            class_frequencies=frequencies,
+                            object_scale=scale,
+                            tiny_object_probability=tiny,
+                            class_color_probability=cue,
+                            similar_color_probability=similar,
+                            background_saturation=dull,
+                            boundary_blur=blur,
+                            label_noise=noise,
+                            difficulty=difficulty,
+                            void_border=void,
+                            min_objects=objects[0],
+                            max_objects=objects[1],
+                            image_size=int(size),
+                            train_size=int(counts[0]),
+                            val_size=int(counts[1]),
+                            test_size=int(counts[2]),
+                        ),
+                    )
 
 
 def choose_sample(sample_id: str) -> None:
@@ -99,42 +158,76 @@ with ui.guard("Trivial baseline"):
     useless_miou = scores.miou_no_background if has_background else scores.miou
     st.subheader(f"Trivial baseline: predict “{baseline.predicted_name}” everywhere")
     cards = st.columns(4)
-    cards[0].metric("Pixel accuracy", f"{scores.pixel_acc:.1%}", border=True, help="Share of labelled pixels predicted right")
-    cards[1].metric("mIoU with background" if has_background else "mIoU", f"{scores.miou:.1%}", border=True,
-                    delta=f"{100 * (scores.miou - scores.pixel_acc):+.0f} pts vs pixel accuracy")  # fmt: skip
-    cards[2].metric("mIoU without background", f"{scores.miou_no_background:.1%}" if has_background else "n/a", border=True,
-                    delta=f"{100 * (scores.miou_no_background - scores.pixel_acc):+.0f} pts vs pixel accuracy" if has_background else None,
-                    help=None if has_background else "This dataset has no background class")  # fmt: skip
+    cards[0].metric(
+        "Pixel accuracy", f"{scores.pixel_acc:.1%}", border=True, help="Share of labelled pixels predicted right"
+    )
+    cards[1].metric(
+        "mIoU with background" if has_background else "mIoU",
+        f"{scores.miou:.1%}",
+        border=True,
+        delta=f"{100 * (scores.miou - scores.pixel_acc):+.0f} pts vs pixel accuracy",
+    )
+    cards[2].metric(
+        "mIoU without background",
+        f"{scores.miou_no_background:.1%}" if has_background else "n/a",
+        border=True,
+        delta=f"{100 * (scores.miou_no_background - scores.pixel_acc):+.0f} pts vs pixel accuracy"
+        if has_background
+        else None,
+        help=None if has_background else "This dataset has no background class",
+    )
     cards[3].metric("fwIoU", f"{scores.fwiou:.1%}", border=True, help="IoU per class weighted by its pixel share")
-    flattering = "pixel accuracy and background-inclusive scores flatter" if has_background else "pixel accuracy flatters"
+    flattering = (
+        "pixel accuracy and background-inclusive scores flatter" if has_background else "pixel accuracy flatters"
+    )
     judged = f"mIoU{' without background' if has_background else ''}"
-    st.markdown(f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** "
-                f"and {scores.fwiou:.0%} fwIoU but **{useless_miou:.0%} {judged}**: {flattering} a useless model, "
-                f"so judge models by {judged} and per-class IoU."
-                + ("" if has_background else " (No background class here: the baseline predicts the most frequent class.)"))  # fmt: skip
+    st.markdown(
+        f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** "
+        f"and {scores.fwiou:.0%} fwIoU but **{useless_miou:.0%} {judged}**: {flattering} a useless model, "
+        f"so judge models by {judged} and per-class IoU."
+        + ("" if has_background else " (No background class here: the baseline predicts the most frequent class.)")
+    )
     st.caption(ui.METRIC_DEFINITION)
 
 ids = []
 st.subheader("Gallery")
 with ui.guard("Gallery"):
-    sorts = {"dataset order": ("index", None), "rarity score": ("rarity", None), "smallest object first": ("smallest_object", None)}
+    sorts = {
+        "dataset order": ("index", None),
+        "rarity score": ("rarity", None),
+        "smallest object first": ("smallest_object", None),
+    }
     sorts |= {f"share of {name}": ("share", class_id) for class_id, name in enumerate(names)}
-    filter_column, sort_column, page_column, opacity_column, outline_column = st.columns([3, 3, 2, 3, 2], vertical_alignment="bottom")
-    contains = filter_column.selectbox("Images containing", ["all images", *names], key="dataset_filter",
-                                       format_func=lambda name: f"{name} ({stats.image_counts[names.index(name)]} images)" if name in names else name)  # fmt: skip
-    sort_label = sort_column.selectbox("Sort by", list(sorts), key="dataset_sort", help="Rarity score: " + gallery.SORT_ORDERS["rarity"])
+    filter_column, sort_column, page_column, opacity_column, outline_column = st.columns(
+        [3, 3, 2, 3, 2], vertical_alignment="bottom"
+    )
+    contains = filter_column.selectbox(
+        "Images containing",
+        ["all images", *names],
+        key="dataset_filter",
+        format_func=lambda name: f"{name} ({stats.image_counts[names.index(name)]} images)" if name in names else name,
+    )
+    sort_label = sort_column.selectbox(
+        "Sort by", list(sorts), key="dataset_sort", help="Rarity score: " + gallery.SORT_ORDERS["rarity"]
+    )
     opacity = opacity_column.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="dataset_opacity")
     outlines = outline_column.toggle("Outlines", value=True, key="dataset_outlines")
     sort_by, sort_class = sorts[sort_label]
-    order = gallery.order_samples(stats, contains=names.index(contains) if contains in names else None, sort_by=sort_by, class_id=sort_class)
+    order = gallery.order_samples(
+        stats, contains=names.index(contains) if contains in names else None, sort_by=sort_by, class_id=sort_class
+    )
     ids = [stats.ids[index] for index in order]
     if st.session_state.get(SAMPLE_WIDGET) not in ids:  # first visit, page switch or a new filter
         wanted = ui.current_sample()
         st.session_state[SAMPLE_WIDGET] = wanted if wanted in ids else (ids[0] if ids else None)
-        st.session_state["dataset_page"] = ids.index(wanted) // PER_PAGE + 1 if wanted in ids else 1  # show it in the gallery
+        st.session_state["dataset_page"] = (
+            ids.index(wanted) // PER_PAGE + 1 if wanted in ids else 1
+        )  # show it in the gallery
     pages = gallery.page_count(len(order), PER_PAGE)
     st.session_state["dataset_page"] = min(st.session_state.get("dataset_page", 1), pages)
-    page = page_column.number_input(f"Page (of {pages})", 1, pages, key="dataset_page", help=f"{len(order)} images, {PER_PAGE} per page")
+    page = page_column.number_input(
+        f"Page (of {pages})", 1, pages, key="dataset_page", help=f"{len(order)} images, {PER_PAGE} per page"
+    )
     st.caption(f"{len(order)} images · order: {gallery.SORT_ORDERS[sort_by]}")
     shown = gallery.page_items(order, page, PER_PAGE)
     pictures = ui.thumbnails(split_spec, shown, opacity=opacity, outlines=outlines)
@@ -142,53 +235,110 @@ with ui.guard("Gallery"):
         for column, index, picture in zip(st.columns(COLUMNS), shown[start:], pictures[start:]):
             sample_id = stats.ids[index]
             column.image(picture, caption=gallery.sample_caption(stats, index, sort_by, sort_class), width="stretch")
-            column.button("Open", key=f"dataset_open_{sample_id}", on_click=choose_sample, args=(sample_id,), width="stretch",
-                          type="primary" if sample_id == st.session_state[SAMPLE_WIDGET] else "secondary")  # fmt: skip
+            column.button(
+                "Open",
+                key=f"dataset_open_{sample_id}",
+                on_click=choose_sample,
+                args=(sample_id,),
+                width="stretch",
+                type="primary" if sample_id == st.session_state[SAMPLE_WIDGET] else "secondary",
+            )
 
 st.subheader("Sample")
 with ui.guard("Sample"):
     if not ids:
         st.info("No image of this split contains that class.")
     else:
-        sample_id = st.selectbox("Sample", ids, key=SAMPLE_WIDGET, help="Also set by the Open buttons; kept in the URL (?sample=)")
+        sample_id = st.selectbox(
+            "Sample", ids, key=SAMPLE_WIDGET, help="Also set by the Open buttons; kept in the URL (?sample=)"
+        )
         if sample_id != ui.current_sample() or st.query_params.get("sample") != sample_id:
             ui.set_sample(sample_id)
         index = stats.ids.index(sample_id)
         image, mask = data.load(index)
         figure_column, side_column = st.columns([3, 2])
-        figure = viz.image_figure(viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True), hover_labels=mask,
-                                  label_map=label_map, title="Overlay: hover for the class under the cursor", max_hover_side=HOVER_SIDE)  # fmt: skip
+        figure = viz.image_figure(
+            viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True),
+            hover_labels=mask,
+            label_map=label_map,
+            title="Overlay: hover for the class under the cursor",
+            max_hover_side=HOVER_SIDE,
+        )
         figure_column.plotly_chart(figure, key="dataset_sample_figure")
         image_column, mask_column = side_column.columns(2)
         image_column.image(image, caption="Image", width="stretch", output_format="JPEG")
         mask_column.image(viz.colorize_mask(mask, label_map), caption="Mask", width="stretch", output_format="PNG")
         rows = gallery.sample_class_table(stats, index)
-        side_column.image(viz.legend_image(viz.class_legend(label_map, [names.index(row["class"]) for row in rows],
-                                                            include_ignore=bool(stats.ignore_pixels[index])), columns=3))  # fmt: skip
-        side_column.dataframe(rows, hide_index=True, key="dataset_sample_table", height="content",
-                              column_config={"share": st.column_config.NumberColumn("share", format="percent")})  # fmt: skip
-        side_column.caption(f"{stats.ignore_pixels[index]:,} void pixels ({label_map.ignore_index}) are not a class and not counted.")
+        side_column.image(
+            viz.legend_image(
+                viz.class_legend(
+                    label_map,
+                    [names.index(row["class"]) for row in rows],
+                    include_ignore=bool(stats.ignore_pixels[index]),
+                ),
+                columns=3,
+            )
+        )
+        side_column.dataframe(
+            rows,
+            hide_index=True,
+            key="dataset_sample_table",
+            height="content",
+            column_config={"share": st.column_config.NumberColumn("share", format="percent")},
+        )
+        side_column.caption(
+            f"{stats.ignore_pixels[index]:,} void pixels ({label_map.ignore_index}) are not a class and not counted."
+        )
 
 st.subheader("Class imbalance")
 with ui.guard("Class imbalance"):
     pixels_column, sizes_column = st.columns(2)
-    log_share = pixels_column.toggle("Log scale", value=True, key="dataset_share_log",
-                                     help="Log: rare classes stay visible. Linear: how lopsided the pixels really are.")  # fmt: skip
-    pixels_column.plotly_chart(viz.class_distribution_figure(stats.pixel_fraction, stats.image_counts, names, label_map.colors,
-                                                             title="Pixel share per class (label: images containing it)",
-                                                             log_y=log_share), key="dataset_share_chart")  # fmt: skip
-    sizes_column.plotly_chart(viz.object_size_figure(stats.object_class, stats.object_area, names, label_map.colors,
-                                                     title="Object size per class (connected components)"))  # fmt: skip
-    st.caption(f"Most / least frequent class: {stats.imbalance_ratio:,.0f}x pixels · "
-               f"void: {stats.void_fraction:.1%} of all pixels, never a class.")
+    log_share = pixels_column.toggle(
+        "Log scale",
+        value=True,
+        key="dataset_share_log",
+        help="Log: rare classes stay visible. Linear: how lopsided the pixels really are.",
+    )
+    pixels_column.plotly_chart(
+        viz.class_distribution_figure(
+            stats.pixel_fraction,
+            stats.image_counts,
+            names,
+            label_map.colors,
+            title="Pixel share per class (label: images containing it)",
+            log_y=log_share,
+        ),
+        key="dataset_share_chart",
+    )
+    sizes_column.plotly_chart(
+        viz.object_size_figure(
+            stats.object_class,
+            stats.object_area,
+            names,
+            label_map.colors,
+            title="Object size per class (connected components)",
+        )
+    )
+    st.caption(
+        f"Most / least frequent class: {stats.imbalance_ratio:,.0f}x pixels · "
+        f"void: {stats.void_fraction:.1%} of all pixels, never a class."
+    )
 
 st.subheader("Class weights")
 with ui.guard("Class weights"):
     number = st.column_config.NumberColumn
-    st.dataframe(stats.table(), hide_index=True, height="content",
-                 column_config={"id": None, "pixel_fraction": number("pixel share", format="percent"), "images": "images with it",
-                                "inverse_weight": number("inverse-frequency weight", format="%.3f"),
-                                "median_freq_weight": number("median-frequency weight", format="%.3f"),
-                                "median_object_px": number("median object (px)", format="%.0f")})  # fmt: skip
+    st.dataframe(
+        stats.table(),
+        hide_index=True,
+        height="content",
+        column_config={
+            "id": None,
+            "pixel_fraction": number("pixel share", format="percent"),
+            "images": "images with it",
+            "inverse_weight": number("inverse-frequency weight", format="%.3f"),
+            "median_freq_weight": number("median-frequency weight", format="%.3f"),
+            "median_object_px": number("median object (px)", format="%.0f"),
+        },
+    )
     for note in WEIGHT_NOTES:
         st.markdown(note)

@@ -115,7 +115,8 @@ if boundary_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         st.markdown(
             f"**Boundary IoU** (Cheng et al. 2021) is the IoU of ground truth and prediction within "
             f"{boundary['band_px']} px (2% of the image diagonal) of their contours; the **BF score** (Csurka et al. "
-            f"2013) is the F1 of contour pixels matched within {boundary['tolerance_px']} px. A class whose IoU is fair "
+            f"2013) is the F1 of contour pixels matched within {boundary['tolerance_px']} px. A class whose IoU is "
+            "fair "
             "but whose boundary scores are low has blurry or shifted outlines; one low on both is missed as a whole."
         )
         biou = np.array([np.nan if v is None else v for v in boundary["boundary_iou"].values()])
@@ -168,7 +169,9 @@ if calibration_tab.open:  # only the open tab runs (ui.LAZY_TABS)
 
 if slices_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with slices_tab:
-        uploaded = st.file_uploader("Your own slices: a CSV of id,tag rows", type=["csv", "txt"], key="diagnostics_tags")
+        uploaded = st.file_uploader(
+            "Your own slices: a CSV of id,tag rows", type=["csv", "txt"], key="diagnostics_tags"
+        )
         tags_text = ""
         if uploaded is not None:
             if uploaded.size > TAGS_MAX_BYTES:
@@ -211,5 +214,7 @@ if slices_tab.open:  # only the open tab runs (ui.LAZY_TABS)
                 chosen = list(event.selection.rows) if event else []
                 if chosen:
                     ids = slice_rows[chosen[0]]["ids"]
-                    sample = st.selectbox(f"Images of {slice_rows[chosen[0]]['slice']}", ids, key="diagnostics_slice_image")
+                    sample = st.selectbox(
+                        f"Images of {slice_rows[chosen[0]]['slice']}", ids, key="diagnostics_slice_image"
+                    )
                     open_in_inspect(sample, "diagnostics_open_slice")

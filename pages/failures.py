@@ -6,9 +6,16 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.failures import (class_failure_ranking, clickable_confusion_figure, image_class_table, image_ranking, label_shares,
-                             ranking_rows, top_confusions)  # fmt: skip
 from seglab.diagnostics.report import image_bf_score
+from seglab.failures import (
+    class_failure_ranking,
+    clickable_confusion_figure,
+    image_class_table,
+    image_ranking,
+    label_shares,
+    ranking_rows,
+    top_confusions,
+)
 from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
 
 UPLOAD_MAX_PIXELS = 2_000_000  # a CPU prediction of a larger image takes too long for an interactive page
@@ -36,8 +43,10 @@ data, evaluation = ui.require_evaluation(path, spec, what="to inspect")
 names, label_map, metrics = evaluation.class_names, data.label_map, evaluation.metrics
 background = label_map.background_index
 without = f" · without {names[background]} {metrics.miou_no_background:.3f}" if background is not None else ""
-st.caption(f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
-           f"pixel accuracy {metrics.pixel_acc:.3f}")  # fmt: skip
+st.caption(
+    f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
+    f"pixel accuracy {metrics.pixel_acc:.3f}"
+)
 for note in evaluation.notes:
     st.caption(f"Note: {note}")
 NO_CONFIDENCE = "No confidence map: this source gives labels only (no per-class probabilities)."
@@ -65,11 +74,16 @@ def show_image(result, class_id: int | None) -> None:
     if class_id is not None:
         columns[2].metric(f"IoU {names[class_id]}", f"{result.iou[class_id]:.3f}")
     if evaluation.has_probabilities:
-        columns[3].metric("Mean confidence", f"{float(result.confidence.mean()):.2f}", help="Mean max-softmax probability")
+        columns[3].metric(
+            "Mean confidence", f"{float(result.confidence.mean()):.2f}", help="Mean max-softmax probability"
+        )
     bf = image_bf_score(evaluation, result)
     columns[4].metric("BF score", "-" if bf is None else f"{bf:.3f}", help=BF_HELP)
-    pictures = [(image, "Image", "JPEG"), (viz.colorize_mask(target, label_map), "Ground truth", "PNG"),
-                (viz.colorize_mask(result.labels, label_map), "Prediction", "PNG")]  # fmt: skip
+    pictures = [
+        (image, "Image", "JPEG"),
+        (viz.colorize_mask(target, label_map), "Ground truth", "PNG"),
+        (viz.colorize_mask(result.labels, label_map), "Prediction", "PNG"),
+    ]
     if evaluation.has_probabilities:
         pictures.append((viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG"))
     picture_columns = st.columns(4)
@@ -79,26 +93,40 @@ def show_image(result, class_id: int | None) -> None:
         picture_columns[3].caption(NO_CONFIDENCE)
     left, right = st.columns(2)
     with left:
-        view = st.radio("Hover view", VIEWS, horizontal=True, help="Hover any pixel to read its ground truth and prediction")
-        shown = {"error map": lambda: viz.error_map(result.labels, target, data.ignore_index, background, image=image),
-                 "prediction": lambda: viz.overlay(image, result.labels, label_map),
-                 "ground truth": lambda: viz.overlay(image, target, label_map),
-                 "confidently wrong": lambda: confidently_wrong_map(image, result.labels, target, result.confidence,
-                                                                    data.ignore_index, CONFIDENTLY_WRONG),
-                 "entropy": lambda: uncertainty_picture("entropy"),
-                 "margin": lambda: uncertainty_picture("margin")}[view]()  # fmt: skip
+        view = st.radio(
+            "Hover view", VIEWS, horizontal=True, help="Hover any pixel to read its ground truth and prediction"
+        )
+        shown = {
+            "error map": lambda: viz.error_map(result.labels, target, data.ignore_index, background, image=image),
+            "prediction": lambda: viz.overlay(image, result.labels, label_map),
+            "ground truth": lambda: viz.overlay(image, target, label_map),
+            "confidently wrong": lambda: confidently_wrong_map(
+                image, result.labels, target, result.confidence, data.ignore_index, CONFIDENTLY_WRONG
+            ),
+            "entropy": lambda: uncertainty_picture("entropy"),
+            "margin": lambda: uncertainty_picture("margin"),
+        }[view]()
         # A coarser hover grid than viz's default: the figure is rebuilt on every image change.
         hover = {"GT": target, "Pred": result.labels}
-        st.plotly_chart(viz.image_figure(shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE), key="inspect_hover")
+        st.plotly_chart(
+            viz.image_figure(shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE),
+            key="inspect_hover",
+        )
         if view in VIEW_NOTES:
             st.caption(VIEW_NOTES[view])
         legend = viz.error_legend(has_background=background is not None)
-        st.html(" &nbsp; ".join(f"<span title='{row['description']}'><b style='color:{row['color']}'>■</b> {row['name']}</span>"
-                                for row in legend))  # fmt: skip
+        st.html(
+            " &nbsp; ".join(
+                f"<span title='{row['description']}'><b style='color:{row['color']}'>■</b> {row['name']}</span>"
+                for row in legend
+            )
+        )
     with right:
         st.markdown("**Per-class IoU in this image**")
-        iou_format = {"IoU": st.column_config.NumberColumn(format="%.3f"),
-                      "mostly confused with": st.column_config.TextColumn(width="large")}  # "Pedestrian (1,234 px)" fits
+        iou_format = {
+            "IoU": st.column_config.NumberColumn(format="%.3f"),
+            "mostly confused with": st.column_config.TextColumn(width="large"),
+        }  # "Pedestrian (1,234 px)" fits
         st.dataframe(pd.DataFrame(image_class_table(result, names)), hide_index=True, column_config=iou_format)
         st.markdown("**What it confused with what**")
         confusions = top_confusions(result.confusion, names, k=5)
@@ -108,7 +136,9 @@ def show_image(result, class_id: int | None) -> None:
 @st.fragment
 def confusion_gallery() -> None:
     """Click a confusion-matrix cell (or pick it) to see the images holding most of its pixels."""
-    normalize = st.radio("Confusion matrix shows", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True)
+    normalize = st.radio(
+        "Confusion matrix shows", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True
+    )
     title = f"{spec.describe()}: rows = ground truth, click a cell"
     figure = clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="inspect_confusion")
@@ -121,32 +151,55 @@ def upload_section() -> None:
     """Predict an uploaded PNG/JPEG with the chosen model."""
     abilities = ui.abilities(path, spec)
     if not abilities.images:
-        st.info("A folder of predictions only knows the images it has files for: pick a model to predict your own image.")
+        st.info(
+            "A folder of predictions only knows the images it has files for: pick a model to predict your own image."
+        )
         return
-    uploaded = st.file_uploader("Upload a PNG or JPEG", type=["png", "jpg", "jpeg"], help=f"At most {UPLOAD_MAX_PIXELS / 1e6:.0f} MP")
+    uploaded = st.file_uploader(
+        "Upload a PNG or JPEG", type=["png", "jpg", "jpeg"], help=f"At most {UPLOAD_MAX_PIXELS / 1e6:.0f} MP"
+    )
     if uploaded is None:
         return
     with ui.guard(f"Predicting {uploaded.name}"):
         image, prediction, checkpoint_labels = ui.upload_prediction(path, spec, uploaded.getvalue(), UPLOAD_MAX_PIXELS)
         left, right = st.columns(2)
-        left.image(viz.overlay(image, prediction.labels, checkpoint_labels), caption="Prediction overlay", width="stretch")
+        left.image(
+            viz.overlay(image, prediction.labels, checkpoint_labels), caption="Prediction overlay", width="stretch"
+        )
         if abilities.probabilities:
-            right.image(viz.confidence_map(prediction.confidence), caption="Confidence (max softmax): dark = unsure", width="stretch")
+            right.image(
+                viz.confidence_map(prediction.confidence),
+                caption="Confidence (max softmax): dark = unsure",
+                width="stretch",
+            )
         else:
             right.caption(NO_CONFIDENCE)
         shares = label_shares(prediction.labels, checkpoint_labels.names)
         st.caption("Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in shares[:8]))
 
 
-images_tab, cell_tab, upload_tab = st.tabs(["Worst images", "Confusion cell → images", "Your own image"], **ui.LAZY_TABS("inspect_tab"))
+images_tab, cell_tab, upload_tab = st.tabs(
+    ["Worst images", "Confusion cell → images", "Your own image"], **ui.LAZY_TABS("inspect_tab")
+)
 if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with images_tab:
         class_id = st.selectbox(
-            "Class filter", [None, *range(len(names))], help="Find every image where one class fails",
-            format_func=lambda c: "all images, ranked by image mIoU" if c is None else f"images with {names[c]} (GT or prediction), ranked by its IoU",
-        )  # fmt: skip
-        without_background = class_id is None and background is not None and st.toggle(
-            f"Rank by image mIoU without {names[background]}", help="Background is easy and large: without it, object failures stand out"
+            "Class filter",
+            [None, *range(len(names))],
+            help="Find every image where one class fails",
+            format_func=lambda c: (
+                "all images, ranked by image mIoU"
+                if c is None
+                else f"images with {names[c]} (GT or prediction), ranked by its IoU"
+            ),
+        )
+        without_background = (
+            class_id is None
+            and background is not None
+            and st.toggle(
+                f"Rank by image mIoU without {names[background]}",
+                help="Background is easy and large: without it, object failures stand out",
+            )
         )
         if class_id is not None:
             ranked = class_failure_ranking(evaluation, class_id)
@@ -157,10 +210,23 @@ if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         else:
             table_key = f"inspect_table_{class_id}_{without_background}"
             table = pd.DataFrame(ranking_rows(ranked, names, class_id, background))
-            scores = {column: st.column_config.NumberColumn(format="%.3f") for column in table.columns if "IoU" in column or "acc" in column}
-            event = st.dataframe(table, hide_index=True, height=240, column_config=scores, key=table_key,
-                                 on_select="rerun", selection_mode="single-row")  # fmt: skip
-            sample = ui.choose_sample([result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking")
+            scores = {
+                column: st.column_config.NumberColumn(format="%.3f")
+                for column in table.columns
+                if "IoU" in column or "acc" in column
+            }
+            event = st.dataframe(
+                table,
+                hide_index=True,
+                height=240,
+                column_config=scores,
+                key=table_key,
+                on_select="rerun",
+                selection_mode="single-row",
+            )
+            sample = ui.choose_sample(
+                [result.sample_id for result in ranked], event, table_key, ui.current_sample(), group="inspect_ranking"
+            )
             if sample != ui.current_sample():
                 ui.set_sample(sample)
             with ui.guard(f"Showing {sample}"):

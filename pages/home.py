@@ -27,10 +27,16 @@ MAX_SHOWN_PROBLEMS = 3
 PAGE_GUIDE = [
     ("Dataset", "Browse samples with mask overlays, class-imbalance charts, class weights and the trivial baseline."),
     ("Train", "Launch a short training run, watch loss / LR / validation curves and predictions live, stop it."),
-    ("Inspect", "Rank the worst images of a model (or predictions), see its error map, confidence and confused classes."),
+    (
+        "Inspect",
+        "Rank the worst images of a model (or predictions), see its error map, confidence and confused classes.",
+    ),
     ("Compare", "Put models side by side: per-class deltas, confusion matrices, curves, where A beats B."),
     ("Leaderboard", "Score every checkpoint and registered source with one fixed protocol, rank by mIoU, export CSV."),
-    ("Metric definitions", "The same predictions under every mIoU definition people use, and why they differ per class."),
+    (
+        "Metric definitions",
+        "The same predictions under every mIoU definition people use, and why they differ per class.",
+    ),
     ("Loss inspector", "Per-pixel loss, the pixels hard mining keeps, focal modulation and what class weights change."),
     ("Label quality", "Objects whose labels a trained model confidently disagrees with: candidate annotation errors."),
 ]
@@ -63,35 +69,56 @@ elif kind in ("camvid", "voc"):
     default_root = current.root if current.kind == kind and current.root else (suggestions[0] if suggestions else "")
     if suggestions:
         st.caption(f"Found under {ui.data_root()}: " + ", ".join(f"`{root}`" for root in suggestions))
-    root = st.text_input("Dataset folder", value=default_root, placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012"))
-    label_map = st.text_input("Label map JSON (optional)", value=current.label_map or "", help="Overrides the built-in classes")
+    root = st.text_input(
+        "Dataset folder", value=default_root, placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012")
+    )
+    label_map = st.text_input(
+        "Label map JSON (optional)", value=current.label_map or "", help="Overrides the built-in classes"
+    )
     candidate = DataSpec(kind=kind, root=root.strip() or None, label_map=label_map.strip() or None)
 else:
     images = st.text_input("Image folder", value=current.images or "")
     masks = st.text_input("Mask folder", value=current.masks or "")
-    list_file = st.text_input("List file (optional)", value=current.list_file or "", help="Lines 'IMAGE [MASK]', matched by file name")
-    label_map = st.text_input("Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index")
-    candidate = DataSpec(kind="folder", split="custom", images=images.strip() or None, masks=masks.strip() or None,
-                         list_file=list_file.strip() or None, label_map=label_map.strip() or None)  # fmt: skip
+    list_file = st.text_input(
+        "List file (optional)", value=current.list_file or "", help="Lines 'IMAGE [MASK]', matched by file name"
+    )
+    label_map = st.text_input(
+        "Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index"
+    )
+    candidate = DataSpec(
+        kind="folder",
+        split="custom",
+        images=images.strip() or None,
+        masks=masks.strip() or None,
+        list_file=list_file.strip() or None,
+        label_map=label_map.strip() or None,
+    )
 if kind != "shapes" and not ui.client_is_local():
     folders = ", ".join(f"`{root}`" for root in ui.allowed().roots)
     st.caption(f"From this browser the server opens folders and files under {folders} only (more: see README).")
 if kind != "shapes":
     with st.expander("What goes in a label map JSON file?"):
-        st.markdown("Class ids as stored in the masks, their names and colours, and the void/ignore value "
-                    "(never a class, never counted). `background_index` names the class that 'without background' "
-                    "scores drop (`null` if there is none); `ignore_color` is the void colour of colour-coded masks.")  # fmt: skip
+        st.markdown(
+            "Class ids as stored in the masks, their names and colours, and the void/ignore value "
+            "(never a class, never counted). `background_index` names the class that 'without background' "
+            "scores drop (`null` if there is none); `ignore_color` is the void colour of colour-coded masks."
+        )
         st.code(label_map_example(), language="json")
 
 awaiting_folders = kind == "folder" and not (candidate.images and candidate.masks)
 if awaiting_folders:
     st.info("Type the image folder and the mask folder (paths on this server) to check this source.")
 with ui.guard("Checking the data source"):
-    report = None if awaiting_folders else ui.source_report(ui.check_form_spec(candidate))  # outside the allow-list: refused unread
+    report = (
+        None if awaiting_folders else ui.source_report(ui.check_form_spec(candidate))
+    )  # outside the allow-list: refused unread
     if report is None:
         pass
     elif report.ok:
-        st.success(f"{len(report.class_names)} classes · " + " · ".join(f"{split}: {n} images" for split, n in report.splits.items()))
+        st.success(
+            f"{len(report.class_names)} classes · "
+            + " · ".join(f"{split}: {n} images" for split, n in report.splits.items())
+        )
         st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")
         for note in report.notes:
             st.info(note)
@@ -114,21 +141,26 @@ with ui.guard("Checking the data source"):
         else:
             st.caption("This is the dataset every page uses now.")
     else:
-        st.error("This source cannot be loaded yet:\n\n" + "\n\n".join(f"- **{s}**: {p}" for s, p in report.problems.items()))
-
+        st.error(
+            "This source cannot be loaded yet:\n\n" + "\n\n".join(f"- **{s}**: {p}" for s, p in report.problems.items())
+        )
 
 
 def models_section() -> None:
     """Register a model file or a folder of predictions, checked at once on the current data; list and remove them."""
     st.subheader("Models: bring your own model or predictions")
-    st.caption("Checkpoints trained here are listed in the sidebar by themselves. Register a model trained elsewhere "
-               "(ONNX, TorchScript, Hugging Face folder) or a folder of predictions written by any tool: it is checked "
-               "on the current data, then every page can pick it in the sidebar.")  # fmt: skip
+    st.caption(
+        "Checkpoints trained here are listed in the sidebar by themselves. Register a model trained elsewhere "
+        "(ONNX, TorchScript, Hugging Face folder) or a folder of predictions written by any tool: it is checked "
+        "on the current data, then every page can pick it in the sidebar."
+    )
     entries = ui.registered_sources()
     for entry in entries:
         left, right = st.columns([5, 1])
         where = entry.description.path if entry.description is not None else entry.file.name
-        left.markdown(f"**{entry.name}** · {entry.kind} · `{where}`" + ("" if entry.ok else f"  \n:red[{entry.problem}]"))
+        left.markdown(
+            f"**{entry.name}** · {entry.kind} · `{where}`" + ("" if entry.ok else f"  \n:red[{entry.problem}]")
+        )
         if right.button("Remove", key=f"remove_{entry.file.name}", help="Forget it (its files are left alone)"):
             remove_source(ui.runs_dir(), entry.file)
             st.rerun()
@@ -141,52 +173,95 @@ def registration_form() -> None:
     roots = ui.source_roots()
     kind = st.radio("Kind", REGISTERED_KINDS, format_func=KIND_LABELS.get, horizontal=True, key="register_kind")
     name = st.text_input("Name", key="register_name", placeholder="e.g. segformer-b0 cityscapes")
-    path = st.text_input("Path", key="register_path", help="Inside one of: " + ", ".join(str(root) for root in roots),
-                         placeholder=f"{roots[0]}/my_model.onnx")  # fmt: skip
+    path = st.text_input(
+        "Path",
+        key="register_path",
+        help="Inside one of: " + ", ".join(str(root) for root in roots),
+        placeholder=f"{roots[0]}/my_model.onnx",
+    )
     uploaded = None
     if kind in UPLOAD_TYPES:
-        uploaded = st.file_uploader(f"Or upload {UPLOAD_TYPES[kind][0]}", type=UPLOAD_TYPES[kind][1], key=f"register_upload_{kind}",
-                                    help="Stored in the sources catalog (checked first); the path is then ignored")  # fmt: skip
-    st.caption("Allowed folders: " + ", ".join(f"`{root}`" for root in roots) + " (add more with $SEGLAB_DATA_ROOTS or data_roots in seglab.toml)")
+        uploaded = st.file_uploader(
+            f"Or upload {UPLOAD_TYPES[kind][0]}",
+            type=UPLOAD_TYPES[kind][1],
+            key=f"register_upload_{kind}",
+            help="Stored in the sources catalog (checked first); the path is then ignored",
+        )
+    st.caption(
+        "Allowed folders: "
+        + ", ".join(f"`{root}`" for root in roots)
+        + " (add more with $SEGLAB_DATA_ROOTS or data_roots in seglab.toml)"
+    )
     fields: dict = {}
     if kind in ("onnx", "torchscript"):
         columns = st.columns(4)
         fields["mean"] = columns[0].text_input("Mean (0-1)", placeholder="0.485, 0.456, 0.406", key="register_mean")
         fields["std"] = columns[1].text_input("Std (0-1)", placeholder="0.229, 0.224, 0.225", key="register_std")
         fields["channel_order"] = columns[2].radio("Channels", ["RGB", "BGR"], horizontal=True, key="register_channels")
-        fields["input_size"] = columns[3].text_input("Input size", value="any", key="register_size",
-                                                     help='"any", a side (512) or height x width (512x1024)')  # fmt: skip
+        fields["input_size"] = columns[3].text_input(
+            "Input size", value="any", key="register_size", help='"any", a side (512) or height x width (512x1024)'
+        )
         columns = st.columns(4)
-        fields["size_divisor"] = columns[0].number_input("Multiple of", 1, 512, 1, key="register_divisor",
-                                                         help="Pad height and width up to a multiple (output stride)")  # fmt: skip
-        fields["output"] = columns[1].text_input("Output key", key="register_output",
-                                                 help='Empty: the first output; a dict key such as torchvision\'s "out"')  # fmt: skip
+        fields["size_divisor"] = columns[0].number_input(
+            "Multiple of",
+            1,
+            512,
+            1,
+            key="register_divisor",
+            help="Pad height and width up to a multiple (output stride)",
+        )
+        fields["output"] = columns[1].text_input(
+            "Output key", key="register_output", help='Empty: the first output; a dict key such as torchvision\'s "out"'
+        )
         fields["output_kind"] = columns[2].selectbox("Output holds", OUTPUT_KINDS, key="register_output_kind")
-        fields["fixed_size_mode"] = columns[3].radio("Fixed-size model sees", FIXED_SIZE_MODES, key="register_fixed",
-                                                     help="Images resized to its input, or tiled (sliding window)")  # fmt: skip
+        fields["fixed_size_mode"] = columns[3].radio(
+            "Fixed-size model sees",
+            FIXED_SIZE_MODES,
+            key="register_fixed",
+            help="Images resized to its input, or tiled (sliding window)",
+        )
     if kind == "predictions":
         columns = st.columns(3)
-        fields["encoding"] = columns[0].radio("PNG encoding", ["auto", "index", "rgb"], horizontal=True, key="register_encoding",
-                                              help="index: class ids; rgb: colours of a label map; auto: per file")  # fmt: skip
-        fields["label_map"] = columns[1].text_input("Label map JSON of their colours (optional)", key="register_label_map",
-                                                    help="When the PNGs use another tool's palette; default: the data's")  # fmt: skip
-        fields["resize_predictions"] = columns[2].checkbox("Resize predictions of another size (nearest neighbour, reported)",
-                                                           key="register_resize")  # fmt: skip
-    class_names = st.text_area("Class names of the model, in output order (optional)", key="register_classes", height=68,
-                               help="Comma- or line-separated. Empty: the dataset's classes, in its order")  # fmt: skip
+        fields["encoding"] = columns[0].radio(
+            "PNG encoding",
+            ["auto", "index", "rgb"],
+            horizontal=True,
+            key="register_encoding",
+            help="index: class ids; rgb: colours of a label map; auto: per file",
+        )
+        fields["label_map"] = columns[1].text_input(
+            "Label map JSON of their colours (optional)",
+            key="register_label_map",
+            help="When the PNGs use another tool's palette; default: the data's",
+        )
+        fields["resize_predictions"] = columns[2].checkbox(
+            "Resize predictions of another size (nearest neighbour, reported)", key="register_resize"
+        )
+    class_names = st.text_area(
+        "Class names of the model, in output order (optional)",
+        key="register_classes",
+        height=68,
+        help="Comma- or line-separated. Empty: the dataset's classes, in its order",
+    )
     mapping = None
     names = parse_class_names(class_names)
     data = None
     with ui.guard("Loading the current data"):
         data = ui.dataset(ui.current_spec().with_split(ui.current_split()))
     if names and data is not None and [n.casefold() for n in names] != [n.casefold() for n in data.class_names]:
-        st.caption("Class mapping: model class → dataset class, pre-filled by name; 'other' counts as a miss, never dropped.")
+        st.caption(
+            "Class mapping: model class → dataset class, pre-filled by name; 'other' counts as a miss, never dropped."
+        )
         rows = mapping_rows(names, data.label_map)
         edited = st.data_editor(
-            {"model class": list(rows), "dataset class": list(rows.values())}, key="register_mapping", hide_index=True,
+            {"model class": list(rows), "dataset class": list(rows.values())},
+            key="register_mapping",
+            hide_index=True,
             disabled=["model class"],
-            column_config={"dataset class": st.column_config.SelectboxColumn(options=[*data.class_names, OTHER], required=True)},
-        )  # fmt: skip
+            column_config={
+                "dataset class": st.column_config.SelectboxColumn(options=[*data.class_names, OTHER], required=True)
+            },
+        )
         mapping = dict(zip(edited["model class"], edited["dataset class"], strict=True))
     if st.button("Check and register", type="primary", icon=":material/add:"):
         form = SourceForm(name=name, kind=kind, path=path, class_names=class_names, mapping=mapping, **fields)
@@ -196,7 +271,9 @@ def registration_form() -> None:
         for fact in facts:
             st.caption(f"ok: {fact}")
         if problems:
-            st.error(f"Not registered, {len(problems)} problem(s):\n\n" + "\n".join(f"- {problem}" for problem in problems))
+            st.error(
+                f"Not registered, {len(problems)} problem(s):\n\n" + "\n".join(f"- {problem}" for problem in problems)
+            )
         else:
             st.success(f"Registered **{entry.name}**: pick it in the sidebar's Model / predictions list.")
 

@@ -9,11 +9,14 @@ from seglab.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_pi
 
 SAMPLE_KEY = "labels_sample"
 MAX_OUTLINED = 10  # more outlines and sentences than this bury the worst ones
-SCORE_FORMAT = {name: st.column_config.NumberColumn(format="%.3f")
-                for name in ("score", "mean p(label)", "precision@k", "recall@k", "random ranking precision")}  # fmt: skip
+SCORE_FORMAT = {
+    name: st.column_config.NumberColumn(format="%.3f")
+    for name in ("score", "mean p(label)", "precision@k", "recall@k", "random ranking precision")
+}
 SHARE_FORMAT = {name: st.column_config.NumberColumn(format="percent") for name in ("over", "outline band disagrees")}
 METHOD = (
-    "**How it works** (confident learning, Northcutt et al. 2021, per pixel): a pixel's *self-confidence* is the model's "
+    "**How it works** (confident learning, Northcutt et al. 2021, per pixel): a pixel's *self-confidence* is the "
+    "model's "
     "probability of its given label (void pixels never count), and the model *confidently* says class j where p(j) "
     "reaches class j's mean self-confidence over the split (at least 0.5). Each labelled object (a connected region of "
     "one class) gets a **score**: the soft IoU between the object and the model's probability of its class over the "
@@ -30,13 +33,23 @@ path = ui.require_checkpoint()
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
 ui.require_probabilities(path, spec, "Label quality")
-band = st.slider("Band around each outline, N (px)", 1, 10, DEFAULT_BAND,
-                 help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion")  # fmt: skip
+band = st.slider(
+    "Band around each outline, N (px)",
+    1,
+    10,
+    DEFAULT_BAND,
+    help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion",
+)
 report = None
 with ui.guard("Scoring the labels of this split"):
     data = ui.dataset(spec)
     bar = st.empty()
-    report = ui.label_quality(path, spec, band, progress=lambda done, total: bar.progress(done / total, f"Predicting and scoring: {done}/{total}"))
+    report = ui.label_quality(
+        path,
+        spec,
+        band,
+        progress=lambda done, total: bar.progress(done / total, f"Predicting and scoring: {done}/{total}"),
+    )
     bar.empty()
 if report is None or not report.images:
     if report is not None:
@@ -45,9 +58,12 @@ if report is None or not report.images:
 names, label_map = report.class_names, data.label_map
 ranked_objects = report.ranked_objects()
 thresholds = ", ".join(f"{names[i]} {t:.2f}" for i, t in enumerate(report.thresholds))
-st.caption(f"{spec.describe()} · {len(report.images)} images · {len(ranked_objects)} objects of at least {report.min_pixels} px"
-           + (f" ({names[label_map.background_index]} is not an object)" if report.skip_classes else "")
-           + f" · confident thresholds: {thresholds}")  # fmt: skip
+st.caption(
+    f"{spec.describe()} · {len(report.images)} images · {len(ranked_objects)} objects of at least "
+    f"{report.min_pixels} px"
+    + (f" ({names[label_map.background_index]} is not an object)" if report.skip_classes else "")
+    + f" · confident thresholds: {thresholds}"
+)
 
 
 def show_image(sample_id: str) -> None:
@@ -61,23 +77,38 @@ def show_image(sample_id: str) -> None:
     small = len(scores.objects) - len(scores.ranked_objects)
     columns = st.columns(3)
     columns[0].metric("Image score", f"{scores.score:.3f}", help="Score of its worst object (1 = no object to doubt)")
-    columns[1].metric("Objects", len(scores.ranked_objects),
-                      help=f"Objects of at least {report.min_pixels} px" + (f"; {small} smaller ones are not ranked" if small else ""))  # fmt: skip
-    columns[2].metric("Suspicious pixels", f"{pixels.suspicious_share:.1%}",
-                      help="Share of the non-void pixels the model confidently gives another class than their label")  # fmt: skip
+    columns[1].metric(
+        "Objects",
+        len(scores.ranked_objects),
+        help=f"Objects of at least {report.min_pixels} px"
+        + (f"; {small} smaller ones are not ranked" if small else ""),
+    )
+    columns[2].metric(
+        "Suspicious pixels",
+        f"{pixels.suspicious_share:.1%}",
+        help="Share of the non-void pixels the model confidently gives another class than their label",
+    )
     pictures = [
-        (suspicion_picture(image, labels, data.ignore_index, shown, skip_classes=report.skip_classes), f"Worst objects (below {cutoff:.2f}), numbered"),
+        (
+            suspicion_picture(image, labels, data.ignore_index, shown, skip_classes=report.skip_classes),
+            f"Worst objects (below {cutoff:.2f}), numbered",
+        ),
         (viz.colorize_mask(labels, label_map), "Given label"),
         (viz.colorize_mask(prediction.labels, label_map), "Model prediction"),
-        (self_confidence_picture(pixels.self_confidence, label_map.ignore_color), "Self-confidence p(given label): dark = doubted"),
-    ]  # fmt: skip
+        (
+            self_confidence_picture(pixels.self_confidence, label_map.ignore_color),
+            "Self-confidence p(given label): dark = doubted",
+        ),
+    ]
     for column, (picture, caption) in zip(st.columns(4), pictures):
         column.image(picture, caption=caption, width="stretch", output_format="PNG")
     more = f"\n\n…and {more_below} more below {cutoff:.2f}: see the objects table below." if more_below else ""
     st.markdown("\n".join(f"- {item.sentence(names)}" for item in shown) + more or "No object to outline.")
     smaller = f" ({small} smaller than {report.min_pixels} px are not ranked)" if small else ""
     with st.expander(f"All {len(scores.ranked_objects)} objects of {sample_id}{smaller}"):
-        st.dataframe(pd.DataFrame(report.object_rows(scores)), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
+        st.dataframe(
+            pd.DataFrame(report.object_rows(scores)), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT}
+        )
     if st.button("Open in Inspect", help="See this image's errors, confusions and confidence on the Inspect page"):
         ui.set_sample(sample_id)
         st.switch_page("pages/failures.py")
@@ -87,24 +118,54 @@ def validation_panel() -> None:
     """Shapes knows which labels it corrupted: how many of them does the ranking put on top?"""
     validation = ui.shapes_validation(path, spec, band)
     k = validation.corrupted_objects
-    st.markdown(f"This split was generated with label noise {data.config.label_noise:.0%}: Shapes knows the **{k}** objects it "
-                f"corrupted (flipped class, eroded or dilated outline). A good ranking puts them first; a random one "
-                f"finds them at the base rate of {validation.base_rate:.0%}.")  # fmt: skip
+    st.markdown(
+        f"This split was generated with label noise {data.config.label_noise:.0%}: Shapes knows the **{k}** objects it "
+        f"corrupted (flipped class, eroded or dilated outline). A good ranking puts them first; a random one "
+        f"finds them at the base rate of {validation.base_rate:.0%}."
+    )
     if not k:
         return
     columns = st.columns(4)
-    columns[0].metric(f"Precision@{k}", f"{validation.precision_at(k):.0%}", help=f"Share of the {k} worst objects that were corrupted")
-    columns[1].metric(f"Recall@{2 * k}", f"{validation.recall_at(2 * k):.0%}", help=f"Share of the corrupted objects among the {2 * k} worst")
-    columns[2].metric("Random ranking", f"{validation.base_rate:.0%}", help="Precision of a ranking that ignores the model")
-    columns[3].metric("Mean rank of flipped objects", f"top {validation.mean_rank_percentile('flip'):.0%}",
-                      help="Mean position of the flipped-class objects in the ranking, as a share of it")  # fmt: skip
+    columns[0].metric(
+        f"Precision@{k}",
+        f"{validation.precision_at(k):.0%}",
+        help=f"Share of the {k} worst objects that were corrupted",
+    )
+    columns[1].metric(
+        f"Recall@{2 * k}",
+        f"{validation.recall_at(2 * k):.0%}",
+        help=f"Share of the corrupted objects among the {2 * k} worst",
+    )
+    columns[2].metric(
+        "Random ranking", f"{validation.base_rate:.0%}", help="Precision of a ranking that ignores the model"
+    )
+    columns[3].metric(
+        "Mean rank of flipped objects",
+        f"top {validation.mean_rank_percentile('flip'):.0%}",
+        help="Mean position of the flipped-class objects in the ranking, as a share of it",
+    )
     left, right = st.columns(2)
     left.dataframe(pd.DataFrame(validation.rows()), hide_index=True, column_config=SCORE_FORMAT)
-    kinds = [{"corruption": kind, "objects": sum(1 for _, other in validation.corrupted_ranks if other == kind),
-              "mean rank (share of the ranking)": validation.mean_rank_percentile(kind)} for kind in ("flip", "erode", "dilate")]  # fmt: skip
-    right.dataframe(pd.DataFrame(kinds), hide_index=True, column_config={"mean rank (share of the ranking)": st.column_config.NumberColumn(format="percent")})
-    curve = pd.DataFrame({"precision@k": [validation.precision_at(k) for k in range(1, validation.ranked_objects + 1)],
-                          "random ranking": validation.base_rate}, index=pd.RangeIndex(1, validation.ranked_objects + 1, name="k"))  # fmt: skip
+    kinds = [
+        {
+            "corruption": kind,
+            "objects": sum(1 for _, other in validation.corrupted_ranks if other == kind),
+            "mean rank (share of the ranking)": validation.mean_rank_percentile(kind),
+        }
+        for kind in ("flip", "erode", "dilate")
+    ]
+    right.dataframe(
+        pd.DataFrame(kinds),
+        hide_index=True,
+        column_config={"mean rank (share of the ranking)": st.column_config.NumberColumn(format="percent")},
+    )
+    curve = pd.DataFrame(
+        {
+            "precision@k": [validation.precision_at(k) for k in range(1, validation.ranked_objects + 1)],
+            "random ranking": validation.base_rate,
+        },
+        index=pd.RangeIndex(1, validation.ranked_objects + 1, name="k"),
+    )
     st.line_chart(curve, x_label="k worst objects", y_label="share corrupted", height=220)
 
 
@@ -112,15 +173,30 @@ images_tab, objects_tab = st.tabs(["Images, worst first", "Objects, worst first"
 if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with images_tab:
         table = pd.DataFrame(report.image_rows())
-        event = st.dataframe(table, hide_index=True, height=240, column_config=SCORE_FORMAT, key="labels_table",
-                             on_select="rerun", selection_mode="single-row")  # fmt: skip
-        sample = st.session_state[SAMPLE_KEY] = ui.choose_sample(list(table["sample"]), event, SAMPLE_KEY, st.session_state.get(SAMPLE_KEY))
+        event = st.dataframe(
+            table,
+            hide_index=True,
+            height=240,
+            column_config=SCORE_FORMAT,
+            key="labels_table",
+            on_select="rerun",
+            selection_mode="single-row",
+        )
+        sample = st.session_state[SAMPLE_KEY] = ui.choose_sample(
+            list(table["sample"]), event, SAMPLE_KEY, st.session_state.get(SAMPLE_KEY)
+        )
         with ui.guard(f"Showing {sample}"):
             show_image(sample)
 if objects_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with objects_tab:
-        st.caption(f"The {min(len(ranked_objects), 200)} lowest-scoring objects of the split (objects of {report.min_pixels} px or more)")
-        rows = [{"rank": rank, "sample": item.sample_id, **report.object_row(item)} for rank, item in enumerate(ranked_objects[:200], start=1)]
+        st.caption(
+            f"The {min(len(ranked_objects), 200)} lowest-scoring objects of the split (objects of "
+            f"{report.min_pixels} px or more)"
+        )
+        rows = [
+            {"rank": rank, "sample": item.sample_id, **report.object_row(item)}
+            for rank, item in enumerate(ranked_objects[:200], start=1)
+        ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={**SCORE_FORMAT, **SHARE_FORMAT})
 
 if data.kind == "shapes" and data.config.label_noise > 0:

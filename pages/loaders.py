@@ -119,7 +119,9 @@ def _small_samples(key: str, fingerprint: str, indices: tuple[int, ...], max_sid
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _thumbnails(key: str, fingerprint: str, indices: tuple[int, ...], opacity: float, outlines: bool, max_side: int) -> list[bytes]:
+def _thumbnails(
+    key: str, fingerprint: str, indices: tuple[int, ...], opacity: float, outlines: bool, max_side: int
+) -> list[bytes]:
     label_map = _dataset(key).label_map
     return [
         encode_png(thumbnail(image, mask, label_map, opacity=opacity, outlines=outlines, max_side=max_side))

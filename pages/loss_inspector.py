@@ -6,8 +6,19 @@ import streamlit as st
 from pages import hidden_split, ui
 from seglab import viz
 from seglab.config import CLASS_WEIGHTINGS
-from seglab.loss_inspector import (FOCAL, MINING, PLAIN, WEIGHTED, focal_picture, heatmap_scale, kept_pixels_picture, loss_breakdown,
-                                   loss_picture, mining_progress_sentence, mining_schedule)  # fmt: skip
+from seglab.loss_inspector import (
+    FOCAL,
+    MINING,
+    PLAIN,
+    WEIGHTED,
+    focal_picture,
+    heatmap_scale,
+    kept_pixels_picture,
+    loss_breakdown,
+    loss_picture,
+    mining_progress_sentence,
+    mining_schedule,
+)
 from seglab.losses import LOSS_EXPLANATIONS
 
 MAX_IMAGES = 8
@@ -36,22 +47,52 @@ names, label_map, ids = data.class_names, data.label_map, list(data.ids)
 
 with st.container(border=True):
     start = ids.index(ui.current_sample()) if ui.current_sample() in ids else 0
-    chosen = st.multiselect("Images (one batch; mining ranks them together)", ids, default=ids[start : start + 4],
-                            max_selections=MAX_IMAGES, key="loss_images")  # fmt: skip
+    chosen = st.multiselect(
+        "Images (one batch; mining ranks them together)",
+        ids,
+        default=ids[start : start + 4],
+        max_selections=MAX_IMAGES,
+        key="loss_images",
+    )
     weights_column, focal_column, top_k_column, mining_column, step_column = st.columns(5)
-    weighting = weights_column.radio("Class weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get, key="loss_weights",
-                                     help="From the training data's statistics, as TrainConfig.class_weights computes them")  # fmt: skip
+    weighting = weights_column.radio(
+        "Class weights",
+        list(CLASS_WEIGHTINGS),
+        format_func=CLASS_WEIGHTINGS.get,
+        key="loss_weights",
+        help="From the training data's statistics, as TrainConfig.class_weights computes them",
+    )
     gamma = focal_column.slider("Focal γ", 0.0, 5.0, 2.0, 0.5, key="loss_gamma", help=LOSS_EXPLANATIONS["focal"])
-    top_k = top_k_column.slider("Hardest pixels kept (end)", 0.05, 1.0, 0.25, 0.05, key="loss_top_k",
-                                help=LOSS_EXPLANATIONS["hard_ce"] + " (DeepLab's top_k_percent_pixels)")  # fmt: skip
-    mining_step = mining_column.number_input("Mining ramp (steps)", 0, 1_000_000, 1000, 100, key="loss_mining_step",
-                                             help="Steps over which mining goes from all pixels to the hardest share "
-                                             "(0 = at once; DeepLab's hard_example_mining_step)")  # fmt: skip
+    top_k = top_k_column.slider(
+        "Hardest pixels kept (end)",
+        0.05,
+        1.0,
+        0.25,
+        0.05,
+        key="loss_top_k",
+        help=LOSS_EXPLANATIONS["hard_ce"] + " (DeepLab's top_k_percent_pixels)",
+    )
+    mining_step = mining_column.number_input(
+        "Mining ramp (steps)",
+        0,
+        1_000_000,
+        1000,
+        100,
+        key="loss_mining_step",
+        help="Steps over which mining goes from all pixels to the hardest share "
+        "(0 = at once; DeepLab's hard_example_mining_step)",
+    )
     last_step = max(2 * mining_step, 100)
     if st.session_state.get("loss_step", 0) > last_step:  # a smaller mining step shrank the slider
         st.session_state["loss_step"] = last_step
-    step = step_column.slider("Training step", 0, last_step, mining_step // 2, key="loss_step",
-                              help="Where in training to look at the mining schedule")  # fmt: skip
+    step = step_column.slider(
+        "Training step",
+        0,
+        last_step,
+        mining_step // 2,
+        key="loss_step",
+        help="Where in training to look at the mining schedule",
+    )
 if not chosen:
     st.info("Pick at least one image.")
     st.stop()
@@ -60,49 +101,99 @@ breakdown = None
 with ui.guard("Computing the losses of these images"):
     images, masks, logits = ui.loss_inputs(path, spec, chosen)
     weights = None if weighting == "none" else ui.stats(ui.current_spec()).class_weights(weighting)
-    breakdown = loss_breakdown(logits, masks, data.ignore_index, class_weights=weights, focal_gamma=gamma,
-                               top_k_percent_pixels=top_k, hard_example_mining_step=mining_step, step=step)  # fmt: skip
+    breakdown = loss_breakdown(
+        logits,
+        masks,
+        data.ignore_index,
+        class_weights=weights,
+        focal_gamma=gamma,
+        top_k_percent_pixels=top_k,
+        hard_example_mining_step=mining_step,
+        step=step,
+    )
 if breakdown is None:
     st.stop()
 
 cards = st.columns(len(breakdown.series) + 1)
 for card, name in zip(cards, breakdown.series):
-    card.metric(name, f"{breakdown.loss_values[name]:.4f}", border=True, help="The value this loss returns on the batch")
-cards[-1].metric("Kept by mining", f"{breakdown.kept_fraction:.1%}", border=True,
-                delta=f"{breakdown.kept_pixels:,} of {breakdown.valid_pixels:,} px", delta_color="off",
-                help="DeepLab: ratio = min(1, step / mining_step); kept = ratio × top_k + (1 − ratio) of the labelled pixels")  # fmt: skip
+    card.metric(
+        name, f"{breakdown.loss_values[name]:.4f}", border=True, help="The value this loss returns on the batch"
+    )
+cards[-1].metric(
+    "Kept by mining",
+    f"{breakdown.kept_fraction:.1%}",
+    border=True,
+    delta=f"{breakdown.kept_pixels:,} of {breakdown.valid_pixels:,} px",
+    delta_color="off",
+    help="DeepLab: ratio = min(1, step / mining_step); kept = ratio × top_k + (1 − ratio) of the labelled pixels",
+)
 st.caption(mining_progress_sentence(step, top_k, mining_step))
 
 st.subheader("Pixel by pixel")
 scale = heatmap_scale(breakdown.cross_entropy, breakdown.per_pixel, valid=breakdown.valid)
-st.caption(f"Loss maps share one colour scale: dark = 0, yellow ≥ {scale:.2f} (99th percentile); light grey = void, never counted. "
-           f"Focal factor (1 − p_y)^{gamma:g}: yellow = counts as in CE, dark = already easy, muted. Orange = kept by mining.")  # fmt: skip
+st.caption(
+    f"Loss maps share one colour scale: dark = 0, yellow ≥ {scale:.2f} (99th percentile); light grey = void, never "
+    "counted. "
+    f"Focal factor (1 − p_y)^{gamma:g}: yellow = counts as in CE, dark = already easy, muted. Orange = kept by mining."
+)
 for index, sample_id in enumerate(chosen):
     valid = breakdown.image("valid", index)
-    pictures = [(viz.overlay(images[index], masks[index], label_map), f"{sample_id}: ground truth"),
-                (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)")]  # fmt: skip
+    pictures = [
+        (viz.overlay(images[index], masks[index], label_map), f"{sample_id}: ground truth"),
+        (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)"),
+    ]
     if weights is not None:
-        pictures.append((loss_picture(breakdown.image("per_pixel", index), valid, scale), f"CE × {CLASS_WEIGHTINGS[weighting]} weight"))
-    pictures += [(focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
-                 (kept_pixels_picture(images[index], breakdown.image("kept_mask", index), valid), f"kept by mining at step {step}")]  # fmt: skip
+        pictures.append(
+            (
+                loss_picture(breakdown.image("per_pixel", index), valid, scale),
+                f"CE × {CLASS_WEIGHTINGS[weighting]} weight",
+            )
+        )
+    pictures += [
+        (focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
+        (
+            kept_pixels_picture(images[index], breakdown.image("kept_mask", index), valid),
+            f"kept by mining at step {step}",
+        ),
+    ]
     for column, (picture, caption) in zip(st.columns(5), pictures):
         column.image(picture, caption=caption, width="stretch")
 
 st.subheader("Hard pixel mining schedule")
-schedule = {"kept fraction": mining_schedule(top_k, mining_step, last_step), "this step": ([step], [breakdown.kept_fraction])}
-figure = viz.line_figure(schedule, xaxis_title="training step", yaxis_title="share of labelled pixels kept").update_layout(height=300)
-st.plotly_chart(figure.update_traces(marker={"size": 14, "color": "#d55e00"}, selector={"name": "this step"}), key="loss_schedule")
+schedule = {
+    "kept fraction": mining_schedule(top_k, mining_step, last_step),
+    "this step": ([step], [breakdown.kept_fraction]),
+}
+figure = viz.line_figure(
+    schedule, xaxis_title="training step", yaxis_title="share of labelled pixels kept"
+).update_layout(height=300)
+st.plotly_chart(
+    figure.update_traces(marker={"size": 14, "color": "#d55e00"}, selector={"name": "this step"}), key="loss_schedule"
+)
 
 st.subheader("Who carries the loss")
 st.markdown(breakdown.rarest_class_sentence(names))
 with ui.guard("Per-class loss shares"):
     present, series = breakdown.share_series(names)
-    st.plotly_chart(viz.per_class_bar_figure(series, present, title="Share of pixels vs share of each loss", yaxis_title="share of the batch total"),
-                    key="loss_shares")  # fmt: skip
+    st.plotly_chart(
+        viz.per_class_bar_figure(
+            series, present, title="Share of pixels vs share of each loss", yaxis_title="share of the batch total"
+        ),
+        key="loss_shares",
+    )
     rows = pd.DataFrame(breakdown.class_rows(names))
     formats = {column: number(format="percent") for column in rows.columns if column.startswith("share")}
     formats |= {column: number(format="%.0f") for column in rows.columns if column.startswith("effective")}
-    st.dataframe(rows, hide_index=True, key="loss_class_table", height="content", column_config=formats | {"class weight": number(format="%.3f")})
-    st.caption("Share of a loss = the class's part of that loss's sum over the batch. Effective px = the sum of each pixel's "
-               f"multiplier against plain CE: class weight ({WEIGHTED}), × (1 − p)^γ ({FOCAL}), × kept ({MINING}); "
-               f"{PLAIN} counts every labelled pixel once. A loss helps a rare class when its share rises above the pixel share.")  # fmt: skip
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="loss_class_table",
+        height="content",
+        column_config=formats | {"class weight": number(format="%.3f")},
+    )
+    st.caption(
+        "Share of a loss = the class's part of that loss's sum over the batch. Effective px = the sum of each pixel's "
+        f"multiplier against plain CE: class weight ({WEIGHTED}), × (1 − p)^γ ({FOCAL}), × kept ({MINING}); "
+        f"{PLAIN} counts every labelled pixel once. A loss helps a rare class when its share rises above the pixel "
+        "share."
+    )

@@ -7,8 +7,14 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metric_definitions import (AGREEMENT_TOLERANCE, APP_DEFINITION, compute_definitions, definitions_figure, key_choices,
-                                       per_class_breakdown)  # fmt: skip
+from seglab.metric_definitions import (
+    AGREEMENT_TOLERANCE,
+    APP_DEFINITION,
+    compute_definitions,
+    definitions_figure,
+    key_choices,
+    per_class_breakdown,
+)
 
 LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise": "image-wise only"}
 SORTS = {"gap": "largest gap first", "class": "class order", "images": "fewest images first"}
@@ -30,8 +36,10 @@ hidden_split.refuse_hidden_split(spec)
 data, evaluation = ui.require_evaluation(path, spec, what="to score")
 names, background = evaluation.class_names, data.label_map.background_index
 confusions = [result.confusion for result in evaluation.results]
-st.caption(f"{spec.describe()} · {len(confusions)} images · {len(names)} classes · "
-           + (f"background class: {names[background]}" if background is not None else "no background class"))  # fmt: skip
+st.caption(
+    f"{spec.describe()} · {len(confusions)} images · {len(names)} classes · "
+    + (f"background class: {names[background]}" if background is not None else "no background class")
+)
 
 st.subheader("One model, many mIoUs")
 with ui.guard("Scoring under every definition"):
@@ -41,10 +49,21 @@ with ui.guard("Scoring under every definition"):
     app_score = next(score for score in scores if score.key == APP_DEFINITION)
     cards = st.columns(3)
     cards[0].metric("This app's mIoU", f"{app_score.value:.3f}", help=app_score.formula, border=True)
-    cards[1].metric("Lowest", f"{lowest.value:.3f}", delta=f"{lowest.value - app_score.value:+.3f}", help=lowest.name, border=True)
-    cards[2].metric("Highest", f"{highest.value:.3f}", delta=f"{highest.value - app_score.value:+.3f}", help=highest.name, border=True)
-    st.markdown(f"The same predictions score anywhere from **{lowest.value:.3f}** ({lowest.name}) to **{highest.value:.3f}** "
-                f"({highest.name}): before comparing your number with a paper's or a leaderboard's, check which choices they made.")  # fmt: skip
+    cards[1].metric(
+        "Lowest", f"{lowest.value:.3f}", delta=f"{lowest.value - app_score.value:+.3f}", help=lowest.name, border=True
+    )
+    cards[2].metric(
+        "Highest",
+        f"{highest.value:.3f}",
+        delta=f"{highest.value - app_score.value:+.3f}",
+        help=highest.name,
+        border=True,
+    )
+    st.markdown(
+        f"The same predictions score anywhere from **{lowest.value:.3f}** ({lowest.name}) to **{highest.value:.3f}** "
+        f"({highest.name}): before comparing your number with a paper's or a leaderboard's, check which choices they "
+        "made."
+    )
 
     st.markdown("#### The choices that matter")
     for index, choice in enumerate(key_choices(scores)):
@@ -60,18 +79,33 @@ with ui.guard("Scoring under every definition"):
         table = pd.DataFrame([score.to_row() for score in shown])
         table["value"] = [f"{score.value:.3f}" if not math.isnan(score.value) else "n/a" for score in shown]
         table.insert(1, "this app", [score.key == APP_DEFINITION for score in shown])
-        st.dataframe(table, hide_index=True, key="metrics_definitions", height="content",
-                     column_config={"value": st.column_config.TextColumn(help="n/a: the label map has no background class"),
-                                    "this app": st.column_config.CheckboxColumn(help="The definition every other page reports"),
-                                    "formula": st.column_config.TextColumn(width="large"), "who uses it": st.column_config.TextColumn(width="large"),
-                                    "note": st.column_config.TextColumn(width="large")})  # fmt: skip
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="metrics_definitions",
+            height="content",
+            column_config={
+                "value": st.column_config.TextColumn(help="n/a: the label map has no background class"),
+                "this app": st.column_config.CheckboxColumn(help="The definition every other page reports"),
+                "formula": st.column_config.TextColumn(width="large"),
+                "who uses it": st.column_config.TextColumn(width="large"),
+                "note": st.column_config.TextColumn(width="large"),
+            },
+        )
         st.plotly_chart(definitions_figure(scores), key="metrics_definitions_figure")
-        st.caption("Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
-                   + ("" if background is not None else " No background class in this label map: the 'without background' rows are n/a."))  # fmt: skip
+        st.caption(
+            "Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
+            + (
+                ""
+                if background is not None
+                else " No background class in this label map: the 'without background' rows are n/a."
+            )
+        )
 
 st.subheader("Per class: why dataset-level and image-wise IoU differ")
 st.caption(
-    "Dataset-level IoU of a class is Σₙ TPₙ / Σₙ Uₙ = Σₙ (Uₙ / Σₘ Uₘ) · IoUₙ: a mean of the per-image IoUs weighted by each "
+    "Dataset-level IoU of a class is Σₙ TPₙ / Σₙ Uₙ = Σₙ (Uₙ / Σₘ Uₘ) · IoUₙ: a mean of the per-image IoUs weighted "
+    "by each "
     "image's union pixels (U = TP + FP + FN). Image-wise IoU is the unweighted mean over the images where the class "
     "appears in the ground truth or the prediction. The gap is entirely that weighting."
 )
@@ -80,16 +114,32 @@ with ui.guard("Per-class breakdown"):
     sort = st.radio("Order", list(SORTS), format_func=SORTS.get, horizontal=True, key="metrics_class_order")
     by_gap = sorted(rows, key=lambda row: -abs(row.gap) if not math.isnan(row.gap) else math.inf)
     ordered = {"gap": by_gap, "class": rows, "images": sorted(rows, key=lambda row: row.images_with_class)}[sort]
-    figure = viz.per_class_bar_figure({"dataset-level": [row.dataset_iou for row in rows], "image-wise": [row.imagewise_iou for row in rows]},
-                                      names, title="IoU per class under both views", yaxis_title="IoU")  # fmt: skip
+    figure = viz.per_class_bar_figure(
+        {"dataset-level": [row.dataset_iou for row in rows], "image-wise": [row.imagewise_iou for row in rows]},
+        names,
+        title="IoU per class under both views",
+        yaxis_title="IoU",
+    )
     st.plotly_chart(figure, key="metrics_class_figure")
-    st.dataframe(pd.DataFrame([row.to_row() for row in ordered]), hide_index=True, key="metrics_class_table",
-                 column_config={"dataset IoU": number(format="%.3f"), "image-wise IoU": number(format="%.3f"),
-                                "gap": number(format="%+.3f", help="image-wise minus dataset-level"),
-                                "predicted only": number(help="Images where the class is predicted but not in the ground truth: IoU 0 there"),
-                                "mean px / image": number(format="%.0f", help="Ground-truth pixels per image that holds the class"),
-                                "pixel share": number(format="percent"), "why": st.column_config.TextColumn(width="large")})  # fmt: skip
+    st.dataframe(
+        pd.DataFrame([row.to_row() for row in ordered]),
+        hide_index=True,
+        key="metrics_class_table",
+        column_config={
+            "dataset IoU": number(format="%.3f"),
+            "image-wise IoU": number(format="%.3f"),
+            "gap": number(format="%+.3f", help="image-wise minus dataset-level"),
+            "predicted only": number(
+                help="Images where the class is predicted but not in the ground truth: IoU 0 there"
+            ),
+            "mean px / image": number(format="%.0f", help="Ground-truth pixels per image that holds the class"),
+            "pixel share": number(format="percent"),
+            "why": st.column_config.TextColumn(width="large"),
+        },
+    )
     gaps = [row for row in by_gap if not math.isnan(row.gap) and abs(row.gap) >= AGREEMENT_TOLERANCE][:3]
     st.markdown("**Largest gaps**" if gaps else f"The two views agree within {AGREEMENT_TOLERANCE} for every class.")
     for row in gaps:
-        st.markdown(f"- **{row.name}** (dataset {row.dataset_iou:.3f}, image-wise {row.imagewise_iou:.3f}): {row.explanation}")
+        st.markdown(
+            f"- **{row.name}** (dataset {row.dataset_iou:.3f}, image-wise {row.imagewise_iou:.3f}): {row.explanation}"
+        )

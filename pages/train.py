@@ -48,7 +48,9 @@ def number(column, label: str, field: str, low, high, **kwargs):
 def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
     """A selectbox for ``TrainConfig.<field>`` starting at its default."""
     default = getattr(DEFAULTS, field)
-    return column.selectbox(label, options, index=options.index(default), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs)
+    return column.selectbox(
+        label, options, index=options.index(default), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs
+    )
 
 
 def loop_options() -> dict:
@@ -59,8 +61,16 @@ def loop_options() -> dict:
     return {
         "model": model,
         "epochs": number(left, "Epochs", "epochs", 1, 10_000),
-        "time_budget_s": right.number_input("Time budget (s)", 0, 86_400, int(DEFAULTS.time_budget_s or 0), step=30, key="train_time_budget_s",
-                                            help="0 = train for all epochs. " + HELP["time_budget_s"], **KEEP),  # fmt: skip
+        "time_budget_s": right.number_input(
+            "Time budget (s)",
+            0,
+            86_400,
+            int(DEFAULTS.time_budget_s or 0),
+            step=30,
+            key="train_time_budget_s",
+            help="0 = train for all epochs. " + HELP["time_budget_s"],
+            **KEEP,
+        ),
         "batch_size": number(left, "Batch size", "batch_size", 1, 512),
         "crop_size": number(right, "Crop size", "crop_size", 0, 2048, step=16),
     }
@@ -74,33 +84,73 @@ def loss_options() -> dict:
     extras = ["none"] + [name for name in losses if name != first]
     weight_default, extra_name = extra_default[0] if extra_default else (1.0, "none")
     left, right = st.columns([3, 2])
-    extra = left.selectbox("Plus", extras, index=extras.index(extra_name) if extra_name in extras else 0, key="train_loss_extra",
-                           help="Add a second term, e.g. ce + dice", **KEEP)  # fmt: skip
-    weight = right.number_input("Weight", 0.0, 100.0, weight_default, step=0.05, format="%g", key="train_loss_weight", disabled=extra == "none", **KEEP)
+    extra = left.selectbox(
+        "Plus",
+        extras,
+        index=extras.index(extra_name) if extra_name in extras else 0,
+        key="train_loss_extra",
+        help="Add a second term, e.g. ce + dice",
+        **KEEP,
+    )
+    weight = right.number_input(
+        "Weight",
+        0.0,
+        100.0,
+        weight_default,
+        step=0.05,
+        format="%g",
+        key="train_loss_weight",
+        disabled=extra == "none",
+        **KEEP,
+    )
     if extra != "none":
         st.caption(LOSS_EXPLANATIONS[extra])
     options = {"loss": loss_spec([(1.0, first)] + ([(weight, extra)] if extra != "none" else []))}
-    options["class_weights"] = choice(st, "Class weights", "class_weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get)
+    options["class_weights"] = choice(
+        st, "Class weights", "class_weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get
+    )
     if "hard_ce" in (first, extra):
         left, right = st.columns(2)
         # TrainConfig keeps 100% (= plain CE) by default; 25% is a typical mining share to start from.
         percent = 100 * DEFAULTS.top_k_percent_pixels if DEFAULTS.top_k_percent_pixels < 1 else 25
-        options["top_k_percent_pixels"] = left.slider("Keep hardest pixels (%)", 1, 100, int(percent), key="train_top_k", **KEEP) / 100
+        options["top_k_percent_pixels"] = (
+            left.slider("Keep hardest pixels (%)", 1, 100, int(percent), key="train_top_k", **KEEP) / 100
+        )
         options["hard_example_mining_step"] = number(right, "Mining steps", "hard_example_mining_step", 0, 1_000_000)
     if "focal" in (first, extra):
-        options["focal_gamma"] = st.slider("Focal gamma", 0.0, 5.0, DEFAULTS.focal_gamma, 0.5, key="train_focal_gamma", **KEEP)
+        options["focal_gamma"] = st.slider(
+            "Focal gamma", 0.0, 5.0, DEFAULTS.focal_gamma, 0.5, key="train_focal_gamma", **KEEP
+        )
     return options
 
 
 def augmentation_options() -> dict:
-    scale = st.slider("Random scale", 0.25, 2.0, (DEFAULTS.scale_min, DEFAULTS.scale_max), 0.05, key="train_scale", help=HELP["scale_min"], **KEEP)
+    scale = st.slider(
+        "Random scale",
+        0.25,
+        2.0,
+        (DEFAULTS.scale_min, DEFAULTS.scale_max),
+        0.05,
+        key="train_scale",
+        help=HELP["scale_min"],
+        **KEEP,
+    )
     left, right = st.columns(2)
     return {
         "scale_min": scale[0],
         "scale_max": scale[1],
         "hflip": left.slider("Horizontal flip p", 0.0, 1.0, DEFAULTS.hflip, 0.05, key="train_hflip", **KEEP),
         "vflip": right.slider("Vertical flip p", 0.0, 1.0, DEFAULTS.vflip, 0.05, key="train_vflip", **KEEP),
-        "color_jitter": st.slider("Colour jitter", 0.0, 1.0, DEFAULTS.color_jitter, 0.05, key="train_color_jitter", help=HELP["color_jitter"], **KEEP),
+        "color_jitter": st.slider(
+            "Colour jitter",
+            0.0,
+            1.0,
+            DEFAULTS.color_jitter,
+            0.05,
+            key="train_color_jitter",
+            help=HELP["color_jitter"],
+            **KEEP,
+        ),
     }
 
 
@@ -154,15 +204,22 @@ def show_run(watcher: RunWatcher, info) -> None:
     curves = watcher.curves
     with st.container(border=True):
         title, action = st.columns([6, 1], vertical_alignment="center")
-        title.markdown(f"**{info.name}** :{STATE_COLORS.get(info.state, 'gray')}-badge[{info.state}] · "
-                       f"{info.model} · loss `{info.loss}` · data {info.data}")  # fmt: skip
+        title.markdown(
+            f"**{info.name}** :{STATE_COLORS.get(info.state, 'gray')}-badge[{info.state}] · "
+            f"{info.model} · loss `{info.loss}` · data {info.data}"
+        )
         if info.state == RUNNING and watcher.run.stop_requested():
             action.caption("stopping...")
-        elif info.state == RUNNING and action.button("Stop", key=f"train_stop_{info.name}", icon=":material/stop_circle:"):
+        elif info.state == RUNNING and action.button(
+            "Stop", key=f"train_stop_{info.name}", icon=":material/stop_circle:"
+        ):
             stop_run(info.path, grace_s=STOP_GRACE_S)
             st.toast(f"Asked **{info.name}** to stop: it saves last.pt first")
         if info.state == FAILED:
-            st.error(f"**Run failed**: {info.error or 'no error message; see train.log in the run folder'}", icon=":material/error:")
+            st.error(
+                f"**Run failed**: {info.error or 'no error message; see train.log in the run folder'}",
+                icon=":material/error:",
+            )
         latest = curves.latest_metrics()
         numbers = st.columns(5)
         numbers[0].metric("Step · epochs done", f"{curves.step} · {curves.epoch}")
@@ -171,8 +228,11 @@ def show_run(watcher: RunWatcher, info) -> None:
         numbers[3].metric("Latest mIoU", f"{latest['miou']:.3f}" if "miou" in latest else "-")
         numbers[4].metric("Best mIoU", f"{curves.best_metric('miou'):.3f}" if "miou" in latest else "-")
         if not (curves.loss_series() or curves.metric_series()):
-            st.caption("Waiting for the first logged step (start-up, data loading)..." if info.state == RUNNING
-                       else "This run logged no step and no evaluation.")  # fmt: skip
+            st.caption(
+                "Waiting for the first logged step (start-up, data loading)..."
+                if info.state == RUNNING
+                else "This run logged no step and no evaluation."
+            )
             return
         charts, preview = st.columns([3, 1])
         with charts:
@@ -192,12 +252,19 @@ def show_run(watcher: RunWatcher, info) -> None:
         with preview:
             latest_preview = watcher.latest_preview()
             if latest_preview is None:
-                st.caption("Sample predictions appear after the first evaluation." if info.state == RUNNING
-                           else "This run saved no sample predictions (the demo runs ship without them); "
-                           "open it on Inspect to see its predictions.")  # fmt: skip
+                st.caption(
+                    "Sample predictions appear after the first evaluation."
+                    if info.state == RUNNING
+                    else "This run saved no sample predictions (the demo runs ship without them); "
+                    "open it on Inspect to see its predictions."
+                )
             else:
                 path, step = latest_preview
-                st.image(str(path), caption=f"Validation samples at step {step}: image | ground truth | prediction", output_format="PNG")
+                st.image(
+                    str(path),
+                    caption=f"Validation samples at step {step}: image | ground truth | prediction",
+                    output_format="PNG",
+                )
 
 
 # -- page ------------------------------------------------------------------------------------
@@ -225,8 +292,10 @@ image_size = None
 with ui.guard("Loading the training split"):
     train_data = ui.dataset(spec)
     image_size = train_data.load(0)[0].shape[:2] if len(train_data) else None
-    st.caption(f"Data: **{spec.describe()}** · {len(train_data)} training images · {train_data.num_classes} classes "
-               "(change it on the Home page)")  # fmt: skip
+    st.caption(
+        f"Data: **{spec.describe()}** · {len(train_data)} training images · {train_data.num_classes} classes "
+        "(change it on the Home page)"
+    )
     if image_size is not None and st.session_state.get(DEFAULTS_FOR_KEY) != spec.to_dict():
         # New data: start the form from sizes that suit its images (the user's other choices stay).
         st.session_state[DEFAULTS_FOR_KEY] = spec.to_dict()
@@ -236,7 +305,9 @@ with ui.guard("Loading the training split"):
 with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, on_change="rerun"):
     columns = st.columns(3, gap="medium")
     options = {}
-    for column, heading, draw in zip(columns, ["Model and length", "Loss", "Augmentation"], [loop_options, loss_options, augmentation_options]):
+    for column, heading, draw in zip(
+        columns, ["Model and length", "Loss", "Augmentation"], [loop_options, loss_options, augmentation_options]
+    ):
         with column:
             st.markdown(f"**{heading}**")
             with ui.guard(heading):
@@ -253,24 +324,38 @@ with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, o
         if train_data is not None:
             plan = RunPlan.check(build_config(spec, **options), len(train_data), train_data.num_classes)
             x_values, rates, x_title = plan.lr_preview()
-            chart(lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title), "train_lr_preview")
+            chart(
+                lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title),
+                "train_lr_preview",
+            )
             st.caption(plan.summary())
 
 processes = 1
 if (devices := max_processes()) > 1:  # several GPUs: one DistributedDataParallel process each (torchrun)
-    processes = st.slider("GPU processes for Launch", 1, devices, devices, key="train_processes", **KEEP,
-                          help="One training process per GPU (torchrun + DistributedDataParallel). Batch size is per "
-                          "process: each step uses processes x batch size images, and an epoch has that many fewer steps.")  # fmt: skip
+    processes = st.slider(
+        "GPU processes for Launch",
+        1,
+        devices,
+        devices,
+        key="train_processes",
+        **KEEP,
+        help="One training process per GPU (torchrun + DistributedDataParallel). Batch size is per "
+        "process: each step uses processes x batch size images, and an epoch has that many fewer steps.",
+    )
 name_column, launch_column, quick_column = st.columns([3, 1, 1], vertical_alignment="bottom")
-run_name = name_column.text_input("Run name (optional)", key="train_run_name", placeholder="automatic: model-loss-date-time").strip()
+run_name = name_column.text_input(
+    "Run name (optional)", key="train_run_name", placeholder="automatic: model-loss-date-time"
+).strip()
 if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:", key="train_launch", width="stretch"):
     with ui.guard("Launching the run"):
         if plan is None:
             raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
         launched(start_run(plan.config, ui.runs_dir(), name=run_name or None, nproc=processes).name)
 quick = quick_run_config(spec, image_size)
-quick_help = (f"seglab's recommended recipe for this data: {quick.model}, {quick.loss} loss, {quick.optimizer}, "
-              f"for {quick.time_budget_s:g} s")  # fmt: skip
+quick_help = (
+    f"seglab's recommended recipe for this data: {quick.model}, {quick.loss} loss, {quick.optimizer}, "
+    f"for {quick.time_budget_s:g} s"
+)
 if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):
     with ui.guard("Launching the quick run"):
         if train_data is None:
@@ -313,11 +398,23 @@ elif not runs:
 st.subheader("Past runs")
 if runs:
     rows = [
-        {"run": run.name, "status": run.state, "model": run.model, "loss": run.loss, "data": run.data,
-         "best": run.best_metric, "metric": run.best_metric_name, "steps": run.step, "epochs": run.epoch,
-         "started": datetime.fromtimestamp(run.started) if run.started else None, "error": run.error or ""}
+        {
+            "run": run.name,
+            "status": run.state,
+            "model": run.model,
+            "loss": run.loss,
+            "data": run.data,
+            "best": run.best_metric,
+            "metric": run.best_metric_name,
+            "steps": run.step,
+            "epochs": run.epoch,
+            "started": datetime.fromtimestamp(run.started) if run.started else None,
+            "error": run.error or "",
+        }
         for run in runs
-    ]  # fmt: skip
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")})
+    ]
+    st.dataframe(
+        pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")}
+    )
 else:
     st.caption(f"No run folders in {ui.runs_dir()} yet.")

@@ -39,7 +39,8 @@ def guard(what: str) -> Iterator[None]:
     except Exception as error:  # an odd file or checkpoint must not take the rest of the page down
         _log.exception("%s failed", what)
         st.error(
-            f"**{what}** failed: {type(error).__name__}: {display_name(str(error))}. The details are in the server log.",
+            f"**{what}** failed: {type(error).__name__}: {display_name(str(error))}. The details are in the server "
+            "log.",
             icon=":material/error:",
         )
 
@@ -58,9 +59,13 @@ def sidebar() -> None:
         splits = list(split_names(spec))
         split = state.current_split()
         st.selectbox(
-            "Split", splits, index=splits.index(split) if split in splits else 0, key=state.SPLIT_KEY,
-            on_change=state.write_query, help="Which split the Dataset, Inspect, Compare and Leaderboard pages show",
-        )  # fmt: skip
+            "Split",
+            splits,
+            index=splits.index(split) if split in splits else 0,
+            key=state.SPLIT_KEY,
+            on_change=state.write_query,
+            help="Which split the Dataset, Inspect, Compare and Leaderboard pages show",
+        )
         options = loaders.model_options()
         labels = list(options)
         chosen = state.current_checkpoint()
@@ -77,11 +82,15 @@ def sidebar() -> None:
                     default = better
             misfits = {label for label in labels if splits and _misfit(loaders.fit(options[label], here))}
             label = st.selectbox(
-                "Model / predictions", labels, index=labels.index(default),
-                format_func=lambda label: f"{label} (other classes: cannot run on this data)" if label in misfits else label,
+                "Model / predictions",
+                labels,
+                index=labels.index(default),
+                format_func=lambda label: (
+                    f"{label} (other classes: cannot run on this data)" if label in misfits else label
+                ),
                 help="Seglab runs under checkpoints/ (best.pt) and the model files and predictions folders "
                 "registered on Home; the default fits the current data's classes",
-            )  # fmt: skip
+            )
             if options[label] != st.session_state.get(state.CHECKPOINT_KEY):
                 st.session_state[state.CHECKPOINT_KEY] = options[label]
                 state.write_query()
@@ -142,7 +151,9 @@ def require_evaluation(path: str, spec: DataSpec, *, what: str = "to inspect") -
     return data, evaluation
 
 
-def choose_sample(ids: list[str], table_event: Any, table_key: str, current: str | None, group: str | None = None) -> str:
+def choose_sample(
+    ids: list[str], table_event: Any, table_key: str, current: str | None, group: str | None = None
+) -> str:
     """The sample shown beside a clickable table: a newly clicked row wins, then the selectbox, then ``current``.
 
     Tables of one ``group`` (e.g. Inspect's rankings, keyed by their filter) share the choice: switching to

@@ -206,7 +206,9 @@ def _validate(payload: Any, path: Path) -> Checkpoint:
             "to start from its weights, train with --model-option weights_path=FILE"
         )
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer seglab (format {payload['format_version']}); upgrade seglab")
+        raise CheckpointError(
+            f"{path} was written by a newer seglab (format {payload['format_version']}); upgrade seglab"
+        )
     for key, expected in REQUIRED_KEYS.items():
         if not isinstance(payload.get(key), expected):
             raise CheckpointError(f"{path} is damaged: field {key!r} is missing or not a {expected.__name__}")

@@ -25,14 +25,20 @@ EPILOG = """examples:
 def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str | None = "train") -> None:
     """The flags that pick a dataset: shared by stats, train, eval."""
     group = parser.add_argument_group("data")
-    group.add_argument("--data", choices=DATA_KINDS, default=None, help="dataset layout (default: shapes, the built-in synthetic data)")
+    group.add_argument(
+        "--data", choices=DATA_KINDS, default=None, help="dataset layout (default: shapes, the built-in synthetic data)"
+    )
     group.add_argument("--root", help="dataset folder for --data voc/camvid (e.g. ../shared/data/camvid)")
     group.add_argument("--split", default=split_default, help="split name: train/val/test (VOC: also trainval)")
     group.add_argument("--images", help="--data folder: folder of images")
     group.add_argument("--masks", help="--data folder: folder of masks (class-index or colour-coded PNGs)")
-    group.add_argument("--list-file", help="--data folder: optional list of 'IMAGE [MASK]' lines (matched by file name)")
+    group.add_argument(
+        "--list-file", help="--data folder: optional list of 'IMAGE [MASK]' lines (matched by file name)"
+    )
     group.add_argument("--label-map", help="label map JSON (class ids, names, colours, ignore index)")
-    group.add_argument("--mask-format", choices=("auto", "index", "rgb"), default="auto", help="--data folder: how masks are encoded")
+    group.add_argument(
+        "--mask-format", choices=("auto", "index", "rgb"), default="auto", help="--data folder: how masks are encoded"
+    )
 
 
 def data_spec_from_args(args: argparse.Namespace, base: DataSpec | None = None) -> DataSpec:
@@ -94,15 +100,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + item.name.replace("_", "-")
         text = f"{help_texts.get(item.name, '')} (default: {default})"
         if item.name == "model_options":
-            group.add_argument("--model-option", dest="model_options", action="append", metavar="KEY=VALUE",
-                               default=argparse.SUPPRESS, help="extra model option, repeatable (e.g. base_width=16)")
+            group.add_argument(
+                "--model-option",
+                dest="model_options",
+                action="append",
+                metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help="extra model option, repeatable (e.g. base_width=16)",
+            )
         elif isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
             kind = float if item.name in ("time_budget_s", "grad_clip") else type(default)
             group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
-    group.add_argument("--shapes", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
-                       help="Shapes generator option, repeatable (e.g. train_size=800, difficulty=0.8)")
+    group.add_argument(
+        "--shapes",
+        action="append",
+        metavar="KEY=VALUE",
+        default=argparse.SUPPRESS,
+        help="Shapes generator option, repeatable (e.g. train_size=800, difficulty=0.8)",
+    )
 
 
 def _parse_key_values(items: list[str], what: str) -> dict:
@@ -171,7 +188,9 @@ def command_train(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     # Only the main thread may install handlers; restore it after, for in-process callers (tests).
-    previous = signal.signal(signal.SIGTERM, interrupted) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, interrupted) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         # Under torchrun: one process group for the whole command, left even on an error or a stop.
         with distributed.process_group(resolve_device(config.device)) as world:
@@ -197,15 +216,22 @@ def command_train(args: argparse.Namespace) -> int:
                     else:
                         say(f"--resume: no {last} yet, starting from scratch")
                 processes = f", {world.size} processes x batch {config.batch_size}" if world.distributed else ""
-                say(f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device}{processes})")
+                say(
+                    f"training {config.model} on {config.data.describe()} -> {out} (device {trainer.device}{processes})"
+                )
                 result = trainer.fit()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if not world.is_main:
         return 0
-    print(format_metrics_report(result.best_metrics, title=f"best on {config.val_split} ({config.best_metric} "
-                                f"{result.best_metric:.4f}), {result.steps} steps in {result.seconds:.1f}s: {out}"))
+    print(
+        format_metrics_report(
+            result.best_metrics,
+            title=f"best on {config.val_split} ({config.best_metric} "
+            f"{result.best_metric:.4f}), {result.steps} steps in {result.seconds:.1f}s: {out}",
+        )
+    )
     return 0
 
 
@@ -223,17 +249,28 @@ class TrainProgress:
             self.steps_per_epoch = event.get("steps_per_epoch") or 0
         elif kind == "step":
             if self.bar is None:
-                self.bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {event['epoch'] + 1}", unit="step", file=sys.stderr, leave=False)
+                self.bar = tqdm(
+                    total=self.steps_per_epoch,
+                    desc=f"epoch {event['epoch'] + 1}",
+                    unit="step",
+                    file=sys.stderr,
+                    leave=False,
+                )
             self.bar.n = event["step"] - event["epoch"] * self.steps_per_epoch
-            self.bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}", img_s=f"{event['images_per_s']:.0f}")
+            self.bar.set_postfix(
+                loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}", img_s=f"{event['images_per_s']:.0f}"
+            )
         elif kind in ("epoch", "end") and self.bar is not None:
             self.bar.close()
             self.bar = None
         if kind == "eval":
             metrics = event["metrics"]
-            print(f"epoch {event['epoch']:>3} step {event['step']:>6}  val mIoU {metrics.get('miou') or 0:.4f}  "
-                  f"pixel acc {metrics.get('pixel_acc') or 0:.4f}  {'*best*' if event.get('best') else ''}  "
-                  f"[{event.get('elapsed', 0):.0f}s]", file=sys.stderr)
+            print(
+                f"epoch {event['epoch']:>3} step {event['step']:>6}  val mIoU {metrics.get('miou') or 0:.4f}  "
+                f"pixel acc {metrics.get('pixel_acc') or 0:.4f}  {'*best*' if event.get('best') else ''}  "
+                f"[{event.get('elapsed', 0):.0f}s]",
+                file=sys.stderr,
+            )
         elif kind == "end" and event.get("error"):
             print(f"run ended: {event['state']}: {event['error']}", file=sys.stderr)
 
@@ -253,7 +290,9 @@ def command_eval(args: argparse.Namespace) -> int:
     from seglab.report import format_metrics_report
 
     # Every option is checked before any work: --device cuda on a machine without CUDA is refused here.
-    options = InferenceOptions(device=args.device, batch_size=args.batch_size, flip=args.tta_flip, scales=parse_scales(args.scales))
+    options = InferenceOptions(
+        device=args.device, batch_size=args.batch_size, flip=args.tta_flip, scales=parse_scales(args.scales)
+    )
     device = options.torch_device()
     check_diagnostics_arguments(args)
     if uses_source(args):
@@ -268,8 +307,13 @@ def command_eval(args: argparse.Namespace) -> int:
     protocol = Protocol(flip=options.flip, scales=options.scales)
     with progress_bar(len(dataset), f"eval {spec.describe()}", unit="img") as update:
         result = evaluate_checkpoint(
-            checkpoint.path, dataset, protocol=protocol, progress=update, device=str(device),
-            batch_size=options.batch_size, use_cache=not args.no_cache,
+            checkpoint.path,
+            dataset,
+            protocol=protocol,
+            progress=update,
+            device=str(device),
+            batch_size=options.batch_size,
+            use_cache=not args.no_cache,
         )
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()
@@ -290,7 +334,6 @@ def command_eval(args: argparse.Namespace) -> int:
 
 # -- predict -------------------------------------------------------------------------------------
 def command_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from seglab.checkpoint import load_checkpoint
     from seglab.cli_sources import check_one_target, command_predict_source, uses_source, write_image_predictions
@@ -299,7 +342,9 @@ def command_predict(args: argparse.Namespace) -> int:
     from seglab.predict import predict
 
     # Every option and the output folder are checked before the model is loaded or anything is written.
-    options = InferenceOptions(flip=args.tta_flip, scales=parse_scales(args.scales), tile_size=args.tile_size, alpha=args.alpha)
+    options = InferenceOptions(
+        flip=args.tta_flip, scales=parse_scales(args.scales), tile_size=args.tile_size, alpha=args.alpha
+    )
     device = options.torch_device()
     check_one_target(args)
     out = prepare_output_folder(args.out)
@@ -333,7 +378,11 @@ def command_runs(args: argparse.Namespace) -> int:
         best = f"{run.best_metric_name} {run.best_metric:.4f}" if run.best_metric is not None else "-"
         note = f"unusable: {run.problem}" if run.problem else (run.error or "")
         rows.append((run.name, run.state, run.model, run.loss, run.data, run.step, best, started, note[:90]))
-    print(format_table(rows, ("run", "state", "model", "loss", "data", "step", "best", "started", "error"), align="lllllrrll"))
+    print(
+        format_table(
+            rows, ("run", "state", "model", "loss", "data", "step", "best", "started", "error"), align="lllllrrll"
+        )
+    )
     return 0
 
 
@@ -382,8 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="JSON file with training options (e.g. a run's config.json)")
     train.add_argument("--out", help="run folder (default: checkpoints/<model>-<loss>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.pt")
-    train.add_argument("--overwrite", action="store_true",
-                       help="OUT already holds a run: move it aside to OUT-replaced-<time> (nothing is deleted) and start anew")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="OUT already holds a run: move it aside to OUT-replaced-<time> (nothing is deleted) and start anew",
+    )
     train.add_argument("--launch-id", help=argparse.SUPPRESS)  # set by the app's launcher for the folder it prepared
     train.add_argument("--quiet", action="store_true", help="no progress bar (background runs)")
     add_train_arguments(train)
@@ -406,11 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--checkpoint", help="a .pt file or a run folder (uses best.pt)")
     add_data_arguments(evaluate, split_default=None)
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object (miou, pixel_acc, iou per class, ...)")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object (miou, pixel_acc, iou per class, ...)"
+    )
     evaluate.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     evaluate.add_argument("--tta-flip", action="store_true", help="average with the horizontally flipped prediction")
     evaluate.add_argument("--scales", help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)")
+    evaluate.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)"
+    )
     evaluate.add_argument("--no-cache", action="store_true", help="evaluate again even when a cached evaluation exists")
     add_source_arguments(evaluate)
     add_diagnostics_arguments(evaluate)
@@ -475,8 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seglab.output_paths import write_failure
 
         where = f" {error.filename}" if error.filename else ""
-        print(f"seglab {args.command}: error: file system error{where}: {write_failure(error, error.filename or '.')}; "
-              "free some space or fix the permissions, or use another folder (--out)", file=sys.stderr)  # fmt: skip
+        print(
+            f"seglab {args.command}: error: file system error{where}: {write_failure(error, error.filename or '.')}; "
+            "free some space or fix the permissions, or use another folder (--out)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"seglab {args.command}: interrupted", file=sys.stderr)
@@ -491,7 +550,9 @@ def _warning_printer(command: str, fallback):
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SeglabWarning):
-            tqdm.write(f"seglab {command}: warning: {message}", file=sys.stderr)  # on its own line, even mid-progress-bar
+            tqdm.write(
+                f"seglab {command}: warning: {message}", file=sys.stderr
+            )  # on its own line, even mid-progress-bar
         else:
             fallback(message, category, filename, lineno, file, line)
 

@@ -206,7 +206,9 @@ def write_image_predictions(image_paths: list[str], out: Path, alpha: float, pre
     stems = unique_output_stems([Path(path) for path in image_paths])
     for image_path, stem in zip(image_paths, stems, strict=True):
         try:
-            image = read_image(image_path, upright=True)  # a photo: honour its EXIF orientation, as the app's upload does
+            image = read_image(
+                image_path, upright=True
+            )  # a photo: honour its EXIF orientation, as the app's upload does
         except DatasetError as error:
             print(f"skipped: {error}", file=sys.stderr)
             failures += 1
@@ -371,9 +373,13 @@ def command_sources(args: argparse.Namespace) -> int:
             raise SourceError(f"cannot read mapping file {args.mapping}: {error}") from None
     dataset = build_dataset(data_spec_from_args(args, base=DataSpec().with_split("val")))
     form = SourceForm(
-        name=args.name, kind=args.kind, path=args.path, class_names=args.class_names, mapping=mapping,
+        name=args.name,
+        kind=args.kind,
+        path=args.path,
+        class_names=args.class_names,
+        mapping=mapping,
         resize_predictions=args.resize_predictions,
-    )  # fmt: skip
+    )
     registered, problems, facts = register_checked(args.dir, form, roots, dataset)
     for fact in facts:
         print(f"ok: {fact}")

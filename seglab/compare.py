@@ -21,7 +21,14 @@ from seglab.metrics import SegmentationMetrics
 from seglab.predict import DatasetEvaluation
 from seglab.ranking import worst_first
 from seglab.run_dir import RunDirectory
-from seglab.viz import BROKEN_BY_B, DISAGREEMENT_CATEGORIES, DISAGREEMENT_IGNORED, FIXED_BY_B, Category, disagreement_map
+from seglab.viz import (
+    BROKEN_BY_B,
+    DISAGREEMENT_CATEGORIES,
+    DISAGREEMENT_IGNORED,
+    FIXED_BY_B,
+    Category,
+    disagreement_map,
+)
 
 __all__ = [
     "DIFF_CATEGORIES",
@@ -101,7 +108,9 @@ def metric_table(
     if metric not in TABLE_METRICS:
         raise ConfigError(f"metric must be one of {', '.join(TABLE_METRICS)}, got {metric!r}")
     if len(evaluations) != len(names) or not evaluations:
-        raise ConfigError(f"need one name per evaluation (and at least one), got {len(names)} names for {len(evaluations)}")
+        raise ConfigError(
+            f"need one name per evaluation (and at least one), got {len(names)} names for {len(evaluations)}"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"checkpoint names must be distinct, got {list(names)}")
     metrics = [_metrics_of(evaluation) for evaluation in evaluations]
@@ -118,7 +127,9 @@ def metric_table(
         # The image-wise alternative: every image weighs the same, however many pixels it has.
         summaries.append(("image-wise mIoU", ""))
         summary.append([_mean_image_miou(cast(DatasetEvaluation, evaluation)) for evaluation in evaluations])
-    values = np.concatenate([per_class, np.array(summary, dtype=np.float64).reshape(len(summaries), len(metrics))], axis=0)
+    values = np.concatenate(
+        [per_class, np.array(summary, dtype=np.float64).reshape(len(summaries), len(metrics))], axis=0
+    )
     row_best = np.where(np.isnan(values), -np.inf, values).max(axis=1, keepdims=True)
     return MetricTable(
         metric=metric,
@@ -144,7 +155,9 @@ def class_deltas(
     """(K,) per-class ``metric`` of B minus A (NaN where either is undefined)."""
     if metric not in TABLE_METRICS:
         raise ConfigError(f"metric must be one of {', '.join(TABLE_METRICS)}, got {metric!r}")
-    return np.asarray(getattr(_metrics_of(evaluation_b), metric)) - np.asarray(getattr(_metrics_of(evaluation_a), metric))
+    return np.asarray(getattr(_metrics_of(evaluation_b), metric)) - np.asarray(
+        getattr(_metrics_of(evaluation_a), metric)
+    )
 
 
 # -- per image -----------------------------------------------------------------------------------
@@ -162,7 +175,7 @@ class ImageDeltas:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def ranked(self, favour: str = "b") -> "ImageDeltas":
+    def ranked(self, favour: str = "b") -> ImageDeltas:
         """Reordered: ``"b"`` = where B beats A most first, ``"a"`` = where A beats B most first;
         images without a delta last, ties by dataset index."""
         if favour not in ("a", "b"):
@@ -178,16 +191,19 @@ class ImageDeltas:
             delta=self.delta[order],
         )
 
-    def records(self, limit: int | None = None, diff: "PixelDiff | None" = None) -> list[dict[str, float | int | str]]:
+    def records(self, limit: int | None = None, diff: PixelDiff | None = None) -> list[dict[str, float | int | str]]:
         """Rows ``{"image", "index", "mIoU A", "mIoU B", "Δ mIoU (B − A)"}`` in the current order; with
         the split's :class:`PixelDiff` also the pixels B fixed and broke in each image."""
         count = len(self) if limit is None else min(limit, len(self))
         rows = []
         for i in range(count):
             row: dict[str, float | int | str] = {
-                "image": self.sample_ids[i], "index": int(self.indices[i]), "mIoU A": float(self.miou_a[i]),
-                "mIoU B": float(self.miou_b[i]), "Δ mIoU (B − A)": float(self.delta[i]),
-            }  # fmt: skip
+                "image": self.sample_ids[i],
+                "index": int(self.indices[i]),
+                "mIoU A": float(self.miou_a[i]),
+                "mIoU B": float(self.miou_b[i]),
+                "Δ mIoU (B − A)": float(self.delta[i]),
+            }
             if diff is not None:
                 counts = diff.image_counts[self.positions[i]]
                 row["fixed by B px"] = int(counts[FIXED_BY_B])
@@ -205,7 +221,9 @@ def _check_same_images(evaluation_a: DatasetEvaluation, evaluation_b: DatasetEva
             "evaluate both on the same split"
         )
     if evaluation_a.class_names != evaluation_b.class_names:
-        raise ConfigError(f"A and B predict different classes ({evaluation_a.class_names} vs {evaluation_b.class_names})")
+        raise ConfigError(
+            f"A and B predict different classes ({evaluation_a.class_names} vs {evaluation_b.class_names})"
+        )
 
 
 def per_image_deltas(evaluation_a: DatasetEvaluation, evaluation_b: DatasetEvaluation) -> ImageDeltas:
@@ -306,7 +324,9 @@ def pixel_diff(
         categories = disagreement_map(result_a.labels, result_b.labels, target, ignore_index)
         scored = (target != ignore_index) & (target < num_classes)
         codes = target[scored].astype(np.int64) * num_categories + categories[scored]
-        per_image.append(np.bincount(codes, minlength=num_classes * num_categories).reshape(num_classes, num_categories))
+        per_image.append(
+            np.bincount(codes, minlength=num_classes * num_categories).reshape(num_classes, num_categories)
+        )
     stacked = np.stack(per_image) if per_image else np.zeros((0, num_classes, num_categories), dtype=np.int64)
     return PixelDiff(
         class_names=list(evaluation_a.class_names),

@@ -82,7 +82,7 @@ class TrainingCurves:
     error: str | None = None
 
     @classmethod
-    def from_events(cls, events: Iterable[Mapping[str, Any]]) -> "TrainingCurves":
+    def from_events(cls, events: Iterable[Mapping[str, Any]]) -> TrainingCurves:
         curves = cls()
         curves.extend(events)
         return curves

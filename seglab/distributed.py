@@ -81,7 +81,9 @@ def launched_by_torchrun() -> bool:
 def current_world() -> World:
     """The process group's view of this process (a single process when no group is initialised)."""
     if dist.is_available() and dist.is_initialized():
-        return World(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=dist.get_world_size())
+        return World(
+            rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=dist.get_world_size()
+        )
     return World()
 
 
@@ -150,7 +152,9 @@ def launcher_pid() -> int:
 
 
 # -- model -----------------------------------------------------------------------------------------
-def wrap_model(model: torch.nn.Module, device: torch.device, world: World, *, sync_bn: bool = False) -> tuple[torch.nn.Module, torch.nn.Module]:
+def wrap_model(
+    model: torch.nn.Module, device: torch.device, world: World, *, sync_bn: bool = False
+) -> tuple[torch.nn.Module, torch.nn.Module]:
     """``(model, train_model)``: the plain model and what the training step calls.
 
     In a single process both are ``model``. Under DDP ``train_model`` is
@@ -163,7 +167,9 @@ def wrap_model(model: torch.nn.Module, device: torch.device, world: World, *, sy
         return model, model
     if sync_bn:
         if device.type != "cuda":
-            raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm does not run on CPU); drop --sync-bn for CPU runs")
+            raise ConfigError(
+                "sync_bn needs CUDA GPUs (SyncBatchNorm does not run on CPU); drop --sync-bn for CPU runs"
+            )
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # Every parameter of seglab's models takes part in the loss (the aux head too), so the faster
     # find_unused_parameters=False is safe. Buffers (BatchNorm running stats) follow rank 0 at each forward.
@@ -211,7 +217,9 @@ def train_sampler(dataset: Dataset, world: World, seed: int) -> DistributedSampl
     Padding (repeating a few samples) keeps the number of steps equal on every rank, which DDP's
     gradient all-reduce needs.
     """
-    return DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed, drop_last=False)
+    return DistributedSampler(
+        dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed, drop_last=False
+    )
 
 
 # -- collectives -----------------------------------------------------------------------------------

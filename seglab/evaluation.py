@@ -59,7 +59,9 @@ class Protocol:
         check_tile_size(self.tile_size)
 
     def key(self) -> str:
-        return json.dumps({"v": PROTOCOL_VERSION, "flip": self.flip, "scales": list(self.scales), "tile": self.tile_size})
+        return json.dumps(
+            {"v": PROTOCOL_VERSION, "flip": self.flip, "scales": list(self.scales), "tile": self.tile_size}
+        )
 
     def describe(self) -> str:
         parts = ["single scale" if self.scales == (1.0,) else "scales " + ",".join(f"{s:g}" for s in self.scales)]
@@ -84,7 +86,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _HASH_MEMO[memo_key]
 
 
-def evaluation_cache_path(checkpoint_path: str | os.PathLike, dataset: SegmentationDataset, protocol: Protocol, cache_dir=None) -> Path:
+def evaluation_cache_path(
+    checkpoint_path: str | os.PathLike, dataset: SegmentationDataset, protocol: Protocol, cache_dir=None
+) -> Path:
     """Cache file of a checkpoint's evaluation (the key of :func:`source_cache_path` for its CheckpointSource)."""
     from seglab.sources.checkpoint_source import CheckpointSource
 
@@ -111,7 +115,7 @@ def source_cache_path(
 
 
 def _mapping_key(mapping: ClassMapping | Mapping[str, Any] | None) -> str:
-    """"" for automatic or identity mappings, else a canonical string of the declared one."""
+    """ "" for automatic or identity mappings, else a canonical string of the declared one."""
     if mapping is None:
         return ""
     if hasattr(mapping, "is_identity"):
@@ -267,8 +271,15 @@ def _evaluate(
             f"{source.name} gives labels only: confidence is 1 everywhere and probability views are unavailable"
         )
     return _evaluation_from_arrays(
-        dataset, indices, labels, confidences, stacked, other_label=other_label if has_other else None,
-        has_probabilities=source.has_probabilities, source=source.describe(), notes=notes,
+        dataset,
+        indices,
+        labels,
+        confidences,
+        stacked,
+        other_label=other_label if has_other else None,
+        has_probabilities=source.has_probabilities,
+        source=source.describe(),
+        notes=notes,
         diagnostics=diagnostics,
     )
 
@@ -285,8 +296,13 @@ def _evaluation_from_arrays(
     scores = per_image_metrics_from_confusion(confusion)
     results = [
         ImageResult(
-            index=int(index), sample_id=dataset.ids[index], labels=labels[position], confidence=confidences[position],
-            pixel_acc=float(scores.pixel_acc[position]), miou=float(scores.miou[position]), iou=scores.iou[position],
+            index=int(index),
+            sample_id=dataset.ids[index],
+            labels=labels[position],
+            confidence=confidences[position],
+            pixel_acc=float(scores.pixel_acc[position]),
+            miou=float(scores.miou[position]),
+            iou=scores.iou[position],
             confusion=confusion[position],
         )
         for position, index in enumerate(indices)
@@ -315,9 +331,12 @@ def save_evaluation(evaluation: DatasetEvaluation, path: str | os.PathLike) -> N
     """Write per-image labels/confidence/confusions as one .npz, atomically."""
     results = evaluation.results
     meta = {
-        "ids": [r.sample_id for r in results], "class_names": evaluation.class_names,
-        "other_label": evaluation.other_label, "has_probabilities": evaluation.has_probabilities,
-        "source": evaluation.source, "notes": evaluation.notes,
+        "ids": [r.sample_id for r in results],
+        "class_names": evaluation.class_names,
+        "other_label": evaluation.other_label,
+        "has_probabilities": evaluation.has_probabilities,
+        "source": evaluation.source,
+        "notes": evaluation.notes,
     }
     arrays: dict[str, Any] = {
         "indices": np.array([r.index for r in results], dtype=np.int64),
@@ -345,12 +364,22 @@ def load_evaluation(path: str | os.PathLike, dataset: SegmentationDataset) -> Da
     if loaded is None:
         return None
     meta, indices, confusion, labels, confidence, stored = loaded
-    if meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)] or meta.get("class_names") != dataset.class_names:
+    if (
+        meta.get("ids") != [dataset.ids[i] for i in indices if 0 <= i < len(dataset)]
+        or meta.get("class_names") != dataset.class_names
+    ):
         return None
     return _evaluation_from_arrays(
-        dataset, [int(i) for i in indices], labels, confidence, confusion, other_label=meta.get("other_label"),
-        has_probabilities=bool(meta.get("has_probabilities", True)), source=str(meta.get("source", "")),
-        notes=list(meta.get("notes", [])), diagnostics=_stored_diagnostics(stored, len(indices), dataset.num_classes),
+        dataset,
+        [int(i) for i in indices],
+        labels,
+        confidence,
+        confusion,
+        other_label=meta.get("other_label"),
+        has_probabilities=bool(meta.get("has_probabilities", True)),
+        source=str(meta.get("source", "")),
+        notes=list(meta.get("notes", [])),
+        diagnostics=_stored_diagnostics(stored, len(indices), dataset.num_classes),
     )
 
 

@@ -96,8 +96,14 @@ def top_confusions(confusion: np.ndarray, class_names: Sequence[str], k: int = 5
         if pixels == 0:
             break
         confusions.append(
-            ClassConfusion(gt_class, pred_class, str(class_names[gt_class]), str(column_names[pred_class]), pixels,
-                           pixels / support[gt_class])  # fmt: skip
+            ClassConfusion(
+                gt_class,
+                pred_class,
+                str(class_names[gt_class]),
+                str(column_names[pred_class]),
+                pixels,
+                pixels / support[gt_class],
+            )
         )
     return confusions
 
@@ -172,14 +178,16 @@ def image_class_table(result: ImageResult, class_names: Sequence[str]) -> list[d
     for class_id in np.flatnonzero(~np.isnan(result.iou)).tolist():
         lost_to = int(off_diagonal[class_id].argmax())
         lost = int(off_diagonal[class_id, lost_to])
-        rows.append({
-            "class": class_names[class_id],
-            "IoU": float(result.iou[class_id]),
-            "GT px": int(confusion[class_id].sum()),
-            "predicted px": int(confusion[:, class_id].sum()),
-            "correct px": int(confusion[class_id, class_id]),
-            "mostly confused with": f"{class_names[lost_to]} ({lost:,} px)" if lost else "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "class": class_names[class_id],
+                "IoU": float(result.iou[class_id]),
+                "GT px": int(confusion[class_id].sum()),
+                "predicted px": int(confusion[:, class_id].sum()),
+                "correct px": int(confusion[class_id, class_id]),
+                "mostly confused with": f"{class_names[lost_to]} ({lost:,} px)" if lost else "",
+            }
+        )
     return sorted(rows, key=lambda row: row["IoU"])
 
 
@@ -288,7 +296,11 @@ def cell_ranking(
         interior_total += inside
         pixels = {"all": on_boundary + inside, "boundary": on_boundary, "interior": inside}[region]
         if pixels:
-            hits.append(CellHit(result.index, result.sample_id, pixels, on_boundary, inside, int(result.confusion[gt_class].sum())))
+            hits.append(
+                CellHit(
+                    result.index, result.sample_id, pixels, on_boundary, inside, int(result.confusion[gt_class].sum())
+                )
+            )
     hits.sort(key=lambda hit: (-hit.pixels, hit.index))
     return CellRanking(gt_class, pred_class, region, width, hits, boundary_total, interior_total)
 
@@ -336,21 +348,39 @@ def cell_gallery(
     max_side: int | None = 240,
 ) -> tuple[CellRanking, list[np.ndarray]]:
     """:func:`cell_ranking` over a split plus :func:`cell_picture` thumbnails of its first ``limit`` images."""
-    ranking = cell_ranking(evaluation.results, dataset.load_mask, gt_class, pred_class, region=region, width=width,
-                           ignore_index=dataset.ignore_index)  # fmt: skip
+    ranking = cell_ranking(
+        evaluation.results,
+        dataset.load_mask,
+        gt_class,
+        pred_class,
+        region=region,
+        width=width,
+        ignore_index=dataset.ignore_index,
+    )
     results = {result.index: result for result in evaluation.results}
     pictures = []
     for hit in ranking.hits[:limit]:
         image, target = dataset.load(hit.index)
         pictures.append(
-            cell_picture(image, results[hit.index].labels, target, gt_class, pred_class, dataset.ignore_index,
-                         dataset.label_map.background_index, region=region, width=width, max_side=max_side)  # fmt: skip
+            cell_picture(
+                image,
+                results[hit.index].labels,
+                target,
+                gt_class,
+                pred_class,
+                dataset.ignore_index,
+                dataset.label_map.background_index,
+                region=region,
+                width=width,
+                max_side=max_side,
+            )
         )
     return ranking, pictures
 
 
-def clickable_confusion_figure(confusion: np.ndarray, class_names: Sequence[str], normalize: str = "none",
-                               title: str | None = None) -> go.Figure:
+def clickable_confusion_figure(
+    confusion: np.ndarray, class_names: Sequence[str], normalize: str = "none", title: str | None = None
+) -> go.Figure:
     """:func:`seglab.viz.confusion_matrix_figure` whose cells can be clicked in ``st.plotly_chart(on_select=...)``.
 
     Plotly cannot select heatmap cells (Streamlit returns an empty selection for them), so an

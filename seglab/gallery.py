@@ -109,9 +109,12 @@ def page_items(order: np.ndarray, page: int, per_page: int) -> np.ndarray:
 
 
 def table_choice(
-    ids: Sequence[str], clicked_rows: Sequence[int], seen_rows: Sequence[int] | None, current: str | None,
+    ids: Sequence[str],
+    clicked_rows: Sequence[int],
+    seen_rows: Sequence[int] | None,
+    current: str | None,
     new_ranking: bool = False,
-) -> str:  # fmt: skip
+) -> str:
     """The id to show beside a clickable table of ``ids``: a row clicked since the last run (``clicked_rows``
     differ from ``seen_rows``) wins, then the first row of a ``new_ranking`` (the user just changed what the
     table ranks), then ``current`` if it is still listed, else the first id."""
@@ -170,7 +173,9 @@ def downscale_sample(image: np.ndarray, mask: np.ndarray, max_side: int = 192) -
     if scale >= 1:
         return image, mask
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.resize(
+        mask, size, interpolation=cv2.INTER_NEAREST
+    )
 
 
 def thumbnail(
@@ -212,7 +217,9 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
     Lossless (JPEG would smear one-pixel outlines) but lightly compressed: at level 1 a thumbnail
     encodes ~5x faster than Pillow's default and is barely larger.
     """
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, encoded = cv2.imencode(
+        ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
     if not ok:
         raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
     return encoded.tobytes()

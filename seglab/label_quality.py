@@ -101,7 +101,9 @@ def self_confidence(probabilities: np.ndarray, labels: np.ndarray, ignore_index:
     return np.where(scored, picked, np.nan).astype(np.float32)
 
 
-def self_confidence_totals(probabilities: np.ndarray, labels: np.ndarray, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+def self_confidence_totals(
+    probabilities: np.ndarray, labels: np.ndarray, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per class: ``(sum of self-confidence, pixel count)`` over the pixels labelled with it, shapes (K,).
 
     Summed over a split, they give :func:`class_thresholds`.
@@ -144,7 +146,9 @@ class PixelQuality:
         return float(self.suspicious.sum() / max(np.count_nonzero(~np.isnan(self.self_confidence)), 1))
 
 
-def pixel_quality(probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, ignore_index: int) -> PixelQuality:
+def pixel_quality(
+    probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, ignore_index: int
+) -> PixelQuality:
     """Self-confidence and confident-class maps of one image (see the module docstring)."""
     scored = _check_pair(probabilities, labels, ignore_index)
     thresholds = np.asarray(thresholds, dtype=np.float32)
@@ -162,7 +166,9 @@ def pixel_quality(probabilities: np.ndarray, labels: np.ndarray, thresholds: np.
 
 
 # -- objects --------------------------------------------------------------------------------------------
-def label_objects(labels: np.ndarray, ignore_index: int, skip_classes: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_objects(
+    labels: np.ndarray, ignore_index: int, skip_classes: Sequence[int] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Connected components (8-neighbour) of each class of a given mask: the objects to score.
 
     Returns:
@@ -170,7 +176,9 @@ def label_objects(labels: np.ndarray, ignore_index: int, skip_classes: Sequence[
         (N + 1,) class of each id (entry 0 unused, -1); (N + 1, 4) boxes ``x0, y0, x1, y1`` (end
         exclusive). Numbering is deterministic: classes in increasing order, then OpenCV's raster order.
     """
-    kept = [int(class_id) for class_id in np.unique(labels) if class_id != ignore_index and class_id not in skip_classes]
+    kept = [
+        int(class_id) for class_id in np.unique(labels) if class_id != ignore_index and class_id not in skip_classes
+    ]
     object_map, classes = label_components(labels, kept, window=False)  # the ids label-quality reports have shown
     boxes = component_boxes(object_map, len(classes))
     boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
@@ -203,8 +211,10 @@ class ObjectQuality:
         """
         head = f"object #{self.object_id}: labelled {class_names[self.class_id]}"
         if self.suggested_class is not None and self.disagreement >= 0.05:
-            return (f"{head}, model says {class_names[self.suggested_class]} with {self.suggested_confidence:.2f} "
-                    f"confidence over {self.disagreement:.0%} of its pixels (score {self.score:.2f})")  # fmt: skip
+            return (
+                f"{head}, model says {class_names[self.suggested_class]} with {self.suggested_confidence:.2f} "
+                f"confidence over {self.disagreement:.0%} of its pixels (score {self.score:.2f})"
+            )
         if self.boundary_disagreement >= 0.2:
             outline = f"{self.boundary_disagreement:.0%} of its outline band"
             return f"{head}: the model disagrees with {outline} (score {self.score:.2f})"
@@ -231,14 +241,16 @@ class ImageLabelQuality:
         return min(ranked, key=lambda item: item.score) if ranked else None
 
 
-def _outline_bands(labels: np.ndarray, class_id: int, scored: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _outline_bands(
+    labels: np.ndarray, class_id: int, scored: np.ndarray, band: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels of ``class_id`` within ``band`` px of its edge (inside), other scored pixels within
     ``band`` px of it (outside), and for each outside pixel the flat index of its nearest ``class_id`` pixel."""
     own = labels == class_id
     inside_distance = cv2.distanceTransform(own.astype(np.uint8), cv2.DIST_L2, 5)
     outside_distance, nearest = cv2.distanceTransformWithLabels(
         (~own).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )  # fmt: skip
+    )
     inside = own & (inside_distance <= band)
     outside = scored & ~own & (outside_distance <= band)
     # DIST_LABEL_PIXEL gives every zero (class) pixel its own label: map labels back to positions.
@@ -284,8 +296,9 @@ def score_image(
     suspicious = pixels_quality.suspicious.ravel() & (flat_objects > 0)
     pair = flat_objects[suspicious] * num_classes + pixels_quality.confident_class.ravel()[suspicious]
     joint = np.bincount(pair, minlength=count * num_classes).reshape(count, num_classes)
-    joint_probability = np.bincount(pair, weights=pixels_quality.confident_probability.ravel()[suspicious],
-                                    minlength=count * num_classes).reshape(count, num_classes)  # fmt: skip
+    joint_probability = np.bincount(
+        pair, weights=pixels_quality.confident_probability.ravel()[suspicious], minlength=count * num_classes
+    ).reshape(count, num_classes)
 
     # Bands along each outline, one distance transform per class present (not per object).
     band_probability = np.zeros(count)
@@ -314,15 +327,23 @@ def score_image(
         x0, y0, x1, y1 = (int(v) for v in boxes[object_id])
         objects.append(
             ObjectQuality(
-                image_index=index, sample_id=sample_id, object_id=object_id, class_id=int(classes[object_id]),
-                pixels=int(size[object_id]), bbox=(x0, y0, x1, y1),
-                score=float(score[object_id]), self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
-                disagreement=float(disagreeing[object_id] / max(size[object_id], 1)), suggested_class=suggested,
-                suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested]) if suggested is not None else float("nan"),
+                image_index=index,
+                sample_id=sample_id,
+                object_id=object_id,
+                class_id=int(classes[object_id]),
+                pixels=int(size[object_id]),
+                bbox=(x0, y0, x1, y1),
+                score=float(score[object_id]),
+                self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
+                disagreement=float(disagreeing[object_id] / max(size[object_id], 1)),
+                suggested_class=suggested,
+                suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested])
+                if suggested is not None
+                else float("nan"),
                 boundary_disagreement=float(band_disagreeing[object_id] / max(band_size[object_id], 1)),
                 ranked=bool(size[object_id] >= min_pixels),
             )
-        )  # fmt: skip
+        )
     ranked = [item.score for item in objects if item.ranked]
     return ImageLabelQuality(index, sample_id, min(ranked) if ranked else 1.0, objects)
 
@@ -361,32 +382,48 @@ class LabelQualityReport:
         rows = []
         for rank, image in enumerate(self.ranked_images(), start=1):
             worst = image.worst
-            rows.append({
-                "rank": rank, "sample": image.sample_id, "score": image.score,
-                "objects": len(image.ranked_objects),
-                "below 0.5": sum(item.score < 0.5 for item in image.ranked_objects),
-                "worst object": worst.sentence(self.class_names) if worst else "no object",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "rank": rank,
+                    "sample": image.sample_id,
+                    "score": image.score,
+                    "objects": len(image.ranked_objects),
+                    "below 0.5": sum(item.score < 0.5 for item in image.ranked_objects),
+                    "worst object": worst.sentence(self.class_names) if worst else "no object",
+                }
+            )
         return rows
 
     def object_row(self, item: ObjectQuality) -> dict[str, Any]:
         """One row of an objects table: number, label, score, mean p(label), what the model says instead."""
         names = self.class_names
-        return {"object": f"#{item.object_id}", "label": names[item.class_id], "score": item.score,
-                "mean p(label)": item.self_confidence, "model says": names[item.suggested_class] if item.suggested_class is not None else "",
-                "over": item.disagreement, "outline band disagrees": item.boundary_disagreement, "pixels": item.pixels}  # fmt: skip
+        return {
+            "object": f"#{item.object_id}",
+            "label": names[item.class_id],
+            "score": item.score,
+            "mean p(label)": item.self_confidence,
+            "model says": names[item.suggested_class] if item.suggested_class is not None else "",
+            "over": item.disagreement,
+            "outline band disagrees": item.boundary_disagreement,
+            "pixels": item.pixels,
+        }
 
     def object_rows(self, image: ImageLabelQuality) -> list[dict[str, Any]]:
         """Rows of one image's objects table (its ranked objects), worst first."""
-        return [self.object_row(item) for item in sorted(image.ranked_objects, key=lambda item: (item.score, item.object_id))]
+        return [
+            self.object_row(item)
+            for item in sorted(image.ranked_objects, key=lambda item: (item.score, item.object_id))
+        ]
 
     def outlined(self, image: ImageLabelQuality, cutoff: float, limit: int) -> tuple[list[ObjectQuality], int]:
         """The ranked objects scoring below ``cutoff`` (the worst always), worst first.
 
         Returns up to ``limit`` of them, and how many more there are.
         """
-        below = sorted((item for item in image.ranked_objects if item.score < cutoff or item is image.worst),
-                       key=lambda item: (item.score, item.object_id))  # fmt: skip
+        below = sorted(
+            (item for item in image.ranked_objects if item.score < cutoff or item is image.worst),
+            key=lambda item: (item.score, item.object_id),
+        )
         return below[:limit], max(0, len(below) - limit)
 
 
@@ -404,8 +441,10 @@ def _probability_batches(
         if hasattr(predictor, "predict_batch"):
             predictions = predictor.predict_batch([dataset.ids[index] for index in chunk], images)
             if any(prediction.probabilities is None for prediction in predictions):
-                raise ConfigError(f"{predictor.describe()} gives class labels only: label quality needs per-class "
-                                  "probabilities (a model, or a predictions folder of .npy/.npz probabilities)")  # fmt: skip
+                raise ConfigError(
+                    f"{predictor.describe()} gives class labels only: label quality needs per-class "
+                    "probabilities (a model, or a predictions folder of .npy/.npz probabilities)"
+                )
             probabilities = [np.asarray(prediction.probabilities, dtype=np.float32) for prediction in predictions]
         else:
             import torch
@@ -455,15 +494,19 @@ def score_dataset(
 
     def checked(probabilities: np.ndarray) -> np.ndarray:
         if probabilities.shape[0] != num_classes:
-            raise ConfigError(f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
-                              f"{num_classes}: label quality needs predictions in the dataset's classes")  # fmt: skip
+            raise ConfigError(
+                f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
+                f"{num_classes}: label quality needs predictions in the dataset's classes"
+            )
         return probabilities
 
     if thresholds is None:
         sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
         used = 0
         for index, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
-            class_sums, class_counts = self_confidence_totals(checked(probabilities), dataset.load(index)[1], ignore_index)
+            class_sums, class_counts = self_confidence_totals(
+                checked(probabilities), dataset.load(index)[1], ignore_index
+            )
             sums += class_sums
             counts += class_counts
             if used + probabilities.size * 2 <= keep_bytes:
@@ -480,12 +523,23 @@ def score_dataset(
 
     images = []
     for index, probabilities in second_pass():
-        images.append(score_image(
-            checked(probabilities), dataset.load(index)[1], thresholds, ignore_index, band=band, min_pixels=min_pixels,
-            skip_classes=skip, index=index, sample_id=dataset.ids[index],
-        ))  # fmt: skip
+        images.append(
+            score_image(
+                checked(probabilities),
+                dataset.load(index)[1],
+                thresholds,
+                ignore_index,
+                band=band,
+                min_pixels=min_pixels,
+                skip_classes=skip,
+                index=index,
+                sample_id=dataset.ids[index],
+            )
+        )
         tick()
-    return LabelQualityReport(images, np.asarray(thresholds, dtype=np.float64), list(dataset.class_names), band, min_pixels, skip)
+    return LabelQualityReport(
+        images, np.asarray(thresholds, dtype=np.float64), list(dataset.class_names), band, min_pixels, skip
+    )
 
 
 # -- pictures -------------------------------------------------------------------------------------------
@@ -516,7 +570,9 @@ def suspicion_picture(
     factor = max(1, -(-min_side // max(labels.shape)))
     picture = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     chosen = np.isin(object_map, [item.object_id for item in objects]) * object_map
-    chosen = cv2.resize(chosen.astype(np.int32).astype(np.float32), None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+    chosen = cv2.resize(
+        chosen.astype(np.int32).astype(np.float32), None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST
+    )
     picture[boundary_mask(chosen.astype(np.int32), 2)] = color  # both sides of each outline, 2 px each
     texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
@@ -525,7 +581,9 @@ def suspicion_picture(
         if spot is None:
             continue  # no free spot left: the object's outline and its sentence below the picture remain
         x, y = spot
-        cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)  # dark halo: readable on any colour
+        cv2.putText(
+            picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA
+        )  # dark halo: readable on any colour
         cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, tuple(int(c) for c in color), 1, cv2.LINE_AA)
     return picture
 
@@ -541,8 +599,13 @@ def place_labels(
     taken: list[tuple[int, int, int, int]] = []
     spots: list[tuple[int, int] | None] = []
     for (x0, y0, x1, y1), (text_width, text_height) in zip(boxes, sizes):
-        candidates = [(x0, y0 - 2 * margin), (x0, y1 + text_height + margin), (x0 + margin, y0 + text_height + margin),
-                      (x1 + margin, y0 + text_height), (x0 - text_width - margin, y0 + text_height)]  # fmt: skip
+        candidates = [
+            (x0, y0 - 2 * margin),
+            (x0, y1 + text_height + margin),
+            (x0 + margin, y0 + text_height + margin),
+            (x1 + margin, y0 + text_height),
+            (x0 - text_width - margin, y0 + text_height),
+        ]
         step = text_height + 2 * margin + 1  # then a column of rows below the box's top, for crowded spots
         candidates += [(x, y0 + row * step) for row in range(1, 9) for x in (x0, x1 + margin)]
         spot = None
@@ -550,7 +613,10 @@ def place_labels(
             x = min(max(x, 0), max(width - text_width, 0))
             y = min(max(y, text_height + margin), height - margin)
             rectangle = (x - margin, y - text_height - margin, x + text_width + margin, y + margin)
-            if not any(rectangle[0] < r[2] and r[0] < rectangle[2] and rectangle[1] < r[3] and r[1] < rectangle[3] for r in taken):
+            if not any(
+                rectangle[0] < r[2] and r[0] < rectangle[2] and rectangle[1] < r[3] and r[1] < rectangle[3]
+                for r in taken
+            ):
                 spot = (x, y)
                 taken.append(rectangle)
                 break
@@ -566,7 +632,9 @@ class ShapesValidation:
     ranked_objects: int  # objects in the ranking
     corrupted_objects: int  # known corrupted objects in the scored images (sample_objects)
     flags: list[bool]  # per ranked object, worst first: does it match a corrupted object?
-    corrupted_ranks: list[tuple[int | None, str]] = field(default_factory=list)  # (1-based rank or None if unranked, corruption)
+    corrupted_ranks: list[tuple[int | None, str]] = field(
+        default_factory=list
+    )  # (1-based rank or None if unranked, corruption)
 
     @property
     def base_rate(self) -> float:
@@ -586,16 +654,32 @@ class ShapesValidation:
     def mean_rank_percentile(self, corruption: str | None = None) -> float:
         """Mean of rank / ranked objects over the corrupted objects (of one ``corruption`` kind); 0 = top.
         Unranked corrupted objects count as 1 (never found)."""
-        values = [(rank / len(self.flags)) if rank is not None else 1.0
-                  for rank, kind in self.corrupted_ranks if corruption is None or kind == corruption]  # fmt: skip
+        values = [
+            (rank / len(self.flags)) if rank is not None else 1.0
+            for rank, kind in self.corrupted_ranks
+            if corruption is None or kind == corruption
+        ]
         return float(np.mean(values)) if values else float("nan")
 
     def rows(self, ks: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """Table rows: precision and recall at k (default: half, once and twice the number corrupted)."""
         if ks is None:
-            ks = sorted({max(1, self.corrupted_objects // 2), max(1, self.corrupted_objects), 2 * max(1, self.corrupted_objects)})
-        return [{"top k": k, "precision@k": self.precision_at(k), "recall@k": self.recall_at(k), "random ranking precision": self.base_rate}
-                for k in ks]  # fmt: skip
+            ks = sorted(
+                {
+                    max(1, self.corrupted_objects // 2),
+                    max(1, self.corrupted_objects),
+                    2 * max(1, self.corrupted_objects),
+                }
+            )
+        return [
+            {
+                "top k": k,
+                "precision@k": self.precision_at(k),
+                "recall@k": self.recall_at(k),
+                "random ranking precision": self.base_rate,
+            }
+            for k in ks
+        ]
 
 
 def _overlap(box: Sequence[int], other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -618,7 +702,9 @@ def validate_on_shapes(report: LabelQualityReport, dataset: Any) -> ShapesValida
     dilated outlines shrink or grow the box). Corrupted objects with no ranked match count as missed.
     """
     if not hasattr(dataset, "sample_objects"):
-        raise ConfigError(f"validation needs the known corruptions of a Shapes split with label noise, not a {type(dataset).__name__}")
+        raise ConfigError(
+            f"validation needs the known corruptions of a Shapes split with label noise, not a {type(dataset).__name__}"
+        )
     position = {(item.image_index, item.object_id): rank for rank, item in enumerate(report.ranked_objects())}
     flags = [False] * len(position)
     corrupted_ranks = []

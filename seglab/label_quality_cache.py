@@ -37,7 +37,11 @@ _OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
 
 
 def label_quality_cache_path(
-    source: PredictionSource, dataset: SegmentationDataset, band: int, min_pixels: int, cache_dir: str | os.PathLike | None = None
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    band: int,
+    min_pixels: int,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Cache file of a source's label-quality report: its content and settings, the data, band and object size."""
     parts = f"{FORMAT}|{source.content_hash()}|{source.settings_key()}|{dataset.fingerprint()}|{band}|{min_pixels}"
@@ -49,13 +53,23 @@ def report_to_dict(report: LabelQualityReport) -> dict[str, Any]:
     """JSON-ready form of a report (NaN -> None; objects as rows of :data:`_OBJECT_FIELDS`)."""
 
     return {
-        "format": FORMAT, "class_names": report.class_names, "band": report.band, "min_pixels": report.min_pixels,
-        "skip_classes": list(report.skip_classes), "thresholds": [float(value) for value in report.thresholds],
+        "format": FORMAT,
+        "class_names": report.class_names,
+        "band": report.band,
+        "min_pixels": report.min_pixels,
+        "skip_classes": list(report.skip_classes),
+        "thresholds": [float(value) for value in report.thresholds],
         "object_fields": _OBJECT_FIELDS,
-        "images": [{"index": image.index, "sample_id": image.sample_id, "score": image.score,
-                    "objects": [[sanitize_for_json(value) for value in asdict(item).values()] for item in image.objects]}
-                   for image in report.images],
-    }  # fmt: skip
+        "images": [
+            {
+                "index": image.index,
+                "sample_id": image.sample_id,
+                "score": image.score,
+                "objects": [[sanitize_for_json(value) for value in asdict(item).values()] for item in image.objects],
+            }
+            for image in report.images
+        ],
+    }
 
 
 def report_from_dict(data: dict[str, Any]) -> LabelQualityReport:
@@ -70,10 +84,20 @@ def report_from_dict(data: dict[str, Any]) -> LabelQualityReport:
             values["suggested_confidence"] = float("nan")
         return ObjectQuality(**values)
 
-    images = [ImageLabelQuality(int(image["index"]), str(image["sample_id"]), float(image["score"]),
-                                [item(row) for row in image["objects"]]) for image in data["images"]]  # fmt: skip
-    return LabelQualityReport(images, np.asarray(data["thresholds"], dtype=np.float64), list(data["class_names"]),
-                              int(data["band"]), int(data["min_pixels"]), tuple(data["skip_classes"]))  # fmt: skip
+    images = [
+        ImageLabelQuality(
+            int(image["index"]), str(image["sample_id"]), float(image["score"]), [item(row) for row in image["objects"]]
+        )
+        for image in data["images"]
+    ]
+    return LabelQualityReport(
+        images,
+        np.asarray(data["thresholds"], dtype=np.float64),
+        list(data["class_names"]),
+        int(data["band"]),
+        int(data["min_pixels"]),
+        tuple(data["skip_classes"]),
+    )
 
 
 def cached_label_quality(
@@ -93,7 +117,9 @@ def cached_label_quality(
     path = label_quality_cache_path(source, dataset, band, min_pixels, cache_dir)
     try:
         report = report_from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if report.class_names == list(dataset.class_names) and [image.sample_id for image in report.images] == list(dataset.ids):
+        if report.class_names == list(dataset.class_names) and [image.sample_id for image in report.images] == list(
+            dataset.ids
+        ):
             return report
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -95,10 +95,17 @@ class Leaderboard:
         records = []
         for row in self.rows:
             record: dict[str, Any] = {
-                "rank": row.rank, "run": row.run, "file": row.file, "model": row.model, "loss": row.loss, "step": row.step,
-                "miou": row.miou, "miou_no_background": row.miou_no_background, "pixel_acc": row.pixel_acc,
+                "rank": row.rank,
+                "run": row.run,
+                "file": row.file,
+                "model": row.model,
+                "loss": row.loss,
+                "step": row.step,
+                "miou": row.miou,
+                "miou_no_background": row.miou_no_background,
+                "pixel_acc": row.pixel_acc,
                 "mean_acc": row.mean_acc,
-            }  # fmt: skip
+            }
             for name in self.class_names:
                 record[f"iou_{name}"] = row.iou.get(name, math.nan)
             record.update({"sha256": row.sha256, "dataset": self.dataset, "protocol": self.protocol.describe()})
@@ -147,8 +154,12 @@ def held_out_split(available: Iterable[str]) -> str | None:
     return splits[0] if splits else None
 
 
-def _summary_path(sha256: str, dataset: SegmentationDataset, protocol: Protocol, cache_dir: str | os.PathLike | None) -> Path:
-    key = hashlib.sha256(f"{SUMMARY_VERSION}|{sha256}|{dataset.fingerprint()}|{protocol.key()}".encode()).hexdigest()[:32]
+def _summary_path(
+    sha256: str, dataset: SegmentationDataset, protocol: Protocol, cache_dir: str | os.PathLike | None
+) -> Path:
+    key = hashlib.sha256(f"{SUMMARY_VERSION}|{sha256}|{dataset.fingerprint()}|{protocol.key()}".encode()).hexdigest()[
+        :32
+    ]
     return Path(cache_dir or default_cache_dir()) / "leaderboard" / f"{key}.json"
 
 
@@ -164,8 +175,10 @@ def _class_mismatch(path: Path, class_names: Sequence[str], dataset: Segmentatio
     """Why a checkpoint trained on ``class_names`` cannot be scored on ``dataset`` (None when it can)."""
     if list(class_names) == list(dataset.class_names):
         return None
-    return (f"{path} was trained on classes {', '.join(class_names)} but the data has "
-            f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for")  # fmt: skip
+    return (
+        f"{path} was trained on classes {', '.join(class_names)} but the data has "
+        f"{', '.join(dataset.class_names)}; score it on the dataset it was trained for"
+    )
 
 
 def _known_class_mismatch(path: Path, dataset: SegmentationDataset) -> str | None:
@@ -178,7 +191,9 @@ def _known_class_mismatch(path: Path, dataset: SegmentationDataset) -> str | Non
     return _class_mismatch(path, label_map.names, dataset)
 
 
-def _score_checkpoint(path: Path, dataset: SegmentationDataset, protocol: Protocol, cache_dir, progress) -> dict[str, Any]:
+def _score_checkpoint(
+    path: Path, dataset: SegmentationDataset, protocol: Protocol, cache_dir, progress
+) -> dict[str, Any]:
     """Evaluate one checkpoint: the summary dict to cache (scores, or ``{"error": reason}``)."""
     try:
         checkpoint = load_checkpoint(path)
@@ -259,7 +274,9 @@ def build_leaderboard(
 
             def image_progress(done: int, total: int, position: int = position, label: str = label) -> None:
                 if progress:
-                    progress((position + done / max(total, 1)) / len(paths), f"Evaluating {label}: {done}/{total} images")
+                    progress(
+                        (position + done / max(total, 1)) / len(paths), f"Evaluating {label}: {done}/{total} images"
+                    )
 
             summary = {"version": SUMMARY_VERSION, "sha256": sha256}
             summary.update(_score_checkpoint(path, dataset, protocol, cache_dir, image_progress))
@@ -312,14 +329,21 @@ def _rank(entries: list[_Entry], class_names: Sequence[str]) -> list[Leaderboard
         scores = summary["scores"]
         rows.append(
             LeaderboardRow(
-                rank=rank, run=entry.run, file=entry.file, path=entry.path, sha256=entry.sha256,
-                model=str(summary.get("model", "?")), loss=str(summary.get("loss", "?")),
+                rank=rank,
+                run=entry.run,
+                file=entry.file,
+                path=entry.path,
+                sha256=entry.sha256,
+                model=str(summary.get("model", "?")),
+                loss=str(summary.get("loss", "?")),
                 step=int(summary.get("step", 0)),
-                miou=_number(scores["miou"]), miou_no_background=_number(scores["miou_no_background"]),
-                pixel_acc=_number(scores["pixel_acc"]), mean_acc=_number(scores["mean_acc"]),
+                miou=_number(scores["miou"]),
+                miou_no_background=_number(scores["miou_no_background"]),
+                pixel_acc=_number(scores["pixel_acc"]),
+                mean_acc=_number(scores["mean_acc"]),
                 iou={name: _number(summary["iou"].get(name)) for name in class_names},
             )
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -368,9 +392,12 @@ def _add_source(
             else:
                 scores = evaluation.metrics.to_dict(dataset.class_names)
                 summary.update(
-                    model=source.describe(), loss="-", step=0,
-                    scores={name: scores[name] for name in SUMMARY_FIELDS}, iou=scores["iou"],
-                )  # fmt: skip
+                    model=source.describe(),
+                    loss="-",
+                    step=0,
+                    scores={name: scores[name] for name in SUMMARY_FIELDS},
+                    iou=scores["iou"],
+                )
             write_cache("leaderboard", summary_path, partial(write_json_atomic, summary_path, summary))
     if "error" in summary:
         skipped.append(SkippedCheckpoint(str(entry.file), summary["error"]))

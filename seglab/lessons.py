@@ -97,4 +97,3 @@ def lesson_by_name(name: str) -> Lesson:
 def matching_lesson(config: ShapesConfig) -> Lesson | None:
     """The preset ``config`` is exactly (ignoring sizes and seed), or ``None`` once knobs were edited."""
     return next((lesson for lesson in LESSONS if lesson.matches(config)), None)
-

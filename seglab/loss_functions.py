@@ -30,8 +30,7 @@ def check_logits_and_target(logits: torch.Tensor, target: torch.Tensor) -> None:
     """Raise ValueError unless logits are ``(N, K, H, W)`` and target ``(N, H, W)`` integers."""
     if logits.dim() != 4 or target.dim() != 3:
         raise ValueError(
-            f"expected logits (N, K, H, W) and target (N, H, W), got {tuple(logits.shape)} and "
-            f"{tuple(target.shape)}"
+            f"expected logits (N, K, H, W) and target (N, H, W), got {tuple(logits.shape)} and {tuple(target.shape)}"
         )
     if logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
         raise ValueError(
@@ -54,9 +53,7 @@ def check_target_values(target: torch.Tensor, num_classes: int, ignore_index: in
         )
 
 
-def as_class_weights(
-    class_weights: ClassWeights | None, num_classes: int | None = None
-) -> torch.Tensor | None:
+def as_class_weights(class_weights: ClassWeights | None, num_classes: int | None = None) -> torch.Tensor | None:
     """Validate per-class weights into a float32 tensor (or None); ConfigError when unusable."""
     if class_weights is None:
         return None
@@ -284,9 +281,7 @@ def boundary_distance_fields(labels: np.ndarray, num_classes: int) -> np.ndarray
     return fields
 
 
-def hausdorff_dt_loss(
-    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, alpha: float
-) -> torch.Tensor:
+def hausdorff_dt_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, alpha: float) -> torch.Tensor:
     """Mean over valid pixels and involved classes of ``(p - g)^2 * (d_p^alpha + d_g^alpha)``.
 
     ``d_p`` uses the argmax prediction; distances carry no gradient. Ignored pixels belong to no

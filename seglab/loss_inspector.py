@@ -102,7 +102,9 @@ class LossBreakdown:
     def share_series(self, class_names: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
         """``(names of the classes present, {"pixels": pixel shares, series: loss shares})`` for a grouped bar chart."""
         present = np.flatnonzero(self.per_class_pixels)
-        shares = {"pixels": self.pixel_share[present]} | {name: self.per_class_loss_share[name][present] for name in self.series}
+        shares = {"pixels": self.pixel_share[present]} | {
+            name: self.per_class_loss_share[name][present] for name in self.series
+        }
         return [class_names[class_id] for class_id in present.tolist()], shares
 
     def rarest_class_sentence(self, class_names: Sequence[str]) -> str:
@@ -113,20 +115,27 @@ class LossBreakdown:
         rarest = int(present[np.argmin(self.per_class_pixels[present])])
         plain = self.per_class_loss_share[PLAIN]
         heaviest = int(present[np.argmax(plain[present])])
-        lead = (f"**{class_names[heaviest]}** carries the most plain cross-entropy: {plain[heaviest]:.1%} of it, "
-                f"with {self.pixel_share[heaviest]:.1%} of the labelled pixels.")  # fmt: skip
+        lead = (
+            f"**{class_names[heaviest]}** carries the most plain cross-entropy: {plain[heaviest]:.1%} of it, "
+            f"with {self.pixel_share[heaviest]:.1%} of the labelled pixels."
+        )
         if heaviest == rarest:
             return lead + " It is also the rarest class in these images."
         shares = ", ".join(f"{self.per_class_loss_share[name][rarest]:.1%} of {name}" for name in self.series)
-        return (f"{lead} {class_names[rarest]}, the rarest class in these images, has {self.pixel_share[rarest]:.1%} of "
-                f"the pixels and carries {shares}.")  # fmt: skip
+        return (
+            f"{lead} {class_names[rarest]}, the rarest class in these images, has {self.pixel_share[rarest]:.1%} of "
+            f"the pixels and carries {shares}."
+        )
 
     def class_rows(self, class_names: Sequence[str]) -> list[dict[str, Any]]:
         """One row per class present in the batch: pixels, pixel share, and each loss's share."""
         rows = []
         for class_id in np.flatnonzero(self.per_class_pixels).tolist():
-            row = {"class": class_names[class_id], "pixels": int(self.per_class_pixels[class_id]),
-                   "share of pixels": float(self.pixel_share[class_id])}  # fmt: skip
+            row = {
+                "class": class_names[class_id],
+                "pixels": int(self.per_class_pixels[class_id]),
+                "share of pixels": float(self.pixel_share[class_id]),
+            }
             if self.class_weights is not None:
                 row["class weight"] = float(self.class_weights[class_id])
             for name in self.series:
@@ -151,18 +160,28 @@ def _stack(logits: Any, target: Any, ignore_index: int) -> tuple[torch.Tensor, t
     """
     if isinstance(logits, (np.ndarray, torch.Tensor)) and np.ndim(logits) == 4:
         logits_tensor, target_tensor = _as_tensor(logits, torch.float32), _as_tensor(target, torch.int64)
-        if target_tensor.ndim != 3 or target_tensor.shape[0] != logits_tensor.shape[0] or target_tensor.shape[1:] != logits_tensor.shape[2:]:
-            raise ConfigError(f"logits {tuple(logits_tensor.shape)} and target {tuple(target_tensor.shape)} do not match: "
-                              "expected (N, K, H, W) and (N, H, W)")  # fmt: skip
+        if (
+            target_tensor.ndim != 3
+            or target_tensor.shape[0] != logits_tensor.shape[0]
+            or target_tensor.shape[1:] != logits_tensor.shape[2:]
+        ):
+            raise ConfigError(
+                f"logits {tuple(logits_tensor.shape)} and target {tuple(target_tensor.shape)} do not match: "
+                "expected (N, K, H, W) and (N, H, W)"
+            )
         size = (target_tensor.shape[1], target_tensor.shape[2])
         return logits_tensor, target_tensor, [size] * target_tensor.shape[0]
     logits_list = [_as_tensor(item, torch.float32) for item in logits]
     target_list = [_as_tensor(item, torch.int64) for item in target]
     if not logits_list or len(logits_list) != len(target_list):
-        raise ConfigError(f"need one target per logits map, got {len(logits_list)} logits and {len(target_list)} targets")
+        raise ConfigError(
+            f"need one target per logits map, got {len(logits_list)} logits and {len(target_list)} targets"
+        )
     for item, mask in zip(logits_list, target_list):
         if item.ndim != 3 or mask.ndim != 2 or tuple(item.shape[1:]) != tuple(mask.shape):
-            raise ConfigError(f"logits {tuple(item.shape)} and target {tuple(mask.shape)} do not match: expected (K, H, W) and (H, W)")
+            raise ConfigError(
+                f"logits {tuple(item.shape)} and target {tuple(mask.shape)} do not match: expected (K, H, W) and (H, W)"
+            )
     sizes = [(mask.shape[0], mask.shape[1]) for mask in target_list]
     height, width = max(size[0] for size in sizes), max(size[1] for size in sizes)
     stacked_logits = torch.zeros((len(sizes), logits_list[0].shape[0], height, width))
@@ -250,14 +269,20 @@ def loss_breakdown(
         kept_fraction=float(fraction),
         valid_pixels=int(valid.sum()),
         kept_pixels=int(kept.sum()),
-        per_class_pixels=np.bincount(target_tensor[valid].numpy(), minlength=num_classes)[:num_classes].astype(np.int64),
-        per_class_loss_share={name: _shares(_class_sums(class_ids, loss, num_classes)) for name, (loss, _) in contributions.items()},
-        effective_pixels={name: _class_sums(class_ids, multiplier, num_classes) for name, (_, multiplier) in contributions.items()},
+        per_class_pixels=np.bincount(target_tensor[valid].numpy(), minlength=num_classes)[:num_classes].astype(
+            np.int64
+        ),
+        per_class_loss_share={
+            name: _shares(_class_sums(class_ids, loss, num_classes)) for name, (loss, _) in contributions.items()
+        },
+        effective_pixels={
+            name: _class_sums(class_ids, multiplier, num_classes) for name, (_, multiplier) in contributions.items()
+        },
         loss_values=values,
         class_weights=None if weights is None else weights.numpy(),
         focal_gamma=focal_gamma,
         sizes=sizes,
-    )  # fmt: skip
+    )
 
 
 def mining_progress_sentence(step: int, top_k_percent_pixels: float, hard_example_mining_step: int) -> str:
@@ -267,13 +292,16 @@ def mining_progress_sentence(step: int, top_k_percent_pixels: float, hard_exampl
         hardest = f"the hardest {top_k_percent_pixels:.0%} of the labelled pixels"
         return f"At step {step:,} mining keeps {hardest} (end of the ramp)."
     ramp = step / hard_example_mining_step
-    return (f"At step {step:,} of a {hard_example_mining_step:,}-step ramp ({ramp:.0%} of the way), mining keeps "
-            f"{kept:.1%} of the labelled pixels: it goes from all of them at step 0 to the hardest "
-            f"{top_k_percent_pixels:.0%} at step {hard_example_mining_step:,}.")  # fmt: skip
+    return (
+        f"At step {step:,} of a {hard_example_mining_step:,}-step ramp ({ramp:.0%} of the way), mining keeps "
+        f"{kept:.1%} of the labelled pixels: it goes from all of them at step 0 to the hardest "
+        f"{top_k_percent_pixels:.0%} at step {hard_example_mining_step:,}."
+    )
 
 
-def mining_schedule(top_k_percent_pixels: float, hard_example_mining_step: int, last_step: int,
-                    points: int = 101) -> tuple[np.ndarray, np.ndarray]:
+def mining_schedule(
+    top_k_percent_pixels: float, hard_example_mining_step: int, last_step: int, points: int = 101
+) -> tuple[np.ndarray, np.ndarray]:
     """``(steps, kept fractions)`` of DeepLab's mining schedule from step 0 to ``last_step``, for a line plot."""
     steps = np.unique(np.linspace(0, max(last_step, 1), points).round().astype(np.int64))
     return steps, np.array([kept_fraction(int(step), top_k_percent_pixels, hard_example_mining_step) for step in steps])
@@ -310,7 +338,9 @@ def kept_pixels_picture(image: np.ndarray, kept: np.ndarray, valid: np.ndarray, 
     """The image dimmed, with the pixels mining keeps in orange and void in light grey."""
     image = np.asarray(image)
     if image.shape[:2] != kept.shape or kept.shape != valid.shape:
-        raise ConfigError(f"image {image.shape[:2]}, kept mask {kept.shape} and valid mask {valid.shape} must have the same size")
+        raise ConfigError(
+            f"image {image.shape[:2]}, kept mask {kept.shape} and valid mask {valid.shape} must have the same size"
+        )
     dimmed = (image.astype(np.float32) * 0.35).astype(np.uint8)
     blended = (image.astype(np.float32) * (1 - alpha) + KEPT_COLOR * alpha).astype(np.uint8)
     return _paint_void(np.where(kept[..., None], blended, dimmed), valid)

@@ -334,8 +334,7 @@ def _parse_spec(spec: str) -> list[tuple[float, str]]:
             raise ConfigError(f"unknown loss {name!r} in {spec!r}; valid names: {valid_names}")
         if _ALIASES[name] in {seen for _, seen in parsed}:
             raise ConfigError(
-                f"loss {_ALIASES[name]!r} appears twice in {spec!r}; use one term with a weight, "
-                "e.g. '2*ce'"
+                f"loss {_ALIASES[name]!r} appears twice in {spec!r}; use one term with a weight, e.g. '2*ce'"
             )
         parsed.append((float(match["weight"] or 1.0), _ALIASES[name]))
     return parsed
@@ -367,9 +366,7 @@ def build_criterion(
         if name == "ce":
             module: nn.Module = CrossEntropyLoss(ignore_index, weights)
         elif name == "hard_ce":
-            module = HardPixelCrossEntropy(
-                ignore_index, top_k_percent_pixels, hard_example_mining_step, weights
-            )
+            module = HardPixelCrossEntropy(ignore_index, top_k_percent_pixels, hard_example_mining_step, weights)
         elif name == "focal":
             module = FocalLoss(focal_gamma, weights, ignore_index)
         elif name == "dice":

@@ -68,8 +68,14 @@ class DefinitionScore:
 
     def to_row(self) -> dict[str, Any]:
         """A table row; ``value`` is None when not applicable (shown as n/a)."""
-        return {"definition": self.name, "value": json_number(self.value),
-                "level": self.level, "formula": self.formula, "who uses it": self.used_by, "note": self.note}  # fmt: skip
+        return {
+            "definition": self.name,
+            "value": json_number(self.value),
+            "level": self.level,
+            "formula": self.formula,
+            "who uses it": self.used_by,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,18 +89,24 @@ class KeyChoice:
 
 #: The choices a student should know first: (title, explanation, keys of the definitions compared).
 KEY_CHOICES = (
-    ("Sum pixels over the split, or average images?",
-     "Dataset-level sums every image's pixels before dividing, so big objects and busy images dominate; image-wise "
-     "scores each image and averages, so every image weighs the same.",
-     ("dataset_miou", "imagewise_miou")),
-    ("With or without the background class?",
-     "Background is large and easy: leaving it out of the mean shows how the objects themselves are segmented.",
-     ("dataset_miou", "dataset_miou_no_background")),
-    ("A class absent from the split: skipped, 0 or 1?",
-     "A class in neither the ground truth nor the prediction has no IoU (0/0). Skipping it (NaN, this app) is "
-     "neutral; counting it as 0 punishes the model for data it never saw; counting it as 1 is a free point.",
-     ("dataset_miou", "dataset_miou_absent_zero", "dataset_miou_absent_one")),
-)  # fmt: skip
+    (
+        "Sum pixels over the split, or average images?",
+        "Dataset-level sums every image's pixels before dividing, so big objects and busy images dominate; image-wise "
+        "scores each image and averages, so every image weighs the same.",
+        ("dataset_miou", "imagewise_miou"),
+    ),
+    (
+        "With or without the background class?",
+        "Background is large and easy: leaving it out of the mean shows how the objects themselves are segmented.",
+        ("dataset_miou", "dataset_miou_no_background"),
+    ),
+    (
+        "A class absent from the split: skipped, 0 or 1?",
+        "A class in neither the ground truth nor the prediction has no IoU (0/0). Skipping it (NaN, this app) is "
+        "neutral; counting it as 0 punishes the model for data it never saw; counting it as 1 is a free point.",
+        ("dataset_miou", "dataset_miou_absent_zero", "dataset_miou_absent_one"),
+    ),
+)
 
 
 def key_choices(scores: Sequence[DefinitionScore]) -> list[KeyChoice]:
@@ -161,8 +173,10 @@ def _counts(per_image_confusion: Any) -> _Counts:
     # (N, K, K + 1): a mapped source's "other" column, a miss of the true class and no class's prediction.
     square_or_other = confusion.ndim == 3 and confusion.shape[2] in (confusion.shape[1], confusion.shape[1] + 1)
     if not square_or_other or confusion.shape[1] == 0:
-        raise ConfigError(f"expected per-image confusion matrices (N, K, K), got shape {confusion.shape}; "
-                          "stack ImageResult.confusion of an evaluation")  # fmt: skip
+        raise ConfigError(
+            f"expected per-image confusion matrices (N, K, K), got shape {confusion.shape}; "
+            "stack ImageResult.confusion of an evaluation"
+        )
     if (confusion < 0).any() or not np.isfinite(confusion).all():
         raise ConfigError("confusion matrices hold pixel counts; got negative or non-finite values")
     counts = class_counts(confusion)
@@ -205,7 +219,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
 
     dataset = [
         DefinitionScore(
-            "mIoU, dataset-level, present classes", masked_mean(iou, present),
+            "mIoU, dataset-level, present classes",
+            masked_mean(iou, present),
             "mean over classes present in GT or prediction of ΣₙTP / Σₙ(TP+FP+FN)",
             "seglab (every other page); MMSegmentation IoUMetric (nanmean); torchmetrics MulticlassJaccardIndex "
             "(average='macro', its default, drops classes absent from both)",
@@ -213,14 +228,16 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="dataset_miou",
         ),
         DefinitionScore(
-            "mIoU, dataset-level, without background", masked_mean(iou, present & foreground) if background_index is not None else math.nan,
+            "mIoU, dataset-level, without background",
+            masked_mean(iou, present & foreground) if background_index is not None else math.nan,
             "as above, background class left out of the mean",
             "seglab's 'without background' views (Dataset, Inspect); papers reporting foreground classes only",
             no_background + "Background is large and easy: leaving it out shows how the objects do.",
             key="dataset_miou_no_background",
         ),
         DefinitionScore(
-            "mIoU, dataset-level, absent classes = 0", float(np.nan_to_num(iou, nan=0.0).mean()),
+            "mIoU, dataset-level, absent classes = 0",
+            float(np.nan_to_num(iou, nan=0.0).mean()),
             "Σ_c IoU_c / K over all K classes, IoU = 0 for a class in neither GT nor prediction",
             "CSAIL semantic-segmentation-pytorch eval.py (I / (U + 1e-10), plain mean over classes)",
             (
@@ -230,14 +247,16 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="dataset_miou_absent_zero",
         ),
         DefinitionScore(
-            "mIoU, dataset-level, absent classes = 1", float(np.where(present, iou, 1.0).mean()),
+            "mIoU, dataset-level, absent classes = 1",
+            float(np.where(present, iou, 1.0).mean()),
             "Σ_c IoU_c / K over all K classes, IoU = 1 for a class in neither GT nor prediction",
             "segmentation_models_pytorch iou_score(reduction='macro') with its default zero_division=1",
             "Higher than the first row whenever a class is missing: a free 1 for every absent class.",
             key="dataset_miou_absent_one",
         ),
         DefinitionScore(
-            "micro IoU (dataset-level)", float(divide(correct, correct + 2 * wrong)),
+            "micro IoU (dataset-level)",
+            float(divide(correct, correct + 2 * wrong)),
             "Σ_c TP / Σ_c (TP+FP+FN) = correct / (correct + 2 × wrong)",
             (
                 "segmentation_models_pytorch iou_score(reduction='micro'); "
@@ -250,21 +269,24 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             key="micro_iou",
         ),
         DefinitionScore(
-            "frequency-weighted IoU", float(divide(np.nansum(support * iou), labelled)),
+            "frequency-weighted IoU",
+            float(divide(np.nansum(support * iou), labelled)),
             "Σ_c (GT pixels_c / all labelled pixels) × IoU_c",
             "FCN (Long et al. 2015); MMSegmentation-style reports; seglab fwIoU",
             "Weights classes by their pixels: dominated by background/road/sky.",
             key="fwiou",
         ),
         DefinitionScore(
-            "pixel accuracy", float(divide(correct, labelled)),
+            "pixel accuracy",
+            float(divide(correct, labelled)),
             "correct pixels / labelled pixels",
             "MMSegmentation aAcc; CSAIL 'Accuracy'; torchmetrics MulticlassAccuracy(average='micro')",
             "Flatters imbalanced data: predicting the majority class everywhere already scores its pixel share.",
             key="pixel_accuracy",
         ),
         DefinitionScore(
-            "mean class accuracy", masked_mean(divide(true_positive, support), support > 0),
+            "mean class accuracy",
+            masked_mean(divide(true_positive, support), support > 0),
             "mean over classes with GT of TP / GT pixels (mean recall)",
             "MMSegmentation mAcc; FCN 'mean accuracy'; torchmetrics MulticlassAccuracy(average='macro', its default; "
             "it also counts classes only predicted, as 0)",
@@ -276,11 +298,13 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
     per_image_foreground = masked_mean(image_iou, image_present & foreground, axis=1) if image_iou.size else np.zeros(0)
     imagewise = [
         DefinitionScore(
-            "mIoU, image-wise, classes present in each image", image_mean(per_image_present),
+            "mIoU, image-wise, classes present in each image",
+            image_mean(per_image_present),
             "meanₙ [ mean over classes present in image n of TPₙ / (TPₙ+FPₙ+FNₙ) ]",
             "seglab's Inspect ranking (image mIoU); per-image evaluation scripts",
             "Every image weighs the same; a class predicted in an image that lacks it adds an IoU of 0 there.",
-            key="imagewise_miou", level="image-wise",
+            key="imagewise_miou",
+            level="image-wise",
         ),
         DefinitionScore(
             "mIoU, image-wise, without background",
@@ -288,7 +312,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "as above, background left out; images with only background (GT and prediction) are skipped",
             "seglab's Inspect ranking 'without background'",
             no_background + "Small objects in each image now decide the score.",
-            key="imagewise_miou_no_background", level="image-wise",
+            key="imagewise_miou_no_background",
+            level="image-wise",
         ),
         DefinitionScore(
             "mIoU, image-wise, absent classes = 1",
@@ -296,7 +321,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "meanₙ [ Σ_c IoUₙ_c / K ], IoU = 1 for a class in neither GT nor prediction of image n",
             "segmentation_models_pytorch iou_score(reduction='macro-imagewise') with its default zero_division=1",
             "Images with few classes get many free 1s: usually the highest number on this page.",
-            key="imagewise_miou_absent_one", level="image-wise",
+            key="imagewise_miou_absent_one",
+            level="image-wise",
         ),
         DefinitionScore(
             "mIoU, image-wise, absent classes = 0",
@@ -304,7 +330,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "meanₙ [ Σ_c IoUₙ_c / K ], IoU = 0 for a class in neither GT nor prediction of image n",
             "segmentation_models_pytorch iou_score(reduction='macro-imagewise', zero_division=0)",
             "Punishes every image for the classes it does not contain: low even for a perfect model.",
-            key="imagewise_miou_absent_zero", level="image-wise",
+            key="imagewise_miou_absent_zero",
+            level="image-wise",
         ),
         DefinitionScore(
             "mIoU, pooled over (image, class) pairs",
@@ -312,7 +339,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "mean over all (image n, class c) with Uₙ_c > 0 of IoUₙ_c",
             "torchmetrics.segmentation.MeanIoU (1.9, per_class=False; include_background=True by default)",
             "Like image-wise, but images holding more classes weigh more.",
-            key="pooled_pairs_miou", level="image-wise",
+            key="pooled_pairs_miou",
+            level="image-wise",
         ),
         DefinitionScore(
             "micro IoU, image-wise",
@@ -320,7 +348,8 @@ def compute_definitions(per_image_confusion: Any, background_index: int | None =
             "meanₙ [ correctₙ / (correctₙ + 2 × wrongₙ) ]",
             "segmentation_models_pytorch iou_score(reduction='micro-imagewise')",
             "A per-image pixel accuracy in disguise, averaged over images.",
-            key="imagewise_micro_iou", level="image-wise",
+            key="imagewise_micro_iou",
+            level="image-wise",
         ),
     ]
     return dataset + imagewise
@@ -346,12 +375,18 @@ def per_class_breakdown(per_image_confusion: Any, class_names: Sequence[str] | N
         predicted_only = (union[:, class_id] > 0) & ~has_truth
         small, large = _halves(image_iou[has_truth, class_id], support[has_truth, class_id])
         row: dict[str, Any] = dict(
-            class_id=class_id, name=name, dataset_iou=float(dataset_iou[class_id]),
-            imagewise_iou=masked_mean(image_iou[:, class_id]), images_with_class=int(has_truth.sum()),
-            images_predicted_only=int(predicted_only.sum()), images_scored=images,
+            class_id=class_id,
+            name=name,
+            dataset_iou=float(dataset_iou[class_id]),
+            imagewise_iou=masked_mean(image_iou[:, class_id]),
+            images_with_class=int(has_truth.sum()),
+            images_predicted_only=int(predicted_only.sum()),
+            images_scored=images,
             mean_pixels_per_image=float(divide(support[:, class_id].sum(), has_truth.sum())),
-            pixel_share=float(support[:, class_id].sum() / labelled), iou_where_small=small, iou_where_large=large,
-        )  # fmt: skip
+            pixel_share=float(support[:, class_id].sum() / labelled),
+            iou_where_small=small,
+            iou_where_large=large,
+        )
         rows.append(ClassBreakdown(**row, explanation=_explain(**row)))
     return rows
 
@@ -369,9 +404,18 @@ def _images(count: int) -> str:
     return f"{count} image" if count == 1 else f"{count} images"
 
 
-def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int, images_predicted_only: int,
-             images_scored: int, mean_pixels_per_image: float, iou_where_small: float, iou_where_large: float,
-             **_: Any) -> str:  # fmt: skip
+def _explain(
+    *,
+    dataset_iou: float,
+    imagewise_iou: float,
+    images_with_class: int,
+    images_predicted_only: int,
+    images_scored: int,
+    mean_pixels_per_image: float,
+    iou_where_small: float,
+    iou_where_large: float,
+    **_: Any,
+) -> str:
     """One sentence on why the two numbers differ, from the counts alone."""
     if images_with_class == 0 and images_predicted_only == 0:
         return "absent from this split (ground truth and prediction): no IoU; definitions counting it as 0 or 1 move."
@@ -381,20 +425,28 @@ def _explain(*, dataset_iou: float, imagewise_iou: float, images_with_class: int
     share = f"{'only ' if rare else ''}{images_with_class}/{images_scored}"
     where = f"present in {share} images (~{mean_pixels_per_image:,.0f} px each)"
     images_averaged = images_with_class + images_predicted_only
-    counted = (f"the {images_averaged} images where it is in the ground truth ({images_with_class}) or only predicted "
-               f"({images_predicted_only})" if images_predicted_only else f"those {images_with_class} images")
+    counted = (
+        f"the {images_averaged} images where it is in the ground truth ({images_with_class}) or only predicted "
+        f"({images_predicted_only})"
+        if images_predicted_only
+        else f"those {images_with_class} images"
+    )
     weighting = f"image-wise averaging weights each of {counted} equally, dataset-level weights pixels"
     gap = imagewise_iou - dataset_iou
     size_effect = (not math.isnan(iou_where_small)) and abs(iou_where_large - iou_where_small) >= AGREEMENT_TOLERANCE
     sizes = f"IoU {iou_where_small:.2f} where it is small vs {iou_where_large:.2f} where it is large"
     if dataset_iou == 0:
-        return f"{where}: never segmented correctly (no true positive pixel), so IoU 0 in every image and in both views."
+        return (
+            f"{where}: never segmented correctly (no true positive pixel), so IoU 0 in every image and in both views."
+        )
     if abs(gap) < AGREEMENT_TOLERANCE:
         return f"{where}: both views agree ({imagewise_iou:.2f} vs {dataset_iou:.2f})."
     if gap < 0:
         if images_predicted_only and images_predicted_only >= 0.2 * images_averaged:
-            reason = (f"it is falsely predicted in {_images(images_predicted_only)} without it, each an IoU of 0 image-wise "
-                      "but only a few false pixels dataset-wide")  # fmt: skip
+            reason = (
+                f"it is falsely predicted in {_images(images_predicted_only)} without it, each an IoU of 0 image-wise "
+                "but only a few false pixels dataset-wide"
+            )
         elif size_effect and iou_where_small < iou_where_large:
             reason = f"it scores worse in images where it is small ({sizes})"
         else:
@@ -413,14 +465,25 @@ def definitions_figure(scores: Sequence[DefinitionScore], highlight: str = APP_D
     import plotly.graph_objects as go
 
     shown = [score for score in scores if not math.isnan(score.value)][::-1]  # plotly draws bottom-up
-    colors = ["#d55e00" if score.key == highlight else ("#0072b2" if score.level == "dataset" else "#56b4e9") for score in shown]
-    figure = go.Figure(go.Bar(
-        x=[score.value for score in shown], y=[score.name for score in shown], orientation="h",
-        marker={"color": colors}, text=[f"{score.value:.3f}" for score in shown], textposition="outside",
-        hovertemplate="%{y}: %{x:.4f}<extra></extra>",
-    ))  # fmt: skip
+    colors = [
+        "#d55e00" if score.key == highlight else ("#0072b2" if score.level == "dataset" else "#56b4e9")
+        for score in shown
+    ]
+    figure = go.Figure(
+        go.Bar(
+            x=[score.value for score in shown],
+            y=[score.name for score in shown],
+            orientation="h",
+            marker={"color": colors},
+            text=[f"{score.value:.3f}" for score in shown],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+        )
+    )
     figure.update_layout(
-        xaxis={"range": [0, 1.08], "title": {"text": "score"}}, height=40 + 28 * len(shown), showlegend=False,
+        xaxis={"range": [0, 1.08], "title": {"text": "score"}},
+        height=40 + 28 * len(shown),
+        showlegend=False,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    )  # fmt: skip
+    )
     return figure

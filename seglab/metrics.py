@@ -169,20 +169,19 @@ def _target_rows(target: torch.Tensor, num_classes: int, ignore_index: int | Non
     return _TargetRows(target, lowest=lowest, rows=highest - lowest + 1, ignore_row=ignore_row)
 
 
-def _class_rows(counts: torch.Tensor, rows: _TargetRows, num_classes: int,
-                ignore_index: int | None) -> torch.Tensor:
+def _class_rows(counts: torch.Tensor, rows: _TargetRows, num_classes: int, ignore_index: int | None) -> torch.Tensor:
     """The K class rows of ``counts`` (..., rows, K); raise if a value between classes and ignore occurs."""
     first_class_row = -rows.lowest
     expected_rows = num_classes if rows.ignore_row is None else num_classes + 1
     if rows.rows > expected_rows:
         # Small (rows,) array: numpy is cheaper than more tiny torch ops here.
         stray_pixels = counts.reshape(-1, rows.rows, num_classes).sum(dim=(0, 2)).cpu().numpy()
-        stray_pixels[first_class_row:first_class_row + num_classes] = 0
+        stray_pixels[first_class_row : first_class_row + num_classes] = 0
         if rows.ignore_row is not None:
             stray_pixels[rows.ignore_row] = 0
         if stray_pixels.any():
             _raise_bad_target(rows.target, num_classes, ignore_index)
-    return counts[..., first_class_row:first_class_row + num_classes, :]
+    return counts[..., first_class_row : first_class_row + num_classes, :]
 
 
 def _index_dtype(bins: int) -> torch.dtype:
@@ -194,8 +193,7 @@ def _index_dtype(bins: int) -> torch.dtype:
     return torch.int64
 
 
-def _bin_index(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int,
-               bins: int) -> torch.Tensor:
+def _bin_index(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int, bins: int) -> torch.Tensor:
     """``(target - lowest) * K + pred`` in the narrowest dtype that holds ``bins``."""
     index = target.to(_index_dtype(bins), copy=True)
     if lowest:
@@ -203,14 +201,14 @@ def _bin_index(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classe
     return index.mul_(num_classes).add_(pred)
 
 
-def _bin_counts(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int,
-                bins: int) -> torch.Tensor:
+def _bin_counts(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int, bins: int) -> torch.Tensor:
     """Bincount of :func:`_bin_index` over flat ``pred``/``target`` -> (bins,) int64."""
     return torch.bincount(_bin_index(pred, target, lowest, num_classes, bins), minlength=bins)
 
 
-def _bin_counts_parallel(pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int,
-                         bins: int) -> torch.Tensor:
+def _bin_counts_parallel(
+    pred: torch.Tensor, target: torch.Tensor, lowest: int, num_classes: int, bins: int
+) -> torch.Tensor:
     """:func:`_bin_counts` over pieces on two threads (torch releases the GIL) for large CPU inputs."""
     pixels = target.numel()
     if target.device.type != "cpu" or pixels < _PARALLEL_MIN_PIXELS or torch.get_num_threads() < 2:
@@ -219,21 +217,20 @@ def _bin_counts_parallel(pred: torch.Tensor, target: torch.Tensor, lowest: int, 
     pred_pieces = torch.tensor_split(pred, pieces)
     target_pieces = torch.tensor_split(target, pieces)
     with ThreadPoolExecutor(max_workers=_COUNT_WORKERS) as pool:
-        counts = pool.map(lambda p, t: _bin_counts(p, t, lowest, num_classes, bins),
-                          pred_pieces, target_pieces)
+        counts = pool.map(lambda p, t: _bin_counts(p, t, lowest, num_classes, bins), pred_pieces, target_pieces)
         return torch.stack(list(counts)).sum(dim=0)
 
 
-def _count_pixels(pred: Any, target: Any, num_classes: int, ignore_index: int | None,
-                  per_image: bool) -> torch.Tensor:
+def _count_pixels(pred: Any, target: Any, num_classes: int, ignore_index: int | None, per_image: bool) -> torch.Tensor:
     """Confusion counts (K, K), or (N, K, K) with ``per_image``, on the target's device."""
     pred_tensor, target_tensor = _as_label_pair(pred, target)
     if per_image:
         if target_tensor.ndim == 2:
             pred_tensor, target_tensor = pred_tensor[None], target_tensor[None]
         if target_tensor.ndim != 3:
-            raise LabelError(f"per-image metrics need (N, H, W) or (H, W) masks, got shape "
-                             f"{tuple(target_tensor.shape)}")
+            raise LabelError(
+                f"per-image metrics need (N, H, W) or (H, W) masks, got shape {tuple(target_tensor.shape)}"
+            )
     images = target_tensor.shape[0] if per_image else 1
     device = target_tensor.device
     if target_tensor.numel() == 0:
@@ -251,8 +248,9 @@ def _count_pixels(pred: Any, target: Any, num_classes: int, ignore_index: int | 
         counts = torch.bincount(index.reshape(-1), minlength=bins)
         counts = counts.view(images, rows.rows, num_classes)
     else:
-        counts = _bin_counts_parallel(pred_tensor.reshape(-1), rows.target.reshape(-1),
-                                      rows.lowest, num_classes, image_bins)
+        counts = _bin_counts_parallel(
+            pred_tensor.reshape(-1), rows.target.reshape(-1), rows.lowest, num_classes, image_bins
+        )
         counts = counts.view(rows.rows, num_classes)
     return _class_rows(counts, rows, num_classes, ignore_index)
 
@@ -374,8 +372,7 @@ class SegmentationMetrics:
         return self.confusion.shape[1] == self.confusion.shape[0] + 1
 
     @classmethod
-    def from_confusion(cls, confusion: np.ndarray,
-                       background_index: int | None = 0) -> "SegmentationMetrics":
+    def from_confusion(cls, confusion: np.ndarray, background_index: int | None = 0) -> SegmentationMetrics:
         """Derive every score from a (K, K) confusion matrix (rows = ground truth).
 
         A (K, K + 1) matrix carries "other" predictions in its last column (see :func:`image_confusions`).
@@ -385,8 +382,10 @@ class SegmentationMetrics:
             raise ConfigError(f"a confusion matrix must be (K, K) or (K, K + 1), got shape {confusion.shape}")
         num_classes = confusion.shape[0]
         if background_index is not None and not 0 <= background_index < num_classes:
-            raise ConfigError(f"background_index {background_index} is not a class id in "
-                              f"[0, {num_classes}); use None for datasets without background")
+            raise ConfigError(
+                f"background_index {background_index} is not a class id in "
+                f"[0, {num_classes}); use None for datasets without background"
+            )
         scores = _class_scores(confusion)
         support, predicted = scores["support"], scores["predicted"]
         present = (support + predicted) > 0
@@ -445,8 +444,11 @@ class SegmentationMetrics:
             "iou": {name: json_number(self.iou[i]) for i, name in enumerate(names)},
             "per_class": per_class,
             "confusion": self.confusion.tolist(),
-            **({"predicted_other": {name: int(self.confusion[i, -1]) for i, name in enumerate(names)}}
-               if self.has_other else {}),
+            **(
+                {"predicted_other": {name: int(self.confusion[i, -1]) for i, name in enumerate(names)}}
+                if self.has_other
+                else {}
+            ),
         }
 
 
@@ -458,16 +460,14 @@ class ConfusionMatrix:
     evaluation can sum them with :meth:`all_reduce` before :meth:`compute`.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, device: torch.device | str = "cpu") -> None:
         _check_classes(num_classes, ignore_index)
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
-        self.tensor = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64,
-                                  device=device)
+        self.tensor = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64, device=device)
         self._empty = True  # an empty accumulator follows the device of the first update
 
-    def update(self, pred: LabelArray, target: LabelArray) -> "ConfusionMatrix":
+    def update(self, pred: LabelArray, target: LabelArray) -> ConfusionMatrix:
         """Count a batch: ``pred`` and ``target`` of equal shape, (N, H, W) or (H, W), any int dtype.
 
         Pixels whose target is ``ignore_index`` are skipped; other target values outside
@@ -497,13 +497,13 @@ class ConfusionMatrix:
         self.tensor.zero_()
         self._empty = True
 
-    def copy(self) -> "ConfusionMatrix":
+    def copy(self) -> ConfusionMatrix:
         twin = ConfusionMatrix(self.num_classes, self.ignore_index, device=self.tensor.device)
         twin.tensor.copy_(self.tensor)
         twin._empty = self._empty
         return twin
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add ``other``'s counts to this one (in place) and return ``self``."""
         if not isinstance(other, ConfusionMatrix):
             raise TypeError(f"can only merge a ConfusionMatrix, got {type(other).__name__}")
@@ -516,16 +516,16 @@ class ConfusionMatrix:
             self._add(other.tensor)
         return self
 
-    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         return self.copy().merge(other)
 
-    def __radd__(self, other: Any) -> "ConfusionMatrix":
+    def __radd__(self, other: Any) -> ConfusionMatrix:
         # Lets sum(matrices) start from its default 0.
         if isinstance(other, int) and other == 0:
             return self.copy()
         return NotImplemented
 
-    def all_reduce(self, group: Any = None) -> "ConfusionMatrix":
+    def all_reduce(self, group: Any = None) -> ConfusionMatrix:
         """Sum the counts over all processes with ``torch.distributed``; no-op when not initialised.
 
         With the NCCL backend the counts must already be on the GPU (update with CUDA tensors).
@@ -540,7 +540,7 @@ class ConfusionMatrix:
         return SegmentationMetrics.from_confusion(self.matrix, background_index)
 
     @classmethod
-    def from_matrix(cls, matrix: LabelArray, ignore_index: int | None = 255) -> "ConfusionMatrix":
+    def from_matrix(cls, matrix: LabelArray, ignore_index: int | None = 255) -> ConfusionMatrix:
         """Wrap existing (K, K) counts (rows = ground truth), e.g. loaded from a run's JSON."""
         if isinstance(matrix, torch.Tensor):
             counts = matrix.detach()
@@ -560,13 +560,21 @@ class ConfusionMatrix:
         return confusion
 
     def __repr__(self) -> str:
-        return (f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
-                f"total_pixels={self.total_pixels}, device={self.tensor.device})")
+        return (
+            f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+            f"total_pixels={self.total_pixels}, device={self.tensor.device})"
+        )
 
 
 # -- per image ------------------------------------------------------------------------------------
-def image_confusions(pred: LabelArray, target: LabelArray, num_classes: int,
-                     ignore_index: int | None = 255, *, unassigned_label: int | None = None) -> np.ndarray:
+def image_confusions(
+    pred: LabelArray,
+    target: LabelArray,
+    num_classes: int,
+    ignore_index: int | None = 255,
+    *,
+    unassigned_label: int | None = None,
+) -> np.ndarray:
     """One (K, K) confusion matrix per image of (N, H, W) masks -> (N, K, K) int64.
 
     With ``unassigned_label``, predicted pixels holding that value (an "other" prediction: a model
@@ -617,8 +625,9 @@ class PerImageMetrics:
         return worst_first(scores, np.arange(len(scores)))
 
 
-def per_image_metrics(pred: LabelArray, target: LabelArray, num_classes: int,
-                      ignore_index: int | None = 255) -> PerImageMetrics:
+def per_image_metrics(
+    pred: LabelArray, target: LabelArray, num_classes: int, ignore_index: int | None = 255
+) -> PerImageMetrics:
     """Confusion matrices and scores of every image of (N, H, W) masks in one batched bincount."""
     return per_image_metrics_from_confusion(image_confusions(pred, target, num_classes, ignore_index))
 

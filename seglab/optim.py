@@ -23,8 +23,9 @@ Schedules are pure functions of the step (:meth:`LRSchedule.lr_at`), applied eac
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable, TypeGuard, cast
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -126,8 +127,12 @@ def build_param_groups(
     gradient multiplier on top of the decoder's rate. A module without ``encoder_parameters()``
     is treated as all decoder. Frozen parameters are kept, so unfreezing later needs no rebuild.
     """
-    options = {"weight_decay": weight_decay, "encoder_lr_mult": encoder_lr_mult,
-               "decoder_lr_mult": decoder_lr_mult, "last_layer_lr_mult": last_layer_lr_mult}
+    options = {
+        "weight_decay": weight_decay,
+        "encoder_lr_mult": encoder_lr_mult,
+        "decoder_lr_mult": decoder_lr_mult,
+        "last_layer_lr_mult": last_layer_lr_mult,
+    }
     for option, value in options.items():
         if not value >= 0:  # also rejects NaN
             raise ConfigError(f"{option} must be >= 0 (0 freezes/disables), got {value}")
@@ -140,8 +145,11 @@ def build_param_groups(
     sections = _sections(model, names)
     last_layer = _last_layer_ids(model, sections)
 
-    lr_mults = {"encoder": encoder_lr_mult, "decoder": decoder_lr_mult,
-                "last_layer": decoder_lr_mult * last_layer_lr_mult}
+    lr_mults = {
+        "encoder": encoder_lr_mult,
+        "decoder": decoder_lr_mult,
+        "last_layer": decoder_lr_mult * last_layer_lr_mult,
+    }
     buckets: dict[str, list[nn.Parameter]] = {f"{s}/{d}": [] for s in lr_mults for d in ("decay", "no_decay")}
     for _, parameter in named:
         section = "last_layer" if id(parameter) in last_layer else sections[id(parameter)]
@@ -149,9 +157,14 @@ def build_param_groups(
         buckets[f"{section}/{'decay' if decay else 'no_decay'}"].append(parameter)
 
     groups: list[dict[str, Any]] = [
-        {"params": params, "weight_decay": weight_decay if name.endswith("/decay") else 0.0,
-         "lr_mult": lr_mults[name.split("/")[0]], "name": name}
-        for name, params in buckets.items() if params
+        {
+            "params": params,
+            "weight_decay": weight_decay if name.endswith("/decay") else 0.0,
+            "lr_mult": lr_mults[name.split("/")[0]],
+            "name": name,
+        }
+        for name, params in buckets.items()
+        if params
     ]
     grouped = [id(parameter) for group in groups for parameter in group["params"]]
     assert len(grouped) == len(set(grouped)) == len(names), "every parameter in exactly one group"
@@ -193,7 +206,7 @@ class GradientMultiplier:
             handle.remove()
         self.handles.clear()
 
-    def __enter__(self) -> "GradientMultiplier":
+    def __enter__(self) -> GradientMultiplier:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -288,8 +301,11 @@ class LRSchedule:
 
     def __post_init__(self) -> None:
         numeric = [field.name for field in fields(self) if field.name not in ("name", "step_size")]
-        wrong_type = [key for key in numeric if isinstance(getattr(self, key), bool)
-                      or not isinstance(getattr(self, key), (int, float, np.number))]
+        wrong_type = [
+            key
+            for key in numeric
+            if isinstance(getattr(self, key), bool) or not isinstance(getattr(self, key), (int, float, np.number))
+        ]
         if wrong_type or not isinstance(self.name, str):
             wrong_type = wrong_type or ["name"]
             raise ConfigError(f"schedule options must be numbers and name a string; check {wrong_type}")
@@ -298,17 +314,20 @@ class LRSchedule:
             (self.base_lr > 0, "base_lr must be > 0"),
             (_is_int(self.total_steps) and self.total_steps > 0, "total_steps must be an integer > 0"),
             (_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps must be an integer >= 0"),
-            (_is_int(self.slow_start_steps) and self.slow_start_steps >= 0,
-             "slow_start_steps must be an integer >= 0"),
-            (self.warmup_steps + self.slow_start_steps < self.total_steps,
-             "warmup_steps + slow_start_steps must be < total_steps, leaving steps to decay over"),
+            (_is_int(self.slow_start_steps) and self.slow_start_steps >= 0, "slow_start_steps must be an integer >= 0"),
+            (
+                self.warmup_steps + self.slow_start_steps < self.total_steps,
+                "warmup_steps + slow_start_steps must be < total_steps, leaving steps to decay over",
+            ),
             (self.power > 0, "power must be > 0 (0.9 is DeepLab's; 1 is linear)"),
             (0 <= self.warmup_start_factor <= 1, "warmup_start_factor must be in [0, 1]"),
             (self.slow_start_lr >= 0, "slow_start_lr must be >= 0"),
             (0 <= self.min_lr <= self.base_lr, "min_lr must be in [0, base_lr]"),
             (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
-            (self.name != "step" or (_is_int(self.step_size) and self.step_size > 0),
-             'schedule "step" needs step_size, an integer > 0'),
+            (
+                self.name != "step" or (_is_int(self.step_size) and self.step_size > 0),
+                'schedule "step" needs step_size, an integer > 0',
+            ),
         ]
         failed = [message for passed, message in checks if not passed]
         if failed:
@@ -341,7 +360,7 @@ class LRSchedule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LRSchedule":
+    def from_dict(cls, data: dict[str, Any]) -> LRSchedule:
         allowed = [field.name for field in fields(cls)]
         unknown = sorted(set(data) - set(allowed))
         if unknown:

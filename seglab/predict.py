@@ -44,12 +44,16 @@ class Prediction:
     probabilities: np.ndarray | None = None  # (K, H, W) float32, only when asked for
 
 
-def image_to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def image_to_tensor(
+    image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised as the training pipeline's ToTensor + Normalize do."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
-        raise DatasetError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict")
+        raise DatasetError(
+            f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict"
+        )
     return normalize_image(image_to_float(image), mean, std).unsqueeze(0)
 
 
@@ -95,9 +99,16 @@ def _averaged_views(
     total: torch.Tensor | None = None
     views = 0
     for scale in scales:
-        scaled = batch if scale == 1.0 else F.interpolate(
-            batch, size=(max(1, round(height * scale)), max(1, round(width * scale))), mode="bilinear", align_corners=False
-        )  # fmt: skip
+        scaled = (
+            batch
+            if scale == 1.0
+            else F.interpolate(
+                batch,
+                size=(max(1, round(height * scale)), max(1, round(width * scale))),
+                mode="bilinear",
+                align_corners=False,
+            )
+        )
         for mirrored in (False, True) if flip else (False,):
             view = scaled.flip(-1) if mirrored else scaled
             probabilities = _forward_probabilities(model, view, tile_size, overlap)
@@ -111,7 +122,9 @@ def _averaged_views(
     return total / views
 
 
-def _forward_probabilities(model: torch.nn.Module, batch: torch.Tensor, tile_size: TileSize | None, overlap: float) -> torch.Tensor:
+def _forward_probabilities(
+    model: torch.nn.Module, batch: torch.Tensor, tile_size: TileSize | None, overlap: float
+) -> torch.Tensor:
     height, width = batch.shape[-2:]
     tile_height, tile_width = (tile_size, tile_size) if isinstance(tile_size, int) else (tile_size or (height, width))
     if tile_size is None or (height <= tile_height and width <= tile_width):
@@ -162,7 +175,9 @@ def predict(
     """Predict one (H, W, 3) uint8 RGB image of any size."""
     device = torch.device(device) if device is not None else _model_device(model)
     batch = image_to_tensor(image).to(device)
-    probabilities = predict_probabilities(model, batch, flip=flip, scales=scales, tile_size=tile_size, overlap=overlap)[0]
+    probabilities = predict_probabilities(model, batch, flip=flip, scales=scales, tile_size=tile_size, overlap=overlap)[
+        0
+    ]
     confidence, labels = probabilities.max(dim=0)
     return Prediction(
         labels=labels.to(torch.uint8).cpu().numpy(),
@@ -292,7 +307,9 @@ def evaluate_dataset(
     """Predict a whole split: per-image results (for failure ranking) and split-level metrics."""
     matrix = ConfusionMatrix(dataset.num_classes, ignore_index=dataset.ignore_index)
     results = []
-    for result in predict_dataset(model, dataset, flip=flip, scales=scales, tile_size=tile_size, batch_size=batch_size, progress=progress):
+    for result in predict_dataset(
+        model, dataset, flip=flip, scales=scales, tile_size=tile_size, batch_size=batch_size, progress=progress
+    ):
         matrix.merge(ConfusionMatrix.from_matrix(result.confusion, ignore_index=dataset.ignore_index))
         if keep_results:
             results.append(result)
@@ -301,7 +318,9 @@ def evaluate_dataset(
 
 
 # -- pictures ------------------------------------------------------------------------------------------
-def preview_strip(model: torch.nn.Module, dataset: SegmentationDataset, indices: Iterable[int], device=None) -> np.ndarray:
+def preview_strip(
+    model: torch.nn.Module, dataset: SegmentationDataset, indices: Iterable[int], device=None
+) -> np.ndarray:
     """A grid with one row per image: image | ground truth | prediction (for the live training view)."""
     from seglab.viz import colorize_mask, make_grid
 
@@ -316,7 +335,12 @@ def preview_strip(model: torch.nn.Module, dataset: SegmentationDataset, indices:
 
 
 def save_prediction(
-    image: np.ndarray, prediction: Prediction, label_map: LabelMap, out_dir: str | os.PathLike, stem: str, alpha: float = 0.5
+    image: np.ndarray,
+    prediction: Prediction,
+    label_map: LabelMap,
+    out_dir: str | os.PathLike,
+    stem: str,
+    alpha: float = 0.5,
 ) -> list[Path]:
     """Write ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and ``<stem>_labels.png`` (class ids)."""
     from PIL import Image
@@ -343,14 +367,18 @@ def unique_output_stems(paths: Sequence[Path]) -> list[str]:
     def candidates(path: Path) -> list[str]:
         folders = [part for part in path.resolve().parent.parts if part not in ("/", "")]
         with_suffix = f"{path.stem}_{path.suffix.lstrip('.')}" if path.suffix else path.stem
-        return [path.stem, with_suffix] + ["_".join([*folders[-depth:], with_suffix]) for depth in range(1, len(folders) + 1)]
+        return [path.stem, with_suffix] + [
+            "_".join([*folders[-depth:], with_suffix]) for depth in range(1, len(folders) + 1)
+        ]
 
     options = [candidates(Path(path)) for path in paths]
     chosen: list[str] = []
     taken: set[str] = set()
     for position, names in enumerate(options):
         others = [other for index, other in enumerate(options) if index != position]
-        name = next((n for level, n in enumerate(names) if all(o[min(level, len(o) - 1)] != n for o in others)), names[-1])
+        name = next(
+            (n for level, n in enumerate(names) if all(o[min(level, len(o) - 1)] != n for o in others)), names[-1]
+        )
         base, counter = name, 1
         while name in taken:
             counter += 1
@@ -367,7 +395,9 @@ def probability_entropy(probabilities: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, image: np.ndarray, *, device: str | torch.device | None = None) -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module, image: np.ndarray, *, device: str | torch.device | None = None
+) -> torch.Tensor:
     """Raw logits ``(K, H, W)`` float32 on the CPU for one (H, W, 3) uint8 RGB image (whole image, no TTA).
 
     What a loss sees in training, so the loss inspector can recompute any loss per pixel.

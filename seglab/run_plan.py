@@ -68,7 +68,9 @@ def build_config(data: DataSpec, **options: Any) -> TrainConfig:
     return config
 
 
-PIXELS_PER_BATCH = 8 * 256 * 256  # the CamVid recipe's batch (8 crops of 256 px): about a second per step on 2 CPU cores
+PIXELS_PER_BATCH = (
+    8 * 256 * 256
+)  # the CamVid recipe's batch (8 crops of 256 px): about a second per step on 2 CPU cores
 LARGE_CROP = 256  # crop side for photos: enough context for road scenes, still fast on a CPU
 
 
@@ -93,7 +95,9 @@ def quick_run_config(data: DataSpec, image_size: tuple[int, int] | None = None) 
     of :func:`data_defaults` when the training images' ``image_size`` (H, W) is given."""
     defaults = TrainConfig()
     sized: dict[str, Any] = data_defaults(image_size) if image_size else {}
-    return replace(defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS, **sized)
+    return replace(
+        defaults, data=data.with_split("train"), time_budget_s=defaults.time_budget_s or QUICK_RUN_SECONDS, **sized
+    )
 
 
 @dataclass(frozen=True)
@@ -154,4 +158,3 @@ class RunPlan:
                 "it reaches its end when the budget is spent, even if fewer steps were done"
             )
         return text
-

@@ -114,7 +114,17 @@ def start_run(
     write_json_atomic(run.config_path, config.to_dict())
     run.write_status("created", launch_id=launch_id, error=None)
     launcher = launch_command(nproc) if nproc > 1 else [sys.executable, "-m", "seglab"]
-    command = [*launcher, "train", "--config", str(run.config_path), "--out", str(run.path), "--quiet", "--launch-id", launch_id]
+    command = [
+        *launcher,
+        "train",
+        "--config",
+        str(run.config_path),
+        "--out",
+        str(run.path),
+        "--quiet",
+        "--launch-id",
+        launch_id,
+    ]
     command += extra_args or []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
@@ -127,7 +137,9 @@ def start_run(
             env=env,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
-    run.write_status(RUNNING, pid=process.pid, process_start=_process_start_time(process.pid), started=time.time(), error=None)
+    run.write_status(
+        RUNNING, pid=process.pid, process_start=_process_start_time(process.pid), started=time.time(), error=None
+    )
     _reap_in_background(process)
     return run
 
@@ -216,7 +228,9 @@ def _death_notice(run: RunDirectory, pid: int | None) -> str:
     last = _last_event(run.events_path)
     if last:
         stamp = last.get("time")
-        when = _dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if isinstance(stamp, (int, float)) else "?"
+        when = (
+            _dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if isinstance(stamp, (int, float)) else "?"
+        )
         error += f"; its last event in {run.events_path.name}: {last.get('type')} at step {last.get('step')} ({when})"
     return error
 

@@ -291,8 +291,14 @@ def _component_areas(mask: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
 
 # -- cache -------------------------------------------------------------------------------------------
 _ARRAY_FIELDS = (
-    "per_image_counts", "ignore_pixels", "image_sizes", "object_class", "object_area", "object_image", "unknown_colour_pixels",
-)  # fmt: skip
+    "per_image_counts",
+    "ignore_pixels",
+    "image_sizes",
+    "object_class",
+    "object_area",
+    "object_image",
+    "unknown_colour_pixels",
+)
 
 
 def save_stats(stats: DatasetStats, path: str | os.PathLike) -> None:

@@ -99,7 +99,9 @@ class Trainer:
     Prefer :func:`train` or ``seglab train``, which also leave the process group at the end.
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()):
+    def __init__(
+        self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()
+    ):
         config.validate()
         self.config = config
         self.device = resolve_device(config.device)
@@ -168,7 +170,9 @@ class Trainer:
         )
         data = AugmentedDataset(MemoryCachedDataset(self.train_data), transform, seed=config.seed)
         self.train_augmented = data
-        self.train_sampler = distributed.train_sampler(data, self.world, config.seed) if self.world.distributed else None
+        self.train_sampler = (
+            distributed.train_sampler(data, self.world, config.seed) if self.world.distributed else None
+        )
         images_per_process = len(self.train_sampler) if self.train_sampler is not None else len(data)
         generator = torch.Generator().manual_seed(config.seed)
         return DataLoader(
@@ -189,7 +193,9 @@ class Trainer:
         # Inspect, Leaderboard) feeds images as they are, so the validation mIoU logged here is the same number.
         transform = eval_transform(pad_multiple=1, ignore_index=dataset.ignore_index)
         data = AugmentedDataset(MemoryCachedDataset(dataset), transform, seed=0)
-        shard = distributed.ShardSampler(len(data), self.world.rank, self.world.size) if self.world.distributed else None
+        shard = (
+            distributed.ShardSampler(len(data), self.world.rank, self.world.size) if self.world.distributed else None
+        )
         return DataLoader(
             data,
             batch_size=self.config.batch_size,
@@ -270,12 +276,17 @@ class Trainer:
                 elapsed = time.perf_counter() - window_start
                 self.emit(
                     {
-                        "type": "step", "step": self.step, "epoch": self.epoch, "loss": terms.get("total", loss_value),
-                        "terms": terms, "lr": lr, "grad_norm": float(grad_norm),
+                        "type": "step",
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "loss": terms.get("total", loss_value),
+                        "terms": terms,
+                        "lr": lr,
+                        "grad_norm": float(grad_norm),
                         "images_per_s": window_images * self.world.size / max(elapsed, 1e-9),  # all processes together
                         "elapsed": self.elapsed(),
                     }
-                )  # fmt: skip
+                )
                 window_images, window_start = 0, time.perf_counter()
         return {name: total / max(batches, 1) for name, total in totals.items()}
 
@@ -353,7 +364,9 @@ class Trainer:
         if self.world.distributed:
             distributed.broadcast_buffers(self.model)  # every rank evaluates exactly the weights rank 0 saves
         self.model.eval()
-        matrix = ConfusionMatrix(self.label_map.num_classes, ignore_index=self.label_map.ignore_index, device=self.device)
+        matrix = ConfusionMatrix(
+            self.label_map.num_classes, ignore_index=self.label_map.ignore_index, device=self.device
+        )
         for images, targets in loader:
             images = images.to(self.device, non_blocking=True)
             if self.config.channels_last:
@@ -376,9 +389,15 @@ class Trainer:
             self.best_value, self.best_metrics = cast(float, value), summary
         self.last_metrics = summary
         event = {
-            "type": "eval", "step": self.step, "epoch": self.epoch, "split": self.config.val_split,
-            "metrics": summary, "best": improved, "eval_seconds": time.perf_counter() - started, "elapsed": self.elapsed(),
-        }  # fmt: skip
+            "type": "eval",
+            "step": self.step,
+            "epoch": self.epoch,
+            "split": self.config.val_split,
+            "metrics": summary,
+            "best": improved,
+            "eval_seconds": time.perf_counter() - started,
+            "elapsed": self.elapsed(),
+        }
         self.history.append(sanitize_for_json(event))
         self.emit(event)
         if self.run is not None:
@@ -388,10 +407,13 @@ class Trainer:
                 self.save("best")
             latest = {key: summary.get(key) for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc")}
             self.run.write_status(
-                RUNNING, step=self.step, epoch=self.epoch, latest=sanitize_for_json(latest),
+                RUNNING,
+                step=self.step,
+                epoch=self.epoch,
+                latest=sanitize_for_json(latest),
                 best_metric=json_number(self.best_value),
                 best_metric_name=self.config.best_metric,
-            )  # fmt: skip
+            )
         if self.keeps_checkpoints:
             self._saved_steps["last"] = self.step
             if improved:
@@ -486,10 +508,19 @@ class Trainer:
         config = self.config
         self._fit_started = time.perf_counter() - 0.0
         self._write_run_files()
-        self.emit({"type": "start", "step": self.step, "epoch": self.epoch, "config": config.to_dict(),
-                   "train_images": len(self.train_data), "val_images": len(self.val_data),
-                   "steps_per_epoch": len(self.train_loader), "device": str(self.device),
-                   "processes": self.world.size})  # fmt: skip
+        self.emit(
+            {
+                "type": "start",
+                "step": self.step,
+                "epoch": self.epoch,
+                "config": config.to_dict(),
+                "train_images": len(self.train_data),
+                "val_images": len(self.val_data),
+                "steps_per_epoch": len(self.train_loader),
+                "device": str(self.device),
+                "processes": self.world.size,
+            }
+        )
         try:
             state = self._train_until_done()
         except TrainingDivergedError as error:
@@ -497,8 +528,12 @@ class Trainer:
             raise
         except KeyboardInterrupt:
             where = "train.log" if self.run is not None and self.run.log_path.is_file() else "torchrun's output"
-            cause = "SIGTERM or Ctrl-C" + (f", or another torchrun process failed: see {where}" if self.world.distributed else "")
-            self._mark(STOPPED, error=f"interrupted before it could save ({cause}); last.pt is from the last evaluation")
+            cause = "SIGTERM or Ctrl-C" + (
+                f", or another torchrun process failed: see {where}" if self.world.distributed else ""
+            )
+            self._mark(
+                STOPPED, error=f"interrupted before it could save ({cause}); last.pt is from the last evaluation"
+            )
             raise
         except SeglabError as error:  # already a sentence a user can act on (e.g. a full disk while saving)
             self._mark(FAILED, error=str(error))
@@ -512,9 +547,15 @@ class Trainer:
             raise
         self._mark(state, error=None)
         return FitResult(
-            state=state, steps=self.step, epochs=self.epoch, seconds=self.elapsed(), best_metric=self.best_value,
-            best_metrics=self.best_metrics, last_metrics=self.last_metrics, history=self.history,
-        )  # fmt: skip
+            state=state,
+            steps=self.step,
+            epochs=self.epoch,
+            seconds=self.elapsed(),
+            best_metric=self.best_value,
+            best_metrics=self.best_metrics,
+            last_metrics=self.last_metrics,
+            history=self.history,
+        )
 
     def _train_until_done(self) -> str:
         """The epoch loop; returns the final state (a stop request saves last.pt without evaluating)."""
@@ -523,7 +564,15 @@ class Trainer:
             while self.epoch < config.epochs:
                 epoch_terms = self.train_one_epoch()
                 self.epoch += 1
-                self.emit({"type": "epoch", "step": self.step, "epoch": self.epoch, "terms": epoch_terms, "elapsed": self.elapsed()})
+                self.emit(
+                    {
+                        "type": "epoch",
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "terms": epoch_terms,
+                        "elapsed": self.elapsed(),
+                    }
+                )
                 if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
                     self._evaluate_and_save()
         except StopTraining as reason:
@@ -545,19 +594,36 @@ class Trainer:
         write_json_atomic(self.run.config_path, self.config.to_dict())
         self.label_map.save(self.run.label_map_path)
         # Under torchrun the pid is the launcher's (torchrun's agent): stopping it stops every worker.
-        self.run.write_status(RUNNING, pid=distributed.launcher_pid(), started=time.time(), error=None, processes=self.world.size)
+        self.run.write_status(
+            RUNNING, pid=distributed.launcher_pid(), started=time.time(), error=None, processes=self.world.size
+        )
 
     def _mark(self, state: str, error: str | None) -> None:
         """Record how the run ended; on a full disk this may fail too, and must not hide the first error."""
         try:
-            self.emit({"type": "end", "state": state, "step": self.step, "epoch": self.epoch, "error": error, "elapsed": self.elapsed()})
+            self.emit(
+                {
+                    "type": "end",
+                    "state": state,
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "error": error,
+                    "elapsed": self.elapsed(),
+                }
+            )
         except OSError:
             pass
         if self.run is not None:
             best = json_number(self.best_value)
             try:
-                self.run.write_status(state, error=error, step=self.step, epoch=self.epoch, best_metric=best,
-                                      best_metric_name=self.config.best_metric)  # fmt: skip
+                self.run.write_status(
+                    state,
+                    error=error,
+                    step=self.step,
+                    epoch=self.epoch,
+                    best_metric=best,
+                    best_metric_name=self.config.best_metric,
+                )
             except OSError:
                 pass
 

@@ -560,8 +560,16 @@ def legend_image(
         # A thin dark border keeps white and near-white swatches visible.
         cv2.rectangle(canvas, (left, top), (left + swatch_size - 1, top + swatch_size - 1), (80, 80, 80), 1)
         baseline = top + (swatch_size + text_height) // 2 - 2
-        cv2.putText(canvas, name, (left + swatch_size + padding, baseline), _FONT, _FONT_SCALE, (0, 0, 0),
-                    _FONT_THICKNESS, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            canvas,
+            name,
+            (left + swatch_size + padding, baseline),
+            _FONT,
+            _FONT_SCALE,
+            (0, 0, 0),
+            _FONT_THICKNESS,
+            cv2.LINE_AA,
+        )
     return canvas
 
 
@@ -579,8 +587,16 @@ def _cell(image: np.ndarray, caption: str | None, caption_height: int, height: i
     """
     cell = np.full((caption_height + height, width, 3), 255, dtype=np.uint8)
     if caption is not None:
-        cv2.putText(cell, _ascii(str(caption)), (2, caption_height - 5), _FONT, _FONT_SCALE, (0, 0, 0),
-                    _FONT_THICKNESS, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            cell,
+            _ascii(str(caption)),
+            (2, caption_height - 5),
+            _FONT,
+            _FONT_SCALE,
+            (0, 0, 0),
+            _FONT_THICKNESS,
+            cv2.LINE_AA,
+        )
     cell[caption_height : caption_height + image.shape[0], : image.shape[1]] = image
     return cell
 
@@ -667,7 +683,11 @@ def side_by_side(images: Sequence[np.ndarray], captions: Sequence[str] | None = 
 
 # -- Plotly figures ----------------------------------------------------------------------------
 # Confusion-matrix normalisations and how the app names them.
-NORMALIZATIONS = {"none": "pixel counts", "recall": "recall (rows sum to 1)", "precision": "precision (columns sum to 1)"}
+NORMALIZATIONS = {
+    "none": "pixel counts",
+    "recall": "recall (rows sum to 1)",
+    "precision": "precision (columns sum to 1)",
+}
 
 
 def _check_class_count(length: int, class_names: Sequence[str], what: str) -> None:
@@ -735,7 +755,9 @@ def confusion_matrix_figure(
         colorbar={"title": {"text": "pixels" if normalize == "none" else normalize}},
     )
     labels = _cell_labels(values, as_count=normalize == "none")
-    side, font_size, annotate = confusion_geometry(class_count, max((len(label) for label in labels.ravel()), default=1))
+    side, font_size, annotate = confusion_geometry(
+        class_count, max((len(label) for label in labels.ravel()), default=1)
+    )
     if annotate:
         heatmap.text = labels
         heatmap.texttemplate = "%{text}"
@@ -756,6 +778,8 @@ def confusion_columns(class_names: Sequence[str], columns: int) -> list[str]:
     """Column names of a confusion matrix: the classes, plus "other" for a (K, K + 1) matrix."""
     names = [str(name) for name in class_names]
     return names + ["other"] if columns == len(names) + 1 else names
+
+
 CELL_TEXT_WIDTH = 0.62  # width of one digit of plotly's default font, in font sizes
 CONFUSION_AXES_PX = 180  # room around the square for the title, tick labels (rotated) and axis titles
 MAX_CONFUSION_PX = 1000
@@ -809,9 +833,15 @@ def value_axis(title: str | None, log: bool, values: Iterable[float] | np.ndarra
     """
     axis: dict[str, Any] = {"title": {"text": title}, "type": "log" if log else "linear"}
     if log:
-        positive = np.asarray([v for v in np.ravel(np.asarray(list(values), dtype=np.float64)) if v > 0 and math.isfinite(v)])
+        positive = np.asarray(
+            [v for v in np.ravel(np.asarray(list(values), dtype=np.float64)) if v > 0 and math.isfinite(v)]
+        )
         decades = math.log10(positive.max() / positive.min()) if positive.size else 0.0
-        axis |= {"dtick": 1, "minor": {"ticks": "outside", "dtick": "D1", "showgrid": False}} if decades >= 2 else {"dtick": "D2"}
+        axis |= (
+            {"dtick": 1, "minor": {"ticks": "outside", "dtick": "D1", "showgrid": False}}
+            if decades >= 2
+            else {"dtick": "D2"}
+        )
     return axis
 
 
@@ -852,7 +882,9 @@ def per_class_bar_figure(
     figure.update_layout(
         title=title,
         barmode="group",
-        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in series.values()])),
+        yaxis=value_axis(
+            yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in series.values()])
+        ),
         xaxis={"tickangle": -45},
         showlegend=len(series) > 1,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
@@ -1034,7 +1066,11 @@ def line_figure(
     figure.update_layout(
         title=title,
         xaxis={"title": {"text": xaxis_title}},
-        yaxis=value_axis(yaxis_title, log_y, np.concatenate([np.ravel(np.asarray(y, dtype=np.float64)) for _, y in series.values()] or [np.zeros(0)])),
+        yaxis=value_axis(
+            yaxis_title,
+            log_y,
+            np.concatenate([np.ravel(np.asarray(y, dtype=np.float64)) for _, y in series.values()] or [np.zeros(0)]),
+        ),
         hovermode="x unified",
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )

@@ -9,13 +9,22 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app_tabs import open_tab
 from pages import ui
 from seglab.data.spec import DataSpec
+from tests.app_tabs import open_tab
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES_PER_SPLIT = 4
-PAGES = ("dataset", "failures", "diagnostics", "compare", "leaderboard", "metrics_explorer", "loss_inspector", "label_quality")
+PAGES = (
+    "dataset",
+    "failures",
+    "diagnostics",
+    "compare",
+    "leaderboard",
+    "metrics_explorer",
+    "loss_inspector",
+    "label_quality",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +37,9 @@ def camvid_subset(tmp_path_factory: pytest.TempPathFactory, camvid_root: Path) -
             (root / folder).mkdir()
             for name in names:
                 shutil.copy(camvid_root / folder / name, root / folder / name)
-        (root / f"{split}.txt").write_text("".join(f"/SegNet/CamVid/{split}/{n} /SegNet/CamVid/{split}annot/{n}\n" for n in names))
+        (root / f"{split}.txt").write_text(
+            "".join(f"/SegNet/CamVid/{split}/{n} /SegNet/CamVid/{split}annot/{n}\n" for n in names)
+        )
     return DataSpec(kind="camvid", root=str(root))
 
 
@@ -39,8 +50,17 @@ def runs_dir(camvid_subset: DataSpec, tmp_path_factory: pytest.TempPathFactory) 
 
     runs = tmp_path_factory.mktemp("camvid-runs") / "runs"
     for name, seed, loss in (("cv-ce", 0, "ce"), ("cv-dice", 1, "ce+dice")):
-        config = TrainConfig(data=camvid_subset, model="tiny_unet_small", epochs=1, crop_size=96, batch_size=4,
-                             seed=seed, loss=loss, threads=1, preview_images=0)  # fmt: skip
+        config = TrainConfig(
+            data=camvid_subset,
+            model="tiny_unet_small",
+            epochs=1,
+            crop_size=96,
+            batch_size=4,
+            seed=seed,
+            loss=loss,
+            threads=1,
+            preview_images=0,
+        )
         train(config, out_dir=runs / name)
     return runs
 
@@ -63,7 +83,11 @@ def open_page(camvid_subset: DataSpec, runs_dir: Path, monkeypatch: pytest.Monke
 
 
 def text_of(at: AppTest) -> str:
-    return "\n".join(str(element.value) for kind in ("markdown", "caption", "info", "warning", "subheader") for element in at.get(kind))
+    return "\n".join(
+        str(element.value)
+        for kind in ("markdown", "caption", "info", "warning", "subheader")
+        for element in at.get(kind)
+    )
 
 
 @pytest.mark.slow
@@ -79,7 +103,9 @@ def test_every_page_works_on_camvid(open_page, page: str) -> None:
 
 def test_inspect_and_compare_show_camvid_classes_and_the_cell_gallery(open_page) -> None:
     inspect = open_page("failures")
-    assert "split mIoU" in text_of(inspect) and "without" not in text_of(inspect).split("split mIoU")[1].split("\n")[0]  # no background
+    assert (
+        "split mIoU" in text_of(inspect) and "without" not in text_of(inspect).split("split mIoU")[1].split("\n")[0]
+    )  # no background
     assert "Sky" in open_tab(inspect, "inspect_tab", "Confusion cell → images").selectbox(key="inspect_cell_gt").options
     compare = open_tab(open_page("compare"), "compare_tab", "Confusion matrices")
     picker = compare.selectbox(key="compare_cell_gt")

@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from tests.app_tabs import open_tab
 from seglab.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.models import build_model
+from tests.app_tabs import open_tab
 from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,9 @@ def runs_dir(tmp_path_factory, tiny_runs) -> Path:
     runs = tmp_path_factory.mktemp("compare") / "runs"
     for name, seed, loss in (("a", 0, "ce"), ("b", 1, "ce+dice")):
         tiny_runs.copy_to(runs / name, seed=seed, loss=loss)  # one epoch on SHAPES, trained once per session
-    street = LabelMap(tuple(ClassInfo(i, name, (60 * i, 0, 0)) for i, name in enumerate(["road", "car", "sky"])), name="street")
+    street = LabelMap(
+        tuple(ClassInfo(i, name, (60 * i, 0, 0)) for i, name in enumerate(["road", "car", "sky"])), name="street"
+    )
     payload = checkpoint_payload(model=build_model("tiny_unet_small", 3), config={}, label_map=street, step=0, epoch=0)
     save_checkpoint(payload, runs / "street" / "best.pt")
     (runs / "street" / "config.json").write_text(json.dumps({"model": "tiny_unet_small"}))
@@ -61,7 +63,9 @@ def test_metric_table_has_a_column_per_checkpoint_and_summary_rows(app: AppTest)
     reference, other = (Path(ui.checkpoint_options()[label]).parent.name for label in chosen)  # run names
     assert {reference, other} == {"a", "b"}
     assert [reference, other, f"Δ {other}", "best"] == list(table.columns)
-    assert {"background", "star", "mIoU", "mIoU (no background)", "pixel accuracy", "image-wise mIoU"} <= set(table.index)
+    assert {"background", "star", "mIoU", "mIoU (no background)", "pixel accuracy", "image-wise mIoU"} <= set(
+        table.index
+    )
     assert any(ui.METRIC_DEFINITION in caption.value for caption in app.caption)
     iou = table.copy()
 
@@ -116,7 +120,11 @@ def test_an_incompatible_checkpoint_is_reported_and_skipped(app: AppTest) -> Non
 
 def test_confusion_cell_gallery_lists_the_images_of_a_cell(app: AppTest) -> None:
     def summary() -> str:
-        return next(markdown.value for markdown in app.markdown if " px of " in markdown.value and "predicted as" in markdown.value)
+        return next(
+            markdown.value
+            for markdown in app.markdown
+            if " px of " in markdown.value and "predicted as" in markdown.value
+        )
 
     open_tab(app, "compare_tab", "Confusion matrices")
     assert any(subheader.value.startswith("Confusion cell → images of ") for subheader in app.subheader)

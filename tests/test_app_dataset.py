@@ -21,8 +21,13 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")  # shared by the module: stats are computed once
 
 
-def _page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path, spec: DataSpec | None = None,
-          sample: str | None = None) -> AppTest:  # fmt: skip
+def _page(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cache_dir: Path,
+    spec: DataSpec | None = None,
+    sample: str | None = None,
+) -> AppTest:
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(cache_dir))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -55,7 +60,12 @@ def test_page_shows_widgets_gallery_and_sections(page: AppTest) -> None:
     assert len(page.selectbox(key="dataset_sample").options) == SMALL.val_size
     assert len(page.image) == 12 + 3  # a page of thumbnails, then the sample's image, mask and legend
     assert page.image[0].proto.imgs[0].caption.startswith("val-000000 · ")
-    assert [subheader.value for subheader in page.subheader][1:] == ["Gallery", "Sample", "Class imbalance", "Class weights"]
+    assert [subheader.value for subheader in page.subheader][1:] == [
+        "Gallery",
+        "Sample",
+        "Class imbalance",
+        "Class weights",
+    ]
     weights = page.dataframe[1].value
     assert list(weights["class"]) == ["background", "circle", "square", "triangle", "star", "ring", "stripe"]
 
@@ -64,8 +74,11 @@ def test_choosing_another_sample_changes_the_table_and_url(page: AppTest) -> Non
     sample = page.selectbox(key="dataset_sample")
     first_id, first_table = sample.value, _sample_table(page)
     assert first_id == "val-000000" and page.query_params["sample"] == first_id
-    other = next(sample_id for sample_id in sample.options[1:]
-                 if not _sample_table(page.selectbox(key="dataset_sample").select(sample_id).run()).equals(first_table))  # fmt: skip
+    other = next(
+        sample_id
+        for sample_id in sample.options[1:]
+        if not _sample_table(page.selectbox(key="dataset_sample").select(sample_id).run()).equals(first_table)
+    )
     assert page.session_state["seglab_sample"] == other and page.query_params["sample"] == other
     assert page.query_params["data"] == "shapes" and page.query_params["split"] == "val"  # a shareable URL
     table = _sample_table(page)
@@ -135,10 +148,14 @@ def test_knobs_form_applies_label_noise(page: AppTest) -> None:
 
 
 @pytest.mark.camvid
-def test_camvid_without_background(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path, camvid_root: Path) -> None:
+def test_camvid_without_background(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path, camvid_root: Path
+) -> None:
     at = _page(monkeypatch, tmp_path, cache_dir, spec=DataSpec(kind="camvid", root=str(camvid_root)))
     metrics = {metric.label: metric.value for metric in at.metric}
-    assert metrics["mIoU without background"] == "n/a" and _percent(metrics["Pixel accuracy"]) > _percent(metrics["mIoU"])
+    assert metrics["mIoU without background"] == "n/a" and _percent(metrics["Pixel accuracy"]) > _percent(
+        metrics["mIoU"]
+    )
     assert not any(expander.label.startswith("Shapes") for expander in at.expander)
     table = _sample_table(at)
     assert np.isclose(table["share"].sum(), 1.0) and "Void" not in set(table["class"])

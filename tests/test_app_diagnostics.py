@@ -8,10 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from tests.app_tabs import open_tab
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.evaluation import evaluate_checkpoint
+from tests.app_tabs import open_tab
 from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]

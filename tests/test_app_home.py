@@ -111,7 +111,9 @@ def test_the_folder_source_asks_for_folders_in_plain_words_before_checking(data_
     assert not at.exception, at.exception
     assert not at.error  # nothing typed yet: no error, and no command-line words
     assert any("Type the image folder and the mask folder" in info.value for info in at.info)
-    shown = " ".join(element.value for element in [*at.info, *at.caption, *at.markdown] if isinstance(element.value, str))
+    shown = " ".join(
+        element.value for element in [*at.info, *at.caption, *at.markdown] if isinstance(element.value, str)
+    )
     assert "--" not in shown
     example = next(code.value for code in at.code)
     assert LabelMap.from_dict(json.loads(example)).names == ["background", "road", "car"]  # the example is valid

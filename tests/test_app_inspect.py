@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import struct
 import zlib
 from io import BytesIO
@@ -15,11 +14,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from tests.app_tabs import open_tab
 from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.spec import DataSpec
 from seglab.errors import DatasetError
+from tests.app_tabs import open_tab
 from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,8 +134,13 @@ def test_a_checkpoint_for_other_classes_shows_an_error(runs_dir, tmp_path, monke
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / "a.png")
     classes = tuple(ClassInfo(i, name, (i * 80, 0, 0)) for i, name in enumerate(["sky", "sea", "boat"]))
     LabelMap(classes=classes, name="boats").save(tmp_path / "labels.json")
-    spec = DataSpec(kind="folder", split="custom", images=str(tmp_path / "images"), masks=str(tmp_path / "masks"),
-                    label_map=str(tmp_path / "labels.json"))  # fmt: skip
+    spec = DataSpec(
+        kind="folder",
+        split="custom",
+        images=str(tmp_path / "images"),
+        masks=str(tmp_path / "masks"),
+        label_map=str(tmp_path / "labels.json"),
+    )
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[ui.SPEC_KEY] = spec.to_dict()
     at.run()
@@ -153,7 +157,12 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def encoded(array: np.ndarray, format: str) -> bytes:
@@ -187,6 +196,6 @@ def test_read_image_bytes_rejects_bad_files_clearly(data, message):
 
 
 def test_read_image_bytes_keeps_pillows_bomb_limit():
-    assert not getattr(__import__("PIL.ImageFile").ImageFile, "LOAD_TRUNCATED_IMAGES")
+    assert not __import__("PIL.ImageFile").ImageFile.LOAD_TRUNCATED_IMAGES
     with pytest.raises(DatasetError, match="too large to decode safely"):
         read_image_bytes(png_header(100_000, 100_000), max_pixels=10**12)

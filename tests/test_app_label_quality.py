@@ -51,7 +51,9 @@ def metrics_shown(at: AppTest) -> dict[str, str]:
 
 
 def page_text(at: AppTest) -> str:
-    return "\n".join(str(element.value) for element in [*at.markdown, *at.caption, *at.subheader, *at.info, *at.warning])
+    return "\n".join(
+        str(element.value) for element in [*at.markdown, *at.caption, *at.subheader, *at.info, *at.warning]
+    )
 
 
 def test_images_are_ranked_worst_first_and_the_worst_is_shown(app):

@@ -119,9 +119,16 @@ def test_void_index_11_and_no_background(runs_dir, tmp_path, monkeypatch):
         labelled += int((mask != 11).sum())
         Image.fromarray(image).save(tmp_path / "images" / f"{index}.png")
         Image.fromarray(mask).save(tmp_path / "masks" / f"{index}.png")
-    replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(tmp_path / "labels.json")
-    spec = DataSpec(kind="folder", split="custom", images=str(tmp_path / "images"), masks=str(tmp_path / "masks"),
-                    label_map=str(tmp_path / "labels.json"))  # fmt: skip
+    replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(
+        tmp_path / "labels.json"
+    )
+    spec = DataSpec(
+        kind="folder",
+        split="custom",
+        images=str(tmp_path / "images"),
+        masks=str(tmp_path / "masks"),
+        label_map=str(tmp_path / "labels.json"),
+    )
     at = open_page(spec, runs_dir, monkeypatch)
     assert len(at.multiselect(key="loss_images").value) == 3
     at.radio(key="loss_weights").set_value("inverse").run()

@@ -64,7 +64,9 @@ def test_definitions_table_lists_every_definition_and_marks_the_apps_own(app, ru
     assert {"value", "formula", "who uses it", "this app"} <= set(definitions.columns)
     assert definitions["this app"].sum() == 1
     app_value = float(definitions.loc[definitions["this app"], "value"].iloc[0])
-    evaluation = evaluate_checkpoint(runs_dir / "a" / "best.pt", build_dataset(SHAPES.with_split("val")), cache_dir=runs_dir.parent / "cache")
+    evaluation = evaluate_checkpoint(
+        runs_dir / "a" / "best.pt", build_dataset(SHAPES.with_split("val")), cache_dir=runs_dir.parent / "cache"
+    )
     assert app_value == pytest.approx(evaluation.metrics.miou, abs=5e-4)  # the same number every other page shows
     assert ui.METRIC_DEFINITION in page_text(app)
     assert "n/a" not in set(definitions["value"])  # Shapes has a background class: every row applies
@@ -104,9 +106,16 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
         image, mask = source.load(index)
         Image.fromarray(image).save(tmp_path / "images" / f"{index}.png")
         Image.fromarray(np.where(mask == 255, 11, mask).astype(np.uint8)).save(tmp_path / "masks" / f"{index}.png")
-    replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(tmp_path / "labels.json")
-    spec = DataSpec(kind="folder", split="custom", images=str(tmp_path / "images"), masks=str(tmp_path / "masks"),
-                    label_map=str(tmp_path / "labels.json"))  # fmt: skip
+    replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(
+        tmp_path / "labels.json"
+    )
+    spec = DataSpec(
+        kind="folder",
+        split="custom",
+        images=str(tmp_path / "images"),
+        masks=str(tmp_path / "masks"),
+        label_map=str(tmp_path / "labels.json"),
+    )
     at = open_page(spec, runs_dir, monkeypatch)
     definitions = table(at, 0).set_index("definition")
     background_rows = [name for name in DEFINITION_NAMES if "without background" in name]

@@ -14,11 +14,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from tests.app_tabs import open_tab
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.sources import write_prediction_png
 from seglab.sources.catalog import SourceForm, allowed_roots, list_sources, register_source, validate_form
+from tests.app_tabs import open_tab
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
@@ -52,15 +52,24 @@ def lab(tmp_path_factory) -> dict:
     export_checkpoint(checkpoint, "onnx", models / "demo.onnx", dataset=data, parity_images=1)
     export_checkpoint(checkpoint, "torchscript", models / "demo.ts", dataset=data, parity_images=1)
     roots = allowed_roots(runs, models)
-    paths = {"preds": models / "preds", "probs": models / "probs", "onnx": models / "demo.onnx",
-             "torchscript": models / "demo.ts"}  # fmt: skip
+    paths = {
+        "preds": models / "preds",
+        "probs": models / "probs",
+        "onnx": models / "demo.onnx",
+        "torchscript": models / "demo.ts",
+    }
     entries = {}
     names = ", ".join(data.class_names)
-    forms = [SourceForm(name=name, kind=name if name in ("onnx", "torchscript") else "predictions", path=str(path))
-             for name, path in paths.items()]  # fmt: skip
+    forms = [
+        SourceForm(name=name, kind=name if name in ("onnx", "torchscript") else "predictions", path=str(path))
+        for name, path in paths.items()
+    ]
     # the same predictions with "star" unmapped: its pixels count as "other" (an extra confusion column)
-    forms.append(SourceForm(name="mapped", kind="predictions", path=str(paths["preds"]), class_names=names,
-                            mapping={"star": "other"}))  # fmt: skip
+    forms.append(
+        SourceForm(
+            name="mapped", kind="predictions", path=str(paths["preds"]), class_names=names, mapping={"star": "other"}
+        )
+    )
     for form in forms:
         description, problems = validate_form(form, roots)
         assert not problems, problems
@@ -149,7 +158,9 @@ def test_compare_compares_any_two_models(env, a, b):
     table = at.dataframe[0].value
     assert list(table.columns[:2]) == [label.split(" · ")[0] for label in chosen]
     assert "Not trained by seglab, so no curves" in text_of(open_tab(at, "compare_tab", "Training curves"))
-    assert "What B fixed and what it broke" in [header.value for header in open_tab(at, "compare_tab", "A vs B").subheader]
+    assert "What B fixed and what it broke" in [
+        header.value for header in open_tab(at, "compare_tab", "A vs B").subheader
+    ]
 
 
 @pytest.mark.slow
@@ -290,7 +301,9 @@ def test_a_chosen_model_that_does_not_fit_the_data_gives_way_to_one_that_does(en
         assert any("does not fit this data's classes: switched to" in caption.value for caption in at.sidebar.caption)
         picker = next(box for box in at.sidebar.selectbox if box.label == "Model / predictions")
         marked = [option for option in picker.options if option.endswith("(other classes: cannot run on this data)")]
-        assert marked == ["city · predictions (other classes: cannot run on this data)"]  # the misfit is marked, only it
+        assert marked == [
+            "city · predictions (other classes: cannot run on this data)"
+        ]  # the misfit is marked, only it
         at = open_page("pages/home.py", env["entries"]["onnx"])  # a choice that fits stays
         assert at.session_state[ui.CHECKPOINT_KEY] == env["entries"]["onnx"]
     finally:

@@ -78,7 +78,14 @@ def write_run(runs: Path, name: str, state: str, started: float, error: str | No
 
 def test_page_shows_the_form_and_an_empty_run_list(runs_dir):
     at = open_train()
-    for key in ("train_model", "train_loss", "train_loss_extra", "train_class_weights", "train_optimizer", "train_schedule"):
+    for key in (
+        "train_model",
+        "train_loss",
+        "train_loss_extra",
+        "train_class_weights",
+        "train_optimizer",
+        "train_schedule",
+    ):
         assert at.selectbox(key=key) is not None
     assert at.selectbox(key="train_model").value == TrainConfig().model
     assert at.session_state["train_configure_open"] is True
@@ -188,7 +195,10 @@ def test_quick_run_launches_the_default_config_on_the_current_data(runs_dir):
     try:
         assert not at.exception and not at.error
         assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA, (64, 64))
-        assert "recommended recipe" in at.button(key="train_quick").help and "TrainConfig" not in at.button(key="train_quick").help
+        assert (
+            "recommended recipe" in at.button(key="train_quick").help
+            and "TrainConfig" not in at.button(key="train_quick").help
+        )
     finally:
         stop_run(run, grace_s=2.0, wait=True)
 
@@ -197,7 +207,9 @@ def test_the_form_starts_from_sizes_that_suit_the_data(runs_dir, tmp_path):
     at = open_train()
     assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (64, 16)
     at.number_input(key="train_epochs").set_value(7).run()
-    at.session_state[ui.SPEC_KEY] = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=400)).to_dict()
+    at.session_state[ui.SPEC_KEY] = DataSpec(
+        shapes=ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=400)
+    ).to_dict()
     at.run()
     assert not at.exception and not at.warning
     assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (256, 8)
@@ -216,7 +228,6 @@ def test_failed_run_shows_its_error(runs_dir):
     assert table.set_index("run").loc["older", "error"] == ""  # no literal "None" for a run without error
 
 
-
 def test_a_finished_demo_run_without_previews_says_so(runs_dir):
     shutil.copytree(ROOT / "checkpoints" / "shapes-ce", runs_dir / "demo", ignore=shutil.ignore_patterns("*.pt"))
     at = open_train()
@@ -230,8 +241,14 @@ def test_reload_reattaches_to_running_runs_and_stop_asks_them_to_stop(runs_dir):
     sleeper = subprocess.Popen(["sleep", "60"])  # stands in for a training process
     try:
         write_run(runs_dir, "old", "finished", started=time.time() - 100)
-        running = write_run(runs_dir, "live", "running", started=time.time() - 200, pid=sleeper.pid,
-                            process_start=_process_start_time(sleeper.pid))  # fmt: skip
+        running = write_run(
+            runs_dir,
+            "live",
+            "running",
+            started=time.time() - 200,
+            pid=sleeper.pid,
+            process_start=_process_start_time(sleeper.pid),
+        )
         write_run(runs_dir, "newest", "finished", started=time.time())
         at = open_train()  # a fresh session: everything comes from the run folders
         assert at.multiselect(key="train_watched_runs").value == ["live", "newest"]

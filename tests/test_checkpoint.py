@@ -58,7 +58,12 @@ def test_save_then_load_round_trip_rebuilds_the_model(tmp_path):
     payload = small_payload(with_optimizer=True)
     path = save_checkpoint(payload, tmp_path / "run" / "last.pt")
     checkpoint = load_checkpoint(path)
-    assert (checkpoint.model_name, checkpoint.num_classes, checkpoint.step, checkpoint.epoch) == ("tiny_unet_small", 7, 5, 1)
+    assert (checkpoint.model_name, checkpoint.num_classes, checkpoint.step, checkpoint.epoch) == (
+        "tiny_unet_small",
+        7,
+        5,
+        1,
+    )
     assert checkpoint.label_map == shapes_label_map()
     assert checkpoint.metrics == {"miou": 0.5} and checkpoint.extra == {"best_value": 0.5}
     assert checkpoint.optimizer_state is not None and checkpoint.optimizer_state["state"]
@@ -240,6 +245,9 @@ def test_every_torch_load_in_seglab_uses_weights_only():
         assert "from torch import load" not in source, path
         for call in torch_load_calls(ast.parse(source)):
             calls += 1
-            safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords)
+            safe = any(
+                k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in call.keywords
+            )
             assert safe, f"{path}:{call.lineno}: torch.load without weights_only=True"
     assert calls >= 1  # the checkpoint loader itself

@@ -23,10 +23,29 @@ from seglab.data.label_map import camvid_label_map, shapes_label_map, voc_label_
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHAPES = ["--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32"]
 TINY_TRAIN = [
-    "--data", "shapes", *TINY_SHAPES, "--model", "tiny_unet_small", "--epochs", "1", "--batch-size", "4",
-    "--crop-size", "0", "--scale-min", "1", "--scale-max", "1", "--preview-images", "1", "--device", "cpu",
-    "--threads", "1", "--quiet",
-]  # fmt: skip
+    "--data",
+    "shapes",
+    *TINY_SHAPES,
+    "--model",
+    "tiny_unet_small",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--crop-size",
+    "0",
+    "--scale-min",
+    "1",
+    "--scale-max",
+    "1",
+    "--preview-images",
+    "1",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +137,10 @@ def test_stats_voc(capsys, tmp_path):
     [
         (["stats", "--data", "camvid", "--root", "/nonexistent/camvid"], "/nonexistent/camvid"),
         (["stats", "--data", "voc"], "--root"),
-        (["stats", "--data", "folder", "--images", "/nonexistent/images", "--masks", "/nonexistent/masks"], "/nonexistent"),
+        (
+            ["stats", "--data", "folder", "--images", "/nonexistent/images", "--masks", "/nonexistent/masks"],
+            "/nonexistent",
+        ),
     ],
 )
 def test_bad_data_is_a_one_line_error_with_exit_code_2(capsys, argv, needle):
@@ -147,8 +169,9 @@ def test_train_prints_the_best_metrics(capsys, tmp_path):
 def test_train_config_file_then_flags_then_resume(capsys, trained_run, tmp_path):
     run = tmp_path / "resumed"
     shutil.copytree(trained_run, run)
-    code, _, err = run_cli(capsys, "train", "--config", str(run / "config.json"), "--out", str(run), "--epochs", "2",
-                           "--resume", "--quiet")  # fmt: skip
+    code, _, err = run_cli(
+        capsys, "train", "--config", str(run / "config.json"), "--out", str(run), "--epochs", "2", "--resume", "--quiet"
+    )
     assert code == 0 and "resuming" in err and "from step 2 (epoch 1)" in err
     assert json.loads((run / "status.json").read_text())["step"] == 4
     assert TrainConfig.load(run / "config.json").data.shapes.train_size == 8  # kept from the file
@@ -225,8 +248,18 @@ def test_eval_of_a_missing_or_truncated_checkpoint_is_a_one_line_error(capsys, t
 
 
 def test_eval_on_data_with_other_classes_is_a_one_line_error(capsys, trained_run, camvid_root):
-    code, _, err = run_cli(capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--data", "camvid",
-                           "--root", str(camvid_root), "--split", "val")  # fmt: skip
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        "--checkpoint",
+        str(trained_run / "best.pt"),
+        "--data",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--split",
+        "val",
+    )
     assert_one_line_error(code, err, "7 classes", "11")
 
 
@@ -236,8 +269,17 @@ def test_predict_writes_pngs_and_reports_unreadable_images(capsys, trained_run, 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     out_dir = tmp_path / "predictions"
-    code, out, err = run_cli(capsys, "predict", "--checkpoint", str(trained_run / "best.pt"), str(good), str(broken),
-                             "--out", str(out_dir), "--tta-flip")  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(trained_run / "best.pt"),
+        str(good),
+        str(broken),
+        "--out",
+        str(out_dir),
+        "--tta-flip",
+    )
     assert code == 2  # one image failed
     assert sorted(p.name for p in out_dir.iterdir()) == ["photo_labels.png", "photo_mask.png", "photo_overlay.png"]
     labels = np.asarray(Image.open(out_dir / "photo_labels.png"))
@@ -245,7 +287,9 @@ def test_predict_writes_pngs_and_reports_unreadable_images(capsys, trained_run, 
     assert np.asarray(Image.open(out_dir / "photo_overlay.png").convert("RGB")).shape == (21, 30, 3)
     assert "photo.png:" in out
     assert "skipped" in err and "broken.jpg" in err and "Traceback" not in err
-    code, _, _ = run_cli(capsys, "predict", "--checkpoint", str(trained_run), str(good), "--out", str(out_dir), "--tile-size", "16")
+    code, _, _ = run_cli(
+        capsys, "predict", "--checkpoint", str(trained_run), str(good), "--out", str(out_dir), "--tile-size", "16"
+    )
     assert code == 0
 
 
@@ -300,11 +344,39 @@ def test_train_and_eval_on_a_few_camvid_files(capsys, camvid_root, tmp_path):
         shutil.copy(path, images / path.name)
         shutil.copy(camvid_root / "valannot" / path.name, masks / path.name)
     camvid_label_map().save(tmp_path / "camvid.json")
-    data = ["--data", "folder", "--images", str(images), "--masks", str(masks), "--label-map", str(tmp_path / "camvid.json")]
+    data = [
+        "--data",
+        "folder",
+        "--images",
+        str(images),
+        "--masks",
+        str(masks),
+        "--label-map",
+        str(tmp_path / "camvid.json"),
+    ]
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", *data, "--model", "tiny_unet_small", "--epochs", "1", "--batch-size", "4",
-                           "--crop-size", "96", "--preview-images", "1", "--device", "cpu", "--threads", "1",
-                           "--out", str(run), "--quiet")  # fmt: skip
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        *data,
+        "--model",
+        "tiny_unet_small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--crop-size",
+        "96",
+        "--preview-images",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        str(run),
+        "--quiet",
+    )
     assert code == 0, err
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
     code, out, err = run_cli(capsys, "eval", "--checkpoint", str(run / "best.pt"), "--json", "--device", "cpu")

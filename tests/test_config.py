@@ -22,7 +22,9 @@ def test_defaults_validate_and_are_the_quick_shapes_run():
 
 
 def test_round_trip_keeps_nested_data_spec_and_shapes_config():
-    shapes = ShapesConfig(train_size=16, val_size=8, image_size=64, class_frequencies=(1, 2, 0, 0, 0, 1), difficulty=0.2)
+    shapes = ShapesConfig(
+        train_size=16, val_size=8, image_size=64, class_frequencies=(1, 2, 0, 0, 0, 1), difficulty=0.2
+    )
     config = TrainConfig(
         data=DataSpec(kind="shapes", shapes=shapes),
         model="unet",
@@ -94,7 +96,12 @@ def test_invalid_values_raise_config_error_naming_the_option(options, named):
 
 @pytest.mark.parametrize(
     "options, named",
-    [({"epochs": "ten"}, "epochs"), ({"amp": 1}, "amp"), ({"lr": True}, "lr"), ({"time_budget_s": "1m"}, "time_budget_s")],
+    [
+        ({"epochs": "ten"}, "epochs"),
+        ({"amp": 1}, "amp"),
+        ({"lr": True}, "lr"),
+        ({"time_budget_s": "1m"}, "time_budget_s"),
+    ],
 )
 def test_wrong_types_from_a_hand_edited_file_raise_config_error(options, named):
     with pytest.raises(ConfigError, match=named):

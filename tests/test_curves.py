@@ -12,8 +12,17 @@ from seglab.run_dir import RunDirectory
 
 
 def step_event(step: int, loss: float, lr: float, **terms: float) -> dict:
-    return {"type": "step", "step": step, "epoch": 0, "loss": loss, "lr": lr, "images_per_s": 10.0 + step,
-            "grad_norm": 1.0, "terms": {**terms, "total": loss}, "elapsed": step * 0.5}  # fmt: skip
+    return {
+        "type": "step",
+        "step": step,
+        "epoch": 0,
+        "loss": loss,
+        "lr": lr,
+        "images_per_s": 10.0 + step,
+        "grad_norm": 1.0,
+        "terms": {**terms, "total": loss},
+        "elapsed": step * 0.5,
+    }
 
 
 def eval_event(step: int, miou: float, best: bool = True, **extra) -> dict:
@@ -22,7 +31,15 @@ def eval_event(step: int, miou: float, best: bool = True, **extra) -> dict:
 
 
 EVENTS = [
-    {"type": "start", "step": 0, "epoch": 0, "train_images": 40, "val_images": 8, "steps_per_epoch": 5, "device": "cpu"},
+    {
+        "type": "start",
+        "step": 0,
+        "epoch": 0,
+        "train_images": 40,
+        "val_images": 8,
+        "steps_per_epoch": 5,
+        "device": "cpu",
+    },
     step_event(1, 2.0, 0.01, ce=1.5, dice=0.5, aux=0.0),
     step_event(2, 1.5, 0.008, ce=1.1, dice=0.4, aux=0.0),
     eval_event(2, 0.3),
@@ -45,7 +62,9 @@ def test_step_events_become_loss_term_lr_and_throughput_series():
 
 
 def test_a_single_term_equal_to_the_total_is_not_drawn_twice():
-    curves = TrainingCurves.from_events([step_event(1, 2.0, 0.1, ce=2.0, aux=0.0), step_event(2, 1.0, 0.1, ce=1.0, aux=0.0)])
+    curves = TrainingCurves.from_events(
+        [step_event(1, 2.0, 0.1, ce=2.0, aux=0.0), step_event(2, 1.0, 0.1, ce=1.0, aux=0.0)]
+    )
     assert list(curves.loss_series()) == ["total"]
     with_aux = TrainingCurves.from_events([step_event(1, 2.4, 0.1, ce=2.0, aux=1.0)])
     assert set(with_aux.loss_series()) == {"total", "ce", "aux"}
@@ -70,7 +89,9 @@ def test_start_and_end_events_fill_run_facts():
 
 
 def test_failed_end_event_keeps_the_error():
-    curves = TrainingCurves.from_events([*EVENTS[:2], {"type": "end", "state": "failed", "error": "loss is nan", "step": 1}])
+    curves = TrainingCurves.from_events(
+        [*EVENTS[:2], {"type": "end", "state": "failed", "error": "loss is nan", "step": 1}]
+    )
     assert curves.end_state == "failed"
     assert curves.error == "loss is nan"
 
@@ -182,8 +203,16 @@ def test_curves_from_a_real_training_run(tmp_path):
     from seglab.train import train
 
     shapes = ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=48)
-    config = TrainConfig(model="tiny_unet_small", epochs=2, crop_size=32, batch_size=4, log_every=1, loss="ce+dice",
-                         preview_images=2, data=DataSpec(shapes=shapes))  # fmt: skip
+    config = TrainConfig(
+        model="tiny_unet_small",
+        epochs=2,
+        crop_size=32,
+        batch_size=4,
+        log_every=1,
+        loss="ce+dice",
+        preview_images=2,
+        data=DataSpec(shapes=shapes),
+    )
     train(config, out_dir=tmp_path / "run")
     watcher = RunWatcher(tmp_path / "run")
     watcher.refresh()

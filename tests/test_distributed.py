@@ -30,7 +30,16 @@ from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, TrainingDivergedError
 from seglab.metrics import ConfusionMatrix
 from seglab.run_dir import RunDirectory
-from seglab.runs import _child_pids, follow_events, kill_process_tree, process_alive, run_info, start_run, stop_run, wait_for_run
+from seglab.runs import (
+    _child_pids,
+    follow_events,
+    kill_process_tree,
+    process_alive,
+    run_info,
+    start_run,
+    stop_run,
+    wait_for_run,
+)
 from seglab.train import Trainer, schedule_from_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +53,19 @@ def ddp_config(**options) -> TrainConfig:
     """
     shapes = ShapesConfig(train_size=options.pop("train_size", 16), val_size=7, image_size=32, seed=3)
     base = dict(
-        data=DataSpec(shapes=shapes), model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0, scale_min=1.0,
-        scale_max=1.0, log_every=1, preview_images=1, device="cpu", threads=1, lr=3e-3,
-    )  # fmt: skip
+        data=DataSpec(shapes=shapes),
+        model="tiny_unet_small",
+        epochs=1,
+        batch_size=4,
+        crop_size=0,
+        scale_min=1.0,
+        scale_max=1.0,
+        log_every=1,
+        preview_images=1,
+        device="cpu",
+        threads=1,
+        lr=3e-3,
+    )
     return TrainConfig(**{**base, **options})
 
 
@@ -57,7 +76,9 @@ def worker_environment(tmp_path_factory):
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         patch.setenv("SEGLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         patch.setenv("OMP_NUM_THREADS", "1")
-        if Path("/sys/class/net/lo").exists():  # gloo on loopback: a hostname resolving to an odd address cannot break it
+        if Path(
+            "/sys/class/net/lo"
+        ).exists():  # gloo on loopback: a hostname resolving to an odd address cannot break it
             patch.setenv("GLOO_SOCKET_IFNAME", "lo")
         for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
             patch.delenv(name, raising=False)
@@ -130,17 +151,33 @@ def test_a_torchrun_run_writes_one_set_of_files_stops_together_and_matches_one_p
 
     # one set of files, written by rank 0 only
     names = {path.name for path in run.path.iterdir()}
-    assert names == {"config.json", "label_map.json", "events.jsonl", "status.json", "best.pt", "last.pt", "previews", "train.log", "STOP",
-                     ".lock"}  # fmt: skip
+    assert names == {
+        "config.json",
+        "label_map.json",
+        "events.jsonl",
+        "status.json",
+        "best.pt",
+        "last.pt",
+        "previews",
+        "train.log",
+        "STOP",
+        ".lock",
+    }
     assert all(path.name.startswith("eval_") for path in run.previews_path.iterdir())
     assert log.count("training tiny_unet_small") == 1 and "2 processes x batch 4" in log
     events = run.read_events()
-    assert [e["type"] for e in events].count("start") == 1 and events[-1]["type"] == "end" and events[-1]["state"] == "stopped"
+    assert (
+        [e["type"] for e in events].count("start") == 1
+        and events[-1]["type"] == "end"
+        and events[-1]["state"] == "stopped"
+    )
     assert events[0]["processes"] == 2 and events[0]["steps_per_epoch"] == 2
     steps = [e["step"] for e in events if e["type"] == "step"]
     assert steps == list(range(1, info.step + 1))  # every step logged once, not once per rank
     evals = [e for e in events if e["type"] == "eval"]
-    assert [e["epoch"] for e in evals] == list(range(1, len(evals) + 1)) and all(e["step"] == 2 * e["epoch"] for e in evals)
+    assert [e["epoch"] for e in evals] == list(range(1, len(evals) + 1)) and all(
+        e["step"] == 2 * e["epoch"] for e in evals
+    )
 
     # checkpoints hold the plain model and its step/epoch
     last, best = load_checkpoint(run.last_path), load_checkpoint(run.best_path)
@@ -168,7 +205,9 @@ def test_a_torchrun_run_writes_one_set_of_files_stops_together_and_matches_one_p
 
 
 def _void_pixels(trainer: Trainer) -> int:
-    return sum(int((trainer.val_data[i][1] == trainer.label_map.ignore_index).sum()) for i in range(len(trainer.val_data)))
+    return sum(
+        int((trainer.val_data[i][1] == trainer.label_map.ignore_index).sum()) for i in range(len(trainer.val_data))
+    )
 
 
 # -- spawned workers: what each rank computes ------------------------------------------------------
@@ -199,7 +238,9 @@ def without_clocks(history: list[dict]) -> list[dict]:
 
 def spawned_worker(rank: int, world_size: int, port: int, folder: str) -> None:
     """One rank: the torchrun environment by hand, then every scenario in one process group."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     folder = Path(folder)
     report = {}
@@ -207,7 +248,9 @@ def spawned_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         report["world"] = [world.rank, world.local_rank, world.size, world.is_main]
         report["launched"] = distributed.launched_by_torchrun()
         report["broadcast"] = distributed.broadcast_from_main([rank + 1, 10.0 * rank], torch.device("cpu"))
-        report["mean"] = distributed.mean_over_processes(torch.tensor([float(rank), float("nan") if rank else 1.0])).tolist()
+        report["mean"] = distributed.mean_over_processes(
+            torch.tensor([float(rank), float("nan") if rank else 1.0])
+        ).tolist()
         report["object"] = distributed.broadcast_object(f"name-of-rank-{rank}")
         norm = torch.nn.BatchNorm2d(3)
         norm.running_mean.fill_(float(rank))
@@ -215,7 +258,10 @@ def spawned_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         report["buffer"] = norm.running_mean.tolist()
         # a confusion matrix over this rank's shard of 11 random "images", then summed over ranks
         generator = torch.Generator().manual_seed(0)
-        preds, targets = torch.randint(0, 4, (11, 5, 5), generator=generator), torch.randint(0, 5, (11, 5, 5), generator=generator)
+        preds, targets = (
+            torch.randint(0, 4, (11, 5, 5), generator=generator),
+            torch.randint(0, 5, (11, 5, 5), generator=generator),
+        )
         matrix = ConfusionMatrix(4, ignore_index=4)
         for index in distributed.ShardSampler(11, world.rank, world.size):
             matrix.update(preds[index], targets[index])
@@ -238,7 +284,9 @@ def spawned_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         # a stop requested on rank 0 (through the STOP file) ends both ranks at the same step
         trainer = Trainer(ddp_config(epochs=50), out_dir=folder / "stop")
         if world.is_main:
-            trainer.callbacks.append(lambda event: event["type"] == "step" and event["step"] == 3 and trainer.run.request_stop())
+            trainer.callbacks.append(
+                lambda event: event["type"] == "step" and event["step"] == 3 and trainer.run.request_stop()
+            )
         result = trainer.fit()
         report["stop"] = {"state": result.state, "steps": result.steps, "run": trainer.run is not None}
 
@@ -255,7 +303,9 @@ def spawned(worker_environment, tmp_path_factory):
     folder = tmp_path_factory.mktemp("spawned")
     first = train(ddp_config(epochs=1), folder / "resumed")  # one process: 4 steps
     assert (first.steps, first.epochs) == (4, 1)
-    context = multiprocessing.start_processes(spawned_worker, args=(2, free_port(), str(folder)), nprocs=2, join=False, start_method="spawn")
+    context = multiprocessing.start_processes(
+        spawned_worker, args=(2, free_port(), str(folder)), nprocs=2, join=False, start_method="spawn"
+    )
     deadline = time.monotonic() + START_TIMEOUT_S  # a deadlocked collective must fail the test, not hang it
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -283,7 +333,10 @@ def test_flag_broadcast_mean_and_object_broadcast(spawned):
 def test_sharded_confusion_matrix_all_reduced_equals_one_process(spawned):
     reports, _ = spawned
     generator = torch.Generator().manual_seed(0)
-    preds, targets = torch.randint(0, 4, (11, 5, 5), generator=generator), torch.randint(0, 5, (11, 5, 5), generator=generator)
+    preds, targets = (
+        torch.randint(0, 4, (11, 5, 5), generator=generator),
+        torch.randint(0, 5, (11, 5, 5), generator=generator),
+    )
     expected = ConfusionMatrix(4, ignore_index=4).update(preds, targets).matrix.tolist()
     assert reports[0]["confusion"] == reports[1]["confusion"] == expected
 
@@ -318,7 +371,10 @@ def test_nan_on_one_rank_stops_every_rank_with_the_same_error(spawned):
 
 def test_a_stop_file_read_by_rank_zero_stops_both_ranks_at_the_same_step(spawned):
     reports, folder = spawned
-    assert [r["stop"] for r in reports] == [{"state": "stopped", "steps": 3, "run": True}, {"state": "stopped", "steps": 3, "run": False}]
+    assert [r["stop"] for r in reports] == [
+        {"state": "stopped", "steps": 3, "run": True},
+        {"state": "stopped", "steps": 3, "run": False},
+    ]
     assert load_checkpoint(folder / "stop" / "last.pt").step == 3
 
 
@@ -336,7 +392,9 @@ def test_a_time_budget_ends_both_ranks_together(spawned):
 def test_shard_sampler_covers_every_index_once_without_padding(length, world_size):
     shards = [list(distributed.ShardSampler(length, rank, world_size)) for rank in range(world_size)]
     assert sorted(index for shard in shards for index in shard) == list(range(length))  # disjoint, complete, no repeats
-    assert [len(distributed.ShardSampler(length, rank, world_size)) for rank in range(world_size)] == [len(s) for s in shards]
+    assert [len(distributed.ShardSampler(length, rank, world_size)) for rank in range(world_size)] == [
+        len(s) for s in shards
+    ]
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
@@ -380,12 +438,13 @@ def test_train_page_offers_processes_only_with_several_gpus(monkeypatch, tmp_pat
     from streamlit.testing.v1 import AppTest
 
     import seglab.runs
-
     from pages import ui
 
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64)).to_dict()
+    at.session_state[ui.SPEC_KEY] = DataSpec(
+        shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64)
+    ).to_dict()
     at.switch_page("pages/train.py").run()
     assert not at.exception and not [s for s in at.slider if s.key == "train_processes"]  # this machine: no GPU
 

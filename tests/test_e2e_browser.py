@@ -42,8 +42,15 @@ if not CHROMIUM.is_file():
 pytestmark = pytest.mark.e2e
 
 # Playwright gives every launch a fresh profile (--user-data-dir) in the temporary folder.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOT_MAX_HEIGHT = 1800  # taller pages are cut: the README shows the top of each page
 SCREENSHOT_MAX_BYTES = 300_000
@@ -77,7 +84,13 @@ PAGES = {
         AppPage("diagnostics", "diagnostics", "Diagnostics", "Diagnostics", "Lesion-wise Dice vs IoU"),
         AppPage("compare", "compare", "Compare", "Compare models", "Evaluated on"),
         AppPage("leaderboard", "leaderboard", "Leaderboard", "Leaderboard", "Protocol"),
-        AppPage("metric_definitions", "metrics_explorer", "Metric definitions", "Metric definitions", "One model, many mIoUs"),
+        AppPage(
+            "metric_definitions",
+            "metrics_explorer",
+            "Metric definitions",
+            "Metric definitions",
+            "One model, many mIoUs",
+        ),
         AppPage("loss_inspector", "loss_inspector", "Loss inspector", "Loss inspector", "Who carries the loss"),
         AppPage("label_quality", "label_quality", "Label quality", "Label quality", "confident thresholds"),
     )
@@ -109,12 +122,19 @@ def seed_runs(runs_dir: Path) -> list[str]:
 
     runs_dir.mkdir(parents=True)
     source = Path(os.environ.get("SEGLAB_E2E_DEMO_RUNS") or ROOT / "checkpoints")
-    demos = [run for run in list_runs(source) if run.checkpoint is not None and run.data == "shapes" and run.state != "running"]
+    demos = [
+        run
+        for run in list_runs(source)
+        if run.checkpoint is not None and run.data == "shapes" and run.state != "running"
+    ]
     for run in demos:
         shutil.copytree(run.path, runs_dir / run.name)
     tiny = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
     for name, seed, loss in (("tiny-ce", 0, "ce"), ("tiny-ce-dice", 1, "ce+dice"))[: max(0, 2 - len(demos))]:
-        train(TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny), out_dir=runs_dir / name)
+        train(
+            TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny),
+            out_dir=runs_dir / name,
+        )
     return sorted(path.name for path in runs_dir.iterdir())
 
 
@@ -167,7 +187,10 @@ def report(config: pytest.Config, line: str) -> None:
 
     (The browser version matters when a Debian upgrade breaks playwright.)
     """
-    reporter, capture = config.pluginmanager.get_plugin("terminalreporter"), config.pluginmanager.get_plugin("capturemanager")
+    reporter, capture = (
+        config.pluginmanager.get_plugin("terminalreporter"),
+        config.pluginmanager.get_plugin("capturemanager"),
+    )
     if reporter is None or capture is None:
         print(f"e2e: {line}")
         return
@@ -189,13 +212,33 @@ def server(tmp_path_factory, artifacts, pytestconfig) -> Iterator[AppServer]:
     runs_dir = folder / "runs"
     report(pytestconfig, f"runs folder seeded with {', '.join(seed_runs(runs_dir))}")
     port = free_port()
-    env = {**os.environ, "SEGLAB_RUNS_DIR": str(runs_dir), "SEGLAB_CACHE_DIR": str(folder / "cache"), "PYTHONUNBUFFERED": "1",
-           "SEGLAB_DATA_ROOTS": str(folder / "byom")}  # fmt: skip
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
+    env = {
+        **os.environ,
+        "SEGLAB_RUNS_DIR": str(runs_dir),
+        "SEGLAB_CACHE_DIR": str(folder / "cache"),
+        "PYTHONUNBUFFERED": "1",
+        "SEGLAB_DATA_ROOTS": str(folder / "byom"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     log_path = artifacts / "streamlit.log"
     with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = AppServer(f"http://127.0.0.1:{port}", log_path, runs_dir, process)
     try:
         wait_until_healthy(server)
@@ -247,13 +290,13 @@ class App:
         parameter update, a run_every fragment) flips it back to running for a moment.
         """
         page = self.page
-        expect(page.get_by_role("heading", name=heading, level=1, exact=True), f"page '{heading}' never appeared").to_be_visible(
-            timeout=PAGE_TIMEOUT_MS
-        )
+        expect(
+            page.get_by_role("heading", name=heading, level=1, exact=True), f"page '{heading}' never appeared"
+        ).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         for _ in range(2):
-            expect(page.locator(IDLE), f"page '{heading}' still running after {PAGE_TIMEOUT_MS / 1000:.0f} s").to_be_visible(
-                timeout=PAGE_TIMEOUT_MS
-            )
+            expect(
+                page.locator(IDLE), f"page '{heading}' still running after {PAGE_TIMEOUT_MS / 1000:.0f} s"
+            ).to_be_visible(timeout=PAGE_TIMEOUT_MS)
             page.wait_for_timeout(300)
         self.assert_no_errors(heading)
 
@@ -282,8 +325,12 @@ class App:
         """The page's top (up to SCREENSHOT_MAX_HEIGHT px) as a PNG under SCREENSHOT_MAX_BYTES."""
         page = self.page
         height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), SCREENSHOT_MAX_HEIGHT))})
-        page.mouse.move(VIEWPORT["width"] - 10, VIEWPORT["height"] // 2)  # the empty right margin: no tooltip, chart toolbar or sidebar button
+        page.set_viewport_size(
+            {"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), SCREENSHOT_MAX_HEIGHT))}
+        )
+        page.mouse.move(
+            VIEWPORT["width"] - 10, VIEWPORT["height"] // 2
+        )  # the empty right margin: no tooltip, chart toolbar or sidebar button
         page.wait_for_timeout(700)  # charts re-lay out to the new size
         picture = page.screenshot()
         page.set_viewport_size(VIEWPORT)
@@ -371,9 +418,15 @@ def test_inspect_confusion_cell_click(app: App) -> None:
     expect(heatmap, "no visible confusion-matrix heatmap").to_have_count(1, timeout=PAGE_TIMEOUT_MS)
     box = heatmap.bounding_box()
     # Rows are ground truth from the top, columns predictions from the left: click the cell's centre.
-    page.mouse.click(box["x"] + (column + 0.5) * box["width"] / len(names), box["y"] + (row + 0.5) * box["height"] / len(names))
-    expect(ground_truth, "clicking a cell did not pick its ground-truth class").to_have_value(names[row], timeout=PAGE_TIMEOUT_MS)
-    expect(predicted, "clicking a cell did not pick its predicted class").to_have_value(names[column], timeout=PAGE_TIMEOUT_MS)
+    page.mouse.click(
+        box["x"] + (column + 0.5) * box["width"] / len(names), box["y"] + (row + 0.5) * box["height"] / len(names)
+    )
+    expect(ground_truth, "clicking a cell did not pick its ground-truth class").to_have_value(
+        names[row], timeout=PAGE_TIMEOUT_MS
+    )
+    expect(predicted, "clicking a cell did not pick its predicted class").to_have_value(
+        names[column], timeout=PAGE_TIMEOUT_MS
+    )
     app.settle("Inspect")
     app.expect_text(f"{names[row]} predicted as {names[column]}")  # the cell's gallery (or "No pixel of ...")
 
@@ -462,9 +515,15 @@ CHART_GEOMETRY_JS = """() => Array.from(document.querySelectorAll('[data-testid=
 
 def overlapping(boxes: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
     """Pairs of text boxes that overlap by more than ``slack`` px both ways."""
-    return [(a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1 :]
-            if a["left"] < b["right"] - slack and b["left"] < a["right"] - slack
-            and a["top"] < b["bottom"] - slack and b["top"] < a["bottom"] - slack]  # fmt: skip
+    return [
+        (a["text"], b["text"])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["left"] < b["right"] - slack
+        and b["left"] < a["right"] - slack
+        and a["top"] < b["bottom"] - slack
+        and b["top"] < a["bottom"] - slack
+    ]
 
 
 def assert_charts_readable(app: App, where: str, expect_heatmap: bool = False) -> None:
@@ -473,9 +532,13 @@ def assert_charts_readable(app: App, where: str, expect_heatmap: bool = False) -
     assert any(chart["xticks"] or chart["yticks"] for chart in charts), f"{where}: no chart with axes rendered"
     for index, chart in enumerate(charts):
         for axis in ("xticks", "yticks"):
-            assert not overlapping(chart[axis]), f"{where}, chart {index}: {axis} labels overlap: {overlapping(chart[axis])}"
+            assert not overlapping(chart[axis]), (
+                f"{where}, chart {index}: {axis} labels overlap: {overlapping(chart[axis])}"
+            )
         if chart["cells"]:
-            assert not overlapping(chart["cells"]), f"{where}, chart {index}: cell labels collide: {overlapping(chart['cells'])[:5]}"
+            assert not overlapping(chart["cells"]), (
+                f"{where}, chart {index}: cell labels collide: {overlapping(chart['cells'])[:5]}"
+            )
             side = int(round(len(chart["cells"]) ** 0.5))
             cell_width = chart["heatmap"]["width"] / side
             widest = max(box["right"] - box["left"] for box in chart["cells"])
@@ -550,7 +613,9 @@ def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App
     # The live view (a run_every fragment) follows the run until its badge says finished.
     title = page.get_by_test_id("stMarkdownContainer").filter(has_text=RUN_NAME).filter(has_text="tiny_unet_small")
     ended = title.filter(has_text=re.compile(r"finished|failed|stopped"))
-    expect(ended, f"{RUN_NAME} did not end within {TRAIN_TIMEOUT_MS / 1000:.0f} s").to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+    expect(ended, f"{RUN_NAME} did not end within {TRAIN_TIMEOUT_MS / 1000:.0f} s").to_be_visible(
+        timeout=TRAIN_TIMEOUT_MS
+    )
     if "finished" not in ended.inner_text():
         log = server.runs_dir / RUN_NAME / "train.log"
         pytest.fail(f"{ended.inner_text()}\n{log.read_text() if log.is_file() else 'no train.log'}")
@@ -560,7 +625,11 @@ def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App
     app.screenshot("train_live")
     config = TrainConfig.load(server.runs_dir / RUN_NAME / "config.json")
     assert (config.model, config.epochs, config.crop_size, config.batch_size) == ("tiny_unet_small", 2, 48, 4)
-    assert (config.data.shapes.image_size, config.data.shapes.train_size, config.data.shapes.difficulty) == (64, 32, 0.0)
+    assert (config.data.shapes.image_size, config.data.shapes.train_size, config.data.shapes.difficulty) == (
+        64,
+        32,
+        0.0,
+    )
 
     # The new checkpoint is offered on Compare (this session still uses the small data).
     app.navigate(PAGES["compare"])
@@ -578,7 +647,9 @@ def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App
 
 
 # -- bring your own model: register an ONNX file and a predictions folder, then Inspect and Compare them --------
-def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compare_them(app: App, server: AppServer) -> None:
+def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compare_them(
+    app: App, server: AppServer
+) -> None:
     """Runs last: the sources it registers are listed on every page afterwards."""
     from seglab.data.spec import DataSpec, build_dataset
     from seglab.evaluation import evaluate_checkpoint
@@ -596,8 +667,10 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
 
     page = app.page
     app.open(PAGES["home"])
-    for kind, name, path in (("ONNX file", "demo onnx", folder / "demo.onnx"),
-                             ("Folder of predictions (PNG / .npy / .npz per sample)", "demo preds", folder / "preds")):  # fmt: skip
+    for kind, name, path in (
+        ("ONNX file", "demo onnx", folder / "demo.onnx"),
+        ("Folder of predictions (PNG / .npy / .npz per sample)", "demo preds", folder / "preds"),
+    ):
         if not page.get_by_text(kind, exact=True).is_visible():
             page.get_by_text("Register a model file or a folder of predictions").click()  # open the expander
         page.get_by_text(kind, exact=True).click()

@@ -29,7 +29,9 @@ def isolated(monkeypatch, tmp_path):
 def write_checkpoint(path, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model("tiny_unet_small", 7)
-    payload = checkpoint_payload(model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=0, epoch=0)
+    payload = checkpoint_payload(
+        model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=0, epoch=0
+    )
     return save_checkpoint(payload, path)
 
 
@@ -107,7 +109,9 @@ def test_another_protocol_has_its_own_cache_entry(tmp_path, dataset, monkeypatch
     monkeypatch.setattr(evaluation_module, "load_checkpoint", loader)
     flipped = evaluate_checkpoint(path, dataset, protocol=Protocol(flip=True))
     assert loader.calls == 1 and len(flipped.results) == 4
-    assert Protocol(flip=True, scales=(0.75, 1.0), tile_size=256).describe() == "scales 0.75,1 + flip sliding window 256px"
+    assert (
+        Protocol(flip=True, scales=(0.75, 1.0), tile_size=256).describe() == "scales 0.75,1 + flip sliding window 256px"
+    )
 
 
 def test_a_corrupt_cache_file_is_recomputed(tmp_path, dataset, monkeypatch):

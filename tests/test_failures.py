@@ -35,9 +35,16 @@ def make_evaluation(preds: list[np.ndarray], targets: list[np.ndarray], names=NA
     """A DatasetEvaluation built from hand-made predictions, as predict_dataset would return it."""
     scores = per_image_metrics(np.stack(preds), np.stack(targets), len(names), IGNORE)
     results = [
-        ImageResult(index=i, sample_id=f"img{i}", labels=preds[i], confidence=np.ones(preds[i].shape, np.float16),
-                    pixel_acc=float(scores.pixel_acc[i]), miou=float(scores.miou[i]), iou=scores.iou[i],
-                    confusion=scores.confusion[i])  # fmt: skip
+        ImageResult(
+            index=i,
+            sample_id=f"img{i}",
+            labels=preds[i],
+            confidence=np.ones(preds[i].shape, np.float16),
+            pixel_acc=float(scores.pixel_acc[i]),
+            miou=float(scores.miou[i]),
+            iou=scores.iou[i],
+            confusion=scores.confusion[i],
+        )
         for i in range(len(preds))
     ]
     metrics = SegmentationMetrics.from_confusion(scores.confusion.sum(axis=0))
@@ -148,8 +155,12 @@ def test_cell_ranking_boundary_plus_interior_is_the_whole_cell():
     assert ranking.total_pixels == int(evaluation.metrics.confusion[2, 1]) > 0
     for hit in ranking.hits:
         assert hit.boundary_pixels + hit.interior_pixels == hit.pixels == evaluation.results[hit.index].confusion[2, 1]
-    boundary = cell_ranking(evaluation.results, targets.__getitem__, 2, 1, region="boundary", width=1, ignore_index=IGNORE)
-    interior = cell_ranking(evaluation.results, targets.__getitem__, 2, 1, region="interior", width=1, ignore_index=IGNORE)
+    boundary = cell_ranking(
+        evaluation.results, targets.__getitem__, 2, 1, region="boundary", width=1, ignore_index=IGNORE
+    )
+    interior = cell_ranking(
+        evaluation.results, targets.__getitem__, 2, 1, region="interior", width=1, ignore_index=IGNORE
+    )
     assert sum(h.pixels for h in boundary.hits) + sum(h.pixels for h in interior.hits) == ranking.total_pixels
     assert boundary.boundary_pixels == ranking.boundary_pixels and 0 < ranking.boundary_share < 1
 
@@ -224,7 +235,12 @@ class ArrayDataset(SegmentationDataset):
     """Images and masks held in memory, counting mask reads."""
 
     def __init__(self, targets):
-        self.targets, self.label_map, self.ids, self.loads = targets, shapes_label_map(), [f"img{i}" for i in range(len(targets))], 0
+        self.targets, self.label_map, self.ids, self.loads = (
+            targets,
+            shapes_label_map(),
+            [f"img{i}" for i in range(len(targets))],
+            0,
+        )
 
     def load(self, index):
         self.loads += 1

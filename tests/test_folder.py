@@ -296,7 +296,9 @@ def test_invalid_label_values_name_file_values_and_label_map(index_layout):
     values[3, 4] = 200
     write_index_mask(index_layout / "masks" / "b_mask.png", values)
     dataset = FolderDataset(index_layout / "images", index_layout / "masks", label_map=PETS)
-    with pytest.raises(DatasetError, match=r"b_mask\.png holds label values 7, 200 that are not classes of label map 'pets'"):
+    with pytest.raises(
+        DatasetError, match=r"b_mask\.png holds label values 7, 200 that are not classes of label map 'pets'"
+    ):
         dataset.load(1)
 
 
@@ -363,7 +365,9 @@ def test_mini_camvid_layout_and_errors(tmp_path):
     assert dataset.ids == ["0001TP_002", "0001TP_001", "0001TP_000"]  # list order
     assert dataset.ignore_index == 11
     assert dataset.load(0)[1].max() == 11
-    with pytest.raises(DatasetError, match=r"no CamVid split 'test' under .*expected test/ and testannot/; found splits: train, val"):
+    with pytest.raises(
+        DatasetError, match=r"no CamVid split 'test' under .*expected test/ and testannot/; found splits: train, val"
+    ):
         CamVidDataset(root, split="test")
     with pytest.raises(DatasetError, match="no CamVid layout under"):
         CamVidDataset(tmp_path / "SegNet" / "CamVid" / "train")

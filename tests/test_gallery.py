@@ -46,8 +46,14 @@ def stats() -> DatasetStats:
 # -- filtering and sorting ---------------------------------------------------------------------------
 def test_rarity_scores_match_the_formula(stats: DatasetStats) -> None:
     weights = np.array([0.255 / (339 / 400), 0.255 / 0.1, 1.0])
-    expected = np.array([0.9 * weights[0] + 0.1 * weights[1], 0.5 * weights[0] + 0.5 * weights[2],
-                         0.99 * weights[0] + 0.01 * weights[2], weights[0]])  # fmt: skip
+    expected = np.array(
+        [
+            0.9 * weights[0] + 0.1 * weights[1],
+            0.5 * weights[0] + 0.5 * weights[2],
+            0.99 * weights[0] + 0.01 * weights[2],
+            weights[0],
+        ]
+    )
     assert np.allclose(gallery.rarity_scores(stats), expected)
 
 
@@ -198,7 +204,9 @@ def test_imbalance_presets_move_the_rare_classes() -> None:
 def test_tiny_objects_preset_shrinks_objects() -> None:
     default = _stats(lesson_by_name("Default").apply(SMALL))
     tiny = _stats(lesson_by_name("Tiny objects").apply(SMALL))
-    assert np.median(tiny.object_area[tiny.object_class > 0]) < 0.5 * np.median(default.object_area[default.object_class > 0])
+    assert np.median(tiny.object_area[tiny.object_class > 0]) < 0.5 * np.median(
+        default.object_area[default.object_class > 0]
+    )
 
 
 def test_blur_preset_softens_images_not_masks() -> None:

@@ -55,7 +55,9 @@ def test_read_image_missing_file_names_path(tmp_path):
 def test_read_image_garbage_bytes(tmp_path):
     path = tmp_path / "garbage.png"
     path.write_bytes(b"this is not a png" * 10)
-    with pytest.raises(DatasetError, match=r"cannot read image file .*garbage\.png.*corrupt, truncated or not an image"):
+    with pytest.raises(
+        DatasetError, match=r"cannot read image file .*garbage\.png.*corrupt, truncated or not an image"
+    ):
         read_image(path)
 
 

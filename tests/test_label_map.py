@@ -57,7 +57,10 @@ def test_more_than_255_classes_rejected():
         ({"classes": [{"id": 0, "name": "a"}]}, "class #0 is missing color"),
         ({"classes": [{"id": True, "name": "a", "color": [1, 2, 3]}]}, "id must be an integer"),
         ({"classes": [{"id": 0, "name": "a", "color": [1, 2]}]}, "'a' color must be three integers"),
-        ({"classes": [{"id": 0, "name": "a", "color": [1, 2, 3]}], "ignore_index": "x"}, "ignore_index must be an integer"),
+        (
+            {"classes": [{"id": 0, "name": "a", "color": [1, 2, 3]}], "ignore_index": "x"},
+            "ignore_index must be an integer",
+        ),
         ({"classes": [{"id": 1, "name": "a", "color": [1, 2, 3]}]}, "class ids must be 0..0"),
     ],
 )
@@ -161,9 +164,18 @@ def test_palette_has_class_colours_void_colour_and_black_elsewhere():
 
 @pytest.mark.parametrize(
     ("class_id", "color"),
-    [(0, (0, 0, 0)), (1, (128, 0, 0)), (2, (0, 128, 0)), (3, (128, 128, 0)), (4, (0, 0, 128)),
-     (8, (64, 0, 0)), (12, (64, 0, 128)), (15, (192, 128, 128)), (20, (0, 64, 128))],
-)  # fmt: skip
+    [
+        (0, (0, 0, 0)),
+        (1, (128, 0, 0)),
+        (2, (0, 128, 0)),
+        (3, (128, 128, 0)),
+        (4, (0, 0, 128)),
+        (8, (64, 0, 0)),
+        (12, (64, 0, 128)),
+        (15, (192, 128, 128)),
+        (20, (0, 64, 128)),
+    ],
+)
 def test_voc_palette_matches_the_official_colour_map(class_id, color):
     label_map = voc_label_map()
     assert tuple(int(v) for v in label_map.colors[class_id]) == color

@@ -60,9 +60,15 @@ def three_squares() -> np.ndarray:
 # -- pixels ---------------------------------------------------------------------------------------------
 def test_self_confidence_is_the_probability_of_the_given_label_and_nan_on_void():
     labels = np.array([[0, 1], [2, VOID]], dtype=np.uint8)
-    probabilities = np.array([[[0.7, 0.1], [0.2, 0.3]], [[0.2, 0.6], [0.1, 0.3]], [[0.1, 0.3], [0.7, 0.4]]], dtype=np.float32)
+    probabilities = np.array(
+        [[[0.7, 0.1], [0.2, 0.3]], [[0.2, 0.6], [0.1, 0.3]], [[0.1, 0.3], [0.7, 0.4]]], dtype=np.float32
+    )
     confidence = self_confidence(probabilities, labels, VOID)
-    assert confidence[0, 0] == pytest.approx(0.7) and confidence[0, 1] == pytest.approx(0.6) and confidence[1, 0] == pytest.approx(0.7)
+    assert (
+        confidence[0, 0] == pytest.approx(0.7)
+        and confidence[0, 1] == pytest.approx(0.6)
+        and confidence[1, 0] == pytest.approx(0.7)
+    )
     assert np.isnan(confidence[1, 1])
 
 
@@ -91,11 +97,15 @@ def test_thresholds_are_per_class_mean_self_confidence_over_the_split_with_a_flo
 
 def test_confident_class_is_the_most_probable_class_over_its_threshold():
     labels = np.array([[1, 1, 1, 2]], dtype=np.uint8)
-    probabilities = np.array([[[0.1, 0.1, 0.3, 0.1]], [[0.85, 0.2, 0.6, 0.9]], [[0.05, 0.7, 0.1, 0.0]]], dtype=np.float32)
+    probabilities = np.array(
+        [[[0.1, 0.1, 0.3, 0.1]], [[0.85, 0.2, 0.6, 0.9]], [[0.05, 0.7, 0.1, 0.0]]], dtype=np.float32
+    )
     quality = pixel_quality(probabilities, labels, np.array([0.9, 0.8, 0.65]), VOID)
     assert quality.confident_class.tolist() == [[1, 2, -1, 1]]
     assert quality.suspicious.tolist() == [[False, True, False, True]] and quality.suspicious_share == 0.5
-    with_void = pixel_quality(probabilities, np.array([[1, 1, VOID, 2]], dtype=np.uint8), np.array([0.9, 0.8, 0.65]), VOID)
+    with_void = pixel_quality(
+        probabilities, np.array([[1, 1, VOID, 2]], dtype=np.uint8), np.array([0.9, 0.8, 0.65]), VOID
+    )
     assert with_void.suspicious_share == pytest.approx(2 / 3)
     assert quality.confident_probability[0, 1] == pytest.approx(0.7) and quality.confident_probability[0, 2] == 0
 
@@ -127,16 +137,36 @@ def test_objects_are_connected_components_of_each_class_void_and_skipped_classes
 def test_a_confidently_mislabelled_square_gets_the_lowest_score_and_a_suggested_class():
     labels = three_squares()
     probabilities = agreeing_probabilities(labels)
-    probabilities[:, 15:25, 25:35] = np.array([0.02, 0.03, 0.95], dtype=np.float32)[:, None, None]  # the model sees a square
-    image = score_image(probabilities, labels, np.array([0.9, 0.85, 0.9]), VOID, skip_classes=(0,), index=3, sample_id="s3")
+    probabilities[:, 15:25, 25:35] = np.array([0.02, 0.03, 0.95], dtype=np.float32)[
+        :, None, None
+    ]  # the model sees a square
+    image = score_image(
+        probabilities, labels, np.array([0.9, 0.85, 0.9]), VOID, skip_classes=(0,), index=3, sample_id="s3"
+    )
     scores = {item.object_id: item for item in image.objects}
     assert min(scores.values(), key=lambda item: item.score).object_id == 2
     wrong = scores[2]
     assert wrong.score < 0.05 and wrong.self_confidence == pytest.approx(0.03)
-    assert wrong.disagreement == pytest.approx(1.0) and wrong.suggested_class == 2 and wrong.suggested_confidence == pytest.approx(0.95)
-    assert scores[1].score > 0.8 and scores[3].score > 0.8 and scores[1].disagreement == 0 and scores[1].suggested_class is None
-    assert image.score == pytest.approx(wrong.score) and image.worst is wrong and (wrong.image_index, wrong.sample_id) == (3, "s3")
-    assert wrong.sentence(NAMES) == "object #2: labelled circle, model says square with 0.95 confidence over 100% of its pixels (score 0.03)"
+    assert (
+        wrong.disagreement == pytest.approx(1.0)
+        and wrong.suggested_class == 2
+        and wrong.suggested_confidence == pytest.approx(0.95)
+    )
+    assert (
+        scores[1].score > 0.8
+        and scores[3].score > 0.8
+        and scores[1].disagreement == 0
+        and scores[1].suggested_class is None
+    )
+    assert (
+        image.score == pytest.approx(wrong.score)
+        and image.worst is wrong
+        and (wrong.image_index, wrong.sample_id) == (3, "s3")
+    )
+    assert (
+        wrong.sentence(NAMES)
+        == "object #2: labelled circle, model says square with 0.95 confidence over 100% of its pixels (score 0.03)"
+    )
 
 
 def test_void_pixels_never_affect_scores_or_thresholds():
@@ -152,7 +182,9 @@ def test_void_pixels_never_affect_scores_or_thresholds():
     first = score_image(probabilities, labels, thresholds, VOID, skip_classes=(0,))
     second = score_image(scrambled, labels, thresholds, VOID, skip_classes=(0,))
     assert repr(first) == repr(second)  # repr: NaN fields compare equal
-    for one, other in zip(self_confidence_totals(probabilities, labels, VOID), self_confidence_totals(scrambled, labels, VOID)):
+    for one, other in zip(
+        self_confidence_totals(probabilities, labels, VOID), self_confidence_totals(scrambled, labels, VOID)
+    ):
         assert np.array_equal(one, other)
 
 
@@ -163,12 +195,20 @@ def test_eroded_and_dilated_outlines_score_lower_than_the_correct_one():
     probabilities = agreeing_probabilities(truth, confidence=0.95)  # the model sees the true outlines
     given = truth.copy()
     given[10:13, 5:25] = given[27:30, 5:25] = given[10:30, 5:8] = given[10:30, 22:25] = 0  # left square eroded by 3 px
+
     def left_to_right(labels):
-        return sorted(score_image(probabilities, labels, np.full(3, 0.9), VOID, skip_classes=(0,)).objects, key=lambda item: item.bbox[0])
+        return sorted(
+            score_image(probabilities, labels, np.full(3, 0.9), VOID, skip_classes=(0,)).objects,
+            key=lambda item: item.bbox[0],
+        )
 
     reference, eroded = left_to_right(truth), left_to_right(given)
     assert reference[0].score > 0.9 and reference[0].boundary_disagreement == 0
-    assert eroded[0].score < 0.6 and eroded[0].boundary_disagreement > 0.3 and eroded[0].self_confidence == pytest.approx(0.95)
+    assert (
+        eroded[0].score < 0.6
+        and eroded[0].boundary_disagreement > 0.3
+        and eroded[0].self_confidence == pytest.approx(0.95)
+    )
     assert eroded[1].score == pytest.approx(reference[1].score)  # the other object is untouched
     dilated = truth.copy()
     dilated[7:33, 32:58] = 1  # right square grown by 3 px
@@ -184,17 +224,33 @@ def test_small_objects_are_scored_but_not_ranked_and_an_empty_image_scores_one()
     image = score_image(probabilities, labels, np.full(3, 0.5), VOID, skip_classes=(0,), min_pixels=5)
     assert len(image.objects) == 1 and not image.objects[0].ranked and image.objects[0].score < 0.1
     assert image.score == 1.0 and image.worst is None
-    assert score_image(probabilities, np.zeros((20, 20), dtype=np.uint8), np.full(3, 0.5), VOID, skip_classes=(0,)).objects == []
+    assert (
+        score_image(probabilities, np.zeros((20, 20), dtype=np.uint8), np.full(3, 0.5), VOID, skip_classes=(0,)).objects
+        == []
+    )
 
 
 def report_from_masks(dataset: ShapesDataset, probabilities_of, **options) -> LabelQualityReport:
-    images = [score_image(probabilities_of(index), dataset.load(index)[1], np.full(dataset.num_classes, 0.5), dataset.ignore_index,
-                          skip_classes=(0,), index=index, sample_id=dataset.ids[index], **options) for index in range(len(dataset))]  # fmt: skip
+    images = [
+        score_image(
+            probabilities_of(index),
+            dataset.load(index)[1],
+            np.full(dataset.num_classes, 0.5),
+            dataset.ignore_index,
+            skip_classes=(0,),
+            index=index,
+            sample_id=dataset.ids[index],
+            **options,
+        )
+        for index in range(len(dataset))
+    ]
     return LabelQualityReport(images, np.full(dataset.num_classes, 0.5), dataset.class_names, 5, 12, (0,))
 
 
 def test_an_oracle_that_knows_the_clean_masks_ranks_the_injected_label_errors_first():
-    config = ShapesConfig(val_size=12, image_size=64, label_noise=0.3, seed=3, tiny_object_probability=0.0, min_objects=1, max_objects=5)
+    config = ShapesConfig(
+        val_size=12, image_size=64, label_noise=0.3, seed=3, tiny_object_probability=0.0, min_objects=1, max_objects=5
+    )
     dataset = ShapesDataset("val", config)
     report = report_from_masks(dataset, lambda index: agreeing_probabilities(dataset.clean_mask(index), 7, 0.98))
     validation = validate_on_shapes(report, dataset)
@@ -205,7 +261,9 @@ def test_an_oracle_that_knows_the_clean_masks_ranks_the_injected_label_errors_fi
     assert validation.precision_at(len(found)) >= 0.85 and validation.recall_at(len(found)) >= (k - 2) / k
     assert validation.mean_rank_percentile("flip") < 0.2
     rows = validation.rows()
-    assert [row["top k"] for row in rows] == sorted({max(1, k // 2), k, 2 * k}) and rows[0]["random ranking precision"] == validation.base_rate
+    assert [row["top k"] for row in rows] == sorted({max(1, k // 2), k, 2 * k}) and rows[0][
+        "random ranking precision"
+    ] == validation.base_rate
     ranked = report.ranked_objects()
     assert [item.score for item in ranked] == sorted(item.score for item in ranked)
     assert report.ranked_images()[0].score == min(image.score for image in report.images)
@@ -215,11 +273,20 @@ def test_an_oracle_that_knows_the_clean_masks_ranks_the_injected_label_errors_fi
 
 
 def test_precision_recall_and_ranks_follow_their_definitions():
-    validation = ShapesValidation(5, 3, [True, False, True, False, False], [(1, "flip"), (3, "erode"), (None, "dilate")])
+    validation = ShapesValidation(
+        5, 3, [True, False, True, False, False], [(1, "flip"), (3, "erode"), (None, "dilate")]
+    )
     assert validation.base_rate == pytest.approx(0.4)
-    assert validation.precision_at(1) == 1.0 and validation.precision_at(2) == 0.5 and validation.precision_at(3) == pytest.approx(2 / 3)
+    assert (
+        validation.precision_at(1) == 1.0
+        and validation.precision_at(2) == 0.5
+        and validation.precision_at(3) == pytest.approx(2 / 3)
+    )
     assert validation.recall_at(2) == pytest.approx(1 / 3) and validation.recall_at(5) == pytest.approx(2 / 3)
-    assert validation.mean_rank_percentile("flip") == pytest.approx(0.2) and validation.mean_rank_percentile("dilate") == 1.0
+    assert (
+        validation.mean_rank_percentile("flip") == pytest.approx(0.2)
+        and validation.mean_rank_percentile("dilate") == 1.0
+    )
     with pytest.raises(ConfigError, match="known corruptions"):
         validate_on_shapes(LabelQualityReport([], np.ones(3), NAMES, 5, 12), object())
 
@@ -260,17 +327,30 @@ def test_score_dataset_gives_the_same_report_whether_it_keeps_or_recomputes_prob
     given = score_dataset(model, dataset, thresholds=np.full(7, 0.6), indices=[1, 2])
     assert [image.index for image in given.images] == [1, 2] and given.thresholds.tolist() == [0.6] * 7
     rows = kept.image_rows()
-    assert [row["rank"] for row in rows] == [1, 2, 3, 4] and [row["score"] for row in rows] == sorted(row["score"] for row in rows)
+    assert [row["rank"] for row in rows] == [1, 2, 3, 4] and [row["score"] for row in rows] == sorted(
+        row["score"] for row in rows
+    )
 
 
 # -- honest validation: train on clean labels, find the injected errors -----------------------------------
 # Circles and triangles on calm backgrounds at 64 px: a 0.1M-parameter UNet reaches ~0.96 mIoU in
 # 720 steps (20-30 s on one core), so the ranking is judged, not the model.
 VALIDATION_SHAPES = dict(
-    train_size=96, val_size=60, test_size=4, image_size=64, difficulty=0.0, background_noise=0.1, similar_color_probability=0.0,
-    tiny_object_probability=0.0, class_frequencies=(1, 0, 1, 0, 0, 0), min_objects=1, max_objects=5, object_scale=1.0, void_border=1,
+    train_size=96,
+    val_size=60,
+    test_size=4,
+    image_size=64,
+    difficulty=0.0,
+    background_noise=0.1,
+    similar_color_probability=0.0,
+    tiny_object_probability=0.0,
+    class_frequencies=(1, 0, 1, 0, 0, 0),
+    min_objects=1,
+    max_objects=5,
+    object_scale=1.0,
+    void_border=1,
     boundary_blur=0.0,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -281,9 +361,20 @@ def clean_model(tmp_path_factory):
     from seglab.train import train
 
     config = TrainConfig(
-        data=DataSpec(shapes=ShapesConfig(seed=0, **VALIDATION_SHAPES)), model="tiny_unet_small", epochs=60, batch_size=8,
-        crop_size=0, scale_min=1.0, scale_max=1.0, lr=6e-3, eval_every=1000, preview_images=0, threads=1, device="cpu", seed=0,
-    )  # fmt: skip
+        data=DataSpec(shapes=ShapesConfig(seed=0, **VALIDATION_SHAPES)),
+        model="tiny_unet_small",
+        epochs=60,
+        batch_size=8,
+        crop_size=0,
+        scale_min=1.0,
+        scale_max=1.0,
+        lr=6e-3,
+        eval_every=1000,
+        preview_images=0,
+        threads=1,
+        device="cpu",
+        seed=0,
+    )
     out = tmp_path_factory.mktemp("label_quality") / "clean"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEGLAB_CACHE_DIR", str(out.parent / "cache"))
@@ -318,7 +409,9 @@ def test_camvid_masks_use_void_11_and_every_class_is_an_object(camvid_root):
     probabilities[:, labels == dataset.ignore_index] = 0.0  # void: no probability at all, and still no effect
     sums, counts = self_confidence_totals(probabilities, labels, dataset.ignore_index)
     assert counts.sum() == np.count_nonzero(labels != 11) and np.allclose(sums[counts > 0] / counts[counts > 0], 0.9)
-    scores = score_image(probabilities, labels, class_thresholds(sums, counts), dataset.ignore_index, sample_id=dataset.ids[0])
+    scores = score_image(
+        probabilities, labels, class_thresholds(sums, counts), dataset.ignore_index, sample_id=dataset.ids[0]
+    )
     assert {item.class_id for item in scores.objects} == set(np.unique(labels[labels != 11]).tolist())
     assert all(item.score > 0.75 and item.disagreement == 0 for item in scores.objects if item.ranked)
     picture = suspicion_picture(image, labels, dataset.ignore_index, [scores.worst])
@@ -351,8 +444,10 @@ class _ModelAsSource:
 
                 outer.predicted += len(images)
                 results = [predict(model, image, return_probabilities=True) for image in images]
-                return [SourcePrediction(result.labels, result.probabilities if with_probabilities else None)
-                        for result in results]  # fmt: skip
+                return [
+                    SourcePrediction(result.labels, result.probabilities if with_probabilities else None)
+                    for result in results
+                ]
 
         self.predicted = 0
         self.source = Source()
@@ -370,13 +465,18 @@ def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_th
     first = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
     assert counting.predicted == 5  # each image predicted once: the maps are kept between the two passes
     assert np.allclose(first.thresholds, direct.thresholds, atol=1e-3)
-    assert np.allclose([o.score for i in first.images for o in i.objects], [o.score for i in direct.images for o in i.objects], atol=1e-3)
+    assert np.allclose(
+        [o.score for i in first.images for o in i.objects],
+        [o.score for i in direct.images for o in i.objects],
+        atol=1e-3,
+    )
     assert label_quality_cache_path(counting.source, dataset, first.band, first.min_pixels, tmp_path).is_file()
     second = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
     assert counting.predicted == 5  # read back from disk
     assert second.image_rows() == first.image_rows() and second.thresholds.tolist() == first.thresholds.tolist()
     assert [o.suggested_confidence for i in second.images for o in i.objects] == pytest.approx(
-        [o.suggested_confidence for i in first.images for o in i.objects], nan_ok=True)  # fmt: skip
+        [o.suggested_confidence for i in first.images for o in i.objects], nan_ok=True
+    )
     other_band = cached_label_quality(counting.source, dataset, band=2, cache_dir=tmp_path)
     assert counting.predicted == 10 and other_band.band == 2  # another band is another report
 

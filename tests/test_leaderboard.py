@@ -41,7 +41,9 @@ def runs(tmp_path_factory) -> Path:
     _save(root / "a" / "best.pt", 0, "ce", shapes_label_map())
     _save(root / "a" / "last.pt", 0, "ce", shapes_label_map())
     _save(root / "b" / "best.pt", 1, "ce+dice", shapes_label_map())
-    street = LabelMap(tuple(ClassInfo(i, name, (40 * i, 0, 0)) for i, name in enumerate(["road", "car", "sky"])), name="street")
+    street = LabelMap(
+        tuple(ClassInfo(i, name, (40 * i, 0, 0)) for i, name in enumerate(["road", "car", "sky"])), name="street"
+    )
     _save(root / "other" / "best.pt", 2, "ce", street)
     (root / "garbage.pt").write_bytes(b"this is not a checkpoint")
     return root
@@ -54,7 +56,9 @@ def dataset() -> ShapesDataset:
 
 def test_find_checkpoints_prefers_best_and_skips_hidden_files(runs: Path, tmp_path: Path) -> None:
     found = find_checkpoints(runs)
-    assert found == sorted([runs / "a" / "best.pt", runs / "b" / "best.pt", runs / "garbage.pt", runs / "other" / "best.pt"])
+    assert found == sorted(
+        [runs / "a" / "best.pt", runs / "b" / "best.pt", runs / "garbage.pt", runs / "other" / "best.pt"]
+    )
     assert runs / "a" / "last.pt" in find_checkpoints(runs, include_last=True)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last.pt").write_bytes(b"x")
@@ -73,10 +77,14 @@ def test_held_out_split_prefers_test_then_val() -> None:
 
 def test_build_ranks_by_miou_and_skips_unusable_checkpoints(runs: Path, dataset: ShapesDataset, tmp_path: Path) -> None:
     calls = []
-    board = build_leaderboard(find_checkpoints(runs), dataset, progress=lambda done, text: calls.append(done), cache_dir=tmp_path)
+    board = build_leaderboard(
+        find_checkpoints(runs), dataset, progress=lambda done, text: calls.append(done), cache_dir=tmp_path
+    )
 
     assert [row.run for row in board.rows] and {row.run for row in board.rows} == {"a", "b"}
-    expected = {run: evaluate_checkpoint(runs / run / "best.pt", dataset, cache_dir=tmp_path).metrics for run in ("a", "b")}
+    expected = {
+        run: evaluate_checkpoint(runs / run / "best.pt", dataset, cache_dir=tmp_path).metrics for run in ("a", "b")
+    }
     ordered = sorted(expected, key=lambda run: -expected[run].miou)
     assert [row.run for row in board.rows] == ordered
     assert [row.rank for row in board.rows] == [1, 2]
@@ -86,14 +94,18 @@ def test_build_ranks_by_miou_and_skips_unusable_checkpoints(runs: Path, dataset:
         assert row.iou["circle"] == pytest.approx(expected[row.run].iou[1], nan_ok=True)
         assert row.model == "tiny_unet_small" and row.file == "best.pt" and len(row.sha256) == 64
     assert {row.run: row.loss for row in board.rows} == {"a": "ce", "b": "ce+dice"}
-    reasons = {Path(skip.path).name if skip.path.endswith("garbage.pt") else "other": skip.reason for skip in board.skipped}
+    reasons = {
+        Path(skip.path).name if skip.path.endswith("garbage.pt") else "other": skip.reason for skip in board.skipped
+    }
     assert "not a PyTorch checkpoint" in reasons["garbage.pt"]
     assert "3 classes" in reasons["other"]
     assert calls and calls[-1] == 1.0 and calls == sorted(calls)
     assert board.class_names == dataset.class_names and board.protocol == Protocol() and board.pending == []
 
 
-def test_second_build_reads_the_cache_and_loads_no_model(runs: Path, dataset: ShapesDataset, tmp_path: Path, monkeypatch) -> None:
+def test_second_build_reads_the_cache_and_loads_no_model(
+    runs: Path, dataset: ShapesDataset, tmp_path: Path, monkeypatch
+) -> None:
     paths = find_checkpoints(runs)
     offered = build_leaderboard(paths, dataset, cache_dir=tmp_path, cached_only=True)
     # Only what can be scored is pending; the street run (other classes) is listed once with its reason.
@@ -111,10 +123,15 @@ def test_second_build_reads_the_cache_and_loads_no_model(runs: Path, dataset: Sh
     second = build_leaderboard(paths, dataset, cache_dir=tmp_path, cached_only=True)
     assert second.rows == first.rows and second.skipped == first.skipped and second.pending == []
     # Another protocol is another competition: nothing is reused.
-    assert len(build_leaderboard(paths, dataset, Protocol(flip=True), cache_dir=tmp_path, cached_only=True).pending) == len(paths) - 1
+    assert (
+        len(build_leaderboard(paths, dataset, Protocol(flip=True), cache_dir=tmp_path, cached_only=True).pending)
+        == len(paths) - 1
+    )
 
 
-def test_csv_has_one_line_per_row_and_the_documented_columns(runs: Path, dataset: ShapesDataset, tmp_path: Path) -> None:
+def test_csv_has_one_line_per_row_and_the_documented_columns(
+    runs: Path, dataset: ShapesDataset, tmp_path: Path
+) -> None:
     board = build_leaderboard(find_checkpoints(runs), dataset, cache_dir=tmp_path)
     lines = list(csv.DictReader(io.StringIO(to_csv(board))))
     header = ["rank", "run", "file", "model", "loss", "step", "miou", "miou_no_background", "pixel_acc", "mean_acc"]
@@ -127,6 +144,10 @@ def test_csv_has_one_line_per_row_and_the_documented_columns(runs: Path, dataset
         assert line["protocol"] == "single scale"
         for name in dataset.class_names:
             value = row.iou[name]
-            assert line[f"iou_{name}"] == "" if math.isnan(value) else float(line[f"iou_{name}"]) == pytest.approx(value, abs=1e-6)
+            assert (
+                line[f"iou_{name}"] == ""
+                if math.isnan(value)
+                else float(line[f"iou_{name}"]) == pytest.approx(value, abs=1e-6)
+            )
     empty = leaderboard_module.Leaderboard([], [], dataset.class_names, Protocol(), "x")
     assert to_csv(empty).strip().split(",") == header

@@ -9,14 +9,25 @@ import pytest
 import torch
 
 from seglab.errors import ConfigError
-from seglab.loss_inspector import (FOCAL, MINING, PLAIN, WEIGHTED, focal_picture, heatmap_scale, kept_pixels_picture,
-                                   loss_breakdown, loss_picture)  # fmt: skip
+from seglab.loss_inspector import (
+    FOCAL,
+    MINING,
+    PLAIN,
+    WEIGHTED,
+    focal_picture,
+    heatmap_scale,
+    kept_pixels_picture,
+    loss_breakdown,
+    loss_picture,
+)
 from seglab.losses import CrossEntropyLoss, FocalLoss, HardPixelCrossEntropy
 
 VOID = 11  # CamVid's ignore index: not 255
 
 
-def random_batch(seed: int = 0, classes: int = 4, size: tuple[int, int] = (12, 16)) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(
+    seed: int = 0, classes: int = 4, size: tuple[int, int] = (12, 16)
+) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     logits = torch.randn((2, classes, *size), generator=generator) * 2
     target = torch.randint(0, classes, (2, *size), generator=generator)
@@ -26,8 +37,9 @@ def random_batch(seed: int = 0, classes: int = 4, size: tuple[int, int] = (12, 1
 
 def test_every_loss_share_sums_to_one_and_counts_only_labelled_pixels():
     logits, target = random_batch()
-    breakdown = loss_breakdown(logits, target, VOID, class_weights=[0.5, 1.0, 2.0, 4.0], focal_gamma=2.0,
-                               top_k_percent_pixels=0.3)  # fmt: skip
+    breakdown = loss_breakdown(
+        logits, target, VOID, class_weights=[0.5, 1.0, 2.0, 4.0], focal_gamma=2.0, top_k_percent_pixels=0.3
+    )
     assert breakdown.series == [PLAIN, WEIGHTED, FOCAL, MINING]
     for name, shares in breakdown.per_class_loss_share.items():
         assert shares.sum() == pytest.approx(1.0), name
@@ -95,8 +107,16 @@ def test_focal_modulation_values_by_hand():
 def test_loss_values_are_what_the_training_losses_return():
     logits, target = random_batch(seed=5)
     weights = torch.tensor([0.2, 1.0, 3.0, 0.5])
-    breakdown = loss_breakdown(logits, target, VOID, class_weights=weights, focal_gamma=1.5, top_k_percent_pixels=0.3,
-                               hard_example_mining_step=10, step=4)  # fmt: skip
+    breakdown = loss_breakdown(
+        logits,
+        target,
+        VOID,
+        class_weights=weights,
+        focal_gamma=1.5,
+        top_k_percent_pixels=0.3,
+        hard_example_mining_step=10,
+        step=4,
+    )
     mining = HardPixelCrossEntropy(VOID, top_k_percent_pixels=0.3, hard_example_mining_step=10, class_weights=weights)
     mining.set_step(4)
     expected = {
@@ -135,7 +155,12 @@ def test_numpy_inputs_and_class_rows():
 
 @pytest.mark.parametrize(
     "options",
-    [{"class_weights": [1.0, 2.0]}, {"focal_gamma": -1.0}, {"top_k_percent_pixels": 0.0}, {"top_k_percent_pixels": 0.5, "step": -1}],
+    [
+        {"class_weights": [1.0, 2.0]},
+        {"focal_gamma": -1.0},
+        {"top_k_percent_pixels": 0.0},
+        {"top_k_percent_pixels": 0.5, "step": -1},
+    ],
 )
 def test_bad_options_raise_config_error(options):
     logits, target = random_batch()
@@ -180,13 +205,17 @@ def test_predict_logits_softmax_matches_predict_probabilities():
 
 def test_rarest_class_sentence_names_its_shares():
     target = torch.tensor([[[0] * 9 + [1]]])
-    breakdown = loss_breakdown(torch.zeros((1, 3, 1, 10)), target, VOID, class_weights=[1.0, 9.0, 1.0], top_k_percent_pixels=0.1)
+    breakdown = loss_breakdown(
+        torch.zeros((1, 3, 1, 10)), target, VOID, class_weights=[1.0, 9.0, 1.0], top_k_percent_pixels=0.1
+    )
     sentence = breakdown.rarest_class_sentence(["road", "sign", "sky"])
     # Plain CE: 1 of 10 equal losses; weighted: 9 / (9 + 9); mining keeps the single largest (weighted) loss.
     # Equal logits: every pixel's CE is equal, so road (90% of the pixels) carries 90% of plain CE.
     assert sentence.startswith("**road** carries the most plain cross-entropy: 90.0% of it, with 90.0% of")
     assert "sign, the rarest class in these images, has 10.0% of the pixels" in sentence
-    assert "10.0% of plain CE" in sentence and "50.0% of weighted CE" in sentence and "100.0% of top-k mining" in sentence
+    assert (
+        "10.0% of plain CE" in sentence and "50.0% of weighted CE" in sentence and "100.0% of top-k mining" in sentence
+    )
 
 
 def test_the_headline_names_the_class_carrying_the_loss_even_when_it_is_the_rarest():
@@ -201,7 +230,9 @@ def test_share_series_and_mining_schedule():
     from seglab.loss_inspector import mining_schedule
 
     target = torch.tensor([[[0] * 9 + [2]]])  # class 1 absent
-    names, series = loss_breakdown(torch.zeros((1, 3, 1, 10)), target, VOID, focal_gamma=2.0).share_series(["a", "b", "c"])
+    names, series = loss_breakdown(torch.zeros((1, 3, 1, 10)), target, VOID, focal_gamma=2.0).share_series(
+        ["a", "b", "c"]
+    )
     assert names == ["a", "c"] and list(series) == ["pixels", PLAIN, FOCAL]
     assert series["pixels"] == pytest.approx([0.9, 0.1])
     steps, fractions = mining_schedule(0.25, 100, 200, points=5)

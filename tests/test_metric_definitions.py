@@ -112,12 +112,20 @@ def test_torchmetrics_conventions_named_in_used_by_hold():
 
     generator = np.random.default_rng(1)
     target = torch.from_numpy(generator.integers(0, 4, size=(5, 16, 16)))  # class 4 never occurs
-    pred = torch.where(torch.from_numpy(generator.random((5, 16, 16)) < 0.6), target, torch.from_numpy(generator.integers(0, 4, size=(5, 16, 16))))
+    pred = torch.where(
+        torch.from_numpy(generator.random((5, 16, 16)) < 0.6),
+        target,
+        torch.from_numpy(generator.integers(0, 4, size=(5, 16, 16))),
+    )
     target[0][target[0] == 2] = 0  # class 2 absent from the first image's ground truth
     values = by_key(compute_definitions(image_confusions(pred, target, 5, ignore_index=None), background_index=0))
     assert values["dataset_miou"] == pytest.approx(float(MulticlassJaccardIndex(5)(pred, target)), abs=1e-6)
-    assert values["micro_iou"] == pytest.approx(float(MulticlassJaccardIndex(5, average="micro")(pred, target)), abs=1e-6)
-    assert values["pixel_accuracy"] == pytest.approx(float(MulticlassAccuracy(5, average="micro")(pred, target)), abs=1e-6)
+    assert values["micro_iou"] == pytest.approx(
+        float(MulticlassJaccardIndex(5, average="micro")(pred, target)), abs=1e-6
+    )
+    assert values["pixel_accuracy"] == pytest.approx(
+        float(MulticlassAccuracy(5, average="micro")(pred, target)), abs=1e-6
+    )
     assert values["mean_class_accuracy"] == pytest.approx(float(MulticlassAccuracy(5)(pred, target)), abs=1e-6)
     pooled = MeanIoU(num_classes=5, input_format="index")(pred, target)
     assert values["pooled_pairs_miou"] == pytest.approx(float(pooled), abs=1e-6)

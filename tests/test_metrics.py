@@ -24,7 +24,7 @@ IGNORE = 255
 # Their ignore label is -1: ``imLab += 1`` maps it to 0, and the histograms over range=(1, K)
 # with K bins count only the shifted class ids 1..K (bin width (K-1)/K puts value v in bin v-1).
 def accuracy(preds, label):
-    valid = (label >= 0)
+    valid = label >= 0
     acc_sum = (valid * (preds == label)).sum()
     valid_sum = valid.sum()
     acc = float(acc_sum) / (valid_sum + 1e-10)
@@ -43,8 +43,7 @@ def intersectionAndUnion(imPred, imLab, numClass):  # noqa: N802, N803 (seed's n
 
     # Compute area intersection:
     intersection = imPred * (imPred == imLab)
-    (area_intersection, _) = np.histogram(
-        intersection, bins=numClass, range=(1, numClass))
+    (area_intersection, _) = np.histogram(intersection, bins=numClass, range=(1, numClass))
 
     # Compute area union:
     (area_pred, _) = np.histogram(imPred, bins=numClass, range=(1, numClass))
@@ -195,8 +194,11 @@ def test_numpy_and_torch_inputs_of_any_integer_dtype_agree(dtype):
     pred, target = random_masks(6)
     expected = reference_matrix(pred, target, 7)
     as_numpy = ConfusionMatrix(7).update(pred.astype(dtype), target.astype(dtype)).matrix
-    as_torch = ConfusionMatrix(7).update(torch.from_numpy(pred.astype(np.int64)),
-                                         torch.from_numpy(target.astype(np.int64))).matrix
+    as_torch = (
+        ConfusionMatrix(7)
+        .update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(target.astype(np.int64)))
+        .matrix
+    )
     mixed = ConfusionMatrix(7).update(torch.from_numpy(pred), target).matrix
     assert as_numpy.dtype == np.int64 and as_numpy.shape == (7, 7)
     for matrix in (as_numpy, as_torch, mixed):
@@ -254,8 +256,7 @@ def test_large_input_takes_the_threaded_path(monkeypatch):
     monkeypatch.setattr(metrics, "_PARALLEL_MIN_PIXELS", 1_000)
     monkeypatch.setattr(metrics, "_PIECE_PIXELS", 700)
     pred, target = random_masks(9, shape=(2, 60, 50))
-    np.testing.assert_array_equal(ConfusionMatrix(7).update(pred, target).matrix,
-                                  reference_matrix(pred, target, 7))
+    np.testing.assert_array_equal(ConfusionMatrix(7).update(pred, target).matrix, reference_matrix(pred, target, 7))
 
 
 def test_out_of_range_target_names_the_values():
@@ -297,8 +298,11 @@ def test_update_rejects_nothing_on_empty_input():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    target=arrays(np.uint8, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
-                  elements=st.sampled_from([0, 1, 2, 3, IGNORE])),
+    target=arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+        elements=st.sampled_from([0, 1, 2, 3, IGNORE]),
+    ),
     data=st.data(),
 )
 def test_matrix_counts_every_non_ignore_pixel_once(target, data):
@@ -315,8 +319,7 @@ def test_merge_equals_update_on_concatenation():
     first, second = random_masks(13), random_masks(14)
     left = ConfusionMatrix(7).update(*first)
     right = ConfusionMatrix(7).update(*second)
-    together = ConfusionMatrix(7).update(np.concatenate([first[0], second[0]]),
-                                         np.concatenate([first[1], second[1]]))
+    together = ConfusionMatrix(7).update(np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]]))
     summed = left + right
     np.testing.assert_array_equal(summed.matrix, together.matrix)
     np.testing.assert_array_equal(sum([left, right]).matrix, together.matrix)
@@ -358,8 +361,7 @@ def test_all_reduce_sums_the_tensor_in_a_process_group(tmp_path):
     distributed = torch.distributed
     if not distributed.is_available() or distributed.is_initialized():
         pytest.skip("torch.distributed unavailable or already initialised")
-    distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}",
-                                   rank=0, world_size=1)
+    distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:
         confusion = ConfusionMatrix(4).update(HAND_PRED, HAND_TARGET).all_reduce()
         assert confusion.total_pixels == 5
@@ -382,14 +384,13 @@ def test_to_dict_is_json_friendly():
     result = ConfusionMatrix(4).update(HAND_PRED, HAND_TARGET).compute()
     summary = result.to_dict(["background", "car", "tree", "sign"])
     json.dumps(summary, allow_nan=False)
-    for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1",
-                "classes_averaged"):
+    for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1", "classes_averaged"):
         assert key in summary
     assert summary["iou"] == {"background": 0.5, "car": 0.5, "tree": 0.0, "sign": None}
     assert summary["per_class"]["tree"]["precision"] is None
     assert summary["per_class"]["car"] == pytest.approx(
-        {"iou": 0.5, "precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 2, "predicted": 4,
-         "present": True})
+        {"iou": 0.5, "precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 2, "predicted": 4, "present": True}
+    )
     assert summary["classes_averaged"] == 3
     assert list(result.to_dict()["iou"]) == ["0", "1", "2", "3"]
     with pytest.raises(ConfigError):
@@ -448,5 +449,8 @@ def test_class_counts_divide_and_masked_mean_are_the_core_of_every_score():
     square = np.array([[5, 1, 0], [0, 3, 1], [2, 0, 4]])
     metrics = SegmentationMetrics.from_confusion(square, background_index=None)
     rows = {score.name: score.value for score in compute_definitions(square[None], background_index=None)}
-    assert metrics.miou == rows["mIoU, dataset-level, present classes"] == masked_mean(
-        divide(np.diag(square), square.sum(0) + square.sum(1) - np.diag(square)))
+    assert (
+        metrics.miou
+        == rows["mIoU, dataset-level, present classes"]
+        == masked_mean(divide(np.diag(square), square.sum(0) + square.sum(1) - np.diag(square)))
+    )

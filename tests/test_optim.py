@@ -31,8 +31,12 @@ class TinySegmenter(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.GroupNorm(2, 8),
+            nn.ReLU(),
         )
         self.decoder = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
         self.classifier = nn.Conv2d(8, 3, 1)
@@ -85,8 +89,12 @@ def test_every_parameter_in_exactly_one_group_with_required_keys():
         assert {"params", "weight_decay", "lr_mult", "name"} <= set(group)
         assert group["params"], "empty groups are dropped"
     assert [group["name"] for group in groups] == [
-        "encoder/decay", "encoder/no_decay", "decoder/decay", "decoder/no_decay",
-        "last_layer/decay", "last_layer/no_decay",
+        "encoder/decay",
+        "encoder/no_decay",
+        "decoder/decay",
+        "decoder/no_decay",
+        "last_layer/decay",
+        "last_layer/no_decay",
     ]
 
 
@@ -113,8 +121,14 @@ def test_decay_everywhere_when_norm_and_bias_exemption_off():
 
 def test_matches_csail_group_weight_on_conv_bn_linear_net():
     model = nn.Sequential(
-        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, bias=False),
-        nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, bias=False),
+        nn.BatchNorm2d(4),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
     reference_decay, reference_no_decay = csail_group_weight(model)
     groups = group_ids(build_param_groups(model))
@@ -126,7 +140,9 @@ def test_matches_csail_group_weight_on_conv_bn_linear_net():
 
 
 def test_any_module_works_beyond_csail_layers():
-    model = nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4), nn.PReLU(), nn.Linear(4, 4), nn.InstanceNorm1d(4, affine=True))
+    model = nn.Sequential(
+        nn.Embedding(10, 4), nn.LayerNorm(4), nn.PReLU(), nn.Linear(4, 4), nn.InstanceNorm1d(4, affine=True)
+    )
     groups = group_ids(build_param_groups(model))
     assert groups["decoder/decay"] == {id(model[0].weight), id(model[3].weight)}
     assert len(groups["decoder/no_decay"]) == 6  # LayerNorm x2, PReLU slope, Linear bias, InstanceNorm x2
@@ -136,8 +152,14 @@ def test_lr_multipliers_per_section_and_last_layer():
     model = TinySegmenter()
     groups = build_param_groups(model, encoder_lr_mult=0.1, decoder_lr_mult=1.0, last_layer_lr_mult=10.0)
     mults = {group["name"]: group["lr_mult"] for group in groups}
-    assert mults == {"encoder/decay": 0.1, "encoder/no_decay": 0.1, "decoder/decay": 1.0,
-                     "decoder/no_decay": 1.0, "last_layer/decay": 10.0, "last_layer/no_decay": 10.0}
+    assert mults == {
+        "encoder/decay": 0.1,
+        "encoder/no_decay": 0.1,
+        "decoder/decay": 1.0,
+        "decoder/no_decay": 1.0,
+        "last_layer/decay": 10.0,
+        "last_layer/no_decay": 10.0,
+    }
     ids = group_ids(groups)
     assert ids["last_layer/decay"] == {id(model.classifier.weight)}
     assert ids["last_layer/no_decay"] == {id(model.classifier.bias)}
@@ -170,7 +192,9 @@ class BrokenSplit(TinySegmenter):
         return ["classifier.weight"]
 
 
-@pytest.mark.parametrize("mode,words", [("overlap", "in both"), ("missing", "in neither"), ("foreign", "not parameters")])
+@pytest.mark.parametrize(
+    "mode,words", [("overlap", "in both"), ("missing", "in neither"), ("foreign", "not parameters")]
+)
 def test_bad_encoder_decoder_split_raises(mode, words):
     with pytest.raises(ConfigError, match=words):
         build_param_groups(BrokenSplit(mode))
@@ -223,14 +247,17 @@ def test_plain_parameter_groups_get_defaults():
     assert group["lr_mult"] == 1.0 and group["weight_decay"] == 1e-3 and group["lr"] == 0.1
 
 
-@pytest.mark.parametrize("kwargs,words", [
-    ({"name": "rmsprop"}, "unknown optimizer"),
-    ({"nesterov": True, "momentum": 0.0}, "nesterov"),
-    ({"name": "adam", "nesterov": True}, "nesterov"),
-    ({"lr": 0.0}, "learning rate"),
-    ({"momentum": 1.0}, "momentum"),
-    ({"name": "adam", "betas": (0.9, 1.5)}, "betas"),
-])
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"name": "rmsprop"}, "unknown optimizer"),
+        ({"nesterov": True, "momentum": 0.0}, "nesterov"),
+        ({"name": "adam", "nesterov": True}, "nesterov"),
+        ({"lr": 0.0}, "learning rate"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"name": "adam", "betas": (0.9, 1.5)}, "betas"),
+    ],
+)
 def test_bad_optimizer_options_raise(kwargs, words):
     options = {"name": "sgd", "lr": 0.01, **kwargs}
     name = options.pop("name")
@@ -404,19 +431,22 @@ def test_to_dict_from_dict_roundtrip_through_json():
         schedule.base_lr = 1.0  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("options,words", [
-    ({"name": "exponential"}, "name must be one of"),
-    ({"total_steps": 0}, "total_steps"),
-    ({"total_steps": 10, "warmup_steps": 5, "slow_start_steps": 5}, "< total_steps"),
-    ({"power": 0}, "power"),
-    ({"base_lr": -1}, "base_lr"),
-    ({"min_lr": 1.0}, "min_lr"),
-    ({"name": "step"}, "step_size"),
-    ({"gamma": 0}, "gamma"),
-    ({"warmup_start_factor": 2}, "warmup_start_factor"),
-    ({"total_steps": 10.5}, "total_steps"),
-    ({"base_lr": "0.1"}, "base_lr"),
-])
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"name": "exponential"}, "name must be one of"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"total_steps": 10, "warmup_steps": 5, "slow_start_steps": 5}, "< total_steps"),
+        ({"power": 0}, "power"),
+        ({"base_lr": -1}, "base_lr"),
+        ({"min_lr": 1.0}, "min_lr"),
+        ({"name": "step"}, "step_size"),
+        ({"gamma": 0}, "gamma"),
+        ({"warmup_start_factor": 2}, "warmup_start_factor"),
+        ({"total_steps": 10.5}, "total_steps"),
+        ({"base_lr": "0.1"}, "base_lr"),
+    ],
+)
 def test_bad_schedules_raise_config_error(options, words):
     with pytest.raises(ConfigError, match=words):
         LRSchedule(**options)
@@ -436,8 +466,16 @@ def test_negative_step_raises():
     step=st.integers(0, 500),
 )
 def test_lr_stays_between_its_bounds(name, total, warmup_fraction, slow_fraction, step):
-    schedule = LRSchedule(name, base_lr=0.1, total_steps=total, warmup_steps=int(total * warmup_fraction),
-                          slow_start_steps=int(total * slow_fraction), slow_start_lr=1e-4, step_size=7, min_lr=1e-5)
+    schedule = LRSchedule(
+        name,
+        base_lr=0.1,
+        total_steps=total,
+        warmup_steps=int(total * warmup_fraction),
+        slow_start_steps=int(total * slow_fraction),
+        slow_start_lr=1e-4,
+        step_size=7,
+        min_lr=1e-5,
+    )
     lr = schedule.lr_at(step)
     assert 1e-5 - 1e-12 <= lr <= 0.1 + 1e-12
     assert math.isfinite(lr)

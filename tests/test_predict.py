@@ -173,9 +173,7 @@ def test_mixed_sizes_batch_by_size_and_match_one_by_one(model, tmp_path):
     for a, b in zip(batched.results, single.results):
         assert a.labels.shape == dataset.load(a.index)[1].shape
         np.testing.assert_array_equal(a.confusion, b.confusion)
-    np.testing.assert_array_equal(
-        sum(r.confusion for r in batched.results), sum(r.confusion for r in single.results)
-    )
+    np.testing.assert_array_equal(sum(r.confusion for r in batched.results), sum(r.confusion for r in single.results))
 
 
 def test_save_prediction_writes_mask_overlay_and_class_ids(model, image, tmp_path):

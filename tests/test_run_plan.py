@@ -12,14 +12,27 @@ from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError
 from seglab.losses import build_criterion
-from seglab.run_plan import QUICK_RUN_SECONDS, RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config, steps_per_epoch
+from seglab.run_plan import (
+    QUICK_RUN_SECONDS,
+    RunPlan,
+    build_config,
+    data_defaults,
+    loss_spec,
+    loss_terms,
+    quick_run_config,
+    steps_per_epoch,
+)
 
 
 @pytest.mark.parametrize(
     ("terms", "spec"),
-    [([(1.0, "ce")], "ce"), ([(1.0, "ce"), (0.5, "dice")], "ce+0.5*dice"), ([(1, "hard_ce"), (1e-5, "hd")], "hard_ce+1e-05*hd"),
-     ([(2.0, "focal"), (0.0, "iou")], "2*focal")],
-)  # fmt: skip
+    [
+        ([(1.0, "ce")], "ce"),
+        ([(1.0, "ce"), (0.5, "dice")], "ce+0.5*dice"),
+        ([(1, "hard_ce"), (1e-5, "hd")], "hard_ce+1e-05*hd"),
+        ([(2.0, "focal"), (0.0, "iou")], "2*focal"),
+    ],
+)
 def test_loss_spec_round_trips_through_the_criterion_parser(terms, spec):
     assert loss_spec(terms) == spec
     assert loss_terms(spec) == [(float(weight), name) for weight, name in terms if weight]
@@ -37,7 +50,10 @@ def test_loss_terms_canonicalises_aliases():
     assert loss_terms("ohem+0.5*jaccard") == [(1.0, "hard_ce"), (0.5, "iou")]
 
 
-@pytest.mark.parametrize(("images", "batch", "expected"), [(400, 16, 25), (401, 16, 25), (40, 16, 2), (20, 16, 2), (16, 16, 1), (3, 16, 1), (0, 4, 0)])
+@pytest.mark.parametrize(
+    ("images", "batch", "expected"),
+    [(400, 16, 25), (401, 16, 25), (40, 16, 2), (20, 16, 2), (16, 16, 1), (3, 16, 1), (0, 4, 0)],
+)
 def test_steps_per_epoch_matches_the_drop_last_rule(images, batch, expected):
     assert steps_per_epoch(images, batch) == expected
 
@@ -93,11 +109,17 @@ def test_quick_run_is_the_default_config_on_the_current_data_with_a_budget():
     defaults = TrainConfig()
     assert config.data == data.with_split("train")
     assert config.time_budget_s == (defaults.time_budget_s or QUICK_RUN_SECONDS)
-    assert {**config.to_dict(), "data": None, "time_budget_s": None} == {**defaults.to_dict(), "data": None, "time_budget_s": None}
+    assert {**config.to_dict(), "data": None, "time_budget_s": None} == {
+        **defaults.to_dict(),
+        "data": None,
+        "time_budget_s": None,
+    }
 
 
 def test_plan_counts_steps_and_follows_the_schedule():
-    config = build_config(DataSpec(), epochs=4, batch_size=10, lr=0.1, schedule="step", step_size=10, gamma=0.5, warmup_steps=0)
+    config = build_config(
+        DataSpec(), epochs=4, batch_size=10, lr=0.1, schedule="step", step_size=10, gamma=0.5, warmup_steps=0
+    )
     plan = RunPlan.check(config, train_images=100, num_classes=7)
     assert (plan.steps_per_epoch, plan.total_steps) == (10, 40)
     steps, rates = plan.lr_curve()
@@ -127,10 +149,16 @@ def test_plan_summary_mentions_the_time_budget():
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"model": "resnet9000"}, "unknown model"), ({"loss": "ce+wat"}, "unknown loss"), ({"loss": "ce+ce"}, "twice"),
-     ({"optimizer": "adam", "nesterov": True}, "nesterov"), ({"optimizer": "lbfgs"}, "unknown optimizer"),
-     ({"warmup_steps": 10_000}, "warmup_steps"), ({"schedule": "exp"}, "name must be one of")],
-)  # fmt: skip
+    [
+        ({"model": "resnet9000"}, "unknown model"),
+        ({"loss": "ce+wat"}, "unknown loss"),
+        ({"loss": "ce+ce"}, "twice"),
+        ({"optimizer": "adam", "nesterov": True}, "nesterov"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer"),
+        ({"warmup_steps": 10_000}, "warmup_steps"),
+        ({"schedule": "exp"}, "name must be one of"),
+    ],
+)
 def test_plan_catches_what_would_fail_at_training_start(options, message):
     with pytest.raises(ConfigError, match=message):
         RunPlan.check(build_config(DataSpec(), **options), train_images=400, num_classes=7)
@@ -148,14 +176,27 @@ def test_the_trainer_builds_what_the_recipe_builds():
 
     shapes = ShapesConfig(train_size=9, val_size=2, test_size=2, image_size=32)
     config = TrainConfig(
-        model="tiny_unet_small", batch_size=4, crop_size=32, data=DataSpec(shapes=shapes), loss="ce+0.5*dice",
-        optimizer="sgd", lr=0.02, momentum=0.8, nesterov=True, weight_decay=3e-4, focal_gamma=1.5, epochs=3,
+        model="tiny_unet_small",
+        batch_size=4,
+        crop_size=32,
+        data=DataSpec(shapes=shapes),
+        loss="ce+0.5*dice",
+        optimizer="sgd",
+        lr=0.02,
+        momentum=0.8,
+        nesterov=True,
+        weight_decay=3e-4,
+        focal_gamma=1.5,
+        epochs=3,
     )
     trainer = Trainer(config)
     expected = criterion_from_config(config, num_classes=trainer.label_map.num_classes, ignore_index=255)
     assert repr(trainer.criterion) == repr(expected)
-    assert (trainer.criterion.names, trainer.criterion.weights, trainer.criterion.aux_weight) == (
-        expected.names, expected.weights, expected.aux_weight) == (["ce", "dice"], [1.0, 0.5], config.aux_weight)
+    assert (
+        (trainer.criterion.names, trainer.criterion.weights, trainer.criterion.aux_weight)
+        == (expected.names, expected.weights, expected.aux_weight)
+        == (["ce", "dice"], [1.0, 0.5], config.aux_weight)
+    )
     built = optimizer_from_config(config, [{"params": [p for p in trainer.model.parameters()]}])
     assert type(trainer.optimizer) is type(built)
     for key in ("lr", "momentum", "nesterov"):

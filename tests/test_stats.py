@@ -17,19 +17,20 @@ from seglab.stats import compute_stats, load_stats, trivial_baseline
 V = 255  # void
 # Three 4x5 masks; every count below was done by hand from these pictures.
 MASKS = {
-    "a": [[0, 0, 1, 1, V],
-          [0, 0, 1, 1, V],
-          [0, 2, 0, 0, 0],
-          [0, 0, 0, 2, 2]],  # class 1: one 4 px block; class 2: a 1 px dot and a 2 px bar
-    "b": [[2, 0, 0, 0, 0],
-          [0, 2, 0, 0, 0],
-          [0, 0, 0, 0, 1],
-          [0, 0, 0, 0, V]],  # class 2: two pixels touching only diagonally = ONE object (8-connectivity)
-    "c": [[0, 0, 0, 0, 1],
-          [0, 0, 0, 0, 0],
-          [0, 0, 0, 0, 0],
-          [V, V, V, V, V]],
-}  # fmt: skip
+    "a": [
+        [0, 0, 1, 1, V],
+        [0, 0, 1, 1, V],
+        [0, 2, 0, 0, 0],
+        [0, 0, 0, 2, 2],
+    ],  # class 1: one 4 px block; class 2: a 1 px dot and a 2 px bar
+    "b": [
+        [2, 0, 0, 0, 0],
+        [0, 2, 0, 0, 0],
+        [0, 0, 0, 0, 1],
+        [0, 0, 0, 0, V],
+    ],  # class 2: two pixels touching only diagonally = ONE object (8-connectivity)
+    "c": [[0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [V, V, V, V, V]],
+}
 PER_IMAGE = [[11, 4, 3], [16, 1, 2], [14, 1, 0]]  # labelled pixels of classes 0, 1, 2 in a, b, c
 VOID = [2, 1, 5]
 LABEL_MAP = LabelMap(

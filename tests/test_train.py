@@ -24,18 +24,34 @@ from seglab.train import Trainer, train
 # Easy Shapes (one shape class on flat backgrounds): a 0.1M-parameter UNet learns it in ~100 steps.
 # Scale augmentation is off because at 64 px it pads most of each batch, which slows learning a lot.
 EASY_SHAPES = ShapesConfig(
-    train_size=32, val_size=8, image_size=64, seed=0, class_frequencies=(1, 0, 0, 0, 0, 0),
-    difficulty=0.0, background_noise=0.0, tiny_object_probability=0.0, similar_color_probability=0.0,
-)  # fmt: skip
+    train_size=32,
+    val_size=8,
+    image_size=64,
+    seed=0,
+    class_frequencies=(1, 0, 0, 0, 0, 0),
+    difficulty=0.0,
+    background_noise=0.0,
+    tiny_object_probability=0.0,
+    similar_color_probability=0.0,
+)
 TINY_SHAPES = ShapesConfig(train_size=8, val_size=4, image_size=32, seed=1)
 
 
 def tiny_config(**options) -> TrainConfig:
     """A run of a few steps on 32 px images: for plumbing, not accuracy."""
     base = dict(
-        data=DataSpec(shapes=TINY_SHAPES), model="tiny_unet_small", epochs=1, batch_size=4, crop_size=0,
-        scale_min=1.0, scale_max=1.0, log_every=1, preview_images=0, device="cpu", lr=3e-3,
-    )  # fmt: skip
+        data=DataSpec(shapes=TINY_SHAPES),
+        model="tiny_unet_small",
+        epochs=1,
+        batch_size=4,
+        crop_size=0,
+        scale_min=1.0,
+        scale_max=1.0,
+        log_every=1,
+        preview_images=0,
+        device="cpu",
+        lr=3e-3,
+    )
     base.update(options)
     return TrainConfig(**base)
 
@@ -54,10 +70,20 @@ def fast_and_isolated(tmp_path_factory):
 def trained_run(tmp_path_factory):
     """One real run, shared by the tests that inspect its folder."""
     config = TrainConfig(
-        data=DataSpec(shapes=EASY_SHAPES), model="tiny_unet_small", epochs=12, batch_size=4, crop_size=0,
-        scale_min=1.0, scale_max=1.0, lr=3e-3, optimizer="adamw", schedule="constant", log_every=4,
-        preview_images=2, device="cpu",
-    )  # fmt: skip
+        data=DataSpec(shapes=EASY_SHAPES),
+        model="tiny_unet_small",
+        epochs=12,
+        batch_size=4,
+        crop_size=0,
+        scale_min=1.0,
+        scale_max=1.0,
+        lr=3e-3,
+        optimizer="adamw",
+        schedule="constant",
+        log_every=4,
+        preview_images=2,
+        device="cpu",
+    )
     out = tmp_path_factory.mktemp("runs") / "easy"
     seen = []
     result = Trainer(config, out_dir=out, callbacks=[seen.append]).fit()
@@ -164,7 +190,9 @@ def test_hard_pixel_mining_loss_trains():
 
 def test_aux_head_model_adds_the_aux_loss():
     seen = []
-    config = tiny_config(model="unet", model_options={"base_width": 4, "depth": 2, "aux": True}, aux_weight=0.4, loss="ce")
+    config = tiny_config(
+        model="unet", model_options={"base_width": 4, "depth": 2, "aux": True}, aux_weight=0.4, loss="ce"
+    )
     Trainer(config, callbacks=[seen.append]).fit()
     step = next(e for e in seen if e["type"] == "step")
     assert step["terms"]["aux"] > 0

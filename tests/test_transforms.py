@@ -179,7 +179,9 @@ def test_cat_max_ratio_prefers_crops_where_no_class_dominates() -> None:
 def test_pad_to_multiple_pads_bottom_right_with_ignore(ignore_index, sample, multiple) -> None:
     image, mask, seed = sample
     height, width = mask.shape
-    out_image, out_mask = PadToMultiple(multiple=multiple, ignore_index=ignore_index)(image, mask, np.random.default_rng(seed))
+    out_image, out_mask = PadToMultiple(multiple=multiple, ignore_index=ignore_index)(
+        image, mask, np.random.default_rng(seed)
+    )
     assert out_mask.shape[0] % multiple == 0 and out_mask.shape[1] % multiple == 0
     assert height <= out_mask.shape[0] < height + multiple and width <= out_mask.shape[1] < width + multiple
     np.testing.assert_array_equal(crop_to_original(out_mask, mask.shape), mask)
@@ -415,7 +417,9 @@ class FakeDataset(SegmentationDataset):
 
 
 def augmented(seed: int = 0, **options) -> AugmentedDataset:
-    return AugmentedDataset(FakeDataset(), train_transform(crop_size=16, vflip=0.5, color_jitter=0.3), seed=seed, **options)
+    return AugmentedDataset(
+        FakeDataset(), train_transform(crop_size=16, vflip=0.5, color_jitter=0.3), seed=seed, **options
+    )
 
 
 def test_augmented_dataset_is_deterministic_per_seed_and_epoch() -> None:

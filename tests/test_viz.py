@@ -248,8 +248,13 @@ def test_confusion_matrix_figure_draws_an_other_column_never_drops_it() -> None:
 
 
 def test_per_class_bar_figure_groups_series() -> None:
-    figure = viz.per_class_bar_figure({"run1": [0.1, 0.2, 0.3], "run2": np.array([0.3, np.nan, 0.1])}, NAMES,
-                                      title="IoU", yaxis_title="IoU", log_y=True)  # fmt: skip
+    figure = viz.per_class_bar_figure(
+        {"run1": [0.1, 0.2, 0.3], "run2": np.array([0.3, np.nan, 0.1])},
+        NAMES,
+        title="IoU",
+        yaxis_title="IoU",
+        log_y=True,
+    )
     assert [trace.name for trace in figure.data] == ["run1", "run2"]
     assert figure.layout.barmode == "group" and figure.layout.yaxis.type == "log"
     single = viz.per_class_bar_figure([1, 2, 3], NAMES, yaxis_title="pixels")
@@ -273,7 +278,11 @@ def test_object_size_figure_sends_quartiles_per_class(label_map: LabelMap) -> No
     classes = np.array([1, 1, 1, 1, 3, 0])
     areas = np.array([10, 20, 30, 1000, 7, 5000])
     figure = viz.object_size_figure(classes, areas, label_map.names, label_map.colors)
-    assert [box.name for box in figure.data] == [label_map.names[0], label_map.names[1], label_map.names[3]]  # classes with objects
+    assert [box.name for box in figure.data] == [
+        label_map.names[0],
+        label_map.names[1],
+        label_map.names[3],
+    ]  # classes with objects
     circle = figure.data[1]
     assert (circle.median[0], circle.q1[0], circle.q3[0]) == (25.0, 17.5, 272.5)
     assert (circle.lowerfence[0], circle.upperfence[0]) == (10, 1000)
@@ -318,8 +327,13 @@ def test_image_figure_downsamples_hover_layer_and_shows_several_layers(label_map
 
 
 def test_line_and_lr_schedule_figures() -> None:
-    figure = viz.line_figure({"train": ([0, 1, 2], [1.0, 0.5, 0.4]), "val": ([0, 2], [1.1, 0.6])},
-                             title="loss", xaxis_title="epoch", yaxis_title="loss", log_y=True)  # fmt: skip
+    figure = viz.line_figure(
+        {"train": ([0, 1, 2], [1.0, 0.5, 0.4]), "val": ([0, 2], [1.1, 0.6])},
+        title="loss",
+        xaxis_title="epoch",
+        yaxis_title="loss",
+        log_y=True,
+    )
     assert [trace.name for trace in figure.data] == ["train", "val"] and figure.layout.yaxis.type == "log"
     assert list(figure.data[1].y) == [1.1, 0.6]
     schedule = viz.lr_schedule_figure(np.arange(100), np.linspace(0.1, 0.0, 100))
@@ -375,7 +389,9 @@ def test_image_figure_height_follows_the_image_aspect_so_no_empty_band_surrounds
     camvid_like = np.zeros((360, 480, 3), dtype=np.uint8)
     assert viz.image_figure(camvid_like, display_width=600).layout.height == 450
     assert viz.image_figure(np.zeros((96, 96, 3), dtype=np.uint8), display_width=600).layout.height == 600
-    assert viz.image_figure(np.zeros((10, 400, 3), dtype=np.uint8)).layout.height == 240  # a strip keeps a usable height
+    assert (
+        viz.image_figure(np.zeros((10, 400, 3), dtype=np.uint8)).layout.height == 240
+    )  # a strip keeps a usable height
     assert viz.image_figure(camvid_like, title="t", display_width=600).layout.height == 490  # room for the title
 
 

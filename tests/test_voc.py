@@ -173,7 +173,9 @@ def test_one_missing_file_is_reported_and_fails_only_when_loaded(voc_root):
     (voc_root / "SegmentationClass" / "2008_000002.png").unlink()
     dataset = VOCDataset(voc_root)
     assert [path.name for path in dataset.missing_files()] == ["2007_000039.jpg", "2008_000002.png"]
-    with pytest.raises(DatasetError, match=r"2 file\(s\) listed in .*train\.txt are missing .*JPEGImages/2007_000039\.jpg"):
+    with pytest.raises(
+        DatasetError, match=r"2 file\(s\) listed in .*train\.txt are missing .*JPEGImages/2007_000039\.jpg"
+    ):
         dataset.check()
     dataset.load(0)
     with pytest.raises(DatasetError, match=r"image file .*2007_000039\.jpg does not exist"):

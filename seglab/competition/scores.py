@@ -66,5 +66,3 @@ def encode_confusions(confusions: np.ndarray) -> bytes:
 def decode_confusions(blob: bytes) -> np.ndarray:
     """Inverse of :func:`encode_confusions`."""
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
-
-

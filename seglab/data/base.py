@@ -66,7 +66,12 @@ class SegmentationDataset(Dataset):
     def fingerprint(self) -> str:
         """Hash of :meth:`fingerprint_parts` and the label map; keys on-disk caches."""
         payload = json.dumps(
-            {"kind": self.kind, "split": self.split, "parts": self.fingerprint_parts(), "labels": self.label_map.to_dict()},
+            {
+                "kind": self.kind,
+                "split": self.split,
+                "parts": self.fingerprint_parts(),
+                "labels": self.label_map.to_dict(),
+            },
             sort_keys=True,
             default=str,
         )

@@ -189,9 +189,7 @@ class FolderDataset(PairedFileDataset):
             mask_files = set(masks_by_stem.values())
             image_names = [n for n in image_names if n not in mask_files]
         if not image_names:
-            raise DatasetError(
-                f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.image_folder}; check --images"
-            )
+            raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.image_folder}; check --images")
         image_paths, mask_paths = [], []
         for name in image_names:
             mask_name = masks_by_stem.get(Path(name).stem)

@@ -66,9 +66,7 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def read_mask(
-    path: str | os.PathLike, label_map: LabelMap | None, mask_format: str = "auto"
-) -> tuple[np.ndarray, int]:
+def read_mask(path: str | os.PathLike, label_map: LabelMap | None, mask_format: str = "auto") -> tuple[np.ndarray, int]:
     """Read a mask file as ``(mask (H, W) uint8 class indices, unknown_colour_pixels)``.
 
     ``mask_format``:

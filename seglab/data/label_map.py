@@ -141,7 +141,7 @@ class LabelMap:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "label map") -> "LabelMap":
+    def from_dict(cls, data: Any, source: str = "label map") -> LabelMap:
         """Build from the JSON structure; raises :class:`LabelMapError` naming ``source``."""
         if isinstance(data, list):
             data = {"classes": data}
@@ -182,7 +182,7 @@ class LabelMap:
             raise LabelMapError(f"{source}: {error}") from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LabelMap":
+    def load(cls, path: str | os.PathLike) -> LabelMap:
         """Read and validate a label map JSON file."""
         path = Path(path)
         if not path.is_file():
@@ -201,9 +201,14 @@ class LabelMap:
 def label_map_example() -> str:
     """A short, valid label-map JSON text to show people who have to write one."""
     example = LabelMap(
-        classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "road", (128, 64, 128)),
-                 ClassInfo(2, "car", (64, 0, 128))),
-        ignore_index=DEFAULT_IGNORE_INDEX, name="my-data", background_index=0,
+        classes=(
+            ClassInfo(0, "background", (0, 0, 0)),
+            ClassInfo(1, "road", (128, 64, 128)),
+            ClassInfo(2, "car", (64, 0, 128)),
+        ),
+        ignore_index=DEFAULT_IGNORE_INDEX,
+        name="my-data",
+        background_index=0,
     )
     data = example.to_dict()
     classes = data.pop("classes")
@@ -246,7 +251,9 @@ def _validate(label_map: LabelMap) -> None:
     colors = [tuple(c.color) for c in label_map.classes]
     repeated_colors = sorted({c for c in colors if colors.count(c) > 1})
     if repeated_colors:
-        raise LabelMapError(f"class colours must be unique (RGB masks are decoded by colour), repeated: {repeated_colors}")
+        raise LabelMapError(
+            f"class colours must be unique (RGB masks are decoded by colour), repeated: {repeated_colors}"
+        )
     if not 0 <= label_map.ignore_index <= 255:
         raise LabelMapError(f"ignore_index must be 0-255, got {label_map.ignore_index}")
     if label_map.ignore_index in ids:
@@ -280,9 +287,28 @@ def _voc_palette(count: int) -> list[Color]:
 
 
 VOC_CLASS_NAMES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 CAMVID_CLASSES = (
     ("Sky", (128, 128, 128)),

@@ -82,7 +82,9 @@ class ShapesConfig:
     similar_color_probability: float = 0.05  # chance an object is coloured like the background
     class_color_probability: float = 1.0  # chance an object takes its class's typical hue (0 = colour says nothing)
     background_noise: float = 0.5  # strength of background texture/noise, 0..1
-    background_saturation: float = 0.25  # how colourful backgrounds may be, 0 (grey) .. 1; vivid objects stand out on dull ones
+    background_saturation: float = (
+        0.25  # how colourful backgrounds may be, 0 (grey) .. 1; vivid objects stand out on dull ones
+    )
     boundary_blur: float = 0.0  # Gaussian blur sigma (pixels) applied to the image edges
     void_border: int = 1  # void (ignore) band: pixels within this many px of an object outline, both sides; 0 = none
     label_noise: float = 0.0  # fraction of objects whose label is corrupted (flipped class / eroded / dilated)
@@ -126,17 +128,22 @@ class ShapesConfig:
             value = getattr(self, name)
             number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
             if not number or not minimum <= value <= maximum:
-                raise ShapesConfigError(f"Shapes option {name} must be a number in [{minimum}, {maximum}], got {value!r}")
+                raise ShapesConfigError(
+                    f"Shapes option {name} must be a number in [{minimum}, {maximum}], got {value!r}"
+                )
         frequencies = self.class_frequencies
         if not isinstance(frequencies, tuple) or len(frequencies) != len(SHAPE_NAMES):
             raise ShapesConfigError(
                 f"Shapes option class_frequencies must list {len(SHAPE_NAMES)} weights "
                 f"({', '.join(SHAPE_NAMES)}), got {frequencies!r}"
             )
-        if not all(
-            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-            for v in frequencies
-        ) or sum(frequencies) <= 0:
+        if (
+            not all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in frequencies
+            )
+            or sum(frequencies) <= 0
+        ):
             raise ShapesConfigError(
                 f"Shapes option class_frequencies must be finite non-negative weights with a positive sum, "
                 f"got {frequencies!r}"
@@ -160,7 +167,7 @@ class ShapesConfig:
         return json.dumps(changed, separators=(",", ":")) if changed else ""
 
     @classmethod
-    def from_query(cls, text: str | None) -> "ShapesConfig":
+    def from_query(cls, text: str | None) -> ShapesConfig:
         """Inverse of :meth:`to_query`; raises ShapesConfigError on text that is not such JSON."""
         if not text:
             return cls()
@@ -173,7 +180,7 @@ class ShapesConfig:
         return cls.from_dict(options)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ShapesConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ShapesConfig:
         """Inverse of :meth:`to_dict`; raises ShapesConfigError on unknown or invalid options."""
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))

@@ -36,7 +36,7 @@ class DataSpec:
     mask_format: str = "auto"  # folder layout: "index", "rgb" or "auto" (decided per file)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
 
-    def with_split(self, split: str) -> "DataSpec":
+    def with_split(self, split: str) -> DataSpec:
         """The same data, another split."""
         return replace(self, split=split)
 
@@ -48,7 +48,7 @@ class DataSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DataSpec":
+    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
         data = dict(data)
         unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
         if unknown:

@@ -274,7 +274,9 @@ class ColorJitter(JointTransform):
     The mask is returned untouched.
     """
 
-    def __init__(self, *, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0) -> None:
+    def __init__(
+        self, *, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+    ) -> None:
         for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if value < 0:
                 raise ConfigError(f"ColorJitter {name} must be >= 0, got {value!r}")
@@ -373,7 +375,9 @@ def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[fl
 class ToTensor(JointTransform):
     """uint8 (H, W, 3) image -> float32 (3, H, W) in [0, 1]; uint8 (H, W) mask -> int64 (H, W)."""
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(image, mask)
         return image_to_float(image), torch.from_numpy(mask.astype(np.int64))
 
@@ -452,7 +456,9 @@ def train_transform(
         transforms.append(RandomScale(min_scale=min_scale, max_scale=max_scale, ignore_index=ignore_index))
     if crop_size is not None:
         transforms.append(
-            RandomCrop(size=crop_size, ignore_index=ignore_index, image_fill=_fill_from_mean(mean), cat_max_ratio=cat_max_ratio)
+            RandomCrop(
+                size=crop_size, ignore_index=ignore_index, image_fill=_fill_from_mean(mean), cat_max_ratio=cat_max_ratio
+            )
         )
     if hflip > 0:
         transforms.append(RandomHorizontalFlip(p=hflip))
@@ -486,7 +492,9 @@ def eval_transform(
     if resize is not None:
         transforms.append(Resize(size=resize, ignore_index=ignore_index))
     if pad_multiple > 1:
-        transforms.append(PadToMultiple(multiple=pad_multiple, ignore_index=ignore_index, image_fill=_fill_from_mean(mean)))
+        transforms.append(
+            PadToMultiple(multiple=pad_multiple, ignore_index=ignore_index, image_fill=_fill_from_mean(mean))
+        )
     transforms += [ToTensor(), Normalize(mean=mean, std=std)]
     return Compose(transforms)
 
@@ -505,7 +513,9 @@ class AugmentedDataset(Dataset):
     attribute per-image metrics back to ``ids[i]``).
     """
 
-    def __init__(self, dataset: Any, transform: TransformFunction, *, seed: int = 0, return_index: bool = False) -> None:
+    def __init__(
+        self, dataset: Any, transform: TransformFunction, *, seed: int = 0, return_index: bool = False
+    ) -> None:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"augmentation seed must be a non-negative integer, got {seed!r}")
         self.dataset = dataset

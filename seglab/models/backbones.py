@@ -91,9 +91,7 @@ def build_mobilenet_v3_large(output_stride: int) -> Backbone:
     features = mobilenet_v3_large(weights=None).features
     # Blocks that start a new stride (C1..C4, at strides 4, 8, 16, 32), as torchvision marks them.
     stage_starts = [index for index, block in enumerate(features) if getattr(block, "_is_cn", False)]
-    dilate_to_output_stride(
-        [features[stage_starts[2] : stage_starts[3]], features[stage_starts[3] :]], output_stride
-    )
+    dilate_to_output_stride([features[stage_starts[2] : stage_starts[3]], features[stage_starts[3] :]], output_stride)
     low, aux, out = stage_starts[1] - 1, stage_starts[1], len(features) - 1
     return Backbone(
         body=IntermediateLayerGetter(features, return_layers={str(low): "low", str(aux): "aux", str(out): "out"}),

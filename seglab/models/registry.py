@@ -51,11 +51,13 @@ MODELS: dict[str, ModelEntry] = {
         defaults=TINY_UNET,
     ),
     "tiny_unet_small": ModelEntry(
-        UNet, "tiny_unet at half width (8, 0.12M params): about 2x faster, for smoke tests",
+        UNet,
+        "tiny_unet at half width (8, 0.12M params): about 2x faster, for smoke tests",
         defaults={**TINY_UNET, "base_width": 8},
     ),
     "tiny_unet_wide": ModelEntry(
-        UNet, "tiny_unet at 1.5x width (24, 1.1M params): more capacity, about 2x slower per step",
+        UNet,
+        "tiny_unet at 1.5x width (24, 1.1M params): more capacity, about 2x slower per step",
         defaults={**TINY_UNET, "base_width": 24},
     ),
     "unet": ModelEntry(UNet, "UNet 32 wide, 4 levels, BatchNorm (Ronneberger et al. 2015); GPU-sized"),

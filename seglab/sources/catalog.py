@@ -213,10 +213,13 @@ def validate_form(
         size, size_problems = _input_size(form.input_size)
         problems += size_problems
         preprocessing: dict[str, Any] = {
-            "channel_order": form.channel_order, "input_size": size, "size_divisor": int(form.size_divisor),
+            "channel_order": form.channel_order,
+            "input_size": size,
+            "size_divisor": int(form.size_divisor),
             "fixed_size_mode": form.fixed_size_mode,
-            "output": form.output.strip() or None, "output_kind": form.output_kind,
-        }  # fmt: skip
+            "output": form.output.strip() or None,
+            "output_kind": form.output_kind,
+        }
         for key, text in (("mean", form.mean), ("std", form.std)):
             if text.strip():
                 numbers = _numbers(text)
