@@ -481,8 +481,8 @@ def definitions_figure(scores: Sequence[DefinitionScore], highlight: str = APP_D
         )
     )
     figure.update_layout(
-        xaxis={"range": [0, 1.08], "title": {"text": "score"}},
-        height=40 + 28 * len(shown),
+        xaxis={"range": [0, 1.08], "title": {"text": "score", "standoff": 4}},
+        height=70 + 28 * len(shown),  # room below the bars for the tick labels and the axis title, however few bars
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
