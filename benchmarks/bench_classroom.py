@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout (tes
 import psutil  # noqa: E402
 
 from tests.classroom import CLASSROOM_PAGES, PageFigures, class_visits, page_figures  # noqa: E402
-from tests.test_e2e_browser import AppServer, free_port, seed_runs, stop_server, wait_until_healthy  # noqa: E402
+from tests.test_e2e_browser import seed_runs, start_app, stop_server  # noqa: E402
 
 GOAL_RATIO_8 = 3.0
 GOAL_WORST_30_S = 60.0
@@ -108,30 +107,16 @@ def run_class(sessions: int, demo_runs: Path, workdir: Path, timeout_s: float) -
     """A fresh server (runs copied from ``demo_runs``, empty caches) opened by ``sessions`` browsers."""
     folder = Path(tempfile.mkdtemp(prefix=f"class{sessions}-", dir=workdir))
     shutil.copytree(demo_runs, folder / "runs")
-    port = free_port()
     env = {
-        **os.environ,
         "SEGLAB_RUNS_DIR": str(folder / "runs"),
         "SEGLAB_CACHE_DIR": str(folder / "cache"),
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
-        "PYTHONUNBUFFERED": "1",
     }
-    options = {
-        "--server.headless": "true",
-        "--server.port": str(port),
-        "--browser.gatherUsageStats": "false",
-        "--server.fileWatcherType": "none",
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
     log_path = folder / "streamlit.log"
     started = time.monotonic()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = AppServer(f"http://127.0.0.1:{port}", log_path, folder / "runs", process)
+    server = start_app(folder / "runs", log_path, env)
+    process = server.process
     try:
-        wait_until_healthy(server)
         startup_s = time.monotonic() - started
         with TreeMonitor(process.pid) as monitor:
             began = time.monotonic()

@@ -159,6 +159,36 @@ def wait_until_healthy(server: AppServer) -> None:
     pytest.fail(f"streamlit did not answer /_stcore/health within {SERVER_START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
 
 
+def start_app(runs_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> AppServer:
+    """``streamlit run app.py`` on a free local port (headless, no file watcher, no usage statistics) with ``env`` added
+    to this process's environment and its output in ``log_path``; returns once it answers its health check. The one
+    way every browser test and benchmark starts the app (stop it with :func:`stop_server`)."""
+    port = free_port()
+    options = {
+        "--server.headless": "true",
+        "--server.port": str(port),
+        "--browser.gatherUsageStats": "false",
+        "--server.fileWatcherType": "none",
+    }
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
+    with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = AppServer(f"http://127.0.0.1:{port}", log_path, runs_dir, process)
+    try:
+        wait_until_healthy(server)
+    except BaseException:
+        stop_server(process)
+        raise
+    return server
+
+
 def stop_server(process: subprocess.Popen) -> None:
     """SIGTERM the server's process group, SIGKILL it if it lingers."""
     for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
@@ -211,43 +241,19 @@ def server(tmp_path_factory, artifacts, pytestconfig) -> Iterator[AppServer]:
     folder = tmp_path_factory.mktemp("e2e-app")
     runs_dir = folder / "runs"
     report(pytestconfig, f"runs folder seeded with {', '.join(seed_runs(runs_dir))}")
-    port = free_port()
     env = {
-        **os.environ,
         "SEGLAB_RUNS_DIR": str(runs_dir),
         "SEGLAB_CACHE_DIR": str(folder / "cache"),
-        "PYTHONUNBUFFERED": "1",
         "SEGLAB_DATA_ROOTS": str(folder / "byom"),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    log_path = artifacts / "streamlit.log"
-    with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = AppServer(f"http://127.0.0.1:{port}", log_path, runs_dir, process)
+    server = start_app(runs_dir, artifacts / "streamlit.log", env)
     try:
-        wait_until_healthy(server)
         yield server
     finally:
         try:
             stop_training_runs(runs_dir)
         finally:
-            stop_server(process)
+            stop_server(server.process)
 
 
 @pytest.fixture(scope="module")

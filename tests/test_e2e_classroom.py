@@ -12,23 +12,18 @@ half-imported pandas. Figures (times against one session alone) come from
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 
 from tests.test_e2e_browser import (
-    ROOT,
     AppServer,
-    free_port,
     report,
     seed_runs,
+    start_app,
     stop_server,
     stop_training_runs,
-    wait_until_healthy,
 )
 
 pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
@@ -49,35 +44,19 @@ def fresh_server(tmp_path_factory, pytestconfig) -> Iterator[AppServer]:
     folder = tmp_path_factory.mktemp("e2e-classroom")
     runs_dir = folder / "runs"
     report(pytestconfig, f"classroom: runs folder seeded with {', '.join(seed_runs(runs_dir))}")
-    port = free_port()
     env = {
-        **os.environ,
         "SEGLAB_RUNS_DIR": str(runs_dir),
         "SEGLAB_CACHE_DIR": str(folder / "cache"),
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
-        "PYTHONUNBUFFERED": "1",
     }
-    options = {
-        "--server.headless": "true",
-        "--server.port": str(port),
-        "--browser.gatherUsageStats": "false",
-        "--server.fileWatcherType": "none",
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", *(part for item in options.items() for part in item)]
-    log_path = folder / "streamlit.log"
-    with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the server
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = AppServer(f"http://127.0.0.1:{port}", log_path, runs_dir, process)
+    server = start_app(runs_dir, folder / "streamlit.log", env)
     try:
-        wait_until_healthy(server)
         yield server
     finally:
         try:
             stop_training_runs(runs_dir)
         finally:
-            stop_server(process)
+            stop_server(server.process)
 
 
 def test_eight_sessions_open_a_fresh_server_at_once_and_visit_every_page_together(

@@ -9,10 +9,7 @@ which must equal the library's. Reuses the server and browser helpers of ``test_
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -29,11 +26,10 @@ from tests.test_e2e_browser import (
     App,
     AppServer,
     expect,
-    free_port,
     report,
+    start_app,
     stop_server,
     sync_api,
-    wait_until_healthy,
 )
 
 pytestmark = pytest.mark.e2e
@@ -46,41 +42,18 @@ SCORE_TIMEOUT_MS = 180_000
 def server(tmp_path_factory, pytestconfig) -> Iterator[AppServer]:
     folder = tmp_path_factory.mktemp("e2e-competition")
     env = {
-        **os.environ,
         "SEGLAB_RUNS_DIR": str(folder / "runs"),
         "SEGLAB_CACHE_DIR": str(folder / "cache"),
         "SEGLAB_COMPETITION_DIR": str(folder / "competition"),
         "SEGLAB_ADMIN_PASSWORD": PASSWORD,
         "SEGLAB_COMPETITION_WORKER": "auto",
-        "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(ROOT),
     }
     (folder / "runs").mkdir()
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    log_path = folder / "streamlit.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    app_server = AppServer(f"http://127.0.0.1:{port}", log_path, folder / "runs", process)
-    report(pytestconfig, f"competition server log in {log_path}")
+    app_server = start_app(folder / "runs", folder / "streamlit.log", env)
+    process = app_server.process
+    report(pytestconfig, f"competition server log in {app_server.log_path}")
     try:
-        wait_until_healthy(app_server)
         yield app_server
     finally:
         stop_server(process)
