@@ -41,6 +41,13 @@ class TrainConfig:
     color_jitter: float = field(
         default=0.0, metadata={"help": "strength of brightness/contrast/saturation jitter, 0 = off"}
     )
+    rare_class_crops: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of training crops centred on a pixel of a rare class (drawn by median-frequency "
+            "weight among the classes in the image), 0 = off: thin, rare classes get seen far more often"
+        },
+    )
     # -- model -----------------------------------------------------------------------------------
     model: str = field(default="tiny_unet", metadata={"help": "see `seglab models` / seglab.models.available_models()"})
     model_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword options of the model"})
@@ -139,6 +146,7 @@ class TrainConfig:
             (self.crop_size >= 0, "crop_size must be >= 0 (0 = full images)"),
             (0 < self.scale_min <= self.scale_max, "need 0 < scale_min <= scale_max"),
             (0.0 <= self.hflip <= 1.0 and 0.0 <= self.vflip <= 1.0, "flip probabilities must be in [0, 1]"),
+            (0.0 <= self.rare_class_crops <= 1.0, "rare_class_crops must be in [0, 1] (a share of the crops)"),
             (self.lr > 0, "lr must be > 0"),
             (0 < self.top_k_percent_pixels <= 1.0, "top_k_percent_pixels must be in (0, 1]"),
             (self.hard_example_mining_step >= 0, "hard_example_mining_step must be >= 0"),

@@ -52,6 +52,7 @@ from seglab.predict import predict_probabilities
 from seglab.recipe import criterion_from_config, drops_last_batch, optimizer_from_config, schedule_from_config
 from seglab.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
 from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files
+from seglab.stats import DatasetStats, compute_stats
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -114,6 +115,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
 
+        self._stats: DatasetStats | None = None  # the training split's statistics, computed when first needed
         self.train_data = build_dataset(config.data)
         self.val_data = build_dataset(config.data.with_split(config.val_split))
         self.label_map = self.train_data.label_map
@@ -166,6 +168,8 @@ class Trainer:
             hflip=config.hflip,
             vflip=config.vflip,
             color_jitter=config.color_jitter,
+            class_focus=self._rare_class_focus(),
+            focus_probability=config.rare_class_crops,
             ignore_index=self.label_map.ignore_index,
         )
         data = AugmentedDataset(MemoryCachedDataset(self.train_data), transform, seed=config.seed)
@@ -208,10 +212,18 @@ class Trainer:
     def _class_weights(self) -> torch.Tensor | None:
         if self.config.class_weights == "none":
             return None
-        from seglab.stats import compute_stats
+        return torch.tensor(self._train_stats().class_weights(self.config.class_weights), dtype=torch.float32)
 
-        stats = compute_stats(self.train_data)
-        return torch.tensor(stats.class_weights(self.config.class_weights), dtype=torch.float32)
+    def _rare_class_focus(self) -> np.ndarray | None:
+        """Crop-centring weights per class: median-frequency weights (rarer within its images = drawn more)."""
+        if self.config.crop_size == 0 or self.config.rare_class_crops == 0:
+            return None
+        return self._train_stats().median_frequency_weights()
+
+    def _train_stats(self) -> DatasetStats:
+        if self._stats is None:
+            self._stats = compute_stats(self.train_data)
+        return self._stats
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:

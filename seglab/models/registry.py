@@ -17,6 +17,7 @@ from seglab.errors import ConfigError
 from seglab.models.base import SegmentationModel
 from seglab.models.deeplab import DeepLabV3, DeepLabV3Plus
 from seglab.models.pretrained import load_pretrained_backbone, load_weights_file
+from seglab.models.res_unet import ResUNet
 from seglab.models.torchvision_models import FCN, LRASPP, TorchvisionSegmentation
 from seglab.models.unet import UNet
 
@@ -59,6 +60,11 @@ MODELS: dict[str, ModelEntry] = {
         UNet,
         "tiny_unet at 1.5x width (24, 1.1M params): more capacity, about 2x slower per step",
         defaults={**TINY_UNET, "base_width": 24},
+    ),
+    "res_unet": ModelEntry(
+        ResUNet,
+        "ResNet-block encoder to stride 32, pyramid pooling, additive decoder to stride 2 (1.9M params): "
+        "the CPU recipe for photos",
     ),
     "unet": ModelEntry(UNet, "UNet 32 wide, 4 levels, BatchNorm (Ronneberger et al. 2015); GPU-sized"),
     "deeplabv3_resnet18": ModelEntry(
