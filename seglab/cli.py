@@ -245,7 +245,9 @@ class TrainProgress:
         from tqdm import tqdm
 
         kind = event.get("type")
-        if kind == "start":
+        if kind == "note":  # e.g. "Downloading ImageNet weights ..." before torch hub's own bar
+            print(event["message"], file=sys.stderr)
+        elif kind == "start":
             self.steps_per_epoch = event.get("steps_per_epoch") or 0
         elif kind == "step":
             if self.bar is None:
