@@ -21,7 +21,13 @@ from torchvision.models import MobileNet_V3_Large_Weights, ResNet18_Weights, mob
 from seglab.cli import main
 from seglab.config import TrainConfig
 from seglab.errors import ConfigError
-from seglab.models import build_model, fetch_imagenet_weights, imagenet_models, imagenet_weights_note
+from seglab.models import (
+    build_model,
+    cached_imagenet_weights,
+    fetch_imagenet_weights,
+    imagenet_models,
+    imagenet_weights_note,
+)
 from seglab.models.pretrained import backbone_state, checkpoint_size
 from seglab.models.registry import MODELS, ModelEntry
 from seglab.run_dir import RunDirectory
@@ -112,8 +118,10 @@ def test_cached_file_is_loaded_into_the_encoder_without_network(hub_cache, monke
         raise AssertionError("a cached file must not be downloaded again")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    assert cached_imagenet_weights("lraspp_mobilenet_v3_large") is None
     state = save_fake(hub_cache / MOBILENET_FILE, mobilenet_v3_large(weights=None))
     assert fetch_imagenet_weights("lraspp_mobilenet_v3_large") == hub_cache / MOBILENET_FILE
+    assert cached_imagenet_weights("deeplabv3plus_mobilenet_v3_large") == hub_cache / MOBILENET_FILE
     model = build_model("lraspp_mobilenet_v3_large", 3, pretrained_backbone=True)
     assert_encoder_holds(model, state)
     assert MOBILENET_FILE in model.weights_source

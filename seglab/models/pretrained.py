@@ -68,7 +68,7 @@ def checkpoint_size(weights: WeightsEnum) -> str:
 def download_weights(spec: BackboneWeights) -> WeightsEnum:
     """The member of ``spec.weights`` that is downloaded: the first (IMAGENET1K_V1), as torchvision's
     segmentation builders use for their backbones."""
-    return next(iter(spec.weights))
+    return next(member for member in spec.weights)
 
 
 def cached_backbone_checkpoint(spec: BackboneWeights) -> Path | None:

@@ -22,6 +22,7 @@ from seglab.models.base import SegmentationModel
 from seglab.models.deeplab import DeepLabV3, DeepLabV3Plus
 from seglab.models.pretrained import (
     BackboneWeights,
+    cached_backbone_checkpoint,
     checkpoint_status,
     fetch_backbone_checkpoint,
     load_pretrained_backbone,
@@ -156,6 +157,11 @@ def fetch_imagenet_weights(
     a ``ConfigError`` naming the file, its size, its URL and the folder to copy it into).
     """
     return fetch_backbone_checkpoint(imagenet_backbone(name), report=report, progress_bar=progress_bar)
+
+
+def cached_imagenet_weights(name: str) -> Path | None:
+    """Model ``name``'s ImageNet file if it is in torch's hub cache, else ``None`` (e.g. a benchmark's skip reason)."""
+    return cached_backbone_checkpoint(imagenet_backbone(name))
 
 
 def imagenet_weights_note(name: str) -> str:
