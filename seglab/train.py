@@ -114,6 +114,8 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
+        if config.starts_from_imagenet:  # before the data: offline, fail within seconds
+            self._fetch_imagenet_weights()
 
         self.train_data = build_dataset(config.data)
         self.val_data = build_dataset(config.data.with_split(config.val_split))
@@ -121,8 +123,6 @@ class Trainer:
         self.train_loader = self._train_loader()
         self.val_loader = self._eval_loader(self.val_data)
 
-        if config.starts_from_imagenet:
-            self._fetch_imagenet_weights()
         model = build_model(config.model, self.label_map.num_classes, **config.model_build_options()).to(self.device)
         self.weights_source = model.weights_source
         if config.channels_last:  # faster convolutions on GPUs and with oneDNN on CPUs (about 1.3x here)
@@ -223,8 +223,10 @@ class Trainer:
         and, in a terminal, as torch hub's tqdm bar."""
         error = None
         if self.world.is_main:
-            if self.run is not None:
-                self.run.path.mkdir(parents=True, exist_ok=True)
+            events = self.run.events_path if self.run is not None else None
+            had_events = events is not None and events.exists()
+            if events is not None:
+                events.parent.mkdir(parents=True, exist_ok=True)
             try:
                 fetch_imagenet_weights(
                     self.config.model,
@@ -233,6 +235,8 @@ class Trainer:
                 )
             except ConfigError as failure:
                 error = str(failure)
+                if events is not None and not had_events:  # a run that never started: a rerun into --out is accepted
+                    events.unlink(missing_ok=True)
         error = distributed.broadcast_object(error)
         if error is not None:
             raise ConfigError(error)

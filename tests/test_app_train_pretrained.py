@@ -11,12 +11,13 @@ import time
 
 import pytest
 import torch
-from torchvision.models import resnet18
+from torchvision.models import mobilenet_v3_large, resnet18
 
 import seglab.runs
 from seglab.config import TrainConfig
 from seglab.errors import ConfigError
-from seglab.runs import _process_start_time
+from seglab.run_dir import RunDirectory
+from seglab.runs import _process_start_time, run_info, stop_run, wait_for_run
 from tests.test_app_train import open_train, texts, write_run
 
 LABEL = "Start from ImageNet weights"
@@ -98,3 +99,27 @@ def test_live_view_shows_the_download_note_while_the_run_starts(runs_dir):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_launch_with_the_toggle_trains_from_the_cached_imagenet_encoder(runs_dir, hub_cache):
+    """The real background run (a subprocess: the fake file must be cached, it has no network patch)."""
+    torch.save(mobilenet_v3_large(weights=None).state_dict(), hub_cache / "mobilenet_v3_large-8738ca79.pth")
+    at = open_train()
+    at.selectbox(key="train_model").select("lraspp_mobilenet_v3_large").run()
+    at.toggle(key="train_pretrained").set_value(True)
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_crop_size").set_value(32)
+    at.number_input(key="train_batch_size").set_value(2)
+    at.text_input(key="train_run_name").input("imagenet")
+    at.button(key="train_launch").click().run()
+    run = runs_dir / "imagenet"
+    try:
+        assert not at.exception and not at.error
+        info = wait_for_run(run, timeout_s=120)
+        assert info.state == "finished", (run / "train.log").read_text()
+    finally:
+        if run_info(run).state == "running":
+            stop_run(run, grace_s=1.0, wait=True)
+    assert TrainConfig.load(run / "config.json").pretrained == "imagenet"
+    start = next(event for event in RunDirectory(run).read_events() if event["type"] == "start")
+    assert start["weights"] == f"ImageNet backbone from {hub_cache / 'mobilenet_v3_large-8738ca79.pth'}"

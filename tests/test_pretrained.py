@@ -31,6 +31,7 @@ from seglab.models import (
 from seglab.models.pretrained import backbone_state, checkpoint_size
 from seglab.models.registry import MODELS, ModelEntry
 from seglab.run_dir import RunDirectory
+from seglab.run_folder import looks_like_run
 
 MOBILENET_FILE = "mobilenet_v3_large-8738ca79.pth"  # MobileNet_V3_Large_Weights.IMAGENET1K_V1
 RESNET18_FILE = "resnet18-f37072fd.pth"
@@ -262,22 +263,17 @@ def test_cli_trains_from_the_cached_imagenet_encoder(hub_cache, tmp_path, monkey
 
 def test_cli_offline_or_without_weights_is_one_clear_error(hub_cache, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    code = main(
-        [
-            "train",
-            *TINY_RUN,
-            "--model",
-            "lraspp_mobilenet_v3_large",
-            "--pretrained",
-            "imagenet",
-            "--out",
-            str(tmp_path / "a"),
-        ]
-    )
+    pretrained_run = ["train", *TINY_RUN, "--model", "lraspp_mobilenet_v3_large", "--pretrained", "imagenet"]
+    code = main([*pretrained_run, "--out", str(tmp_path / "a")])
     err = capsys.readouterr().err
     assert code == 2 and "seglab train: error: cannot download the ImageNet weights" in err
     assert MOBILENET_FILE in err and "21.1 MB" in err and str(hub_cache) in err and "--pretrained none" in err
     assert files_in(hub_cache) == []
+    assert not looks_like_run(tmp_path / "a")  # the run never started: nothing in --out blocks the next try
+
+    save_fake(hub_cache / MOBILENET_FILE, mobilenet_v3_large(weights=None))  # copied in by hand, as the error says
+    assert main([*pretrained_run, "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+
     code = main(
         ["train", *TINY_RUN, "--model", "tiny_unet_small", "--pretrained", "imagenet", "--out", str(tmp_path / "b")]
     )
