@@ -112,12 +112,24 @@ def training_image_size(data: DataSpec) -> tuple[int, int] | None:
     from seglab.data.spec import build_dataset
 
     dataset = build_dataset(data.with_split("train"))
-    return tuple(dataset.load(0)[0].shape[:2]) if len(dataset) else None  # type: ignore[return-value]
+    return tuple(dataset.load(0)[0].shape[:2]) if len(dataset) else None
 
 
 def describe_recipe(recipe: dict[str, Any]) -> str:
     """One line naming a recipe's choices, e.g. for the CLI's "using seglab's recipe" note."""
     return ", ".join(f"{name}={value}" for name, value in recipe.items())
+
+
+def recipe_config(data: DataSpec, **options: Any) -> TrainConfig:
+    """seglab's recipe for ``data`` (:func:`data_defaults` of its first training image), ``options`` on top.
+
+    What ``seglab train --data ...`` runs when no other flag is given; benchmarks/bench_camvid.py measures it.
+    """
+    image_size = training_image_size(data)
+    recipe = data_defaults(image_size, data.kind) if image_size else {}
+    config = TrainConfig.from_dict({**TrainConfig().to_dict(), **recipe, **options, "data": data.with_split("train")})
+    config.validate()
+    return config
 
 
 def quick_run_config(data: DataSpec, image_size: tuple[int, int] | None = None) -> TrainConfig:

@@ -437,7 +437,8 @@ def test_wrong_order_and_mismatched_pairs_are_clear_errors() -> None:
 
 def test_repr_shows_options() -> None:
     assert repr(RandomCrop(size=96, ignore_index=11)) == (
-        "RandomCrop(size=(96, 96), ignore_index=11, image_fill=(124, 116, 104), cat_max_ratio=None)"
+        "RandomCrop(size=(96, 96), ignore_index=11, image_fill=(124, 116, 104), cat_max_ratio=None, "
+        "focus_probability=0.0, class_focus=None)"
     )
     pipeline_text = repr(train_transform(ignore_index=11, color_jitter=0.4))
     assert "RandomScale(min_scale=0.5, max_scale=2.0, ignore_index=11)" in pipeline_text

@@ -220,7 +220,7 @@ class RandomCrop(JointTransform):
         ignore_index: int,
         image_fill: Sequence[int] = IMAGENET_FILL,
         cat_max_ratio: float | None = None,
-        class_focus: Sequence[float] | None = None,
+        class_focus: Sequence[float] | np.ndarray | None = None,
         focus_probability: float = 0.0,
     ) -> None:
         if cat_max_ratio is not None and not 0 < cat_max_ratio <= 1:
@@ -473,7 +473,7 @@ def train_transform(
     vflip: float = 0.0,
     color_jitter: float = 0.0,
     cat_max_ratio: float | None = None,
-    class_focus: Sequence[float] | None = None,
+    class_focus: Sequence[float] | np.ndarray | None = None,
     focus_probability: float = 0.0,
     ignore_index: int = 255,
     mean: Sequence[float] = IMAGENET_MEAN,
