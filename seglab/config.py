@@ -118,6 +118,13 @@ class TrainConfig:
     amp_dtype: str = field(
         default="bfloat16", metadata={"help": "bfloat16 | float16: autocast type on CUDA (float16 adds loss scaling)"}
     )
+    cpu_bf16: bool = field(
+        default=False,
+        metadata={
+            "help": "bfloat16 autocast on CPUs with native bf16 (AVX512-BF16 or AMX): about 1.5x faster steps; "
+            "ignored on other CPUs and on CUDA (see amp)"
+        },
+    )
     channels_last: bool = field(
         default=True, metadata={"help": "channels_last memory format (faster convolutions on CUDA and CPU)"}
     )

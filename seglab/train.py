@@ -87,6 +87,14 @@ def _amp_dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): only then is CPU autocast faster."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -143,8 +151,9 @@ class Trainer:
         )
         self.optimizer = optimizer_from_config(config, groups)
         self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.amp_dtype = _amp_dtype(config.amp_dtype) if self.use_amp else torch.bfloat16
+        cuda_amp = config.amp and self.device.type == "cuda"
+        self.use_amp = cuda_amp or (config.cpu_bf16 and self.device.type == "cpu" and cpu_has_native_bf16())
+        self.amp_dtype = _amp_dtype(config.amp_dtype) if cuda_amp else torch.bfloat16
         # Loss scaling only for float16: bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
 
