@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab import compare, viz
-from seglab.diagnostics.report import diagnostics_deltas
-from seglab.failures import clickable_confusion_figure
-from seglab.names import display_name
+from seglab import viz
+from seglab.analysis import compare
+from seglab.analysis.diagnostics.report import diagnostics_deltas
+from seglab.analysis.failures import clickable_confusion_figure
+from seglab.io.names import display_name
 
 METRIC_NAMES = {"iou": "IoU", "precision": "precision", "recall": "recall", "f1": "F1 (Dice)"}
 METRIC_FORMULAS = {

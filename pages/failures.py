@@ -6,8 +6,8 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.diagnostics.report import image_bf_score
-from seglab.failures import (
+from seglab.analysis.diagnostics.report import image_bf_score
+from seglab.analysis.failures import (
     class_failure_ranking,
     clickable_confusion_figure,
     image_class_table,
@@ -16,7 +16,7 @@ from seglab.failures import (
     ranking_rows,
     top_confusions,
 )
-from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
+from seglab.viz.diagnostics import confidently_wrong_map, uncertainty
 
 UPLOAD_MAX_PIXELS = 2_000_000  # a CPU prediction of a larger image takes too long for an interactive page
 CELL_KEY = "inspect_cell"

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metric_definitions import (
+from seglab.metrics.definitions import (
     AGREEMENT_TOLERANCE,
     APP_DEFINITION,
     compute_definitions,

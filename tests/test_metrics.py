@@ -1,4 +1,4 @@
-"""Tests for seglab.metrics: hand-computed values, agreement with the seed (CSAIL) and torchmetrics."""
+"""Tests for seglab.metrics.confusion: hand-computed values, agreement with the seed (CSAIL) and torchmetrics."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from seglab import metrics
 from seglab.errors import ConfigError, LabelError
-from seglab.metrics import ConfusionMatrix, SegmentationMetrics, image_confusions, per_image_metrics
+from seglab.metrics import confusion as metrics
+from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, image_confusions, per_image_metrics
 
 IGNORE = 255
 
@@ -434,8 +434,8 @@ def test_per_image_metrics_accepts_a_single_mask_and_checks_values():
 
 def test_class_counts_divide_and_masked_mean_are_the_core_of_every_score():
     """One confusion-count core: metrics and the metric definitions reduce the same counts."""
-    from seglab.metric_definitions import compute_definitions
-    from seglab.metrics import class_counts, divide, masked_mean
+    from seglab.metrics.confusion import class_counts, divide, masked_mean
+    from seglab.metrics.definitions import compute_definitions
 
     confusion = np.array([[5, 1, 0, 2], [0, 3, 0, 1], [0, 0, 0, 0]])  # (K, K + 1): an "other" column
     counts = class_counts(confusion)

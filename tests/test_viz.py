@@ -234,7 +234,7 @@ def test_confusion_matrix_figure_counts_hover_and_text() -> None:
 
 
 def test_confusion_matrix_figure_draws_an_other_column_never_drops_it() -> None:
-    from seglab.failures import clickable_confusion_figure
+    from seglab.analysis.failures import clickable_confusion_figure
 
     with_other = np.concatenate([MATRIX, np.array([[5], [0], [1]])], axis=1)  # a mapped source's "other" predictions
     figure = clickable_confusion_figure(with_other, NAMES, normalize="recall")
