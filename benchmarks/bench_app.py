@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout
-import seglab  # noqa: E402, F401  before torch loads: seglab sets OMP_WAIT_POLICY=PASSIVE (see the report on spinning threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py does, before torch loads
 
 PAGES = {
     "Home": "pages/home.py",
