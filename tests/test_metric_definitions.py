@@ -10,7 +10,8 @@ import torch
 
 from seglab.errors import ConfigError
 from seglab.metrics.confusion import ConfusionMatrix, image_confusions
-from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, definitions_figure, per_class_breakdown
+from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, per_class_breakdown
+from seglab.viz import definitions_figure
 
 
 def confusion(rows: list[list[int]], num_classes: int = 4) -> np.ndarray:

@@ -237,7 +237,7 @@ def test_confusion_matrix_figure_counts_hover_and_text() -> None:
 
 
 def test_confusion_matrix_figure_draws_an_other_column_never_drops_it() -> None:
-    from seglab.analysis.failures import clickable_confusion_figure
+    from seglab.viz import clickable_confusion_figure
 
     with_other = np.concatenate([MATRIX, np.array([[5], [0], [1]])], axis=1)  # a mapped source's "other" predictions
     figure = clickable_confusion_figure(with_other, NAMES, normalize="recall")
@@ -429,3 +429,13 @@ def test_confusion_cells_are_wide_enough_for_their_labels_or_carry_none() -> Non
     height, _, annotate = viz.confusion_geometry(40, 4)
     assert height <= viz.MAX_CONFUSION_PX and not annotate  # too small for text: hover only
     assert viz.confusion_geometry(3, 4)[0] >= 360
+
+
+def test_plotly_is_imported_only_by_seglab_viz() -> None:
+    package = Path(viz.__file__).parents[1]
+    importers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "import plotly" in path.read_text(encoding="utf-8") and path.parent.name != "viz"
+    ]
+    assert importers == []

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -37,15 +37,11 @@ from seglab.errors import ConfigError
 from seglab.io.json_values import json_number
 from seglab.metrics.confusion import class_counts, divide, masked_mean
 
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
 __all__ = [
     "APP_DEFINITION",
     "ClassBreakdown",
     "DefinitionScore",
     "compute_definitions",
-    "definitions_figure",
     "per_class_breakdown",
 ]
 
@@ -457,33 +453,3 @@ def _explain(
     else:
         reason = "its well segmented images are the ones with few pixels"
     return f"{where}: image-wise is higher because {reason}; {weighting}."
-
-
-# -- figure ------------------------------------------------------------------------------------------
-def definitions_figure(scores: Sequence[DefinitionScore], highlight: str = APP_DEFINITION) -> go.Figure:
-    """Horizontal bars of every applicable definition's value, the app's own definition highlighted."""
-    import plotly.graph_objects as go
-
-    shown = [score for score in scores if not math.isnan(score.value)][::-1]  # plotly draws bottom-up
-    colors = [
-        "#d55e00" if score.key == highlight else ("#0072b2" if score.level == "dataset" else "#56b4e9")
-        for score in shown
-    ]
-    figure = go.Figure(
-        go.Bar(
-            x=[score.value for score in shown],
-            y=[score.name for score in shown],
-            orientation="h",
-            marker={"color": colors},
-            text=[f"{score.value:.3f}" for score in shown],
-            textposition="outside",
-            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        xaxis={"range": [0, 1.08], "title": {"text": "score", "standoff": 4}},
-        height=70 + 28 * len(shown),  # room below the bars for the tick labels and the axis title, however few bars
-        showlegend=False,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    )
-    return figure

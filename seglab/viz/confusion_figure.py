@@ -157,3 +157,37 @@ def _compact_count(value: float) -> str:
             scaled = value / limit
             return f"{scaled:.0f}{suffix}" if abs(scaled) >= 10 else f"{scaled:.2g}{suffix}"
     return f"{value:.0f}"
+
+
+def clickable_confusion_figure(
+    confusion: np.ndarray, class_names: Sequence[str], normalize: str = "none", title: str | None = None
+) -> go.Figure:
+    """:func:`confusion_matrix_figure` whose cells can be clicked in ``st.plotly_chart(on_select=...)``.
+
+    Plotly cannot select heatmap cells (Streamlit returns an empty selection for them), so an
+    invisible marker sits on every cell and carries the hover text; a click selects that marker
+    (``x`` = predicted class name, ``y`` = ground-truth class name) and outlines its cell.
+    """
+    import plotly.graph_objects as go
+
+    figure = confusion_matrix_figure(confusion, class_names, normalize=normalize, title=title)
+    heatmap = figure.data[0]
+    names = [str(name) for name in class_names]
+    columns = list(heatmap.x)  # the classes, and "other" for a mapped source's (K, K + 1) matrix
+    figure.add_trace(
+        go.Scatter(
+            x=np.tile(columns, len(names)),
+            y=np.repeat(names, len(columns)),
+            customdata=np.asarray(heatmap.customdata).reshape(len(names) * len(columns), -1),
+            mode="markers",
+            marker={"symbol": "square-open", "size": 18, "color": "#d55e00", "line": {"width": 3}, "opacity": 0.0},
+            selected={"marker": {"opacity": 1.0}},
+            unselected={"marker": {"opacity": 0.0}},
+            hovertemplate=heatmap.hovertemplate,
+            showlegend=False,
+        )
+    )
+    heatmap.hoverinfo = "skip"
+    heatmap.hovertemplate = None
+    figure.update_layout(clickmode="event+select", hovermode="closest")
+    return figure

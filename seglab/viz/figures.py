@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seglab.data.label_map import LabelMap
+from seglab.metrics.definitions import APP_DEFINITION, DefinitionScore
 from seglab.viz.colors import as_mask, as_rgb, check_same_size, to_hex
 from seglab.viz.confusion_figure import check_class_count
 
@@ -351,5 +352,34 @@ def object_size_figure(
         xaxis={"tickangle": -45, "categoryorder": "array", "categoryarray": names},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+    )
+    return figure
+
+
+def definitions_figure(scores: Sequence[DefinitionScore], highlight: str = APP_DEFINITION) -> go.Figure:
+    """Horizontal bars of every applicable definition's value, the app's own definition highlighted."""
+    import plotly.graph_objects as go
+
+    shown = [score for score in scores if not math.isnan(score.value)][::-1]  # plotly draws bottom-up
+    colors = [
+        "#d55e00" if score.key == highlight else ("#0072b2" if score.level == "dataset" else "#56b4e9")
+        for score in shown
+    ]
+    figure = go.Figure(
+        go.Bar(
+            x=[score.value for score in shown],
+            y=[score.name for score in shown],
+            orientation="h",
+            marker={"color": colors},
+            text=[f"{score.value:.3f}" for score in shown],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        xaxis={"range": [0, 1.08], "title": {"text": "score", "standoff": 4}},
+        height=70 + 28 * len(shown),  # room below the bars for the tick labels and the axis title, however few bars
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
     return figure
