@@ -8,7 +8,7 @@ the app's live view all hang on it.
 Under ``torchrun`` the same Trainer runs in every process with ``DistributedDataParallel``
 (:mod:`seglab.engine.distributed`): each rank trains on its shard with ``batch_size`` images per step,
 evaluates its shard of the validation split and the confusion matrices are summed; only rank 0
-writes the run folder and calls the callbacks.
+writes the run folder (:class:`~seglab.engine.run_recorder.RunRecorder`, the first callback) and calls the callbacks.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from seglab.engine.divergence import DivergenceGuard
 from seglab.engine.optim import apply_lr, build_param_groups
 from seglab.engine.predict import predict_probabilities
 from seglab.engine.recipe import criterion_from_config, drops_last_batch, optimizer_from_config, schedule_from_config
-from seglab.engine.run_dir import FAILED, FINISHED, RUNNING, STOPPED, RunDirectory
+from seglab.engine.run_dir import FAILED, FINISHED, STOPPED, RunDirectory
 from seglab.engine.run_folder import RunLock, claim_run_folder, clean_temporary_files
+from seglab.engine.run_recorder import RunRecorder
 from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
-from seglab.io.atomic_files import atomic_write
 from seglab.io.json_values import json_number, sanitize_for_json
 from seglab.io.output_paths import write_failure
 from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics
@@ -108,8 +108,10 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.world = distributed.setup(self.device)
         self.device = distributed.process_device(self.device, self.world)
-        self.callbacks = list(callbacks) if self.world.is_main else []
         self.run = RunDirectory(out_dir) if out_dir is not None and self.world.is_main else None
+        # The run folder is written from the events, before any other callback sees them.
+        recorder: list[Callback] = [RunRecorder(self.run, self)] if self.run is not None else []
+        self.callbacks = [*recorder, *callbacks] if self.world.is_main else []
         self.keeps_checkpoints = out_dir is not None  # on every rank, though only rank 0 writes them
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -244,8 +246,6 @@ class Trainer:
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
         event = sanitize_for_json(event)
-        if self.run is not None:
-            self.run.append_event(event)
         for callback in self.callbacks:
             try:
                 callback(event)
@@ -427,38 +427,12 @@ class Trainer:
             "elapsed": self.elapsed(),
         }
         self.history.append(sanitize_for_json(event))
-        self.emit(event)
-        if self.run is not None:
-            self._save_previews()
-            self.save("last")
-            if improved:
-                self.save("best")
-            latest = {key: summary.get(key) for key in ("miou", "miou_no_background", "pixel_acc", "mean_acc")}
-            self.run.write_status(
-                RUNNING,
-                step=self.step,
-                epoch=self.epoch,
-                latest=sanitize_for_json(latest),
-                best_metric=json_number(self.best_value),
-                best_metric_name=self.config.best_metric,
-            )
+        self.emit(event)  # the run recorder saves the previews, last.pt, best.pt (when improved) and the status
         if self.keeps_checkpoints:
             self._saved_steps["last"] = self.step
             if improved:
                 self._saved_steps["best"] = self.step
         return summary
-
-    def _save_previews(self) -> None:
-        from seglab.engine.predict import preview_strip
-
-        count = min(self.config.preview_images, len(self.val_data))
-        if count <= 0 or self.run is None:
-            return
-        strip = preview_strip(self.model, self.val_data, range(count), device=self.device)
-        from PIL import Image
-
-        with atomic_write(self.run.previews_path / f"eval_{self.step:07d}.png") as stream:
-            Image.fromarray(strip).save(stream, format="PNG")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, which: str) -> Path:
@@ -535,7 +509,6 @@ class Trainer:
     def _fit(self) -> FitResult:
         config = self.config
         self._fit_started = time.perf_counter() - 0.0
-        self._write_run_files()
         self.emit(
             {
                 "type": "start",
@@ -614,21 +587,9 @@ class Trainer:
                 self._evaluate_and_save()
         return FINISHED
 
-    def _write_run_files(self) -> None:
-        if self.run is None:
-            return
-        self.run.path.mkdir(parents=True, exist_ok=True)
-        from seglab.io.atomic_files import write_json_atomic
-
-        write_json_atomic(self.run.config_path, self.config.to_dict())
-        self.label_map.save(self.run.label_map_path)
-        # Under torchrun the pid is the launcher's (torchrun's agent): stopping it stops every worker.
-        self.run.write_status(
-            RUNNING, pid=distributed.launcher_pid(), started=time.time(), error=None, processes=self.world.size
-        )
-
     def _mark(self, state: str, error: str | None) -> None:
-        """Record how the run ended; on a full disk this may fail too, and must not hide the first error."""
+        """Announce how the run ended (the run recorder writes it down); on a full disk this may fail too, and must
+        not hide the first error."""
         try:
             self.emit(
                 {
@@ -642,19 +603,6 @@ class Trainer:
             )
         except OSError:
             pass
-        if self.run is not None:
-            best = json_number(self.best_value)
-            try:
-                self.run.write_status(
-                    state,
-                    error=error,
-                    step=self.step,
-                    epoch=self.epoch,
-                    best_metric=best,
-                    best_metric_name=self.config.best_metric,
-                )
-            except OSError:
-                pass
 
 
 def train(
