@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from seglab.errors import ConfigError, LabelError
-from seglab.metrics import confusion as metrics
+from seglab.metrics import counting
 from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, image_confusions, per_image_metrics
 
 IGNORE = 255
@@ -244,7 +244,7 @@ def test_other_ignore_indices(ignore_index):
 
 def test_more_classes_than_the_row_limit_without_an_ignore_index():
     # Over _MAX_TARGET_ROWS classes and no ignore index: nothing to remap (this used to raise a TypeError).
-    num_classes = metrics._MAX_TARGET_ROWS + 44
+    num_classes = counting._MAX_TARGET_ROWS + 44
     generator = np.random.default_rng(0)
     pred = generator.integers(0, num_classes, (2, 16, 16))
     target = generator.integers(0, num_classes, (2, 16, 16))
@@ -253,8 +253,8 @@ def test_more_classes_than_the_row_limit_without_an_ignore_index():
 
 
 def test_large_input_takes_the_threaded_path(monkeypatch):
-    monkeypatch.setattr(metrics, "_PARALLEL_MIN_PIXELS", 1_000)
-    monkeypatch.setattr(metrics, "_PIECE_PIXELS", 700)
+    monkeypatch.setattr(counting, "_PARALLEL_MIN_PIXELS", 1_000)
+    monkeypatch.setattr(counting, "_PIECE_PIXELS", 700)
     pred, target = random_masks(9, shape=(2, 60, 50))
     np.testing.assert_array_equal(ConfusionMatrix(7).update(pred, target).matrix, reference_matrix(pred, target, 7))
 
