@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout
-import seglab  # noqa: E402, F401  before torch loads: seglab sets OMP_WAIT_POLICY=PASSIVE (see the report on spinning threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py does, before torch loads
 
 PAGES = {
     "Home": "pages/home.py",
@@ -77,11 +77,11 @@ class Row:
 
 def seed_runs(runs_dir: Path) -> list[str]:
     """The Shapes demo runs of checkpoints/, else two tiny runs trained now (as the browser test does)."""
-    from seglab.config import TrainConfig
     from seglab.data.shapes import ShapesConfig
     from seglab.data.spec import DataSpec
-    from seglab.runs import list_runs
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.runs import list_runs
+    from seglab.engine.trainer import train
 
     runs_dir.mkdir(parents=True, exist_ok=True)
     demos = [
@@ -147,8 +147,8 @@ def bench_pages(repeats: int) -> list[Row]:
 
 
 def bench_camvid_stats(root: Path, cache_dir: Path) -> list[Row]:
+    from seglab.analysis.stats import compute_stats
     from seglab.data.folder import CamVidDataset
-    from seglab.stats import compute_stats
 
     start = time.perf_counter()
     stats = compute_stats(CamVidDataset(root, split="train"), cache_dir=cache_dir)
@@ -169,11 +169,11 @@ def bench_camvid_label_quality(root: Path, scratch: Path) -> list[Row]:
     from streamlit.testing.v1 import AppTest
 
     from pages import ui
-    from seglab.checkpoint import load_checkpoint
-    from seglab.config import TrainConfig
+    from seglab.analysis.label_quality import score_dataset
     from seglab.data.spec import DataSpec, build_dataset
-    from seglab.label_quality import score_dataset
-    from seglab.train import train
+    from seglab.engine.checkpoint import load_checkpoint
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     camvid = DataSpec(kind="camvid", root=str(root), split="val")
     run = scratch / "runs" / "camvid-tiny"

@@ -12,12 +12,12 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from pages import loaders, state
+from seglab.analysis.gallery import table_choice
 from seglab.data.discover import split_names
 from seglab.data.spec import DataSpec
+from seglab.engine.predict import DatasetEvaluation
 from seglab.errors import SeglabError
-from seglab.gallery import table_choice
-from seglab.names import display_name
-from seglab.predict import DatasetEvaluation
+from seglab.io.names import display_name
 
 _log = logging.getLogger("seglab.app")
 

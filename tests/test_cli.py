@@ -1,4 +1,4 @@
-"""Tests for seglab/cli.py, called in-process through ``main([...])`` (plus one real subprocess)."""
+"""Tests for seglab/cli/commands.py, called in-process through ``main([...])`` (plus one real subprocess)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.cli import main
-from seglab.config import TrainConfig
+from seglab.cli.commands import main
 from seglab.data.label_map import camvid_label_map, shapes_label_map, voc_label_map
+from seglab.engine.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHAPES = ["--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32"]

@@ -114,11 +114,11 @@ def seed_runs(runs_dir: Path) -> list[str]:
     """Copy the Shapes demo runs from checkpoints/ (or ``$SEGLAB_E2E_DEMO_RUNS``; Shapes because the
     app's default data can score them), then train tiny ones in-process until there are two, the
     least Compare needs."""
-    from seglab.config import TrainConfig
     from seglab.data.shapes import ShapesConfig
     from seglab.data.spec import DataSpec
-    from seglab.runs import list_runs
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.runs import list_runs
+    from seglab.engine.trainer import train
 
     runs_dir.mkdir(parents=True)
     source = Path(os.environ.get("SEGLAB_E2E_DEMO_RUNS") or ROOT / "checkpoints")
@@ -205,7 +205,7 @@ def stop_server(process: subprocess.Popen) -> None:
 
 def stop_training_runs(runs_dir: Path) -> None:
     """Training runs live in their own sessions (start_new_session): stop any still going."""
-    from seglab.runs import list_runs, stop_run
+    from seglab.engine.runs import list_runs, stop_run
 
     for run in list_runs(runs_dir):
         if run.state == "running":
@@ -589,7 +589,7 @@ def test_a_link_to_folders_outside_the_allowed_ones_is_refused(app: App, tmp_pat
 
 # -- a training run launched from the Train page ----------------------------------------------------
 def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App, server: AppServer) -> None:
-    from seglab.config import TrainConfig
+    from seglab.engine.config import TrainConfig
 
     page = app.page
     # Small, easy Shapes data for this session: the Dataset page's lesson preset, then its size knobs.
@@ -658,9 +658,9 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
 ) -> None:
     """Runs last: the sources it registers are listed on every page afterwards."""
     from seglab.data.spec import DataSpec, build_dataset
-    from seglab.evaluation import evaluate_checkpoint
-    from seglab.export import export_checkpoint
-    from seglab.runs import list_runs
+    from seglab.engine.evaluation import evaluate_checkpoint
+    from seglab.engine.export import export_checkpoint
+    from seglab.engine.runs import list_runs
     from seglab.sources import write_prediction_png
 
     demo = next(run for run in list_runs(server.runs_dir) if run.checkpoint is not None and run.name != RUN_NAME)

@@ -1,4 +1,4 @@
-"""Tests for seglab/label_quality.py: hand-made probability maps, then an honest end-to-end check
+"""Tests for seglab/analysis/label_quality.py: hand-made probability maps, then an honest end-to-end check
 (train on clean Shapes, find the label errors injected into a noisy split)."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.errors import ConfigError, LabelError
-from seglab.label_quality import (
+from seglab.analysis.label_quality import (
     HIGHLIGHT_COLOR,
     LabelQualityReport,
     ShapesValidation,
@@ -24,6 +22,8 @@ from seglab.label_quality import (
     suspicion_picture,
     validate_on_shapes,
 )
+from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.errors import ConfigError, LabelError
 
 VOID = 255
 NAMES = ["background", "circle", "square"]
@@ -355,10 +355,10 @@ VALIDATION_SHAPES = dict(
 
 @pytest.fixture(scope="module")
 def clean_model(tmp_path_factory):
-    from seglab.checkpoint import load_checkpoint
-    from seglab.config import TrainConfig
     from seglab.data.spec import DataSpec
-    from seglab.train import train
+    from seglab.engine.checkpoint import load_checkpoint
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     config = TrainConfig(
         data=DataSpec(shapes=ShapesConfig(seed=0, **VALIDATION_SHAPES)),
@@ -440,7 +440,7 @@ class _ModelAsSource:
                 return self.predict_batch([sample_id], [image])[0]
 
             def predict_batch(self, sample_ids, images):
-                from seglab.predict import predict
+                from seglab.engine.predict import predict
 
                 outer.predicted += len(images)
                 results = [predict(model, image, return_probabilities=True) for image in images]
@@ -454,7 +454,7 @@ class _ModelAsSource:
 
 
 def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_the_second_time(tmp_path):
-    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     torch.manual_seed(0)
@@ -482,7 +482,7 @@ def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_th
 
 
 def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(tmp_path):
-    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     model = build_model("tiny_unet_small", 7).eval()
@@ -517,7 +517,7 @@ def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects()
 
 
 def test_object_numbers_never_overlap_and_stay_inside_the_picture():
-    from seglab.label_quality import place_labels
+    from seglab.analysis.label_quality import place_labels
 
     boxes = [(0, 0, 10, 10), (2, 1, 12, 11), (4, 2, 14, 12), (300, 0, 320, 5), (5, 3, 15, 13)] + [(6, 4, 16, 14)] * 12
     sizes = [(60, 12)] * len(boxes)
