@@ -32,7 +32,7 @@ from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
 from seglab.stats import default_cache_dir
 
-FORMAT = 1  # bump when the scores or the file layout change: older files are then recomputed
+FORMAT = 2  # bump when the scores or the file layout change: older files are then recomputed (2: float32 maps)
 _OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
 
 
