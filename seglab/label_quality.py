@@ -268,7 +268,8 @@ class _ImageParts:
     The model's probabilities are needed only here, so a split is predicted once and never kept: a
     pixel can be *confidently* class j only where j is its most probable class (thresholds are at
     least 0.5, and probabilities sum to 1), so the threshold-dependent counts need just the
-    disagreeing pixels' predicted class and probability.
+    disagreeing pixels' predicted class and probability. (Where two classes tie at exactly 0.5, the
+    first is taken, whatever their thresholds.)
     """
 
     index: int
@@ -334,7 +335,8 @@ def _image_parts(
         outer_object.append(owner[hit])
         outer_class.append(np.full(int(hit.sum()), class_id, dtype=np.intp))
         outer_probability.append(top[outside_positions[hit]])
-    disagreeing = np.flatnonzero((flat_objects > 0) & (predicted != labels.ravel()))
+    # Only a pixel whose most probable class differs from its label and reaches MIN_THRESHOLD can be suspicious.
+    disagreeing = np.flatnonzero((flat_objects > 0) & (predicted != labels.ravel()) & (top >= MIN_THRESHOLD))
     return _ImageParts(
         index=index,
         sample_id=sample_id,
@@ -363,6 +365,9 @@ def _finish(parts: _ImageParts, thresholds: np.ndarray, min_pixels: int) -> Imag
     num_classes, count = parts.num_classes, len(parts.classes)
     if thresholds.shape != (num_classes,):
         raise ConfigError(f"need one threshold per class ({num_classes}), got shape {thresholds.shape}")
+    if thresholds.min() < MIN_THRESHOLD:
+        # Below 0.5 a class other than the most probable one could be "confident" (see class_thresholds).
+        raise ConfigError(f"confident thresholds must be at least {MIN_THRESHOLD}, got {thresholds.min():.3f}")
     if count == 1:
         return ImageLabelQuality(parts.index, parts.sample_id, 1.0, [])
     # Suspicious: the model confidently gives another class than the label.

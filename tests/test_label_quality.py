@@ -120,6 +120,8 @@ def test_bad_inputs_raise_label_errors_naming_the_problem():
         pixel_quality(probabilities, np.zeros((4, 4), dtype=np.uint8), np.ones(2), VOID)
     with pytest.raises(ConfigError, match="band"):
         score_image(probabilities, np.zeros((4, 4), dtype=np.uint8), np.ones(3), VOID, band=0)
+    with pytest.raises(ConfigError, match="at least 0.5"):  # below 0.5 two classes could both be confident
+        score_image(probabilities, np.zeros((4, 4), dtype=np.uint8), np.full(3, 0.4), VOID)
 
 
 # -- objects --------------------------------------------------------------------------------------------
