@@ -15,7 +15,7 @@ from seglab.curves import RunWatcher
 from seglab.distributed import max_processes
 from seglab.errors import ConfigError
 from seglab.losses import LOSS_EXPLANATIONS, available_losses
-from seglab.models import available_models
+from seglab.models import available_models, imagenet_models, imagenet_weights_note
 from seglab.optim import OPTIMIZERS, SCHEDULES
 from seglab.run_dir import FAILED, RUNNING
 from seglab.run_plan import RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config
@@ -53,13 +53,29 @@ def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
     )
 
 
+def pretrained_option(model: str) -> str:
+    """The "Start from ImageNet weights" toggle: live for models with an ImageNet encoder, disabled and
+    explained for the others (their runs start from random weights)."""
+    label = "Start from ImageNet weights"
+    if model not in imagenet_models():
+        st.toggle(label, False, key="train_pretrained_unavailable", disabled=True, help=HELP["pretrained"])
+        st.caption(imagenet_weights_note(model))
+        return "none"
+    start = {} if "train_pretrained" in st.session_state else {"value": DEFAULTS.pretrained == "imagenet"}
+    on = st.toggle(label, key="train_pretrained", help=HELP["pretrained"], **start, **KEEP)
+    st.caption(imagenet_weights_note(model))
+    return "imagenet" if on else "none"
+
+
 def loop_options() -> dict:
     models = available_models()
     model = choice(st, "Model", "model", list(models))
     st.caption(models[model])
+    pretrained = pretrained_option(model)
     left, right = st.columns(2)
     return {
         "model": model,
+        "pretrained": pretrained,
         "epochs": number(left, "Epochs", "epochs", 1, 10_000),
         "time_budget_s": right.number_input(
             "Time budget (s)",
@@ -229,7 +245,7 @@ def show_run(watcher: RunWatcher, info) -> None:
         numbers[4].metric("Best mIoU", f"{curves.best_metric('miou'):.3f}" if "miou" in latest else "-")
         if not (curves.loss_series() or curves.metric_series()):
             st.caption(
-                "Waiting for the first logged step (start-up, data loading)..."
+                (curves.note or "Waiting for the first logged step (start-up, data loading)...")
                 if info.state == RUNNING
                 else "This run logged no step and no evaluation."
             )

@@ -78,6 +78,7 @@ TRAIN_EXAMPLES = """examples:
   seglab train --loss ce+dice --class-weights median --time-budget-s 60
   seglab train --loss hard_ce --top-k-percent-pixels 0.25 --hard-example-mining-step 500
   seglab train --data camvid --root ../shared/data/camvid --model deeplabv3plus_resnet18 --crop-size 256
+  seglab train --model lraspp_mobilenet_v3_large --pretrained imagenet   # ImageNet encoder, fetched once
   seglab train --config checkpoints/demo/config.json --out checkpoints/demo --resume
   torchrun --standalone --nproc-per-node 4 -m seglab train --device cuda --out checkpoints/ddp   # 4 GPUs, DDP
 """
@@ -245,7 +246,9 @@ class TrainProgress:
         from tqdm import tqdm
 
         kind = event.get("type")
-        if kind == "start":
+        if kind == "note":  # e.g. "Downloading ImageNet weights ..." before torch hub's own bar
+            print(event["message"], file=sys.stderr)
+        elif kind == "start":
             self.steps_per_epoch = event.get("steps_per_epoch") or 0
         elif kind == "step":
             if self.bar is None:

@@ -20,6 +20,8 @@ from seglab.errors import ConfigError
 BEST_METRICS = ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1")
 # Class weightings a run may use (TrainConfig.class_weights), as the app names them.
 CLASS_WEIGHTINGS = {"none": "none", "inverse": "inverse frequency", "median": "median frequency (SegNet)"}
+# Where a run's encoder weights start (TrainConfig.pretrained).
+PRETRAINED = {"none": "random initialisation", "imagenet": "torchvision's ImageNet weights"}
 
 
 @dataclass
@@ -44,6 +46,13 @@ class TrainConfig:
     # -- model -----------------------------------------------------------------------------------
     model: str = field(default="tiny_unet", metadata={"help": "see `seglab models` / seglab.models.available_models()"})
     model_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword options of the model"})
+    pretrained: str = field(
+        default="none",
+        metadata={
+            "help": "none | imagenet: start the encoder from torchvision's ImageNet weights, downloaded once into "
+            "torch's hub cache (models with a torchvision encoder only)"
+        },
+    )
     # -- loss ------------------------------------------------------------------------------------
     loss: str = field(
         default="ce+dice", metadata={"help": "e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses)"}
@@ -128,6 +137,7 @@ class TrainConfig:
         Runs on construction; call it again after changing fields (the CLI sets flags one by one).
         Nothing is probed here: whether CUDA exists is :func:`seglab.options.resolve_device`'s job.
         """
+        from seglab.models.registry import MODELS, imagenet_backbone
         from seglab.optim import OPTIMIZERS, SCHEDULES
         from seglab.options import check_device_name
 
@@ -158,6 +168,7 @@ class TrainConfig:
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
             ),
             (self.schedule in SCHEDULES, f"schedule name must be one of {', '.join(SCHEDULES)}"),
+            (self.pretrained in PRETRAINED, f"pretrained must be one of {', '.join(PRETRAINED)}"),
             (
                 self.best_metric in BEST_METRICS,
                 f"best_metric {self.best_metric!r} is not a metric; choose one of {', '.join(BEST_METRICS)}",
@@ -166,6 +177,17 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.pretrained == "imagenet" and self.model in MODELS:  # an unknown model is build_model's to report
+            imagenet_backbone(self.model)
+
+    @property
+    def starts_from_imagenet(self) -> bool:
+        """Whether the encoder starts from ImageNet weights (``pretrained``, or the older model option)."""
+        return self.pretrained == "imagenet" or self.model_options.get("pretrained_backbone") is True
+
+    def model_build_options(self) -> dict[str, Any]:
+        """The keyword options for ``build_model``: ``model_options``, plus ``pretrained_backbone`` for ImageNet."""
+        return {**self.model_options, "pretrained_backbone": True} if self.starts_from_imagenet else self.model_options
 
     def _check_types(self) -> None:
         # A hand-edited config.json can hold "epochs": "ten"; name the option instead of a TypeError.

@@ -80,6 +80,7 @@ class TrainingCurves:
     elapsed: float | None = None  # seconds since training started, as of the latest event
     end_state: str | None = None  # finished | stopped | failed once the run wrote its "end" event
     error: str | None = None
+    note: str | None = None  # the latest "note" event: what start-up is doing (e.g. downloading ImageNet weights)
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> TrainingCurves:
@@ -104,6 +105,8 @@ class TrainingCurves:
                 self._add_step(event)
             elif kind == "eval":
                 self._add_eval(event)
+            elif kind == "note" and isinstance(event.get("message"), str):
+                self.note = event["message"]
             elif kind == "end":
                 self.end_state = event.get("state") if isinstance(event.get("state"), str) else None
                 self.error = event.get("error") if isinstance(event.get("error"), str) else None

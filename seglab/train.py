@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from seglab.divergence import DivergenceGuard
 from seglab.errors import CheckpointError, ConfigError, SeglabError, TrainingDivergedError
 from seglab.json_values import json_number, sanitize_for_json
 from seglab.metrics import ConfusionMatrix, SegmentationMetrics
-from seglab.models import build_model
+from seglab.models import build_model, fetch_imagenet_weights
 from seglab.optim import apply_lr, build_param_groups
 from seglab.options import resolve_device
 from seglab.output_paths import write_failure
@@ -113,6 +114,8 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
+        if config.starts_from_imagenet:  # before the data: offline, fail within seconds
+            self._fetch_imagenet_weights()
 
         self.train_data = build_dataset(config.data)
         self.val_data = build_dataset(config.data.with_split(config.val_split))
@@ -120,7 +123,8 @@ class Trainer:
         self.train_loader = self._train_loader()
         self.val_loader = self._eval_loader(self.val_data)
 
-        model = build_model(config.model, self.label_map.num_classes, **config.model_options).to(self.device)
+        model = build_model(config.model, self.label_map.num_classes, **config.model_build_options()).to(self.device)
+        self.weights_source = model.weights_source
         if config.channels_last:  # faster convolutions on GPUs and with oneDNN on CPUs (about 1.3x here)
             model = model.to(memory_format=torch.channels_last)
         # self.model: the plain model (evaluation, previews, checkpoints); self.train_model: what a training
@@ -212,6 +216,30 @@ class Trainer:
 
         stats = compute_stats(self.train_data)
         return torch.tensor(stats.class_weights(self.config.class_weights), dtype=torch.float32)
+
+    def _fetch_imagenet_weights(self) -> None:
+        """Download the encoder's ImageNet file into torch's hub cache if it is not there yet (rank 0 only;
+        the other ranks wait and read the cache). Progress goes out as "note" events (the app's live view)
+        and, in a terminal, as torch hub's tqdm bar."""
+        error = None
+        if self.world.is_main:
+            events = self.run.events_path if self.run is not None else None
+            had_events = events is not None and events.exists()
+            if events is not None:
+                events.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fetch_imagenet_weights(
+                    self.config.model,
+                    report=lambda message: self.emit({"type": "note", "message": message}),
+                    progress_bar=sys.stderr.isatty(),
+                )
+            except ConfigError as failure:
+                error = str(failure)
+                if events is not None and not had_events:  # a run that never started: a rerun into --out is accepted
+                    events.unlink(missing_ok=True)
+        error = distributed.broadcast_object(error)
+        if error is not None:
+            raise ConfigError(error)
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -519,6 +547,7 @@ class Trainer:
                 "steps_per_epoch": len(self.train_loader),
                 "device": str(self.device),
                 "processes": self.world.size,
+                "weights": self.weights_source,
             }
         )
         try:

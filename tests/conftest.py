@@ -27,6 +27,27 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
 
 
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache (``TORCH_HOME`` under tmp_path) on a machine where torch hub has no network.
+
+    Downloads go through torch hub's real ``download_url_to_file`` (temporary file, hash check, move);
+    only its ``urlopen`` is replaced, so any test that would download fails with the offline error instead.
+    """
+    import urllib.error
+
+    import torch.hub
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    return checkpoints
+
+
 # -- test lanes -----------------------------------------------------------------------------------------
 # The fast lane is `python -m pytest -m "not slow and not e2e"`; plain `python -m pytest` runs everything.
 # Whole modules are marked here by file name; single slow tests carry @pytest.mark.slow themselves.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -345,15 +344,6 @@ def test_deeplabv3plus_decoder_fuses_projected_low_level_features():
 
 
 # --- weights: never downloaded ------------------------------------------------------------------
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty torchvision hub cache in tmp_path (``TORCH_HOME``)."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    return checkpoints
 
 
 def test_pretrained_backbone_missing_file_names_file_and_folder(hub_cache):

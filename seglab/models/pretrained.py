@@ -1,16 +1,22 @@
-"""Loading weights from local files only: torchvision's hub cache or a path the user gives.
+"""ImageNet backbone weights and local weight files.
 
-Nothing here downloads. When an ImageNet checkpoint is missing, the error names the exact file
-and folder, so the user can copy it there from a machine with internet.
+Loading reads local files only: torchvision's hub cache (``torch.hub.get_dir()/checkpoints``,
+which honours ``TORCH_HOME``) or a path the user gives. :func:`fetch_backbone_checkpoint` is the
+one function that touches the network: it downloads a missing ImageNet checkpoint through
+torchvision's own weights API, and only runs when a training run asks for ``pretrained="imagenet"``.
+Offline, its error names the file, its size, its URL and the folder to copy it into.
 """
 
 from __future__ import annotations
 
+import http.client
 import pickle
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
@@ -53,20 +59,94 @@ def checkpoint_file_name(weights: WeightsEnum) -> str:
     return Path(urlparse(weights.url).path).name
 
 
-def find_backbone_checkpoint(spec: BackboneWeights) -> Path:
-    """The first of ``spec.weights``' files present in the hub cache; ``ConfigError`` naming it if none is."""
+def checkpoint_size(weights: WeightsEnum) -> str:
+    """The download size from torchvision's weights metadata, e.g. ``"44.7 MB"`` (``"size unknown"`` if absent)."""
+    size = weights.meta.get("_file_size")
+    return f"{size:.1f} MB" if isinstance(size, (int, float)) else "size unknown"
+
+
+def download_weights(spec: BackboneWeights) -> WeightsEnum:
+    """The member of ``spec.weights`` that is downloaded: the first (IMAGENET1K_V1), as torchvision's
+    segmentation builders use for their backbones."""
+    return next(member for member in spec.weights)
+
+
+def cached_backbone_checkpoint(spec: BackboneWeights) -> Path | None:
+    """The first of ``spec.weights``' files present in the hub cache, or ``None``."""
     directory = checkpoint_directory()
-    candidates = [checkpoint_file_name(weights) for weights in spec.weights]
-    for file_name in candidates:
-        if (directory / file_name).is_file():
-            return directory / file_name
-    alternatives = f" (also accepted: {', '.join(candidates[1:])})" if len(candidates) > 1 else ""
-    raise ConfigError(
-        f"pretrained_backbone=True needs the ImageNet weights file {candidates[0]}{alternatives} in "
-        f"{directory}, and seglab never downloads. Copy it there from a machine with internet "
-        f"(URL: {next(weights.url for weights in spec.weights)}), point TORCH_HOME at a folder whose checkpoints/ "
-        f"holds it, or use pretrained_backbone=False."
+    for weights in spec.weights:
+        if (directory / checkpoint_file_name(weights)).is_file():
+            return directory / checkpoint_file_name(weights)
+    return None
+
+
+def copy_instructions(spec: BackboneWeights) -> str:
+    """Where to get the ImageNet file for ``spec`` and where to put it, for error messages."""
+    weights = download_weights(spec)
+    others = [checkpoint_file_name(member) for member in spec.weights if member is not weights]
+    alternatives = f" (also accepted: {', '.join(others)})" if others else ""
+    return (
+        f"On a machine with internet, download {weights.url} ({checkpoint_size(weights)}) and copy "
+        f"{checkpoint_file_name(weights)}{alternatives} into {checkpoint_directory()} (torch's hub cache; "
+        "with TORCH_HOME set, that is $TORCH_HOME/hub/checkpoints)"
     )
+
+
+def find_backbone_checkpoint(spec: BackboneWeights) -> Path:
+    """The cached ImageNet file for ``spec``; ``ConfigError`` naming it and its folder if it is absent."""
+    path = cached_backbone_checkpoint(spec)
+    if path is None:
+        raise ConfigError(
+            f"pretrained_backbone=True reads the ImageNet weights file {checkpoint_file_name(download_weights(spec))} "
+            f"from {checkpoint_directory()} and never downloads it. {copy_instructions(spec)}, or let "
+            "`seglab train --pretrained imagenet` fetch it once, or use pretrained_backbone=False."
+        )
+    return path
+
+
+# Errors that mean "no network" (DNS failure, refused or reset connection, timeout, proxy/HTTP trouble).
+NETWORK_ERRORS = (URLError, socket.timeout, socket.gaierror, ConnectionError, TimeoutError, http.client.HTTPException)
+
+
+def fetch_backbone_checkpoint(
+    spec: BackboneWeights, *, report: Callable[[str], None] | None = None, progress_bar: bool = False
+) -> Path:
+    """The ImageNet file for ``spec`` in the hub cache, downloading it first if it is absent.
+
+    A cached file is used as it is, without any network access. Otherwise the first member of
+    ``spec.weights`` is fetched with torchvision's ``WeightsEnum.get_state_dict`` (``torch.hub``:
+    SHA-256 prefix checked as torchvision does, written to a temporary file that is moved into place
+    only once complete, so an interrupted download never leaves a file that later loads). ``report``
+    receives a message before and after the download; ``progress_bar`` shows torch hub's tqdm bar
+    on stderr. Offline, a ``ConfigError`` says which file to copy where.
+    """
+    cached = cached_backbone_checkpoint(spec)
+    if cached is not None:
+        return cached
+    weights = download_weights(spec)
+    name, directory = checkpoint_file_name(weights), checkpoint_directory()
+    say = report or (lambda message: None)
+    say(f"Downloading ImageNet weights {name} ({checkpoint_size(weights)}) into {directory}, once: later runs reuse it")
+    try:
+        weights.get_state_dict(progress=progress_bar, check_hash=True, weights_only=True)
+    except NETWORK_ERRORS as error:
+        raise ConfigError(
+            f"cannot download the ImageNet weights {name} ({error}); is this machine offline? "
+            f"{copy_instructions(spec)}. Or train from scratch with --pretrained none."
+        ) from None
+    except (RuntimeError, OSError, pickle.UnpicklingError, EOFError) as error:
+        path = directory / name
+        if not path.exists():  # torch hub's "invalid hash value" or a full disk: the partial file is already gone
+            raise ConfigError(
+                f"downloading {weights.url} into {directory} failed ({error}); nothing was kept. Try again, "
+                f"or: {copy_instructions(spec)}."
+            ) from None
+        raise ConfigError(
+            f"the downloaded ImageNet weights {path} cannot be read ({error}); delete it and try again"
+        ) from None
+    path = directory / name
+    say(f"Downloaded {name} into {directory}")
+    return path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -177,4 +257,16 @@ def load_weights_file(model: SegmentationModel, path: str | Path) -> str:
     raise ConfigError(
         f"weights file {path} fits neither the model nor its encoder; {closer}. "
         f"Check that it was saved from the same architecture, num_classes and options."
+    )
+
+
+def checkpoint_status(spec: BackboneWeights) -> str:
+    """One line for the app: whether ``spec``'s ImageNet file is cached or will be downloaded once (and its size)."""
+    cached = cached_backbone_checkpoint(spec)
+    if cached is not None:
+        return f"Already cached: {cached.name} in {cached.parent} (no download)."
+    weights = download_weights(spec)
+    return (
+        f"Downloads {checkpoint_file_name(weights)} ({checkpoint_size(weights)}) once into "
+        f"{checkpoint_directory()} when the run starts; later runs reuse it."
     )

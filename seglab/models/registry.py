@@ -2,22 +2,33 @@
 
 ``build_model(name, num_classes, **options)`` checks every option name and type against the class
 signature before building, then loads weights only from local files (``pretrained_backbone`` from
-torchvision's hub cache, ``weights_path`` from a path).
+torchvision's hub cache, ``weights_path`` from a path). :func:`fetch_imagenet_weights` is the one
+step that may download (a run's ``pretrained="imagenet"``), before ``build_model`` reads the cache.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from seglab.errors import ConfigError
 from seglab.models.base import SegmentationModel
 from seglab.models.deeplab import DeepLabV3, DeepLabV3Plus
-from seglab.models.pretrained import load_pretrained_backbone, load_weights_file
-from seglab.models.torchvision_models import FCN, LRASPP, TorchvisionSegmentation
+from seglab.models.pretrained import (
+    BackboneWeights,
+    cached_backbone_checkpoint,
+    checkpoint_status,
+    fetch_backbone_checkpoint,
+    load_pretrained_backbone,
+    load_weights_file,
+)
+from seglab.models.torchvision_models import FCN, LRASPP
 from seglab.models.unet import UNet
 
 DEFAULT_MODEL = "tiny_unet"
@@ -32,9 +43,24 @@ class ModelEntry:
     fixed: Mapping[str, Any] = field(default_factory=dict)  # constructor arguments the name pins
     defaults: Mapping[str, Any] = field(default_factory=dict)  # defaults that differ from the class's
 
+    @cached_property
+    def backbone_weights(self) -> BackboneWeights | None:
+        """The ImageNet checkpoint that fits this model's encoder (its ``backbone_weights``), or ``None``.
+
+        Read from the model itself, built on the meta device (no memory, no weights, a few ms), so a
+        model declares its torchvision weights once, in its constructor, and gets ``--pretrained imagenet``.
+        """
+        with torch.random.fork_rng(devices=[]):
+            try:
+                with torch.device("meta"):
+                    model = self.model_class(2, **self.fixed, **architecture_defaults(self))
+            except (RuntimeError, NotImplementedError):  # a constructor that needs real tensors
+                model = self.model_class(2, **self.fixed, **architecture_defaults(self))
+        return model.backbone_weights
+
     @property
     def has_torchvision_backbone(self) -> bool:
-        return issubclass(self.model_class, (DeepLabV3, DeepLabV3Plus, TorchvisionSegmentation))
+        return self.backbone_weights is not None
 
 
 # Why this tiny default: a stride-2 stem makes every level 4x cheaper than a full-resolution UNet
@@ -104,6 +130,49 @@ def architecture_defaults(entry: ModelEntry) -> dict[str, Any]:
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.name not in entry.fixed
     }
     return {**defaults, **entry.defaults}
+
+
+def imagenet_models() -> list[str]:
+    """Registry names whose encoder has torchvision ImageNet weights (``pretrained="imagenet"`` works)."""
+    return [name for name, entry in MODELS.items() if entry.has_torchvision_backbone]
+
+
+def imagenet_backbone(name: str) -> BackboneWeights:
+    """The ImageNet checkpoint for model ``name``'s encoder; ``ConfigError`` naming the models that have one."""
+    weights = lookup_entry(name).backbone_weights
+    if weights is None:
+        raise ConfigError(
+            f"model {name!r} has no ImageNet weights (its encoder is seglab's own); use pretrained='none' "
+            f"(--pretrained none) or one of the models with a torchvision encoder: {', '.join(imagenet_models())}"
+        )
+    return weights
+
+
+def fetch_imagenet_weights(
+    name: str, *, report: Callable[[str], None] | None = None, progress_bar: bool = False
+) -> Path:
+    """Make sure model ``name``'s ImageNet file is in torch's hub cache, downloading it once if needed.
+
+    See :func:`seglab.models.pretrained.fetch_backbone_checkpoint` (no network when cached; offline,
+    a ``ConfigError`` naming the file, its size, its URL and the folder to copy it into).
+    """
+    return fetch_backbone_checkpoint(imagenet_backbone(name), report=report, progress_bar=progress_bar)
+
+
+def cached_imagenet_weights(name: str) -> Path | None:
+    """Model ``name``'s ImageNet file if it is in torch's hub cache, else ``None`` (e.g. a benchmark's skip reason)."""
+    return cached_backbone_checkpoint(imagenet_backbone(name))
+
+
+def imagenet_weights_note(name: str) -> str:
+    """One line for the Train page: cached or downloaded once (with the size), or why ``name`` has none."""
+    weights = lookup_entry(name).backbone_weights
+    if weights is None:
+        return (
+            f"{name} has no ImageNet weights: its encoder is seglab's own and starts from random weights. "
+            f"Models with ImageNet encoders: {', '.join(imagenet_models())}."
+        )
+    return checkpoint_status(weights)
 
 
 def weight_defaults(entry: ModelEntry) -> dict[str, Any]:
