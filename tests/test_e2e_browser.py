@@ -61,6 +61,9 @@ SERVER_START_TIMEOUT_S = 120.0
 expect.set_options(timeout=30_000)  # checks on a page that has settled (Playwright's default is 5 s)
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# Streamlit's grey placeholder for an element whose front-end code has not loaded yet (React Suspense fallback).
+SKELETON = '[data-testid="stSkeleton"]'
+FRONTEND_READY = 'html[data-seglab-frontend="ready"]'  # pages.widgets.preload_frontend has loaded every part
 EXCEPTION = '[data-testid="stException"]'
 ERROR = '[data-testid="stAlertContentError"]'
 RUN_NAME = "e2e-run"
@@ -435,6 +438,19 @@ def test_inspect_confusion_cell_click(app: App) -> None:
     )
     app.settle("Inspect")
     app.expect_text(f"{names[row]} predicted as {names[column]}")  # the cell's gallery (or "No pixel of ...")
+
+
+def test_inspect_leaves_no_grey_skeleton_once_rendered(app: App) -> None:
+    """The front-end code of every element loads while the first page runs (pages.widgets.preload_frontend), so a
+    page drawn later shows its table, metrics and plotly figure, not grey skeletons, once its script has finished."""
+    app.open(PAGES["home"])
+    expect(app.page.locator(FRONTEND_READY), "the element code was not preloaded").to_be_attached(
+        timeout=PAGE_TIMEOUT_MS
+    )
+    expect(app.page.get_by_test_id("stSidebar").locator(".seglab-preload")).to_be_hidden()  # takes no room
+    app.navigate(PAGES["inspect"])  # waits until its script has finished
+    assert app.page.locator(SKELETON).count() == 0, "grey skeletons left after Inspect finished rendering"
+    expect(app.page.get_by_test_id("stPlotlyChart").first).to_be_visible()
 
 
 def test_diagnostics_missed_object_opens_inspect(app: App) -> None:

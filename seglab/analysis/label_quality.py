@@ -23,7 +23,9 @@ segment (tiny, low contrast), so rankings are for a human to review, not to auto
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -259,6 +261,157 @@ def _outline_bands(
     return inside, outside, position_of[nearest[outside]]
 
 
+@dataclass
+class _ImageParts:
+    """What one image's scores need from its (K, H, W) probabilities, before the split's thresholds are known.
+
+    The model's probabilities are needed only here, so a split is predicted once and never kept: a
+    pixel can be *confidently* class j only where j is its most probable class (thresholds are at
+    least 0.5, and probabilities sum to 1), so the threshold-dependent counts need just the
+    disagreeing pixels' predicted class and probability. (Where two classes tie at exactly 0.5, the
+    first is taken, whatever their thresholds.)
+    """
+
+    index: int
+    sample_id: str
+    num_classes: int
+    classes: np.ndarray  # (N + 1,) class of each object id (entry 0 unused)
+    boxes: np.ndarray  # (N + 1, 4) x0, y0, x1, y1
+    size: np.ndarray  # (N + 1,) pixels of each object
+    agreed: np.ndarray  # (N + 1,) sum of p(given label) over each object
+    band_probability: np.ndarray  # (N + 1,) sum of p(object's class) over the band outside each object
+    band_size: np.ndarray  # (N + 1,) pixels of the band along each outline (inside and outside)
+    class_sums: np.ndarray  # (K,) self-confidence sums per given class (for the split's thresholds)
+    class_counts: np.ndarray  # (K,) scored pixels per given class
+    # Object pixels whose most probable class is not their label: object id, that class, its probability,
+    # and whether the pixel lies in the band inside its object's outline.
+    inner_object: np.ndarray
+    inner_class: np.ndarray
+    inner_probability: np.ndarray
+    inner_in_band: np.ndarray
+    # Band pixels outside an object that the model gives the object's class: owner object id, class, probability.
+    outer_object: np.ndarray
+    outer_class: np.ndarray
+    outer_probability: np.ndarray
+
+
+def _image_parts(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    ignore_index: int,
+    band: int,
+    skip_classes: Sequence[int],
+    index: int,
+    sample_id: str,
+) -> _ImageParts:
+    """The threshold-free part of :func:`score_image` (see :class:`_ImageParts`)."""
+    scored = _check_pair(probabilities, labels, ignore_index)
+    num_classes = probabilities.shape[0]
+    safe = np.where(scored, labels, 0).astype(np.intp)
+    confidence = np.where(scored, np.take_along_axis(probabilities, safe[None], axis=0)[0], 0).astype(np.float32)
+    scored_classes = safe[scored]
+    class_sums = np.bincount(scored_classes, weights=confidence[scored], minlength=num_classes)
+    class_counts = np.bincount(scored_classes, minlength=num_classes).astype(np.int64)
+    predicted = probabilities.argmax(axis=0).ravel()
+    top = probabilities.max(axis=0).astype(np.float32).ravel()
+
+    object_map, classes, boxes = label_objects(labels, ignore_index, skip_classes)
+    count = len(classes)
+    flat_objects = object_map.ravel()
+    size = np.bincount(flat_objects, minlength=count)
+    agreed = np.bincount(flat_objects, weights=confidence.ravel(), minlength=count)
+    band_probability, band_size = np.zeros(count), np.zeros(count)
+    in_band = np.zeros(labels.size, dtype=bool)
+    outer_object, outer_class, outer_probability = [], [], []
+    # Bands along each outline, one distance transform per class present (not per object).
+    for class_id in np.unique(classes[1:]):
+        inside, outside, nearest = _outline_bands(labels, int(class_id), scored, band)
+        owner = flat_objects[nearest]
+        band_probability += np.bincount(owner, weights=probabilities[class_id][outside], minlength=count)
+        band_size += np.bincount(owner, minlength=count) + np.bincount(object_map[inside], minlength=count)
+        in_band |= inside.ravel()
+        outside_positions = np.flatnonzero(outside)
+        hit = predicted[outside_positions] == class_id
+        outer_object.append(owner[hit])
+        outer_class.append(np.full(int(hit.sum()), class_id, dtype=np.intp))
+        outer_probability.append(top[outside_positions[hit]])
+    # Only a pixel whose most probable class differs from its label and reaches MIN_THRESHOLD can be suspicious.
+    disagreeing = np.flatnonzero((flat_objects > 0) & (predicted != labels.ravel()) & (top >= MIN_THRESHOLD))
+    return _ImageParts(
+        index=index,
+        sample_id=sample_id,
+        num_classes=num_classes,
+        classes=classes,
+        boxes=boxes,
+        size=size,
+        agreed=agreed,
+        band_probability=band_probability,
+        band_size=band_size,
+        class_sums=class_sums,
+        class_counts=class_counts,
+        inner_object=flat_objects[disagreeing],
+        inner_class=predicted[disagreeing].astype(np.intp),
+        inner_probability=top[disagreeing],
+        inner_in_band=in_band[disagreeing],
+        outer_object=np.concatenate(outer_object) if outer_object else np.zeros(0, np.int32),
+        outer_class=np.concatenate(outer_class) if outer_class else np.zeros(0, np.intp),
+        outer_probability=np.concatenate(outer_probability) if outer_probability else np.zeros(0, np.float32),
+    )
+
+
+def _finish(parts: _ImageParts, thresholds: np.ndarray, min_pixels: int) -> ImageLabelQuality:
+    """An image's scores from its :class:`_ImageParts` and the split's confident thresholds."""
+    thresholds = np.asarray(thresholds, dtype=np.float32)
+    num_classes, count = parts.num_classes, len(parts.classes)
+    if thresholds.shape != (num_classes,):
+        raise ConfigError(f"need one threshold per class ({num_classes}), got shape {thresholds.shape}")
+    if thresholds.min() < MIN_THRESHOLD:
+        # Below 0.5 a class other than the most probable one could be "confident" (see class_thresholds).
+        raise ConfigError(f"confident thresholds must be at least {MIN_THRESHOLD}, got {thresholds.min():.3f}")
+    if count == 1:
+        return ImageLabelQuality(parts.index, parts.sample_id, 1.0, [])
+    # Suspicious: the model confidently gives another class than the label.
+    suspicious = parts.inner_probability >= thresholds[parts.inner_class]
+    pair = parts.inner_object[suspicious] * num_classes + parts.inner_class[suspicious]
+    joint = np.bincount(pair, minlength=count * num_classes).reshape(count, num_classes)
+    joint_probability = np.bincount(
+        pair, weights=parts.inner_probability[suspicious], minlength=count * num_classes
+    ).reshape(count, num_classes)
+    # Outline contradicted: inside the label the model confidently says another class (label too large),
+    # outside it confidently says this class (label too small).
+    band_disagreeing = np.bincount(parts.inner_object[suspicious & parts.inner_in_band], minlength=count) + np.bincount(
+        parts.outer_object[parts.outer_probability >= thresholds[parts.outer_class]], minlength=count
+    )
+    size, agreed = parts.size, parts.agreed
+    score = agreed / np.maximum(size + parts.band_probability, 1e-9)
+    disagreeing = joint.sum(axis=1)
+    objects = []
+    for object_id in range(1, count):
+        suggested = int(joint[object_id].argmax()) if disagreeing[object_id] else None
+        x0, y0, x1, y1 = (int(v) for v in parts.boxes[object_id])
+        objects.append(
+            ObjectQuality(
+                image_index=parts.index,
+                sample_id=parts.sample_id,
+                object_id=object_id,
+                class_id=int(parts.classes[object_id]),
+                pixels=int(size[object_id]),
+                bbox=(x0, y0, x1, y1),
+                score=float(score[object_id]),
+                self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
+                disagreement=float(disagreeing[object_id] / max(size[object_id], 1)),
+                suggested_class=suggested,
+                suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested])
+                if suggested is not None
+                else float("nan"),
+                boundary_disagreement=float(band_disagreeing[object_id] / max(parts.band_size[object_id], 1)),
+                ranked=bool(size[object_id] >= min_pixels),
+            )
+        )
+    ranked = [item.score for item in objects if item.ranked]
+    return ImageLabelQuality(parts.index, parts.sample_id, min(ranked) if ranked else 1.0, objects)
+
+
 def score_image(
     probabilities: np.ndarray,
     labels: np.ndarray,
@@ -281,71 +434,14 @@ def score_image(
         min_pixels: objects with fewer scored pixels are scored but not ranked.
         skip_classes: classes that are not objects (the background class of Shapes or VOC).
     """
+    _check_sizes(band, min_pixels)
+    parts = _image_parts(probabilities, labels, ignore_index, band, skip_classes, index, sample_id)
+    return _finish(parts, thresholds, min_pixels)
+
+
+def _check_sizes(band: int, min_pixels: int) -> None:
     if band < 1 or min_pixels < 1:
         raise ConfigError(f"band and min_pixels must be at least 1, got band={band}, min_pixels={min_pixels}")
-    pixels_quality = pixel_quality(probabilities, labels, thresholds, ignore_index)
-    object_map, classes, boxes = label_objects(labels, ignore_index, skip_classes)
-    count = len(classes)
-    if count == 1:
-        return ImageLabelQuality(index, sample_id, 1.0, [])
-    num_classes = probabilities.shape[0]
-    flat_objects = object_map.ravel()
-    confidence = np.nan_to_num(pixels_quality.self_confidence).ravel()
-    size = np.bincount(flat_objects, minlength=count)
-    agreed = np.bincount(flat_objects, weights=confidence, minlength=count)
-    suspicious = pixels_quality.suspicious.ravel() & (flat_objects > 0)
-    pair = flat_objects[suspicious] * num_classes + pixels_quality.confident_class.ravel()[suspicious]
-    joint = np.bincount(pair, minlength=count * num_classes).reshape(count, num_classes)
-    joint_probability = np.bincount(
-        pair, weights=pixels_quality.confident_probability.ravel()[suspicious], minlength=count * num_classes
-    ).reshape(count, num_classes)
-
-    # Bands along each outline, one distance transform per class present (not per object).
-    band_probability = np.zeros(count)
-    band_size = np.zeros(count)
-    band_disagreeing = np.zeros(count)
-    scored = labels != ignore_index
-    for class_id in np.unique(classes[1:]):
-        inside, outside, nearest = _outline_bands(labels, int(class_id), scored, band)
-        owner = flat_objects[nearest]
-        class_probability = probabilities[class_id]
-        band_probability += np.bincount(owner, weights=class_probability[outside], minlength=count)
-        # Outline contradicted: inside the label the model confidently says another class (label
-        # too large), outside it confidently says this class (label too small).
-        contradicted_outside = pixels_quality.confident_class[outside] == class_id
-        band_disagreeing += np.bincount(owner, weights=contradicted_outside, minlength=count)
-        band_size += np.bincount(owner, minlength=count)
-        inside_objects = object_map[inside]
-        band_disagreeing += np.bincount(inside_objects, weights=pixels_quality.suspicious[inside], minlength=count)
-        band_size += np.bincount(inside_objects, minlength=count)
-
-    score = agreed / np.maximum(size + band_probability, 1e-9)
-    disagreeing = joint.sum(axis=1)
-    objects = []
-    for object_id in range(1, count):
-        suggested = int(joint[object_id].argmax()) if disagreeing[object_id] else None
-        x0, y0, x1, y1 = (int(v) for v in boxes[object_id])
-        objects.append(
-            ObjectQuality(
-                image_index=index,
-                sample_id=sample_id,
-                object_id=object_id,
-                class_id=int(classes[object_id]),
-                pixels=int(size[object_id]),
-                bbox=(x0, y0, x1, y1),
-                score=float(score[object_id]),
-                self_confidence=float(agreed[object_id] / max(size[object_id], 1)),
-                disagreement=float(disagreeing[object_id] / max(size[object_id], 1)),
-                suggested_class=suggested,
-                suggested_confidence=float(joint_probability[object_id, suggested] / joint[object_id, suggested])
-                if suggested is not None
-                else float("nan"),
-                boundary_disagreement=float(band_disagreeing[object_id] / max(band_size[object_id], 1)),
-                ranked=bool(size[object_id] >= min_pixels),
-            )
-        )
-    ranked = [item.score for item in objects if item.ranked]
-    return ImageLabelQuality(index, sample_id, min(ranked) if ranked else 1.0, objects)
 
 
 # -- a whole split --------------------------------------------------------------------------------------
@@ -429,15 +525,17 @@ class LabelQualityReport:
 
 def _probability_batches(
     predictor: Any, dataset: SegmentationDataset, indices: list[int], batch_size: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, (K, H, W) float32 probabilities)`` per image, predicted in batches of equal-size images.
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, (H, W) mask, (K, H, W) float32 probabilities)`` per image, predicted in batches of equal-size
+    images; each sample is read once.
 
     ``predictor`` is a torch model or a :class:`~seglab.sources.PredictionSource` with probabilities.
     """
     from seglab.engine.predict import _size_batches
 
     for chunk in _size_batches(dataset, indices, batch_size):
-        images = [dataset.load(index)[0] for index in chunk]
+        samples = [dataset.load(index) for index in chunk]
+        images = [image for image, _ in samples]
         if hasattr(predictor, "predict_batch"):
             predictions = predictor.predict_batch([dataset.ids[index] for index in chunk], images)
             if any(prediction.probabilities is None for prediction in predictions):
@@ -455,7 +553,8 @@ def _probability_batches(
             with torch.inference_mode():
                 batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
                 probabilities = list(predict_probabilities(predictor, batch).float().cpu().numpy())
-        yield from zip(chunk, probabilities)
+        for index, (_, mask), probability in zip(chunk, samples, probabilities, strict=True):
+            yield index, mask, probability
 
 
 def score_dataset(
@@ -466,80 +565,53 @@ def score_dataset(
     band: int = DEFAULT_BAND,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     thresholds: np.ndarray | None = None,
-    keep_bytes: int = 512 * 2**20,
     batch_size: int = 8,
     progress: ProgressCallback | None = None,
 ) -> LabelQualityReport:
-    """Score a split: thresholds over all its pixels first, then every object.
+    """Score a split: thresholds over all its pixels, then every object.
 
     ``predictor`` is a torch model or a prediction source with probabilities (in the dataset's
-    classes). Images are predicted in batches of ``batch_size``. The background class (when the
-    label map has one) is not an object. Probabilities are predicted once and kept (as float16)
-    while they fit in ``keep_bytes``; beyond that the second pass predicts again rather than hold a
-    large split's (K, H, W) maps in memory. ``progress(done, total)`` counts both passes.
+    classes). Images are predicted once, in batches of ``batch_size``, and each image's
+    threshold-free parts are taken while its probabilities are at hand (:class:`_ImageParts`, a
+    small share of a (K, H, W) map); the split's thresholds then finish every image without a
+    second prediction. The background class (when the label map has one) is not an object.
+    ``progress(done, total)`` is called once per image.
     """
+    _check_sizes(band, min_pixels)
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     ignore_index, num_classes = dataset.ignore_index, dataset.num_classes
     background = dataset.label_map.background_index
     skip = (background,) if background is not None else ()
-    passes = 1 if thresholds is not None else 2
-    total, done = passes * len(indices), 0
-    kept: dict[int, np.ndarray] = {}
+    sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
+    parts: list[_ImageParts] = []
 
-    def tick() -> None:
-        nonlocal done
-        done += 1
+    def collect(part: _ImageParts) -> None:
+        nonlocal sums, counts
+        sums, counts = sums + part.class_sums, counts + part.class_counts
+        parts.append(part)
         if progress:
-            progress(done, total)
+            progress(len(parts), len(indices))
 
-    def checked(probabilities: np.ndarray) -> np.ndarray:
-        if probabilities.shape[0] != num_classes:
-            raise ConfigError(
-                f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
-                f"{num_classes}: label quality needs predictions in the dataset's classes"
+    # One worker takes each image's parts (OpenCV and numpy release the GIL) while the next batch is
+    # predicted; at most ``2 * batch_size`` images wait, which bounds the probabilities held.
+    pending: deque[Future[_ImageParts]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-label-quality") as worker:
+        for index, labels, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
+            if probabilities.shape[0] != num_classes:
+                raise ConfigError(
+                    f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
+                    f"{num_classes}: label quality needs predictions in the dataset's classes"
+                )
+            pending.append(
+                worker.submit(_image_parts, probabilities, labels, ignore_index, band, skip, index, dataset.ids[index])
             )
-        return probabilities
-
-    if thresholds is None:
-        sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
-        used = 0
-        for index, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
-            class_sums, class_counts = self_confidence_totals(
-                checked(probabilities), dataset.load(index)[1], ignore_index
-            )
-            sums += class_sums
-            counts += class_counts
-            if used + probabilities.size * 2 <= keep_bytes:
-                kept[index] = probabilities.astype(np.float16)
-                used += probabilities.size * 2
-            tick()
-        thresholds = class_thresholds(sums, counts)
-
-    def second_pass() -> Iterator[tuple[int, np.ndarray]]:
-        missing = [index for index in indices if index not in kept]
-        predicted = _probability_batches(predictor, dataset, missing, batch_size) if missing else iter(())
-        for index in indices:  # in dataset order: kept maps first, the others predicted again in batches
-            yield (index, kept.pop(index).astype(np.float32)) if index in kept else next(predicted)
-
-    images = []
-    for index, probabilities in second_pass():
-        images.append(
-            score_image(
-                checked(probabilities),
-                dataset.load(index)[1],
-                thresholds,
-                ignore_index,
-                band=band,
-                min_pixels=min_pixels,
-                skip_classes=skip,
-                index=index,
-                sample_id=dataset.ids[index],
-            )
-        )
-        tick()
-    return LabelQualityReport(
-        images, np.asarray(thresholds, dtype=np.float64), list(dataset.class_names), band, min_pixels, skip
-    )
+            while len(pending) > 2 * batch_size:
+                collect(pending.popleft().result())
+        while pending:
+            collect(pending.popleft().result())
+    thresholds = class_thresholds(sums, counts) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    images = [_finish(part, thresholds, min_pixels) for part in parts]
+    return LabelQualityReport(images, thresholds, list(dataset.class_names), band, min_pixels, skip)
 
 
 # -- pictures -------------------------------------------------------------------------------------------
@@ -577,7 +649,7 @@ def suspicion_picture(
     texts = [f"#{item.object_id} {item.score:.2f}" for item in objects]
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 4)[0] for text in texts]
     boxes = [tuple(value * factor for value in item.bbox) for item in objects]
-    for text, spot in zip(texts, place_labels(boxes, sizes, picture.shape[:2])):
+    for text, spot in zip(texts, place_labels(boxes, sizes, picture.shape[:2]), strict=True):
         if spot is None:
             continue  # no free spot left: the object's outline and its sentence below the picture remain
         x, y = spot
@@ -598,7 +670,7 @@ def place_labels(
     height, width = canvas
     taken: list[tuple[int, int, int, int]] = []
     spots: list[tuple[int, int] | None] = []
-    for (x0, y0, x1, y1), (text_width, text_height) in zip(boxes, sizes):
+    for (x0, y0, x1, y1), (text_width, text_height) in zip(boxes, sizes, strict=True):
         candidates = [
             (x0, y0 - 2 * margin),
             (x0, y1 + text_height + margin),

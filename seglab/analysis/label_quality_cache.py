@@ -32,7 +32,7 @@ from seglab.io.json_values import sanitize_for_json
 from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
 
-FORMAT = 1  # bump when the scores or the file layout change: older files are then recomputed
+FORMAT = 2  # bump when the scores or the file layout change: older files are then recomputed (2: float32 maps)
 _OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
 
 
