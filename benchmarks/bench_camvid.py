@@ -7,7 +7,7 @@ images, no test-time augmentation, MMSegmentation's dataset-accumulated IoU, voi
 prints mIoU, per-class IoU and the ratio seglab / reference.
 
 - seglab: what ``seglab train --data camvid --root ROOT --time-budget-s N`` runs with no other flag
-  (``seglab.run_plan.recipe_config``).
+  (``seglab.engine.run_plan.recipe_config``).
 - reference: torchvision's references/segmentation recipe, scaled to CamVid: LR-ASPP MobileNetV3-Large
   from scratch, SGD lr 0.01, momentum 0.9, weight decay 1e-4, poly(0.9), cross-entropy, random scale
   0.5-2.0, 320 px crops (their 480 of 520, scaled to CamVid's 360 px), batch 8, horizontal flips.
@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from seglab.config import TrainConfig
 from seglab.data.spec import DataSpec
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_plan import recipe_config
+from seglab.engine.trainer import Trainer
 from seglab.models import cached_imagenet_weights
-from seglab.run_plan import recipe_config
-from seglab.train import Trainer
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid"
 PRETRAINED_MODEL = "lraspp_mobilenet_v3_large"

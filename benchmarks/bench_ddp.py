@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.distributed import launch_command
-from seglab.run_dir import RunDirectory
+from seglab.engine.config import TrainConfig
+from seglab.engine.distributed import launch_command
+from seglab.engine.run_dir import RunDirectory
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -30,15 +30,15 @@ import seglab  # noqa: E402, F401, I001
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint  # noqa: E402
-from seglab.config import TrainConfig  # noqa: E402
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint  # noqa: E402
+from seglab.engine.config import TrainConfig  # noqa: E402
 from seglab.data.shapes import ShapesConfig  # noqa: E402
 from seglab.data.spec import DataSpec, build_dataset  # noqa: E402
-from seglab.diagnostics import DiagnosticsAccumulator  # noqa: E402
-from seglab.diagnostics.boundary import band_width, boundary_counts, boundary_f1  # noqa: E402
-from seglab.diagnostics.calibration import calibration_counts, wrong_confidence_histogram  # noqa: E402
-from seglab.diagnostics.objects import find_objects  # noqa: E402
-from seglab.evaluation import evaluate_source  # noqa: E402
+from seglab.analysis.diagnostics import DiagnosticsAccumulator  # noqa: E402
+from seglab.analysis.diagnostics.boundary import band_width, boundary_counts, boundary_f1  # noqa: E402
+from seglab.analysis.diagnostics.calibration import calibration_counts, wrong_confidence_histogram  # noqa: E402
+from seglab.analysis.diagnostics.objects import find_objects  # noqa: E402
+from seglab.engine.evaluation import evaluate_source  # noqa: E402
 from seglab.models import build_model  # noqa: E402
 from seglab.sources import CheckpointSource  # noqa: E402
 

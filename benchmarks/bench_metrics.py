@@ -22,7 +22,7 @@ import torch
 
 # Runnable as a plain script from a checkout, without installing seglab.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from seglab.metrics import ConfusionMatrix  # noqa: E402
+from seglab.metrics.confusion import ConfusionMatrix  # noqa: E402
 
 IGNORE_INDEX = 255
 

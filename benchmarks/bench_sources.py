@@ -34,14 +34,14 @@ import seglab  # noqa: E402, F401, I001
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint  # noqa: E402
-from seglab.config import TrainConfig  # noqa: E402
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint  # noqa: E402
+from seglab.engine.config import TrainConfig  # noqa: E402
 from seglab.data.label_map import ClassInfo, LabelMap, camvid_label_map  # noqa: E402
 from seglab.data.spec import DataSpec, build_dataset  # noqa: E402
-from seglab.evaluation import evaluate_checkpoint, evaluate_source  # noqa: E402
-from seglab.export import export_checkpoint  # noqa: E402
+from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source  # noqa: E402
+from seglab.engine.export import export_checkpoint  # noqa: E402
 from seglab.models import build_model  # noqa: E402
-from seglab.predict import image_to_tensor  # noqa: E402
+from seglab.engine.predict import image_to_tensor  # noqa: E402
 from seglab.sources import CheckpointSource, ModelFileSource, PredictionFolderSource, write_prediction_png  # noqa: E402
 from seglab.sources.isolation import InProcessRunner  # noqa: E402
 

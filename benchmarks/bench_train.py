@@ -16,8 +16,8 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-from seglab.config import TrainConfig
-from seglab.train import StopTraining, Trainer
+from seglab.engine.config import TrainConfig
+from seglab.engine.trainer import StopTraining, Trainer
 
 
 @dataclass

@@ -9,8 +9,8 @@ import streamlit as st
 
 from pages import loaders, state
 from pages.widgets import guard
+from seglab.analysis.failures import REGIONS, top_confusions
 from seglab.data.spec import DataSpec
-from seglab.failures import REGIONS, top_confusions
 
 REGION_LABELS = {"all": "all pixels", "boundary": "boundary band", "interior": "object interiors"}
 

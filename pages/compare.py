@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab import compare, viz
-from seglab.diagnostics.report import diagnostics_deltas
-from seglab.failures import clickable_confusion_figure
-from seglab.names import display_name
+from seglab import viz
+from seglab.analysis import compare
+from seglab.analysis.diagnostics.report import diagnostics_deltas
+from seglab.io.names import display_name
 
 METRIC_NAMES = {"iou": "IoU", "precision": "precision", "recall": "recall", "f1": "F1 (Dice)"}
 METRIC_FORMULAS = {
@@ -127,7 +127,7 @@ if confusion_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         columns = st.columns(min(len(names), 3))
         events = {}
         for position, name in enumerate(names):
-            figure = clickable_confusion_figure(
+            figure = viz.clickable_confusion_figure(
                 evaluations[name].metrics.confusion, class_names, normalize=normalize, title=name
             )
             events[name] = columns[position % len(columns)].plotly_chart(

@@ -5,11 +5,12 @@ from dataclasses import replace
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab import gallery, viz
+from seglab import viz
+from seglab.analysis import gallery
+from seglab.analysis.stats import trivial_baseline
+from seglab.data.lessons import LESSONS, matching_lesson
 from seglab.data.shapes import SHAPE_NAMES, ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.lessons import LESSONS, matching_lesson
-from seglab.stats import trivial_baseline
 
 PER_PAGE, COLUMNS = 12, 6
 HOVER_SIDE = 96  # hover cells on the long side: Plotly serialises every cell, ~20 µs each

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab.viz_diagnostics import boundary_figure, object_recall_figure, reliability_figure
+from seglab.viz.diagnostics import boundary_figure, object_recall_figure, reliability_figure
 
 GALLERY_SIZE = 12
 TAGS_MAX_BYTES = 5 << 20

@@ -6,17 +6,16 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.diagnostics.report import image_bf_score
-from seglab.failures import (
+from seglab.analysis.diagnostics.report import image_bf_score
+from seglab.analysis.failures import (
     class_failure_ranking,
-    clickable_confusion_figure,
     image_class_table,
     image_ranking,
     label_shares,
     ranking_rows,
     top_confusions,
 )
-from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
+from seglab.viz.diagnostics import confidently_wrong_map, uncertainty
 
 UPLOAD_MAX_PIXELS = 2_000_000  # a CPU prediction of a larger image takes too long for an interactive page
 CELL_KEY = "inspect_cell"
@@ -140,7 +139,7 @@ def confusion_gallery() -> None:
         "Confusion matrix shows", list(ui.NORMALIZATIONS), format_func=ui.NORMALIZATIONS.get, horizontal=True
     )
     title = f"{spec.describe()}: rows = ground truth, click a cell"
-    figure = clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
+    figure = viz.clickable_confusion_figure(metrics.confusion, names, normalize=normalize, title=title)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="inspect_confusion")
     cell = ui.clicked_cell(event, names, CELL_KEY, default=ui.largest_confusion(metrics.confusion, names))
     ui.cell_gallery_view(path, spec, names, cell, CELL_KEY, open_in=("inspect_tab", "Worst images"))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_picture, suspicion_picture
+from seglab.analysis.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_picture, suspicion_picture
 
 SAMPLE_KEY = "labels_sample"
 MAX_OUTLINED = 10  # more outlines and sentences than this bury the worst ones

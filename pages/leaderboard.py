@@ -7,14 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab.data.discover import check_source
-from seglab.leaderboard import (
+from seglab.analysis.leaderboard import (
     LEADERBOARD_PROTOCOL,
     build_leaderboard,
     find_checkpoints,
     held_out_split,
     to_csv,
 )
+from seglab.data.discover import check_source
 from seglab.sources.description import DESCRIPTION_SUFFIX
 
 

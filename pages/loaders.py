@@ -19,27 +19,28 @@ from typing import Any, NamedTuple
 import streamlit as st
 
 from pages.state import offered_runs, runs_dir, source_roots
-from seglab.checkpoint import check_compatible, load_checkpoint
-from seglab.compare import PixelDiff
-from seglab.compare import pixel_diff as compare_pixel_diff
-from seglab.concurrency import SharedComputations
-from seglab.data.discover import SourceReport, check_source
-from seglab.data.io import read_image_bytes
-from seglab.data.spec import DataSpec, build_dataset
-from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
-from seglab.diagnostics.slices import read_tags
-from seglab.errors import SeglabError, SourceError
-from seglab.evaluation import evaluate_checkpoint, evaluate_source
-from seglab.failures import cell_gallery as failures_cell_gallery
-from seglab.gallery import downscale_sample, encode_png, thumbnail
-from seglab.label_quality import (
+from seglab.analysis.compare import PixelDiff
+from seglab.analysis.compare import pixel_diff as compare_pixel_diff
+from seglab.analysis.diagnostics.report import DiagnosticOptions, summarise_evaluation
+from seglab.analysis.diagnostics.slices import read_tags
+from seglab.analysis.failures import cell_gallery as failures_cell_gallery
+from seglab.analysis.gallery import downscale_sample, encode_png, thumbnail
+from seglab.analysis.label_quality import (
     LabelQualityReport,
     ShapesValidation,
     score_dataset,
     validate_on_shapes,
 )
-from seglab.label_quality_cache import cached_label_quality
-from seglab.predict import DatasetEvaluation, predict, predict_logits
+from seglab.analysis.label_quality_cache import cached_label_quality
+from seglab.analysis.stats import DatasetStats, compute_stats
+from seglab.concurrency import SharedComputations
+from seglab.data.discover import SourceReport, check_source
+from seglab.data.io import read_image_bytes
+from seglab.data.spec import DataSpec, build_dataset
+from seglab.engine.checkpoint import check_compatible, load_checkpoint
+from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source
+from seglab.engine.predict import DatasetEvaluation, predict, predict_logits
+from seglab.errors import SeglabError, SourceError
 from seglab.sources.catalog import (
     choice_description,
     choice_version,
@@ -50,8 +51,7 @@ from seglab.sources.catalog import (
 )
 from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.sources.mapped import MappedSource
-from seglab.stats import DatasetStats, compute_stats
-from seglab.viz_diagnostics import missed_object_gallery
+from seglab.viz.diagnostics import missed_object_gallery
 
 PathLike = str | os.PathLike[str]
 SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
@@ -267,7 +267,7 @@ def _missed_objects(
 def missed_objects(
     choice: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
 ) -> Any:
-    """``(count, [(MissedObject, crop)])`` of a model's missed objects (seglab.viz_diagnostics)."""
+    """``(count, [(MissedObject, crop)])`` of a model's missed objects (seglab.viz.diagnostics)."""
     return _missed_objects(*_version(choice), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
 
 
@@ -279,7 +279,8 @@ def _cell_gallery(choice: str, version: str, key: str, gt_class: int, pred_class
 
 
 def cell_gallery(choice: PathLike, spec: DataSpec, gt_class: int, pred_class: int, region: str, width: int) -> Any:
-    """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split (see seglab.failures.cell_gallery)."""
+    """``(CellRanking, thumbnails)`` of one confusion-matrix cell on a split
+    (see seglab.analysis.failures.cell_gallery)."""
     return _cell_gallery(*_version(choice), spec_key(spec), int(gt_class), int(pred_class), region, int(width))
 
 
@@ -310,7 +311,8 @@ def _pixel_diff(choice_a: str, version_a: str, choice_b: str, version_b: str, ke
 
 
 def pixel_diff(choice_a: PathLike, choice_b: PathLike, spec: DataSpec) -> PixelDiff:
-    """``seglab.compare.PixelDiff`` of B vs A (checkpoints or registered sources) on a split (cached per version)."""
+    """``seglab.analysis.compare.PixelDiff`` of B vs A (checkpoints or registered sources) on a split
+    (cached per version)."""
     return _pixel_diff(*_version(choice_a), *_version(choice_b), spec_key(spec))
 
 
@@ -360,8 +362,9 @@ def _label_quality_store() -> SharedComputations[LabelQualityReport]:
 def label_quality(
     choice: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None
 ) -> LabelQualityReport:
-    """``seglab.label_quality.LabelQualityReport`` of a checkpoint or registered source (with probabilities) on a
-    split, computed once (the 4 latest are kept); ``progress(done, total)`` is called only while computing."""
+    """``seglab.analysis.label_quality.LabelQualityReport`` of a checkpoint or registered source (with
+    probabilities) on a split, computed once (the 4 latest are kept); ``progress(done, total)`` is called only
+    while computing."""
     choice_str, version = _version(choice)
     key = spec_key(spec)
     data = _dataset(key)
@@ -383,5 +386,5 @@ def _shapes_validation(choice: str, version: str, key: str, band: int) -> Shapes
 
 
 def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
-    """``seglab.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
+    """``seglab.analysis.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
     return _shapes_validation(*_version(choice), spec_key(spec), int(band))

@@ -5,8 +5,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.config import CLASS_WEIGHTINGS
-from seglab.loss_inspector import (
+from seglab.analysis.loss_inspector import (
     FOCAL,
     MINING,
     PLAIN,
@@ -19,7 +18,8 @@ from seglab.loss_inspector import (
     mining_progress_sentence,
     mining_schedule,
 )
-from seglab.losses import LOSS_EXPLANATIONS
+from seglab.engine.config import CLASS_WEIGHTINGS
+from seglab.losses.criterion import LOSS_EXPLANATIONS
 
 MAX_IMAGES = 8
 number = st.column_config.NumberColumn

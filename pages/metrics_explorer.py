@@ -7,11 +7,10 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metric_definitions import (
+from seglab.metrics.definitions import (
     AGREEMENT_TOLERANCE,
     APP_DEFINITION,
     compute_definitions,
-    definitions_figure,
     key_choices,
     per_class_breakdown,
 )
@@ -69,7 +68,7 @@ with ui.guard("Scoring under every definition"):
     for index, choice in enumerate(key_choices(scores)):
         words, picture = st.columns([2, 3], vertical_alignment="center")
         words.markdown(f"**{index + 1}. {choice.title}**  \n{choice.explanation}")
-        picture.plotly_chart(definitions_figure(choice.scores), key=f"metrics_choice_{index}")
+        picture.plotly_chart(viz.definitions_figure(choice.scores), key=f"metrics_choice_{index}")
     if background is None:
         st.caption("No background class in this label map: the with/without background choice does not apply.")
 
@@ -92,7 +91,7 @@ with ui.guard("Scoring under every definition"):
                 "note": st.column_config.TextColumn(width="large"),
             },
         )
-        st.plotly_chart(definitions_figure(scores), key="metrics_definitions_figure")
+        st.plotly_chart(viz.definitions_figure(scores), key="metrics_definitions_figure")
         st.caption(
             "Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
             + (

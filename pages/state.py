@@ -2,7 +2,7 @@
 
 Choices live in ``st.session_state`` and are mirrored in the URL query parameters, so a view can be
 shared and reloaded. Paths that come from a URL or a form are checked against the data-root
-allow-list (:mod:`seglab.allowed_paths`) before anything reads them. A link whose data source is
+allow-list (:mod:`seglab.io.allowed_paths`) before anything reads them. A link whose data source is
 refused falls back to Shapes and :data:`REFUSED_KEY` holds the reason, shown above every page until a
 data source is chosen; a refused ``run=`` is said once (:data:`RUN_REFUSED_KEY`).
 """
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from seglab.allowed_paths import AllowList, allow_list, check_spec_paths, spec_paths
-from seglab.allowed_paths import data_root as configured_data_root
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
+from seglab.engine.runs import RunInfo, list_runs
 from seglab.errors import ConfigError, PathNotAllowedError, SeglabError
-from seglab.names import display_name
-from seglab.runs import RunInfo, list_runs
+from seglab.io.allowed_paths import AllowList, allow_list, check_spec_paths, spec_paths
+from seglab.io.allowed_paths import data_root as configured_data_root
+from seglab.io.names import display_name
 from seglab.sources.catalog import catalog_dir, is_registered, slug
 from seglab.sources.description import DESCRIPTION_SUFFIX
 
@@ -68,7 +68,7 @@ def _chosen_on_server() -> _ChosenOnServer:
 
 
 def allowed() -> AllowList:
-    """The allow-list every path from a link or a form is checked against (see seglab.allowed_paths)."""
+    """The allow-list every path from a link or a form is checked against (see seglab.io.allowed_paths)."""
     return allow_list(PROJECT_ROOT, runs_dir(), extra=_chosen_on_server().snapshot())
 
 

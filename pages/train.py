@@ -1,6 +1,6 @@
 """Train: configure a run, preview its LR schedule, launch it in the background and watch it live.
 
-Runs are separate processes writing run folders (seglab.runs); this page only reads those files,
+Runs are separate processes writing run folders (seglab.engine.runs); this page only reads those files,
 so training never blocks the app and a reload reattaches to whatever is on disk.
 """
 
@@ -10,16 +10,16 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
-from seglab.config import CLASS_WEIGHTINGS, TrainConfig
-from seglab.curves import RunWatcher
-from seglab.distributed import max_processes
+from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
+from seglab.engine.curves import RunWatcher
+from seglab.engine.distributed import max_processes
+from seglab.engine.optim import OPTIMIZERS, SCHEDULES
+from seglab.engine.run_dir import FAILED, RUNNING
+from seglab.engine.run_plan import RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config
+from seglab.engine.runs import list_runs, run_info, start_run, stop_run
 from seglab.errors import ConfigError
-from seglab.losses import LOSS_EXPLANATIONS, available_losses
+from seglab.losses.criterion import LOSS_EXPLANATIONS, available_losses
 from seglab.models import available_models, imagenet_models, imagenet_weights_note
-from seglab.optim import OPTIMIZERS, SCHEDULES
-from seglab.run_dir import FAILED, RUNNING
-from seglab.run_plan import RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config
-from seglab.runs import list_runs, run_info, start_run, stop_run
 from seglab.viz import line_figure, lr_schedule_figure
 
 DEFAULTS = TrainConfig()

@@ -23,7 +23,7 @@ PAGES_DIR = Path(__file__).resolve().parent
 EXTRA_MODULES = ("numpy", "pandas", "plotly.graph_objects", "plotly.express", "cv2", "PIL.Image", "pyarrow")
 # Command-line entry points: never used by the app (``seglab.__main__`` would even run the CLI).
 ENTRY_POINTS = frozenset(
-    {"seglab.__main__", "seglab.cli", "seglab.cli_sources", "seglab.competition.cli", "seglab.sources.worker"}
+    {"seglab.__main__", "seglab.cli.commands", "seglab.cli.sources", "seglab.competition.cli", "seglab.sources.worker"}
 )
 
 

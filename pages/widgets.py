@@ -3,21 +3,24 @@ dataset + evaluation loading block and the sample picker beside a clickable tabl
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from pages import loaders, state
+from seglab.analysis.gallery import table_choice
 from seglab.data.discover import split_names
 from seglab.data.spec import DataSpec
+from seglab.engine.predict import DatasetEvaluation
 from seglab.errors import SeglabError
-from seglab.gallery import table_choice
-from seglab.names import display_name
-from seglab.predict import DatasetEvaluation
+from seglab.io.names import display_name
 
 _log = logging.getLogger("seglab.app")
 
@@ -51,10 +54,53 @@ def LAZY_TABS(key: str) -> dict[str, Any]:  # noqa: N802 (reads as a constant at
     return {"key": key, "on_change": "rerun"}
 
 
+# Streamlit loads each element's front-end code only when a page first draws one, and shows a grey skeleton
+# until it has run: PlotlyChart's 4.6 MB and the table's 1.3 MB took 2-4 s in a fresh browser, after the script
+# had finished. These are the parts the pages draw, heaviest first.
+FRONTEND_PARTS = (
+    "PlotlyChart",
+    "DataFrame",
+    "ArrowVegaLiteChart",
+    "StreamlitMarkdown",
+    "Metric",
+    "ImageList",
+    "Selectbox",
+    "Radio",
+    "Slider",
+    "Checkbox",
+    "ButtonGroup",
+    "Progress",
+)
+PRELOAD_CLASS = "seglab-preload"
+READY_ATTRIBUTE = "seglabFrontend"  # <html data-seglab-frontend="ready"> once every part has loaded (browser tests)
+
+
+@functools.cache
+def frontend_chunks() -> tuple[str, ...]:
+    """File names of the installed Streamlit's front-end parts in :data:`FRONTEND_PARTS` (hashed per version)."""
+    folder = Path(st.__file__).parent / "static" / "static" / "js"
+    return tuple(path.name for name in FRONTEND_PARTS for path in sorted(folder.glob(f"{name}.*.js")))
+
+
+def preload_frontend() -> None:
+    """Have the browser load the front-end code of the elements the pages draw, first thing in every run, so it
+    loads while the script computes instead of after it (once per browser tab; an invisible element)."""
+    chunks = json.dumps(list(frontend_chunks()))
+    script = (
+        "(() => { if (window.seglabPreloaded) return; window.seglabPreloaded = true;"
+        " const index = document.querySelector('script[src*=\"/static/js/index.\"]'); if (!index) return;"
+        f" Promise.allSettled({chunks}.map((name) => import(new URL(name, index.src).href)))"
+        f".then(() => {{ document.documentElement.dataset.{READY_ATTRIBUTE} = 'ready'; }}); }})();"
+    )
+    st.html(f"<style>.stElementContainer:has(.{PRELOAD_CLASS}) {{display: none}}</style>")
+    st.html(f"<span class='{PRELOAD_CLASS}'></span><script>{script}</script>", unsafe_allow_javascript=True)
+
+
 def sidebar() -> None:
     """Dataset summary, split and checkpoint pickers: drawn by app.py for every page."""
     spec = state.current_spec()
     with st.sidebar:
+        preload_frontend()
         st.caption(f"Data: **{spec.describe().split(' [')[0]}**")
         splits = list(split_names(spec))
         split = state.current_split()

@@ -5,7 +5,7 @@ rules keep a class of 30 sessions from slowing each other down (issue 10):
 
 - :func:`configure_torch_threads`: torch's intra-op threads for the whole process, half the cores
   (``$SEGLAB_TORCH_THREADS`` overrides), so one forward pass cannot starve the server of CPU.
-- :func:`inference_slot`: every forward pass seglab runs (``seglab.predict``, hence evaluation,
+- :func:`inference_slot`: every forward pass seglab runs (``seglab.engine.predict``, hence evaluation,
   prediction, label quality, the loss inspector, the leaderboard) holds one of a few process-wide
   slots (``$SEGLAB_INFERENCE_SLOTS``, default one per two torch threads' worth of cores, at least
   one). Passes beyond that wait their turn instead of sharing the cores and all finishing late.

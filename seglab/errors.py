@@ -16,7 +16,7 @@ class DatasetError(SeglabError):
 
 
 class PathNotAllowedError(SeglabError):
-    """A link or a form named a server path outside the app's allow-list (see seglab.allowed_paths)."""
+    """A link or a form named a server path outside the app's allow-list (see seglab.io.allowed_paths)."""
 
 
 class LabelMapError(SeglabError):

@@ -2,7 +2,7 @@
 
 One place for the CLI (``seglab train/eval/predict``), the app and the Python API, so a bad value
 is refused with the same message before any data is read or any model is built. Training options
-are checked by :meth:`seglab.config.TrainConfig.validate`, which uses :func:`check_device_name`
+are checked by :meth:`seglab.engine.config.TrainConfig.validate`, which uses :func:`check_device_name`
 from here.
 """
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
 from seglab.data.label_map import LabelMap, shapes_label_map
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
+from seglab.engine.config import TrainConfig
 
 
 def write_tiny_checkpoint(

@@ -1,4 +1,4 @@
-"""The data-root allow-list (seglab.allowed_paths): the rule every link and form of the app goes through."""
+"""The data-root allow-list (seglab.io.allowed_paths): the rule every link and form of the app goes through."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from seglab.allowed_paths import AllowList, allow_list, check_spec_paths, configured_roots, resolve
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, DatasetError, PathNotAllowedError
+from seglab.io.allowed_paths import AllowList, allow_list, check_spec_paths, configured_roots, resolve
 from tests.test_folder import write_mini_camvid
 
 

@@ -45,8 +45,8 @@ def camvid_subset(tmp_path_factory: pytest.TempPathFactory, camvid_root: Path) -
 
 @pytest.fixture(scope="module")
 def runs_dir(camvid_subset: DataSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from seglab.config import TrainConfig
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     runs = tmp_path_factory.mktemp("camvid-runs") / "runs"
     for name, seed, loss in (("cv-ce", 0, "ce"), ("cv-dice", 1, "ce+dice")):

@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.data.label_map import ClassInfo, LabelMap
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.models import build_model
 from tests.app_tabs import open_tab
 from tests.trained_runs import TINY_SHAPES

@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
+from seglab.analysis.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.data.spec import DataSpec, build_dataset
-from seglab.diagnostics.report import DiagnosticOptions, summarise_evaluation
-from seglab.evaluation import evaluate_checkpoint
+from seglab.engine.evaluation import evaluate_checkpoint
 from tests.app_tabs import open_tab
 from tests.trained_runs import TINY_SHAPES
 

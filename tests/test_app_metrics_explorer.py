@@ -15,7 +15,7 @@ from pages import ui
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec, build_dataset
-from seglab.metric_definitions import compute_definitions
+from seglab.metrics.definitions import compute_definitions
 from tests.trained_runs import TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def page_text(at: AppTest) -> str:
 
 
 def test_definitions_table_lists_every_definition_and_marks_the_apps_own(app, runs_dir):
-    from seglab.evaluation import evaluate_checkpoint
+    from seglab.engine.evaluation import evaluate_checkpoint
 
     definitions = table(app, 0)
     assert list(definitions["definition"]) == DEFINITION_NAMES

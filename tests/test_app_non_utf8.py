@@ -2,7 +2,7 @@
 
 Python reads such names with lone surrogates, which a browser, Arrow table or JSON refuses
 (``UnicodeEncodeError: surrogates not allowed``): the Dataset gallery and Inspect's ranking table
-used to fail. Ids go through :func:`seglab.names.display_name` where the dataset makes them.
+used to fail. Ids go through :func:`seglab.io.names.display_name` where the dataset makes them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.folder import FolderDataset
 from seglab.data.spec import DataSpec
-from seglab.names import display_name
+from seglab.io.names import display_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LATIN1_NAME = b"caf\xe9"  # "café" in Latin-1: not valid UTF-8
@@ -59,8 +59,8 @@ def test_the_folder_dataset_gives_display_safe_ids(latin1_folder: DataSpec) -> N
 
 @pytest.fixture(scope="module")
 def runs_dir(latin1_folder: DataSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from seglab.config import TrainConfig
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     runs = tmp_path_factory.mktemp("latin1_runs")
     options = {"model": "tiny_unet_small", "epochs": 1, "batch_size": 3, "crop_size": 0, "preview_images": 0}
@@ -132,7 +132,7 @@ def test_a_run_folder_with_a_latin1_name_is_listed_on_every_page(page, latin1_fo
 
 
 def test_a_link_names_a_latin1_run_by_its_shown_name(latin1_folder, latin1_runs, monkeypatch) -> None:
-    from seglab.runs import list_runs
+    from seglab.engine.runs import list_runs
 
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(latin1_runs))
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(latin1_runs.parent / "cache"))

@@ -1,6 +1,6 @@
 """AppTests: every page that starts from a model works on registered sources (issue 12).
 
-One tiny Shapes run is trained, exported to ONNX and TorchScript with ``seglab.export``, and its
+One tiny Shapes run is trained, exported to ONNX and TorchScript with ``seglab.engine.export``, and its
 predictions are written as a folder of label PNGs and a folder of .npy probabilities; all four are
 registered in the sources catalog. Each page is then opened with each source picked in the sidebar.
 """
@@ -28,11 +28,11 @@ SOURCES = ("preds", "probs", "onnx", "torchscript")
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> dict:
     """runs/ with one trained checkpoint and four registered sources; models/ holds the sources' files."""
-    from seglab.config import TrainConfig
-    from seglab.evaluation import evaluate_checkpoint
-    from seglab.export import export_checkpoint
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.evaluation import evaluate_checkpoint
+    from seglab.engine.export import export_checkpoint
+    from seglab.engine.trainer import train
     from seglab.sources.checkpoint_source import CheckpointSource
-    from seglab.train import train
 
     root = tmp_path_factory.mktemp("sources_app")
     runs, models = root / "runs", root / "models"

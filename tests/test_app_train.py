@@ -14,13 +14,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
-from seglab.atomic_files import write_json_atomic
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.losses import LOSS_EXPLANATIONS
-from seglab.run_plan import RunPlan, build_config, quick_run_config
-from seglab.runs import _process_start_time, run_info, stop_run, wait_for_run
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_plan import RunPlan, build_config, quick_run_config
+from seglab.engine.runs import _process_start_time, run_info, stop_run, wait_for_run
+from seglab.io.atomic_files import write_json_atomic
+from seglab.losses.criterion import LOSS_EXPLANATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))

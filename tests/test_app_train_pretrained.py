@@ -13,11 +13,11 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v3_large, resnet18
 
-import seglab.runs
-from seglab.config import TrainConfig
+import seglab.engine.runs
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.runs import _process_start_time, run_info, stop_run, wait_for_run
 from seglab.errors import ConfigError
-from seglab.run_dir import RunDirectory
-from seglab.runs import _process_start_time, run_info, stop_run, wait_for_run
 from tests.test_app_train import open_train, texts, write_run
 
 LABEL = "Start from ImageNet weights"
@@ -40,7 +40,7 @@ def launched(monkeypatch) -> list[TrainConfig]:
         configs.append(config)
         raise ConfigError("test: not started")
 
-    monkeypatch.setattr(seglab.runs, "start_run", start_run)
+    monkeypatch.setattr(seglab.engine.runs, "start_run", start_run)
     return configs
 
 

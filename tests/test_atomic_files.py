@@ -1,4 +1,4 @@
-"""Tests for seglab/atomic_files.py: atomic replacement, permissions, cleanup and the .npz cache format."""
+"""Tests for seglab/io/atomic_files.py: atomic replacement, permissions, cleanup and the .npz cache format."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import stat
 import numpy as np
 import pytest
 
-from seglab.atomic_files import (
+from seglab.data.label_map import write_json_atomic as label_map_write_json_atomic
+from seglab.io.atomic_files import (
     PRIVATE,
     atomic_path,
     atomic_write,
@@ -19,7 +20,6 @@ from seglab.atomic_files import (
     write_json_atomic,
     write_text_atomic,
 )
-from seglab.data.label_map import write_json_atomic as label_map_write_json_atomic
 
 
 def test_write_json_atomic_makes_a_readable_file(tmp_path):
@@ -63,7 +63,7 @@ def test_failure_inside_the_block_keeps_the_previous_file_and_removes_the_tempor
 
 
 def test_temporary_name_is_one_clean_temporary_files_recognises(tmp_path):
-    from seglab.run_folder import clean_temporary_files
+    from seglab.engine.run_folder import clean_temporary_files
 
     with pytest.raises(KeyboardInterrupt):
         with atomic_path(tmp_path / "best.pt") as temporary:

@@ -1,4 +1,4 @@
-"""Tests for seglab/checkpoint.py: atomic saves, safe loading and one-line explanations of bad files."""
+"""Tests for seglab/engine/checkpoint.py: atomic saves, safe loading and one-line explanations of bad files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import seglab
-from seglab.checkpoint import (
+from seglab.data.label_map import camvid_label_map, shapes_label_map
+from seglab.engine.checkpoint import (
     FORMAT_VERSION,
     check_compatible,
     checkpoint_payload,
@@ -19,8 +20,7 @@ from seglab.checkpoint import (
     load_model_state,
     save_checkpoint,
 )
-from seglab.config import TrainConfig
-from seglab.data.label_map import camvid_label_map, shapes_label_map
+from seglab.engine.config import TrainConfig
 from seglab.errors import CheckpointError
 from seglab.models import build_model
 

@@ -1,4 +1,4 @@
-"""Tests for seglab/cli.py, called in-process through ``main([...])`` (plus one real subprocess)."""
+"""Tests for seglab/cli/commands.py, called in-process through ``main([...])`` (plus one real subprocess)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.cli import main
-from seglab.config import TrainConfig
+from seglab.cli.commands import main
 from seglab.data.label_map import camvid_label_map, shapes_label_map, voc_label_map
+from seglab.engine.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHAPES = ["--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32"]
@@ -191,8 +191,8 @@ def photo_folder(root: Path) -> list[str]:
 
 
 def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_path):
-    from seglab.cli import build_parser, train_config_from_args
-    from seglab.run_plan import PHOTO_RECIPE
+    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.engine.run_plan import PHOTO_RECIPE
 
     data = photo_folder(tmp_path / "photos")
     config = train_config_from_args(build_parser().parse_args(["train", *data, "--time-budget-s", "600"]))
@@ -212,7 +212,7 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_pa
 
 
 def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path):
-    from seglab.cli import build_parser, train_config_from_args
+    from seglab.cli.commands import build_parser, train_config_from_args
 
     data = photo_folder(tmp_path / "photos")
     saved = tmp_path / "config.json"
@@ -381,7 +381,7 @@ def test_python_dash_m_seglab_help_runs():
 
 @pytest.mark.slow
 def test_console_script_is_declared_and_works_if_installed():
-    assert 'seglab = "seglab.cli:main"' in (REPO / "pyproject.toml").read_text()
+    assert 'seglab = "seglab.cli.commands:main"' in (REPO / "pyproject.toml").read_text()
     script = shutil.which("seglab")
     if script is None:
         pytest.skip("seglab is not installed as a console script (pip install -e .)")

@@ -13,10 +13,10 @@ import torch
 from fs_faults import enospc, make_read_only, torch_zip_writer_failure
 from PIL import Image
 
-from seglab.checkpoint import load_checkpoint
-from seglab.cli import main
+from seglab.cli.commands import main
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.run_dir import RunDirectory
+from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.run_dir import RunDirectory
 
 TINY_TRAIN = (
     "--data shapes --shapes train_size=8 --shapes val_size=4 --shapes image_size=32 --model tiny_unet_small "
@@ -326,8 +326,8 @@ def test_eval_says_it_skipped_images_without_masks_and_read_unknown_colours_as_v
 
 
 def test_predict_of_an_empty_image_is_a_clear_error(tmp_path, trained):
+    from seglab.engine.predict import predict
     from seglab.errors import DatasetError
-    from seglab.predict import predict
 
     model = load_checkpoint(trained / "best.pt").build_model()
     with pytest.raises(DatasetError, match=r"empty \(0x0 pixels\)"):
@@ -345,7 +345,7 @@ def test_uncaught_os_errors_are_one_line(capsys, tmp_path, trained, monkeypatch)
 
 def test_error_text_never_points_at_a_file_that_does_not_exist(trained, tmp_path):
     """A CLI run has no train.log: an interrupted one must not send the user there."""
-    from seglab.runs import run_info
+    from seglab.engine.runs import run_info
 
     run = copy_run(trained, tmp_path / "run")
     assert not (run / "train.log").exists()

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.cli import main
-from seglab.config import TrainConfig
+from seglab.cli.commands import main
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.spec import DataSpec
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
+from seglab.engine.config import TrainConfig
 from seglab.models import build_model
 from seglab.sources import write_prediction_png
 

@@ -1,4 +1,4 @@
-"""Tests for seglab.compare: hand-made confusion matrices and masks whose answers are known."""
+"""Tests for seglab.analysis.compare: hand-made confusion matrices and masks whose answers are known."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from seglab import compare, viz
+from seglab import viz
+from seglab.analysis import compare
+from seglab.engine.predict import DatasetEvaluation, ImageResult
+from seglab.engine.run_dir import RunDirectory
 from seglab.errors import ConfigError
-from seglab.metrics import ConfusionMatrix, SegmentationMetrics, per_image_metrics
-from seglab.predict import DatasetEvaluation, ImageResult
-from seglab.run_dir import RunDirectory
+from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 
 IGNORE = 255
 CLASSES = ["background", "cat", "dog"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seglab.cli import main
+from seglab.cli.commands import main
 from tests.competition_helpers import DEMO_CHECKPOINT, constant_masks, mask_zip
 
 CREATE = [

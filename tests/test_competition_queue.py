@@ -184,7 +184,7 @@ WORKER_SCRIPT = textwrap.dedent(
         return confusions
 
     register_model_file_scorer("onnx", slow)
-    from seglab.cli import main
+    from seglab.cli.commands import main
     sys.exit(main(["competition", "worker", "--poll-s", "0.1", *sys.argv[1:]]))
     """
 )

@@ -13,7 +13,7 @@ from seglab.competition.errors import ScoringError
 from seglab.competition.scores import decode_confusions, encode_confusions, split_scores
 from seglab.competition.scoring import register_model_file_scorer, score_submission
 from seglab.data.shapes import ShapesDataset
-from seglab.metrics import SegmentationMetrics
+from seglab.metrics.confusion import SegmentationMetrics
 from tests.competition_helpers import (
     DEMO_CHECKPOINT,
     SMALL_SHAPES,
@@ -30,8 +30,8 @@ def dataset() -> ShapesDataset:
 
 
 def test_checkpoint_scoring_sums_to_the_usual_evaluation(dataset: ShapesDataset) -> None:
-    from seglab.checkpoint import load_checkpoint
-    from seglab.predict import evaluate_dataset
+    from seglab.engine.checkpoint import load_checkpoint
+    from seglab.engine.predict import evaluate_dataset
 
     confusions = score_submission("checkpoint", DEMO_CHECKPOINT, dataset)
     assert confusions.shape == (12, 7, 7) and confusions.dtype == np.int64
@@ -83,7 +83,7 @@ def test_the_public_assignment_is_seeded_fixed_and_stored(tmp_path: Path) -> Non
 @pytest.mark.parametrize("kind", ["onnx", "torchscript"])
 @pytest.mark.slow
 def test_exported_models_score_like_their_checkpoint(kind: str, dataset: ShapesDataset, tmp_path: Path) -> None:
-    from seglab.export import export_checkpoint
+    from seglab.engine.export import export_checkpoint
 
     model_file = tmp_path / ("model.onnx" if kind == "onnx" else "model.ts")
     export_checkpoint(DEMO_CHECKPOINT, kind, model_file, dataset=dataset, parity_images=1)

@@ -93,8 +93,8 @@ def test_truncated_checkpoint(cup) -> None:
 def _checkpoint_bytes(names: list[str], model_name: str = "tiny_unet_small") -> bytes:
     import torch
 
-    from seglab.checkpoint import checkpoint_payload
     from seglab.data.label_map import ClassInfo, LabelMap
+    from seglab.engine.checkpoint import checkpoint_payload
     from seglab.models import build_model
 
     label_map = LabelMap(classes=tuple(ClassInfo(i, name, (i * 30, 0, 0)) for i, name in enumerate(names)))

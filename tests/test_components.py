@@ -1,4 +1,5 @@
-"""Tests for seglab/components.py: the one connected-component labelling (stats, label quality, diagnostics)."""
+"""Tests for seglab/analysis/components.py: the one connected-component labelling
+(stats, label quality, diagnostics)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seglab.components import bounding_window, component_boxes, label_components
+from seglab.analysis.components import bounding_window, component_boxes, label_components
 
 
 def two_class_mask() -> np.ndarray:

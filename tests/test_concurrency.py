@@ -110,8 +110,8 @@ def test_inference_gate_is_reentrant_within_a_thread() -> None:
 
 
 def test_seglab_predictions_hold_the_process_wide_slot(monkeypatch) -> None:
+    from seglab.engine.predict import predict, predict_logits
     from seglab.models import build_model
-    from seglab.predict import predict, predict_logits
 
     gate = InferenceGate(1)
     monkeypatch.setattr(concurrency, "INFERENCE", gate)
@@ -227,8 +227,8 @@ def test_shared_computations_keep_the_latest_results() -> None:
 
 def test_concurrent_evaluations_of_one_checkpoint_run_the_model_once(tmp_path: Path, monkeypatch) -> None:
     """Eight sessions asking for the same (uncached) evaluation: one evaluation, one result for all."""
-    from seglab import evaluation
     from seglab.data.shapes import ShapesConfig, ShapesDataset
+    from seglab.engine import evaluation
     from tests.sources_fixtures import write_tiny_checkpoint
 
     data = ShapesDataset("val", ShapesConfig(val_size=4, image_size=32))

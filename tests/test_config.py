@@ -1,4 +1,4 @@
-"""Tests for seglab/config.py: TrainConfig defaults, JSON round trip, validation and help texts."""
+"""Tests for seglab/engine/config.py: TrainConfig defaults, JSON round trip, validation and help texts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import fields
 
 import pytest
 
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
+from seglab.engine.config import TrainConfig
 from seglab.errors import ConfigError, SeglabError
 
 

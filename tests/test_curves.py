@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from seglab.curves import METRIC_LABELS, Curve, RunWatcher, TrainingCurves, preview_step
-from seglab.run_dir import RunDirectory
+from seglab.engine.curves import METRIC_LABELS, Curve, RunWatcher, TrainingCurves, preview_step
+from seglab.engine.run_dir import RunDirectory
 
 
 def step_event(step: int, loss: float, lr: float, **terms: float) -> dict:
@@ -197,10 +197,10 @@ def test_watcher_latest_preview(tmp_path):
 @pytest.mark.slow
 def test_curves_from_a_real_training_run(tmp_path):
     """The trainer's own events parse into the curves the live view plots."""
-    from seglab.config import TrainConfig
     from seglab.data.shapes import ShapesConfig
     from seglab.data.spec import DataSpec
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     shapes = ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=48)
     config = TrainConfig(

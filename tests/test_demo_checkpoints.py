@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from seglab.checkpoint import load_checkpoint
-from seglab.cli import build_parser, train_config_from_args
-from seglab.config import TrainConfig
+from seglab.cli.commands import build_parser, train_config_from_args
 from seglab.data.spec import build_dataset
-from seglab.evaluation import evaluate_checkpoint
-from seglab.runs import list_runs
+from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.config import TrainConfig
+from seglab.engine.evaluation import evaluate_checkpoint
+from seglab.engine.runs import list_runs
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 DEMO_RUNS = ("shapes-ce", "shapes-ce-median", "shapes-ce-dice")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.diagnostics import DiagnosticsAccumulator, diagnostics_summary
-from seglab.diagnostics.accumulator import Diagnostics
-from seglab.diagnostics.boundary import band_width, boundary_counts, boundary_f1, boundary_iou
-from seglab.diagnostics.calibration import (
+from seglab.analysis.diagnostics import DiagnosticsAccumulator, diagnostics_summary
+from seglab.analysis.diagnostics.accumulator import Diagnostics
+from seglab.analysis.diagnostics.boundary import band_width, boundary_counts, boundary_f1, boundary_iou
+from seglab.analysis.diagnostics.calibration import (
     calibration_counts,
     class_calibration_error,
     confidently_wrong,
@@ -18,8 +18,8 @@ from seglab.diagnostics.calibration import (
     reliability_bins,
     wrong_confidence_histogram,
 )
-from seglab.diagnostics.objects import SizeBuckets, find_objects, missed_objects, object_summary
-from seglab.diagnostics.slices import builtin_slices, read_tags, slice_table, tag_slices
+from seglab.analysis.diagnostics.objects import SizeBuckets, find_objects, missed_objects, object_summary
+from seglab.analysis.diagnostics.slices import builtin_slices, read_tags, slice_table, tag_slices
 from seglab.errors import ConfigError
 
 VOID = 255
@@ -256,7 +256,7 @@ def test_accumulator_round_trip_and_summary() -> None:
 
 
 def test_deltas_between_two_models() -> None:
-    from seglab.diagnostics.report import diagnostics_deltas
+    from seglab.analysis.diagnostics.report import diagnostics_deltas
 
     a = {"objects": {"recall": 0.5, "false_blobs": 4, "recall_by_size": {"small": 0.25}}, "calibration": {"ece": 0.1}}
     b = {"objects": {"recall": 0.75, "false_blobs": 1, "recall_by_size": {"small": None}}, "calibration": {"ece": 0.3}}
@@ -268,7 +268,7 @@ def test_deltas_between_two_models() -> None:
 
 
 def test_uncertainty_and_confidently_wrong_pictures() -> None:
-    from seglab.viz_diagnostics import confidently_wrong_map, uncertainty
+    from seglab.viz.diagnostics import confidently_wrong_map, uncertainty
 
     probabilities = np.zeros((4, 1, 3), np.float32)
     probabilities[:, 0, 0] = 0.25  # uniform: as unsure as it gets

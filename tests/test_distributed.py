@@ -1,10 +1,10 @@
-"""Tests for seglab/distributed.py and DDP training on CPU (gloo): samplers, collectives, torchrun runs.
+"""Tests for seglab/engine/distributed.py and DDP training on CPU (gloo): samplers, collectives, torchrun runs.
 
 Two kinds of multi-process runs, both with 2 processes and one thread each:
 - spawned workers that set torchrun's environment variables themselves and call the library, so
   each rank can report what it computed (``spawned`` fixture: one process group, several scenarios);
 - the real user path, ``python -m torch.distributed.run --standalone --nproc-per-node=2 -m seglab
-  train`` launched by ``seglab.runs.start_run(..., nproc=2)`` (``ddp_runs`` fixture).
+  train`` launched by ``seglab.engine.runs.start_run(..., nproc=2)`` (``ddp_runs`` fixture).
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import torch
 import torch.multiprocessing as multiprocessing
 from torch.utils.data import DistributedSampler
 
-from seglab import distributed
-from seglab.checkpoint import load_checkpoint, load_model_state
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.errors import ConfigError, TrainingDivergedError
-from seglab.metrics import ConfusionMatrix
-from seglab.run_dir import RunDirectory
-from seglab.runs import (
+from seglab.engine import distributed
+from seglab.engine.checkpoint import load_checkpoint, load_model_state
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.runs import (
     _child_pids,
     follow_events,
     kill_process_tree,
@@ -40,7 +38,9 @@ from seglab.runs import (
     stop_run,
     wait_for_run,
 )
-from seglab.train import Trainer, schedule_from_config, train
+from seglab.engine.trainer import Trainer, schedule_from_config, train
+from seglab.errors import ConfigError, TrainingDivergedError
+from seglab.metrics.confusion import ConfusionMatrix
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180  # torchrun + 2 workers importing torch on 2 shared cores
@@ -437,7 +437,7 @@ def test_start_run_refuses_a_bad_process_count(tmp_path):
 def test_train_page_offers_processes_only_with_several_gpus(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    import seglab.runs
+    import seglab.engine.runs
     from pages import ui
 
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "runs"))
@@ -459,7 +459,7 @@ def test_train_page_offers_processes_only_with_several_gpus(monkeypatch, tmp_pat
         return run
 
     monkeypatch.setattr(distributed, "available_devices", lambda: 4)
-    monkeypatch.setattr(seglab.runs, "start_run", fake_start_run)
+    monkeypatch.setattr(seglab.engine.runs, "start_run", fake_start_run)
     at.run()
     slider = next(s for s in at.slider if s.key == "train_processes")
     assert slider.value == 4 and slider.max == 4

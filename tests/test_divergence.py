@@ -8,17 +8,17 @@ import math
 import pytest
 import torch
 
-from seglab.checkpoint import NonFiniteWeightsError, checkpoint_payload, load_checkpoint, save_checkpoint
-from seglab.config import TrainConfig
+from seglab.analysis.leaderboard import build_leaderboard
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.data.spec import DataSpec
-from seglab.divergence import DivergenceGuard, all_finite, non_finite_tensors
+from seglab.engine.checkpoint import NonFiniteWeightsError, checkpoint_payload, load_checkpoint, save_checkpoint
+from seglab.engine.config import TrainConfig
+from seglab.engine.divergence import DivergenceGuard, all_finite, non_finite_tensors
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.trainer import Trainer
 from seglab.errors import TrainingDivergedError
-from seglab.leaderboard import build_leaderboard
 from seglab.models import build_model
-from seglab.run_dir import RunDirectory
-from seglab.train import Trainer
 
 TINY = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32))
 

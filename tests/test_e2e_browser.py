@@ -61,6 +61,9 @@ SERVER_START_TIMEOUT_S = 120.0
 expect.set_options(timeout=30_000)  # checks on a page that has settled (Playwright's default is 5 s)
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# Streamlit's grey placeholder for an element whose front-end code has not loaded yet (React Suspense fallback).
+SKELETON = '[data-testid="stSkeleton"]'
+FRONTEND_READY = 'html[data-seglab-frontend="ready"]'  # pages.widgets.preload_frontend has loaded every part
 EXCEPTION = '[data-testid="stException"]'
 ERROR = '[data-testid="stAlertContentError"]'
 RUN_NAME = "e2e-run"
@@ -114,11 +117,11 @@ def seed_runs(runs_dir: Path) -> list[str]:
     """Copy the Shapes demo runs from checkpoints/ (or ``$SEGLAB_E2E_DEMO_RUNS``; Shapes because the
     app's default data can score them), then train tiny ones in-process until there are two, the
     least Compare needs."""
-    from seglab.config import TrainConfig
     from seglab.data.shapes import ShapesConfig
     from seglab.data.spec import DataSpec
-    from seglab.runs import list_runs
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.runs import list_runs
+    from seglab.engine.trainer import train
 
     runs_dir.mkdir(parents=True)
     source = Path(os.environ.get("SEGLAB_E2E_DEMO_RUNS") or ROOT / "checkpoints")
@@ -205,7 +208,7 @@ def stop_server(process: subprocess.Popen) -> None:
 
 def stop_training_runs(runs_dir: Path) -> None:
     """Training runs live in their own sessions (start_new_session): stop any still going."""
-    from seglab.runs import list_runs, stop_run
+    from seglab.engine.runs import list_runs, stop_run
 
     for run in list_runs(runs_dir):
         if run.state == "running":
@@ -437,6 +440,19 @@ def test_inspect_confusion_cell_click(app: App) -> None:
     app.expect_text(f"{names[row]} predicted as {names[column]}")  # the cell's gallery (or "No pixel of ...")
 
 
+def test_inspect_leaves_no_grey_skeleton_once_rendered(app: App) -> None:
+    """The front-end code of every element loads while the first page runs (pages.widgets.preload_frontend), so a
+    page drawn later shows its table, metrics and plotly figure, not grey skeletons, once its script has finished."""
+    app.open(PAGES["home"])
+    expect(app.page.locator(FRONTEND_READY), "the element code was not preloaded").to_be_attached(
+        timeout=PAGE_TIMEOUT_MS
+    )
+    expect(app.page.get_by_test_id("stSidebar").locator(".seglab-preload")).to_be_hidden()  # takes no room
+    app.navigate(PAGES["inspect"])  # waits until its script has finished
+    assert app.page.locator(SKELETON).count() == 0, "grey skeletons left after Inspect finished rendering"
+    expect(app.page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+
+
 def test_diagnostics_missed_object_opens_inspect(app: App) -> None:
     app.open(PAGES["diagnostics"])
     app.screenshot("diagnostics")
@@ -589,7 +605,7 @@ def test_a_link_to_folders_outside_the_allowed_ones_is_refused(app: App, tmp_pat
 
 # -- a training run launched from the Train page ----------------------------------------------------
 def test_train_page_launches_a_run_that_finishes_and_appears_on_compare(app: App, server: AppServer) -> None:
-    from seglab.config import TrainConfig
+    from seglab.engine.config import TrainConfig
 
     page = app.page
     # Small, easy Shapes data for this session: the Dataset page's lesson preset, then its size knobs.
@@ -658,9 +674,9 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
 ) -> None:
     """Runs last: the sources it registers are listed on every page afterwards."""
     from seglab.data.spec import DataSpec, build_dataset
-    from seglab.evaluation import evaluate_checkpoint
-    from seglab.export import export_checkpoint
-    from seglab.runs import list_runs
+    from seglab.engine.evaluation import evaluate_checkpoint
+    from seglab.engine.export import export_checkpoint
+    from seglab.engine.runs import list_runs
     from seglab.sources import write_prediction_png
 
     demo = next(run for run in list_runs(server.runs_dir) if run.checkpoint is not None and run.name != RUN_NAME)

@@ -36,9 +36,9 @@ FRAMES_PER_SPLIT = 3
 @pytest.fixture(scope="module")
 def camvid_server(tmp_path_factory, camvid_root, artifacts) -> Iterator[tuple[AppServer, Path]]:  # noqa: F811
     """A server whose runs folder holds one tiny run trained on a few real CamVid frames."""
-    from seglab.config import TrainConfig
     from seglab.data.spec import DataSpec
-    from seglab.train import train
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     folder = tmp_path_factory.mktemp("e2e-camvid")
     data = folder / "camvid"

@@ -1,4 +1,4 @@
-"""Tests for seglab/evaluation.py: evaluating a checkpoint once and reusing the result from disk."""
+"""Tests for seglab/engine/evaluation.py: evaluating a checkpoint once and reusing the result from disk."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-import seglab.evaluation as evaluation_module
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.config import TrainConfig
+import seglab.engine.evaluation as evaluation_module
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
+from seglab.engine.config import TrainConfig
+from seglab.engine.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
+from seglab.engine.predict import evaluate_dataset
 from seglab.errors import CheckpointError
-from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
 from seglab.models import build_model
-from seglab.predict import evaluate_dataset
 
 
 @pytest.fixture(autouse=True)

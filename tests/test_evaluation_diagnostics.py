@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import seglab.evaluation as evaluation_module
-from seglab.diagnostics import diagnostics_summary
-from seglab.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
+import seglab.engine.evaluation as evaluation_module
+from seglab.analysis.diagnostics import diagnostics_summary
+from seglab.engine.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
 from tests.test_evaluation import dataset, write_checkpoint  # noqa: F401  (fixture)
 
 
@@ -64,7 +64,7 @@ def test_an_older_cache_gets_its_diagnostics_from_the_stored_predictions(tmp_pat
 
 
 def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, dataset, monkeypatch):  # noqa: F811
-    from seglab.diagnostics.accumulator import DiagnosticsAccumulator
+    from seglab.analysis.diagnostics.accumulator import DiagnosticsAccumulator
 
     def broken(*args, **kwargs):
         raise RuntimeError("diagnostics broke")
@@ -76,9 +76,9 @@ def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, datas
 
 
 def test_ground_truth_as_predictions_finds_every_object_with_perfect_outlines(tmp_path):
+    from seglab.analysis.diagnostics.report import summarise_evaluation
     from seglab.data.shapes import ShapesConfig, ShapesDataset
-    from seglab.diagnostics.report import summarise_evaluation
-    from seglab.evaluation import evaluate_source
+    from seglab.engine.evaluation import evaluate_source
     from seglab.sources import PredictionFolderSource
     from tests.test_sources_folder import write_masks
 

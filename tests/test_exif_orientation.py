@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
-from seglab.cli import main
+from seglab.cli.commands import main
 from seglab.data.folder import FolderDataset
 from seglab.data.io import read_image, read_image_bytes
 from seglab.data.label_map import generic_label_map
+from seglab.engine.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
+from seglab.engine.predict import predict
 from seglab.models import build_model
-from seglab.predict import predict
 
 ROTATE_90_CLOCKWISE = 6  # EXIF Orientation: the camera was turned; a viewer rotates the stored pixels
 

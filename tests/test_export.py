@@ -1,4 +1,5 @@
-"""Tests for seglab/export.py: every architecture family exports to ONNX and TorchScript and loads back as a source."""
+"""Tests for seglab/engine/export.py: every architecture family exports to ONNX and TorchScript and loads back
+as a source."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.engine.export import export_checkpoint
 from seglab.errors import SourceError
-from seglab.export import export_checkpoint
 from seglab.sources import open_source
 from tests.sources_fixtures import write_tiny_checkpoint
 

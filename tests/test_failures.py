@@ -1,14 +1,11 @@
-"""Tests for seglab/failures.py: confused classes, failure rankings, boundary band and cell rankings."""
+"""Tests for seglab/analysis/failures.py: confused classes, failure rankings, boundary band and cell rankings."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from seglab.data.base import SegmentationDataset
-from seglab.data.label_map import shapes_label_map
-from seglab.errors import ConfigError
-from seglab.failures import (
+from seglab.analysis.failures import (
     HIGHLIGHT_COLOR,
     boundary_band,
     cell_gallery,
@@ -24,8 +21,11 @@ from seglab.failures import (
     region_mask,
     top_confusions,
 )
-from seglab.metrics import SegmentationMetrics, per_image_metrics
-from seglab.predict import DatasetEvaluation, ImageResult
+from seglab.data.base import SegmentationDataset
+from seglab.data.label_map import shapes_label_map
+from seglab.engine.predict import DatasetEvaluation, ImageResult
+from seglab.errors import ConfigError
+from seglab.metrics.confusion import SegmentationMetrics, per_image_metrics
 
 NAMES = ["background", "car", "road"]
 IGNORE = 255

@@ -182,8 +182,8 @@ def test_colour_masks_decode_and_unknown_colours_are_counted(tmp_path):
 
 
 def test_statistics_report_unknown_colours_also_from_the_cache(tmp_path, monkeypatch):
-    from seglab.report import format_stats_report
-    from seglab.stats import compute_stats
+    from seglab.analysis.stats import compute_stats
+    from seglab.cli.report import format_stats_report
 
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     for seed, name in enumerate(["a", "b", "c"]):

@@ -1,4 +1,4 @@
-"""Tests for seglab.gallery (filter / sort / page / thumbnails), seglab.lessons (Shapes presets) and
+"""Tests for seglab.analysis.gallery (filter / sort / page / thumbnails), seglab.data.lessons (Shapes presets) and
 viz.object_size_figure: a hand-made stats object whose orderings are worked out by hand, and small
 Shapes datasets to check that each knob moves the data the way its lesson says."""
 
@@ -7,12 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglab import gallery, viz
+from seglab import viz
+from seglab.analysis import gallery
+from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.data.label_map import shapes_label_map
+from seglab.data.lessons import KEPT_FIELDS, LESSONS, lesson_by_name, matching_lesson
 from seglab.data.shapes import SHAPE_NAMES, ShapesConfig, ShapesDataset
 from seglab.errors import ConfigError
-from seglab.lessons import KEPT_FIELDS, LESSONS, lesson_by_name, matching_lesson
-from seglab.stats import DatasetStats, compute_stats
 
 BACKGROUND, CAR, BIKE = 0, 1, 2
 

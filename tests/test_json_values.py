@@ -1,4 +1,4 @@
-"""Tests for seglab/json_values.py: the one NaN/inf -> null conversion."""
+"""Tests for seglab/io/json_values.py: the one NaN/inf -> null conversion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.json_values import json_default, json_number, sanitize_for_json
+from seglab.io.json_values import json_default, json_number, sanitize_for_json
 
 
 @pytest.mark.parametrize("value", [None, math.nan, math.inf, -math.inf, np.float32("nan"), np.float64("inf")])

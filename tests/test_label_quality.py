@@ -1,4 +1,4 @@
-"""Tests for seglab/label_quality.py: hand-made probability maps, then an honest end-to-end check
+"""Tests for seglab/analysis/label_quality.py: hand-made probability maps, then an honest end-to-end check
 (train on clean Shapes, find the label errors injected into a noisy split)."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.errors import ConfigError, LabelError
-from seglab.label_quality import (
+from seglab.analysis.label_quality import (
     HIGHLIGHT_COLOR,
     LabelQualityReport,
     ShapesValidation,
@@ -24,6 +22,8 @@ from seglab.label_quality import (
     suspicion_picture,
     validate_on_shapes,
 )
+from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.errors import ConfigError, LabelError
 
 VOID = 255
 NAMES = ["background", "circle", "square"]
@@ -120,6 +120,8 @@ def test_bad_inputs_raise_label_errors_naming_the_problem():
         pixel_quality(probabilities, np.zeros((4, 4), dtype=np.uint8), np.ones(2), VOID)
     with pytest.raises(ConfigError, match="band"):
         score_image(probabilities, np.zeros((4, 4), dtype=np.uint8), np.ones(3), VOID, band=0)
+    with pytest.raises(ConfigError, match="at least 0.5"):  # below 0.5 two classes could both be confident
+        score_image(probabilities, np.zeros((4, 4), dtype=np.uint8), np.full(3, 0.4), VOID)
 
 
 # -- objects --------------------------------------------------------------------------------------------
@@ -183,7 +185,9 @@ def test_void_pixels_never_affect_scores_or_thresholds():
     second = score_image(scrambled, labels, thresholds, VOID, skip_classes=(0,))
     assert repr(first) == repr(second)  # repr: NaN fields compare equal
     for one, other in zip(
-        self_confidence_totals(probabilities, labels, VOID), self_confidence_totals(scrambled, labels, VOID)
+        self_confidence_totals(probabilities, labels, VOID),
+        self_confidence_totals(scrambled, labels, VOID),
+        strict=True,
     ):
         assert np.array_equal(one, other)
 
@@ -309,7 +313,8 @@ def test_pictures_show_void_and_number_the_outlined_objects():
     assert np.flatnonzero(highlighted[4 * 20]).tolist() == [98, 99, 100, 101, 138, 139, 140, 141]
 
 
-def test_score_dataset_gives_the_same_report_whether_it_keeps_or_recomputes_probabilities():
+def test_score_dataset_predicts_each_image_once_and_scores_it_like_score_image():
+    from seglab.engine.predict import image_to_tensor, predict_probabilities
     from seglab.models import build_model
 
     torch.manual_seed(0)
@@ -317,13 +322,20 @@ def test_score_dataset_gives_the_same_report_whether_it_keeps_or_recomputes_prob
     dataset = ShapesDataset("val", ShapesConfig(val_size=4, image_size=32, label_noise=0.5))
     calls = []
     kept = score_dataset(model, dataset, progress=lambda done, total: calls.append((done, total)))
-    recomputed = score_dataset(model, dataset, keep_bytes=0)
-    assert calls == [(done, 8) for done in range(1, 9)]
-    assert np.allclose(kept.thresholds, recomputed.thresholds, atol=1e-3) and kept.thresholds.min() >= 0.5
+    assert calls == [(done, 4) for done in range(1, 5)]  # one pass: the thresholds finish the kept parts
+    probabilities = [
+        predict_probabilities(model, image_to_tensor(dataset.load(index)[0]))[0].numpy() for index in range(4)
+    ]
+    sums, counts = np.sum(
+        [self_confidence_totals(p, dataset.load(i)[1], VOID) for i, p in enumerate(probabilities)], axis=0
+    )
+    assert np.allclose(kept.thresholds, class_thresholds(sums, counts)) and kept.thresholds.min() >= 0.5
     assert [image.sample_id for image in kept.images] == dataset.ids and kept.skip_classes == (0,)
-    for first, second in zip(kept.images, recomputed.images):
-        assert [item.object_id for item in first.objects] == [item.object_id for item in second.objects]
-        assert np.allclose([item.score for item in first.objects], [item.score for item in second.objects], atol=1e-3)
+    for index, image in enumerate(kept.images):
+        alone = score_image(probabilities[index], dataset.load(index)[1], kept.thresholds, VOID, skip_classes=(0,))
+        assert [item.object_id for item in image.objects] == [item.object_id for item in alone.objects]
+        for name in ("score", "disagreement", "boundary_disagreement", "self_confidence"):
+            assert np.allclose([getattr(o, name) for o in image.objects], [getattr(o, name) for o in alone.objects])
     given = score_dataset(model, dataset, thresholds=np.full(7, 0.6), indices=[1, 2])
     assert [image.index for image in given.images] == [1, 2] and given.thresholds.tolist() == [0.6] * 7
     rows = kept.image_rows()
@@ -355,10 +367,10 @@ VALIDATION_SHAPES = dict(
 
 @pytest.fixture(scope="module")
 def clean_model(tmp_path_factory):
-    from seglab.checkpoint import load_checkpoint
-    from seglab.config import TrainConfig
     from seglab.data.spec import DataSpec
-    from seglab.train import train
+    from seglab.engine.checkpoint import load_checkpoint
+    from seglab.engine.config import TrainConfig
+    from seglab.engine.trainer import train
 
     config = TrainConfig(
         data=DataSpec(shapes=ShapesConfig(seed=0, **VALIDATION_SHAPES)),
@@ -440,7 +452,7 @@ class _ModelAsSource:
                 return self.predict_batch([sample_id], [image])[0]
 
             def predict_batch(self, sample_ids, images):
-                from seglab.predict import predict
+                from seglab.engine.predict import predict
 
                 outer.predicted += len(images)
                 results = [predict(model, image, return_probabilities=True) for image in images]
@@ -454,7 +466,7 @@ class _ModelAsSource:
 
 
 def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_the_second_time(tmp_path):
-    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     torch.manual_seed(0)
@@ -482,7 +494,7 @@ def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_th
 
 
 def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(tmp_path):
-    from seglab.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     model = build_model("tiny_unet_small", 7).eval()
@@ -517,16 +529,40 @@ def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects()
 
 
 def test_object_numbers_never_overlap_and_stay_inside_the_picture():
-    from seglab.label_quality import place_labels
+    from seglab.analysis.label_quality import place_labels
 
     boxes = [(0, 0, 10, 10), (2, 1, 12, 11), (4, 2, 14, 12), (300, 0, 320, 5), (5, 3, 15, 13)] + [(6, 4, 16, 14)] * 12
     sizes = [(60, 12)] * len(boxes)
     spots = place_labels(boxes, sizes, (200, 320))
     assert spots[0] is not None and spots[0][1] >= 12  # a box at the top edge: its label moves down into the picture
-    placed = [(spot[0], spot[1], w, h) for spot, (w, h) in zip(spots, sizes) if spot is not None]
+    placed = [(spot[0], spot[1], w, h) for spot, (w, h) in zip(spots, sizes, strict=True) if spot is not None]
     assert len(placed) >= 5 and None in spots  # a crowd of boxes: some labels are left out rather than piled up
     for x, y, w, h in placed:
         assert 0 <= x and x + w <= 320 and y - h >= 0 and y <= 200
     for i, (x, y, w, h) in enumerate(placed):
         for a, b, c, d in placed[i + 1 :]:
             assert x + w <= a or a + c <= x or y <= b - d or b <= y - h  # no two labels overlap
+
+
+def test_object_counts_follow_the_pixel_maps_of_pixel_quality():
+    """score_image keeps only the pixels the model gives another class; its counts match the full per-pixel maps."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(4, 40, 50)) * 3
+    probabilities = (np.exp(logits) / np.exp(logits).sum(axis=0)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(40, 50)).astype(np.uint8)
+    labels[10:30, 10:30] = 2
+    labels[:3] = VOID
+    thresholds = np.array([0.5, 0.6, 0.7, 0.55])
+    image = score_image(probabilities, labels, thresholds, VOID, band=3, min_pixels=1)
+    pixels = pixel_quality(probabilities, labels, thresholds, VOID)
+    object_map, _, _ = label_objects(labels, VOID)
+    assert image.objects
+    for item in image.objects:
+        inside = object_map == item.object_id
+        assert item.disagreement == pytest.approx(pixels.suspicious[inside].mean())
+        assert item.self_confidence == pytest.approx(float(np.nanmean(pixels.self_confidence[inside])), rel=1e-5)
+        if pixels.suspicious[inside].any():
+            said = np.bincount(pixels.confident_class[inside & pixels.suspicious], minlength=4)
+            assert item.suggested_class == int(said.argmax())
+        else:
+            assert item.suggested_class is None

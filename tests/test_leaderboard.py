@@ -1,4 +1,4 @@
-"""Tests for seglab.leaderboard: two tiny checkpoints, a garbage file and a checkpoint for other
+"""Tests for seglab.analysis.leaderboard: two tiny checkpoints, a garbage file and a checkpoint for other
 classes, scored on a small Shapes split."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab import leaderboard as leaderboard_module
-from seglab.checkpoint import checkpoint_payload, save_checkpoint
+from seglab.analysis import leaderboard as leaderboard_module
+from seglab.analysis.leaderboard import build_leaderboard, find_checkpoints, held_out_split, to_csv
 from seglab.data.label_map import ClassInfo, LabelMap, shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.evaluation import Protocol, evaluate_checkpoint
-from seglab.leaderboard import build_leaderboard, find_checkpoints, held_out_split, to_csv
+from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
+from seglab.engine.evaluation import Protocol, evaluate_checkpoint
 from seglab.models import build_model
 
 SHAPES = ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64)

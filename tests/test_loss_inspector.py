@@ -1,4 +1,4 @@
-"""Tests for seglab.loss_inspector (and seglab.predict.predict_logits, which feeds it)."""
+"""Tests for seglab.analysis.loss_inspector (and seglab.engine.predict.predict_logits, which feeds it)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.errors import ConfigError
-from seglab.loss_inspector import (
+from seglab.analysis.loss_inspector import (
     FOCAL,
     MINING,
     PLAIN,
@@ -20,7 +19,8 @@ from seglab.loss_inspector import (
     loss_breakdown,
     loss_picture,
 )
-from seglab.losses import CrossEntropyLoss, FocalLoss, HardPixelCrossEntropy
+from seglab.errors import ConfigError
+from seglab.losses.criterion import CrossEntropyLoss, FocalLoss, HardPixelCrossEntropy
 
 VOID = 11  # CamVid's ignore index: not 255
 
@@ -191,8 +191,8 @@ def test_pictures_paint_void_grey_and_kept_pixels_orange():
 
 
 def test_predict_logits_softmax_matches_predict_probabilities():
+    from seglab.engine.predict import predict, predict_logits
     from seglab.models import build_model
-    from seglab.predict import predict, predict_logits
 
     torch.manual_seed(0)
     model = build_model("tiny_unet_small", num_classes=3)
@@ -227,7 +227,7 @@ def test_the_headline_names_the_class_carrying_the_loss_even_when_it_is_the_rare
 
 
 def test_share_series_and_mining_schedule():
-    from seglab.loss_inspector import mining_schedule
+    from seglab.analysis.loss_inspector import mining_schedule
 
     target = torch.tensor([[[0] * 9 + [2]]])  # class 1 absent
     names, series = loss_breakdown(torch.zeros((1, 3, 1, 10)), target, VOID, focal_gamma=2.0).share_series(

@@ -1,4 +1,4 @@
-"""Tests for seglab.losses and the math in seglab.loss_functions.
+"""Tests for seglab.losses.criterion and the math in seglab.losses.functional.
 
 Expected values are computed by hand with ``math`` / numpy on tiny tensors written out in full,
 never by calling the code under test.
@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from seglab.errors import ConfigError, LabelMapError
-from seglab.loss_functions import boundary_distance_fields
-from seglab.losses import (
+from seglab.losses.criterion import (
     LOSS_EXPLANATIONS,
     CrossEntropyLoss,
     DiceLoss,
@@ -32,6 +31,7 @@ from seglab.losses import (
     kept_fraction,
     per_pixel_loss,
 )
+from seglab.losses.functional import boundary_distance_fields
 
 IGNORE_INDICES = [255, 11]
 

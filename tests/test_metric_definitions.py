@@ -1,4 +1,4 @@
-"""Tests for seglab.metric_definitions: every definition against numbers worked out by hand."""
+"""Tests for seglab.metrics.definitions: every definition against numbers worked out by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from seglab.errors import ConfigError
-from seglab.metric_definitions import APP_DEFINITION, compute_definitions, definitions_figure, per_class_breakdown
-from seglab.metrics import ConfusionMatrix, image_confusions
+from seglab.metrics.confusion import ConfusionMatrix, image_confusions
+from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, per_class_breakdown
+from seglab.viz import definitions_figure
 
 
 def confusion(rows: list[list[int]], num_classes: int = 4) -> np.ndarray:
@@ -185,7 +186,7 @@ def test_bad_background_index_and_names_raise():
 
 
 def test_key_choices_pick_the_definitions_they_compare_and_skip_background_without_one():
-    from seglab.metric_definitions import key_choices
+    from seglab.metrics.definitions import key_choices
 
     confusion = np.array([[[5, 1, 0], [0, 3, 0], [0, 0, 0]]])  # class 2 absent: the absent-class choice moves
     with_background = key_choices(compute_definitions(confusion, background_index=0))

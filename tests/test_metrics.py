@@ -1,4 +1,4 @@
-"""Tests for seglab.metrics: hand-computed values, agreement with the seed (CSAIL) and torchmetrics."""
+"""Tests for seglab.metrics.confusion: hand-computed values, agreement with the seed (CSAIL) and torchmetrics."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from seglab import metrics
 from seglab.errors import ConfigError, LabelError
-from seglab.metrics import ConfusionMatrix, SegmentationMetrics, image_confusions, per_image_metrics
+from seglab.metrics import counting
+from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, image_confusions, per_image_metrics
 
 IGNORE = 255
 
@@ -244,7 +244,7 @@ def test_other_ignore_indices(ignore_index):
 
 def test_more_classes_than_the_row_limit_without_an_ignore_index():
     # Over _MAX_TARGET_ROWS classes and no ignore index: nothing to remap (this used to raise a TypeError).
-    num_classes = metrics._MAX_TARGET_ROWS + 44
+    num_classes = counting._MAX_TARGET_ROWS + 44
     generator = np.random.default_rng(0)
     pred = generator.integers(0, num_classes, (2, 16, 16))
     target = generator.integers(0, num_classes, (2, 16, 16))
@@ -253,8 +253,8 @@ def test_more_classes_than_the_row_limit_without_an_ignore_index():
 
 
 def test_large_input_takes_the_threaded_path(monkeypatch):
-    monkeypatch.setattr(metrics, "_PARALLEL_MIN_PIXELS", 1_000)
-    monkeypatch.setattr(metrics, "_PIECE_PIXELS", 700)
+    monkeypatch.setattr(counting, "_PARALLEL_MIN_PIXELS", 1_000)
+    monkeypatch.setattr(counting, "_PIECE_PIXELS", 700)
     pred, target = random_masks(9, shape=(2, 60, 50))
     np.testing.assert_array_equal(ConfusionMatrix(7).update(pred, target).matrix, reference_matrix(pred, target, 7))
 
@@ -434,8 +434,8 @@ def test_per_image_metrics_accepts_a_single_mask_and_checks_values():
 
 def test_class_counts_divide_and_masked_mean_are_the_core_of_every_score():
     """One confusion-count core: metrics and the metric definitions reduce the same counts."""
-    from seglab.metric_definitions import compute_definitions
-    from seglab.metrics import class_counts, divide, masked_mean
+    from seglab.metrics.confusion import class_counts, divide, masked_mean
+    from seglab.metrics.definitions import compute_definitions
 
     confusion = np.array([[5, 1, 0, 2], [0, 3, 0, 1], [0, 0, 0, 0]])  # (K, K + 1): an "other" column
     counts = class_counts(confusion)

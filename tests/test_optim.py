@@ -1,4 +1,4 @@
-"""Tests for seglab.optim: param groups, optimisers, gradient multiplier and LR schedules."""
+"""Tests for seglab.engine.optim: param groups, optimisers, gradient multiplier and LR schedules."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from seglab.errors import ConfigError
-from seglab.optim import (
+from seglab.engine.optim import (
     GradientMultiplier,
     LRSchedule,
     apply_lr,
@@ -23,6 +22,7 @@ from seglab.optim import (
     lr_at,
     lr_curve,
 )
+from seglab.errors import ConfigError
 
 
 class TinySegmenter(nn.Module):

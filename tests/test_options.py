@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.config import BEST_METRICS, TrainConfig
+from seglab.engine.config import BEST_METRICS, TrainConfig
+from seglab.engine.evaluation import Protocol
 from seglab.errors import CacheWriteWarning, ConfigError
-from seglab.evaluation import Protocol
-from seglab.metrics import ConfusionMatrix
+from seglab.metrics.confusion import ConfusionMatrix
 from seglab.options import (
     InferenceOptions,
     check_alpha,
@@ -78,8 +78,8 @@ def test_the_evaluation_protocol_refuses_a_zero_scale():
 
 
 def test_predict_refuses_a_zero_scale_instead_of_predicting_one_class():
+    from seglab.engine.predict import predict
     from seglab.models import build_model
-    from seglab.predict import predict
 
     model = build_model("tiny_unet_small", 3).eval()
     with pytest.raises(ConfigError, match="scale 0"):
@@ -115,8 +115,8 @@ def test_every_best_metric_choice_is_a_metric():
 
 
 def test_a_stats_cache_that_cannot_be_written_warns_and_returns_the_statistics(tmp_path):
+    from seglab.analysis.stats import compute_stats
     from seglab.data.shapes import ShapesConfig, ShapesDataset
-    from seglab.stats import compute_stats
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from seglab.analysis.gallery import table_choice
 from seglab.data.discover import check_source, split_names
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.gallery import table_choice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_warm_up_list_holds_every_module_the_pages_import() -> None:
     from pages.warmup import page_imports
 
     modules = page_imports(ROOT / "pages")
-    for expected in ("pandas", "streamlit", "seglab.viz", "pages.ui", "pages.hidden_split", "seglab.failures"):
+    for expected in ("pandas", "streamlit", "seglab.viz", "pages.ui", "pages.hidden_split", "seglab.analysis.failures"):
         assert expected in modules
     assert "pages.warmup" not in modules  # importing itself would deadlock the import lock
 
@@ -60,7 +60,7 @@ def test_warm_up_imports_the_modules_the_library_imports_lazily() -> None:
 
     for lazily_imported in ("seglab.sources.checkpoint_source", "seglab.sources.mapped", "seglab.data.folder"):
         assert lazily_imported in library_modules() and lazily_imported in WARMED
-    assert not {"seglab.__main__", "seglab.cli"} & set(WARMED)  # entry points are not the app's
+    assert not {"seglab.__main__", "seglab.cli.commands"} & set(WARMED)  # entry points are not the app's
 
 
 def test_warm_up_puts_the_start_up_heap_out_of_the_collectors_reach() -> None:

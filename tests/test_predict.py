@@ -1,4 +1,4 @@
-"""Tests for seglab/predict.py: single-image inference, TTA, sliding window, whole-split evaluation."""
+"""Tests for seglab/engine/predict.py: single-image inference, TTA, sliding window, whole-split evaluation."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from PIL import Image
 from seglab.data.folder import FolderDataset
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.metrics import ConfusionMatrix, per_image_metrics
-from seglab.models import build_model
-from seglab.predict import (
+from seglab.engine.predict import (
     evaluate_dataset,
     image_to_tensor,
     predict,
@@ -21,6 +19,8 @@ from seglab.predict import (
     probability_entropy,
     save_prediction,
 )
+from seglab.metrics.confusion import ConfusionMatrix, per_image_metrics
+from seglab.models import build_model
 
 NUM_CLASSES = 7
 

@@ -18,8 +18,10 @@ import torch.hub
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet18_Weights, mobilenet_v3_large, resnet18
 
-from seglab.cli import main
-from seglab.config import TrainConfig
+from seglab.cli.commands import main
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.run_folder import looks_like_run
 from seglab.errors import ConfigError
 from seglab.models import (
     build_model,
@@ -30,8 +32,6 @@ from seglab.models import (
 )
 from seglab.models.pretrained import backbone_state, checkpoint_size
 from seglab.models.registry import MODELS, ModelEntry
-from seglab.run_dir import RunDirectory
-from seglab.run_folder import looks_like_run
 
 MOBILENET_FILE = "mobilenet_v3_large-8738ca79.pth"  # MobileNet_V3_Large_Weights.IMAGENET1K_V1
 RESNET18_FILE = "resnet18-f37072fd.pth"

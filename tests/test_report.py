@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seglab.metrics import SegmentationMetrics
-from seglab.report import format_metrics_report
+from seglab.cli.report import format_metrics_report
+from seglab.metrics.confusion import SegmentationMetrics
 
 CONFUSION = np.array([[50, 2, 0], [3, 20, 1], [0, 4, 9]])
 

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock
 
 from seglab.errors import ConfigError
-from seglab.metrics import ConfusionMatrix
+from seglab.metrics.confusion import ConfusionMatrix
 from seglab.models import build_model
 from seglab.models.res_unet import ResUNet
 

@@ -1,12 +1,12 @@
-"""Tests for seglab/run_dir.py: status file, events file and the incremental event reader."""
+"""Tests for seglab/engine/run_dir.py: status file, events file and the incremental event reader."""
 
 from __future__ import annotations
 
 import json
 import math
 
-from seglab.json_values import sanitize_for_json
-from seglab.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
+from seglab.engine.run_dir import FAILED, RUNNING, EventFollower, RunDirectory
+from seglab.io.json_values import sanitize_for_json
 
 
 def test_status_is_replaced_atomically_and_keeps_earlier_fields(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for seglab/run_folder.py: the run-folder rule, the lock held for a run's life (against a real
+"""Tests for seglab/engine/run_folder.py: the run-folder rule, the lock held for a run's life (against a real
 second process), stale locks of killed processes, and leftovers of interrupted saves."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from seglab.cli import main
-from seglab.config import TrainConfig
+from seglab.analysis.leaderboard import find_checkpoints
+from seglab.cli.commands import main
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.run_folder import RunLock, claim_run_folder, clean_temporary_files, run_folder_conflict
+from seglab.engine.runs import list_runs, run_info, start_run, wait_for_run
+from seglab.engine.trainer import Trainer, train
 from seglab.errors import ConfigError
-from seglab.leaderboard import find_checkpoints
-from seglab.run_dir import RunDirectory
-from seglab.run_folder import RunLock, claim_run_folder, clean_temporary_files, run_folder_conflict
-from seglab.runs import list_runs, run_info, start_run, wait_for_run
-from seglab.train import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32))
@@ -46,7 +46,7 @@ def isolated(monkeypatch, tmp_path):
 def hold_lock_in_another_process(folder: Path) -> subprocess.Popen:
     """A child process that takes the folder's lock and sleeps; returns once it holds it."""
     code = (
-        "import sys, time\nfrom seglab.run_folder import RunLock\n"
+        "import sys, time\nfrom seglab.engine.run_folder import RunLock\n"
         f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(600)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -177,7 +177,11 @@ def test_the_lock_is_held_for_the_runs_life_and_released_after(tmp_path):
     def probe(event):
         if event["type"] == "step":
             child = subprocess.run(
-                [sys.executable, "-c", f"from seglab.run_folder import RunLock; RunLock({str(tmp_path)!r}).acquire()"],
+                [
+                    sys.executable,
+                    "-c",
+                    f"from seglab.engine.run_folder import RunLock; RunLock({str(tmp_path)!r}).acquire()",
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -238,10 +242,10 @@ def test_a_killed_cli_run_is_reported_without_pointing_at_a_missing_train_log(tm
 
 KILLED_MID_SAVE = """
 import io, sys, time, torch
-from seglab.config import TrainConfig
+from seglab.engine.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.train import Trainer
+from seglab.engine.trainer import Trainer
 
 real_save, calls = torch.save, []
 

@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.config import CLASS_WEIGHTINGS, TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.errors import ConfigError
-from seglab.losses import build_criterion
-from seglab.models import available_models
-from seglab.run_plan import (
+from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
+from seglab.engine.run_plan import (
     PHOTO_RECIPE,
     QUICK_RUN_SECONDS,
     RunPlan,
@@ -26,6 +23,9 @@ from seglab.run_plan import (
     recipe_config,
     steps_per_epoch,
 )
+from seglab.errors import ConfigError
+from seglab.losses.criterion import build_criterion
+from seglab.models import available_models
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_steps_per_epoch_matches_the_drop_last_rule(images, batch, expected):
 
 @pytest.mark.parametrize(("images", "batch"), [(20, 8), (9, 4), (5, 8)])
 def test_steps_per_epoch_equals_the_trainers_loader_length(images, batch):
-    from seglab.train import Trainer
+    from seglab.engine.trainer import Trainer
 
     shapes = ShapesConfig(train_size=images, val_size=2, test_size=2, image_size=32)
     config = TrainConfig(model="tiny_unet_small", batch_size=batch, crop_size=32, data=DataSpec(shapes=shapes))
@@ -193,9 +193,9 @@ def test_plan_needs_training_images():
 
 
 def test_the_trainer_builds_what_the_recipe_builds():
-    """RunPlan checks a config with seglab.recipe; the trainer must build its loss and optimiser with it too."""
-    from seglab.recipe import criterion_from_config, optimizer_from_config, schedule_from_config
-    from seglab.train import Trainer
+    """RunPlan checks a config with seglab.engine.recipe; the trainer must build its loss and optimiser with it too."""
+    from seglab.engine.recipe import criterion_from_config, optimizer_from_config, schedule_from_config
+    from seglab.engine.trainer import Trainer
 
     shapes = ShapesConfig(train_size=9, val_size=2, test_size=2, image_size=32)
     config = TrainConfig(

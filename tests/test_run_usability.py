@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from seglab.cli import main
+from seglab.analysis.leaderboard import build_leaderboard, find_checkpoints
+from seglab.cli.commands import main
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.leaderboard import build_leaderboard, find_checkpoints
-from seglab.run_dir import RunDirectory
-from seglab.runs import list_runs
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.runs import list_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ShapesConfig(train_size=8, val_size=4, test_size=4, image_size=32)

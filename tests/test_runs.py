@@ -1,4 +1,4 @@
-"""Tests for seglab/runs.py: real background training processes, following, stopping, dead runs."""
+"""Tests for seglab/engine/runs.py: real background training processes, following, stopping, dead runs."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from seglab.checkpoint import load_checkpoint
-from seglab.config import TrainConfig
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.errors import ConfigError
-from seglab.run_dir import RunDirectory
-from seglab.runs import (
+from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.runs import (
     follow_events,
     list_runs,
     new_run_name,
@@ -28,6 +27,7 @@ from seglab.runs import (
     stop_run,
     wait_for_run,
 )
+from seglab.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120  # a child imports torch: slow when other processes share the 2 cores

@@ -167,7 +167,7 @@ def test_choice_version_follows_the_predictions_files(layout):
 
 
 def test_the_leaderboard_ranks_a_registered_folder_beside_checkpoints(layout, monkeypatch):
-    from seglab.leaderboard import build_leaderboard, find_checkpoints
+    from seglab.analysis.leaderboard import build_leaderboard, find_checkpoints
     from tests.sources_fixtures import write_tiny_checkpoint
 
     runs, data, _, roots = layout
@@ -193,7 +193,7 @@ def test_the_leaderboard_ranks_a_registered_folder_beside_checkpoints(layout, mo
 def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layout, tmp_path):
     import numpy as np
 
-    from seglab.label_quality import score_dataset
+    from seglab.analysis.label_quality import score_dataset
     from seglab.sources.catalog import open_choice
 
     runs, data, _, roots = layout
@@ -213,7 +213,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
 
 
 def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused(layout):
-    from seglab.export import export_checkpoint
+    from seglab.engine.export import export_checkpoint
     from seglab.sources.catalog import register_checked
     from tests.sources_fixtures import write_tiny_checkpoint
 
@@ -295,7 +295,7 @@ def test_a_predictions_label_map_must_lie_inside_the_roots_and_is_recorded(layou
 
 
 def test_the_sources_command_adds_lists_and_removes(layout, capsys, monkeypatch):
-    from seglab.cli import main
+    from seglab.cli.commands import main
 
     runs, data, outside, _ = layout
     monkeypatch.setenv("SEGLAB_DATA_ROOTS", str(data))

@@ -9,7 +9,13 @@ from PIL import Image
 from seglab.data.folder import FolderDataset
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.evaluation import Protocol, evaluate_checkpoint, evaluate_source, evaluation_cache_path, source_cache_path
+from seglab.engine.evaluation import (
+    Protocol,
+    evaluate_checkpoint,
+    evaluate_source,
+    evaluation_cache_path,
+    source_cache_path,
+)
 from seglab.sources import CheckpointSource, open_source
 from tests.sources_fixtures import write_tiny_checkpoint
 

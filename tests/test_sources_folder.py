@@ -10,8 +10,8 @@ from PIL import Image
 
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source, source_cache_path
 from seglab.errors import SourceError
-from seglab.evaluation import evaluate_checkpoint, evaluate_source, source_cache_path
 from seglab.sources import PredictionFolderSource, check_source, write_prediction_png
 from seglab.sources.base import SourceLimits
 from tests.sources_fixtures import write_tiny_checkpoint

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.engine.evaluation import evaluate_source
 from seglab.errors import SourceError
-from seglab.evaluation import evaluate_source
 from seglab.sources import HuggingFaceSource, open_source
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install 'seglab[hf]')")

@@ -1,4 +1,4 @@
-"""Tests for seglab/sources/mapping.py and the "other" column in seglab/metrics.py."""
+"""Tests for seglab/sources/mapping.py and the "other" column in seglab/metrics/confusion.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from seglab.data.label_map import camvid_label_map, shapes_label_map
 from seglab.errors import LabelError, SourceError
-from seglab.metrics import SegmentationMetrics, image_confusions
+from seglab.metrics.confusion import SegmentationMetrics, image_confusions
 from seglab.sources.mapping import ClassMapping, resolve_mapping, unassigned_label
 
 
@@ -118,8 +118,8 @@ def test_a_target_value_equal_to_the_class_count_is_refused():
 
 
 def test_failure_ranking_and_metric_definitions_read_the_other_column():
-    from seglab.failures import top_confusions
-    from seglab.metric_definitions import compute_definitions
+    from seglab.analysis.failures import top_confusions
+    from seglab.metrics.definitions import compute_definitions
 
     confusion = np.array([[[5, 1, 4], [0, 6, 0]]])  # 2 classes + other: 4 px of class 0 predicted as other
     cells = top_confusions(confusion[0], ["road", "car"], k=3)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from seglab.data.shapes import ShapesConfig, ShapesDataset
+from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source
+from seglab.engine.export import export_checkpoint
 from seglab.errors import SourceError
-from seglab.evaluation import evaluate_checkpoint, evaluate_source
-from seglab.export import export_checkpoint
 from seglab.sources import ModelFileSource, Preprocessing, check_source, load_description, open_source
 from seglab.sources.base import SourceLimits
 from seglab.sources.runners import check_onnx_file

@@ -1,4 +1,4 @@
-"""Tests for seglab/stats.py against a hand-counted 3-image dataset, the disk cache and CamVid."""
+"""Tests for seglab/analysis/stats.py against a hand-counted 3-image dataset, the disk cache and CamVid."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import seglab.stats as stats_module
+import seglab.analysis.stats as stats_module
+from seglab.analysis.stats import compute_stats, load_stats, trivial_baseline
 from seglab.data.base import SegmentationDataset
 from seglab.data.folder import CamVidDataset, FolderDataset
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.stats import compute_stats, load_stats, trivial_baseline
 
 V = 255  # void
 # Three 4x5 masks; every count below was done by hand from these pictures.

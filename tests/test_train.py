@@ -1,4 +1,4 @@
-"""Tests for seglab/train.py: a short real training run, its run folder, NaN guard, resume, budgets."""
+"""Tests for seglab/engine/trainer.py: a short real training run, its run folder, NaN guard, resume, budgets."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.checkpoint import load_checkpoint
-from seglab.config import TrainConfig
+from seglab.analysis.stats import compute_stats, trivial_baseline
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.data.spec import DataSpec
+from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.config import TrainConfig
+from seglab.engine.run_dir import RunDirectory
+from seglab.engine.trainer import Trainer, train
 from seglab.errors import CheckpointError, TrainingDivergedError
-from seglab.losses import CrossEntropyLoss, HardPixelCrossEntropy
-from seglab.metrics import SegmentationMetrics
-from seglab.run_dir import RunDirectory
-from seglab.stats import compute_stats, trivial_baseline
-from seglab.train import Trainer, train
+from seglab.losses.criterion import CrossEntropyLoss, HardPixelCrossEntropy
+from seglab.metrics.confusion import SegmentationMetrics
 
 # Easy Shapes (one shape class on flat backgrounds): a 0.1M-parameter UNet learns it in ~100 steps.
 # Scale augmentation is off because at 64 px it pads most of each batch, which slows learning a lot.
@@ -190,7 +190,7 @@ def test_rare_class_crops_use_the_median_frequency_weights_of_the_training_split
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch, native):
-    import seglab.train as train_module
+    import seglab.engine.trainer as train_module
 
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
     seen = []
@@ -347,8 +347,8 @@ def test_an_unexpected_error_marks_the_run_failed(tmp_path):
 
 
 def test_validation_during_training_scores_what_seglab_eval_scores():
-    """An image size that is no multiple of the stride: the Trainer and seglab.predict see the same pixels."""
-    from seglab.predict import evaluate_dataset
+    """An image size that is no multiple of the stride: the Trainer and seglab.engine.predict see the same pixels."""
+    from seglab.engine.predict import evaluate_dataset
 
     odd = ShapesConfig(train_size=8, val_size=6, test_size=2, image_size=40, seed=5)
     trainer = Trainer(tiny_config(data=DataSpec(shapes=odd)))

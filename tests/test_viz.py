@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from seglab import viz
 from seglab.data.label_map import LabelMap, camvid_label_map, shapes_label_map
+from seglab.viz import confusion_figure
 
 
 @pytest.fixture
@@ -234,7 +237,7 @@ def test_confusion_matrix_figure_counts_hover_and_text() -> None:
 
 
 def test_confusion_matrix_figure_draws_an_other_column_never_drops_it() -> None:
-    from seglab.failures import clickable_confusion_figure
+    from seglab.viz import clickable_confusion_figure
 
     with_other = np.concatenate([MATRIX, np.array([[5], [0], [1]])], axis=1)  # a mapped source's "other" predictions
     figure = clickable_confusion_figure(with_other, NAMES, normalize="recall")
@@ -381,8 +384,11 @@ def test_side_by_side_and_grid_sizes() -> None:
 
 
 def test_viz_does_not_import_streamlit() -> None:
-    source = open(viz.__file__, encoding="utf-8").read()
-    assert "import streamlit" not in source and "from streamlit" not in source
+    modules = sorted(Path(viz.__file__).parent.glob("*.py"))
+    assert len(modules) > 5
+    for module in modules:
+        source = module.read_text(encoding="utf-8")
+        assert "import streamlit" not in source and "from streamlit" not in source, module.name
 
 
 def test_image_figure_height_follows_the_image_aspect_so_no_empty_band_surrounds_it() -> None:
@@ -418,7 +424,18 @@ def test_confusion_cells_are_wide_enough_for_their_labels_or_carry_none() -> Non
     cell_px = (figure.layout.height - viz.CONFUSION_AXES_PX) / 11
     font = figure.data[0].textfont.size
     assert cell_px >= viz.CELL_TEXT_WIDTH * font * 4 + 10  # a four-character label fits its cell with padding
-    assert [viz._compact_count(v) for v in (8, 950, 9_720, 92_900, 1_150_000)] == ["8", "950", "9.7k", "93k", "1.1M"]
+    compact = [confusion_figure._compact_count(v) for v in (8, 950, 9_720, 92_900, 1_150_000)]
+    assert compact == ["8", "950", "9.7k", "93k", "1.1M"]
     height, _, annotate = viz.confusion_geometry(40, 4)
     assert height <= viz.MAX_CONFUSION_PX and not annotate  # too small for text: hover only
     assert viz.confusion_geometry(3, 4)[0] >= 360
+
+
+def test_plotly_is_imported_only_by_seglab_viz() -> None:
+    package = Path(viz.__file__).parents[1]
+    importers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "import plotly" in path.read_text(encoding="utf-8") and path.parent.name != "viz"
+    ]
+    assert importers == []

@@ -26,8 +26,8 @@ class TinyRuns:
 
     def run(self, *, seed: int = 0, loss: str = "ce+dice") -> Path:
         """The shared run folder for ``seed`` and ``loss`` (trained on first use); do not modify it."""
-        from seglab.config import TrainConfig
-        from seglab.train import train
+        from seglab.engine.config import TrainConfig
+        from seglab.engine.trainer import train
 
         folder = self.root / f"seed{seed}-{loss}"
         if not (folder / "best.pt").is_file():

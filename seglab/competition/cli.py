@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from seglab.atomic_files import PRIVATE, write_text_atomic
 from seglab.competition.clock import format_duration, format_timestamp, parse_duration, parse_timestamp
 from seglab.competition.errors import CompetitionError
+from seglab.io.atomic_files import PRIVATE, write_text_atomic
 
 EXAMPLES = """examples (the teacher, on the server, in the seglab folder):
   seglab competition create --name shapes-cup --data shapes --split test --shapes test_size=50 --shapes image_size=96 \\
@@ -71,7 +71,7 @@ def _team_names(args: argparse.Namespace) -> list[str]:
 
 
 def command_create(args: argparse.Namespace) -> int:
-    from seglab.cli import _parse_key_values, data_spec_from_args
+    from seglab.cli.commands import _parse_key_values, data_spec_from_args
     from seglab.competition.competitions import CompetitionSettings, create_competition, hidden_images
     from seglab.competition.teams import add_teams
     from seglab.data.shapes import ShapesConfig
@@ -158,7 +158,7 @@ def command_worker(args: argparse.Namespace) -> int:
 
 # -- status ------------------------------------------------------------------------------------------------
 def _board_table(board) -> str:
-    from seglab.report import format_table
+    from seglab.cli.report import format_table
 
     rows = [
         (
@@ -287,7 +287,7 @@ def _common(parser: argparse.ArgumentParser, *, competition: bool = True) -> Non
 
 def add_competition_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``seglab competition`` and its subcommands on the main parser's subcommands."""
-    from seglab.cli import add_data_arguments
+    from seglab.cli.commands import add_data_arguments
     from seglab.competition.competitions import METRICS
     from seglab.competition.scoring import KIND_LABELS
 

@@ -12,11 +12,11 @@ import threading
 import zipfile
 from pathlib import Path
 
-from seglab.atomic_files import atomic_write
 from seglab.competition.competitions import Competition, hidden_images
 from seglab.competition.errors import CompetitionError
 from seglab.competition.store import CompetitionStore
 from seglab.data.spec import build_dataset
+from seglab.io.atomic_files import atomic_write
 
 _BUILD_LOCK = threading.Lock()  # thirty students clicking Download at once build the zip once
 

@@ -25,7 +25,7 @@ from seglab.competition.clock import now
 from seglab.competition.competitions import Competition, HiddenImage
 from seglab.competition.scores import encode_confusions, split_scores
 from seglab.competition.store import CompetitionStore
-from seglab.json_values import json_number
+from seglab.io.json_values import json_number
 
 LEASE_S = 60.0
 MAX_ATTEMPTS = 3

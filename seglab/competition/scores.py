@@ -2,7 +2,7 @@
 
 A scoring stores one (K, K) confusion matrix per hidden image. The public score sums the public
 images' matrices, the private score the others', each then scored like any split (MMSegmentation's
-IoUMetric: see :mod:`seglab.metrics`). Keeping the per-image matrices means a changed metric or a
+IoUMetric: see :mod:`seglab.metrics.confusion`). Keeping the per-image matrices means a changed metric or a
 rescore never needs the model again, and no per-image number ever has to leave the server.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seglab.competition.errors import ScoringError
-from seglab.metrics import SegmentationMetrics
+from seglab.metrics.confusion import SegmentationMetrics
 
 
 @dataclass(frozen=True)

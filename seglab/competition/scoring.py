@@ -3,7 +3,7 @@
 :func:`score_submission` is the one entry point, ``(kind, path, dataset) -> (N, K, K)`` counts in the
 dataset's image order. Each kind has its scorer:
 
-- ``checkpoint``: a seglab ``.pt`` loaded with ``weights_only=True`` (:mod:`seglab.checkpoint`),
+- ``checkpoint``: a seglab ``.pt`` loaded with ``weights_only=True`` (:mod:`seglab.engine.checkpoint`),
   run whole-image, single scale (the Leaderboard page's protocol);
 - ``masks_zip``: predicted masks read from a checked zip (:mod:`seglab.competition.mask_zip`);
 - ``onnx`` / ``torchscript``: a model file run through :mod:`seglab.sources` with seglab's own
@@ -79,9 +79,9 @@ def score_submission(kind: str, path: str | os.PathLike, dataset: SegmentationDa
 
 def score_checkpoint(path: Path, dataset: SegmentationDataset, batch_size: int = 8) -> np.ndarray:
     """Run a seglab checkpoint over the hidden images (whole image, single scale)."""
-    from seglab.checkpoint import check_compatible, load_checkpoint
+    from seglab.engine.checkpoint import check_compatible, load_checkpoint
+    from seglab.engine.predict import predict_dataset
     from seglab.errors import CheckpointError, ConfigError
-    from seglab.predict import predict_dataset
 
     try:
         checkpoint = load_checkpoint(path)
@@ -98,7 +98,7 @@ def score_checkpoint(path: Path, dataset: SegmentationDataset, batch_size: int =
 def score_mask_zip(path: Path, dataset: SegmentationDataset) -> np.ndarray:
     """Compare each predicted mask in the zip with its hidden ground truth."""
     from seglab.competition.mask_zip import iter_mask_zip
-    from seglab.metrics import image_confusions
+    from seglab.metrics.confusion import image_confusions
 
     sizes = image_sizes(dataset)
     confusions = np.zeros((len(dataset), dataset.num_classes, dataset.num_classes), dtype=np.int64)
@@ -131,8 +131,8 @@ def score_with_sources(kind: str, path: Path, dataset: SegmentationDataset) -> n
 
     In process: the scoring worker already runs each submission in a child with time and memory limits.
     """
+    from seglab.engine.evaluation import evaluate_source
     from seglab.errors import SourceError
-    from seglab.evaluation import evaluate_source
     from seglab.sources.description import SourceDescription
 
     description = SourceDescription(kind=kind, path=Path(path).resolve())

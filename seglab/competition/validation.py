@@ -49,7 +49,7 @@ def validate_upload(competition: Competition, images: list[HiddenImage], kind: s
 
 
 def _validate_checkpoint(competition: Competition, path: Path) -> str:
-    from seglab.checkpoint import load_checkpoint
+    from seglab.engine.checkpoint import load_checkpoint
     from seglab.errors import CheckpointError
     from seglab.models import available_models
 

@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from seglab.atomic_files import atomic_write
 from seglab.competition.clock import now
 from seglab.competition.competitions import Competition, HiddenImage, competition_by_id, hidden_images
 from seglab.competition.errors import CompetitionError, ScoringError
 from seglab.competition.jobs import LEASE_S, Job, claim_next, complete, fail, release, renew_lease, requeue_orphans
 from seglab.competition.store import CompetitionStore
+from seglab.io.atomic_files import atomic_write
 
 POLL_S = 1.0
 LOCK_RETRIES = 10  # a probe by the app holds the lock for microseconds: retry before giving up
@@ -147,11 +147,11 @@ def preload() -> None:
     here: a thread pool started before fork would not survive into the child)."""
     import torch  # noqa: F401
 
-    import seglab.checkpoint  # noqa: F401
     import seglab.competition.mask_zip  # noqa: F401
     import seglab.data.spec  # noqa: F401
+    import seglab.engine.checkpoint  # noqa: F401
+    import seglab.engine.predict  # noqa: F401
     import seglab.models  # noqa: F401
-    import seglab.predict  # noqa: F401
 
 
 def _die_with_parent() -> None:

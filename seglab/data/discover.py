@@ -11,7 +11,7 @@ import numpy as np
 from seglab.data.base import SegmentationDataset
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.errors import SeglabError
-from seglab.names import display_name
+from seglab.io.names import display_name
 
 MASK_SAMPLE = 8  # samples per split whose image and mask are read by check_source
 SPLITS_BY_KIND = {

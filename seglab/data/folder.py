@@ -33,7 +33,7 @@ from seglab.data.label_map import (
     generic_label_map,
 )
 from seglab.errors import DatasetError
-from seglab.names import display_name
+from seglab.io.names import display_name
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")  # lossless only: JPEG smears label ids

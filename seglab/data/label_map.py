@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from seglab.atomic_files import write_json_atomic
 from seglab.errors import LabelMapError
+from seglab.io.atomic_files import write_json_atomic
 
 DEFAULT_IGNORE_INDEX = 255
 DEFAULT_IGNORE_COLOR = (255, 255, 255)

@@ -11,7 +11,7 @@ from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
 from seglab.data.shapes import ShapesConfig
 from seglab.errors import DatasetError
-from seglab.names import display_name
+from seglab.io.names import display_name
 
 DATA_KINDS = ("shapes", "voc", "camvid", "folder")
 

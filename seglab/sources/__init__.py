@@ -1,7 +1,7 @@
 """Prediction sources: models and prediction folders seglab did not train, behind one interface.
 
 >>> source, description = open_source("model.onnx")            # or a .pt, a TorchScript file, a folder
->>> evaluation = evaluate_source(source, dataset, mapping=description.mapping)   # seglab.evaluation
+>>> evaluation = evaluate_source(source, dataset, mapping=description.mapping)   # seglab.engine.evaluation
 
 Kinds: :class:`CheckpointSource` (seglab ``.pt``), :class:`ModelFileSource` (TorchScript, ONNX),
 :class:`HuggingFaceSource` (transformers folder), :class:`PredictionFolderSource` (PNG/npy/npz per

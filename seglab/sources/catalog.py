@@ -8,7 +8,7 @@ checkpoint (``.pt``) or one of these description files; :func:`choice_descriptio
 Registered paths come from strangers (a form in a class's shared app), so:
 
 - every path (the model file or folder, a predictions label map) must resolve, symlinks followed,
-  inside the *allowed roots* (the app passes its allow-list's roots, :mod:`seglab.allowed_paths`;
+  inside the *allowed roots* (the app passes its allow-list's roots, :mod:`seglab.io.allowed_paths`;
   :func:`allowed_roots` gives the runs folder, a data folder and ``$SEGLAB_DATA_ROOTS`` for the
   command line), checked when registering and again each time an entry is read;
 - entries are small JSON files (at most :data:`MAX_ENTRY_BYTES`), never pickles; nothing is run to
@@ -49,7 +49,7 @@ CATALOG_FOLDER = "sources"
 MAX_ENTRY_BYTES = 64 * 1024
 MAX_ENTRIES = 200
 REGISTERED_KINDS = tuple(kind for kind in KINDS if kind != "checkpoint")  # checkpoints are listed from run folders
-ROOTS_VARIABLE = "SEGLAB_DATA_ROOTS"  # the app's allow-list variable (seglab.allowed_paths): one setting for both
+ROOTS_VARIABLE = "SEGLAB_DATA_ROOTS"  # the app's allow-list variable (seglab.io.allowed_paths): one setting for both
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -273,7 +273,7 @@ def save_upload(runs_dir: str | os.PathLike, name: str, kind: str, data: bytes, 
 
     :class:`SourceError` for another kind, an empty or oversized file, a refused zip, or a name already used.
     """
-    from seglab.atomic_files import write_bytes_atomic
+    from seglab.io.atomic_files import write_bytes_atomic
 
     if kind not in (*UPLOAD_SUFFIXES, "predictions"):
         raise SourceError(f"only ONNX and TorchScript files or a zip of predictions can be uploaded, not {kind!r}")
@@ -299,9 +299,9 @@ def _extract_predictions(data: bytes, folder: Path) -> None:
     import shutil
     import tempfile
 
-    from seglab.atomic_files import write_bytes_atomic
     from seglab.competition.archive import check_zip, read_entries
     from seglab.competition.errors import SubmissionRejected
+    from seglab.io.atomic_files import write_bytes_atomic
     from seglab.sources.folder_source import PREDICTION_EXTENSIONS
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as archive:

@@ -2,7 +2,7 @@
 
 Loading is safe (``torch.load(weights_only=True)``) and in-process: a checkpoint holds only tensors
 and plain values, and the architecture is seglab's own code. The cache identity is exactly the one
-:func:`seglab.evaluation.evaluate_checkpoint` always used (file SHA-256 + protocol), so existing
+:func:`seglab.engine.evaluation.evaluate_checkpoint` always used (file SHA-256 + protocol), so existing
 evaluation caches stay valid.
 """
 
@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from seglab.checkpoint import Checkpoint, load_checkpoint
-from seglab.evaluation import Protocol, file_sha256
-from seglab.predict import image_to_tensor, predict_probabilities
+from seglab.engine.checkpoint import Checkpoint, load_checkpoint
+from seglab.engine.evaluation import Protocol, file_sha256
+from seglab.engine.predict import image_to_tensor, predict_probabilities
 from seglab.sources.base import PredictionSource, SourcePrediction
 
 DEFAULT_PROTOCOL = Protocol()
 
 
 class CheckpointSource(PredictionSource):
-    """Predictions of a seglab ``.pt`` checkpoint (or run folder) under a :class:`~seglab.evaluation.Protocol`."""
+    """Predictions of a seglab ``.pt`` checkpoint (or run folder) under an evaluation
+    :class:`~seglab.engine.evaluation.Protocol`."""
 
     kind = "checkpoint"
 

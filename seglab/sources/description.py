@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from seglab.atomic_files import write_json_atomic
 from seglab.data.label_map import LabelMap
 from seglab.errors import SourceError
+from seglab.io.atomic_files import write_json_atomic
 from seglab.sources.base import DEFAULT_LIMITS, PredictionSource, SourceLimits
 from seglab.sources.preprocessing import Preprocessing, parse_preprocessing
 
@@ -90,7 +90,7 @@ class SourceDescription:
     ) -> PredictionSource:
         """The prediction source this describes (``label_map`` decodes colour PNGs of a predictions folder)."""
         if self.kind == "checkpoint":
-            from seglab.evaluation import Protocol
+            from seglab.engine.evaluation import Protocol
             from seglab.sources.checkpoint_source import CheckpointSource
 
             return CheckpointSource(self.path, protocol=Protocol(flip=flip, scales=tuple(scales)), device=device)

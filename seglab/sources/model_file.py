@@ -103,7 +103,7 @@ class ModelFileSource(PredictionSource):
         return self.preprocessing.output_kind != "labels"
 
     def content_hash(self) -> str:
-        from seglab.evaluation import file_sha256
+        from seglab.engine.evaluation import file_sha256
 
         return file_sha256(self.path)
 
@@ -233,7 +233,7 @@ class HuggingFaceSource(PredictionSource):
     def content_hash(self) -> str:
         import hashlib
 
-        from seglab.evaluation import file_sha256
+        from seglab.engine.evaluation import file_sha256
 
         parts = "|".join(f"{file.name}:{file_sha256(file)}" for file in self.files)
         return hashlib.sha256(parts.encode()).hexdigest()

@@ -7,8 +7,8 @@ multiple of (the image is padded bottom/right, the output cropped back), and whi
 what (logits, probabilities or labels; a dict key such as torchvision's ``"out"``).
 
 :func:`predict_with_runner` turns a bare ``run(batch) -> output`` function into probabilities at the
-image's size, reusing seglab's own normalisation (:func:`seglab.predict.image_to_tensor`), its
-test-time augmentation and its sliding window (:func:`seglab.predict.predict_probabilities`).
+image's size, reusing seglab's own normalisation (:func:`seglab.engine.predict.image_to_tensor`), its
+test-time augmentation and its sliding window (:func:`seglab.engine.predict.predict_probabilities`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from seglab.concurrency import inference_slot
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglab.engine.predict import image_to_tensor, predict_probabilities
 from seglab.errors import SourceError
-from seglab.predict import image_to_tensor, predict_probabilities
 from seglab.sources.base import SourcePrediction, labels_dtype
 
 OUTPUT_KINDS = ("logits", "probabilities", "labels")
@@ -161,7 +161,7 @@ class RunnerModule(torch.nn.Module):
 
     It applies the fixed input size (resize, or pad a sliding-window tile up to it) or the size
     divisor (pad, then crop back), and turns probabilities into log-probabilities so that
-    :func:`seglab.predict.predict_probabilities`'s softmax gives them back.
+    :func:`seglab.engine.predict.predict_probabilities`'s softmax gives them back.
     """
 
     def __init__(self, run: Runner, preprocessing: Preprocessing) -> None:

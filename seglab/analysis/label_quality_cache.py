@@ -1,0 +1,129 @@
+"""Label-quality reports on disk, keyed like evaluations: a split is scored once per model, data and band.
+
+The first render of the Label quality page on a real split predicts and scores every image; with
+this cache a restart of the app, another browser tab or ``seglab`` on the same machine reads the
+report back instead (a few ms of JSON instead of seconds of inference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seglab.analysis.label_quality import (
+    DEFAULT_BAND,
+    DEFAULT_MIN_PIXELS,
+    ImageLabelQuality,
+    LabelQualityReport,
+    ObjectQuality,
+    score_dataset,
+)
+from seglab.analysis.stats import default_cache_dir
+from seglab.data.base import SegmentationDataset
+from seglab.io.atomic_files import write_json_atomic
+from seglab.io.cache_write import write_cache
+from seglab.io.json_values import sanitize_for_json
+from seglab.progress import ProgressCallback
+from seglab.sources.base import PredictionSource
+
+FORMAT = 2  # bump when the scores or the file layout change: older files are then recomputed (2: float32 maps)
+_OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
+
+
+def label_quality_cache_path(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    band: int,
+    min_pixels: int,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Cache file of a source's label-quality report: its content and settings, the data, band and object size."""
+    parts = f"{FORMAT}|{source.content_hash()}|{source.settings_key()}|{dataset.fingerprint()}|{band}|{min_pixels}"
+    key = hashlib.sha256(parts.encode()).hexdigest()[:32]
+    return Path(cache_dir or default_cache_dir()) / "label_quality" / f"{key}.json"
+
+
+def report_to_dict(report: LabelQualityReport) -> dict[str, Any]:
+    """JSON-ready form of a report (NaN -> None; objects as rows of :data:`_OBJECT_FIELDS`)."""
+
+    return {
+        "format": FORMAT,
+        "class_names": report.class_names,
+        "band": report.band,
+        "min_pixels": report.min_pixels,
+        "skip_classes": list(report.skip_classes),
+        "thresholds": [float(value) for value in report.thresholds],
+        "object_fields": _OBJECT_FIELDS,
+        "images": [
+            {
+                "index": image.index,
+                "sample_id": image.sample_id,
+                "score": image.score,
+                "objects": [[sanitize_for_json(value) for value in asdict(item).values()] for item in image.objects],
+            }
+            for image in report.images
+        ],
+    }
+
+
+def report_from_dict(data: dict[str, Any]) -> LabelQualityReport:
+    """Inverse of :func:`report_to_dict` (KeyError/TypeError/ValueError on a malformed dict)."""
+    if data["format"] != FORMAT or data["object_fields"] != _OBJECT_FIELDS:
+        raise ValueError("label-quality cache of another format")
+
+    def item(row: list[Any]) -> ObjectQuality:
+        values = dict(zip(_OBJECT_FIELDS, row, strict=True))
+        values["bbox"] = tuple(values["bbox"])
+        if values["suggested_confidence"] is None:
+            values["suggested_confidence"] = float("nan")
+        return ObjectQuality(**values)
+
+    images = [
+        ImageLabelQuality(
+            int(image["index"]), str(image["sample_id"]), float(image["score"]), [item(row) for row in image["objects"]]
+        )
+        for image in data["images"]
+    ]
+    return LabelQualityReport(
+        images,
+        np.asarray(data["thresholds"], dtype=np.float64),
+        list(data["class_names"]),
+        int(data["band"]),
+        int(data["min_pixels"]),
+        tuple(data["skip_classes"]),
+    )
+
+
+def cached_label_quality(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    *,
+    band: int = DEFAULT_BAND,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    cache_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+) -> LabelQualityReport:
+    """:func:`~seglab.analysis.label_quality.score_dataset` of ``source`` on ``dataset``, read from the disk cache
+    when present.
+
+    A missing, corrupt or foreign cache file is recomputed; a cache folder that cannot be written
+    costs a warning, never the result.
+    """
+    path = label_quality_cache_path(source, dataset, band, min_pixels, cache_dir)
+    try:
+        report = report_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if report.class_names == list(dataset.class_names) and [image.sample_id for image in report.images] == list(
+            dataset.ids
+        ):
+            return report
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress)
+    write_cache("label-quality", path, lambda: write_json_atomic(path, report_to_dict(report)))
+    return report
