@@ -381,7 +381,7 @@ def test_python_dash_m_seglab_help_runs():
 
 @pytest.mark.slow
 def test_console_script_is_declared_and_works_if_installed():
-    assert 'seglab = "seglab.cli.commands:main"' in (REPO / "pyproject.toml").read_text()
+    assert 'seglab = "seglab.cli:main"' in (REPO / "pyproject.toml").read_text()
     script = shutil.which("seglab")
     if script is None:
         pytest.skip("seglab is not installed as a console script (pip install -e .)")
