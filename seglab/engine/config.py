@@ -19,7 +19,12 @@ from seglab.errors import ConfigError
 # Scores that can pick best.pt: the scalar keys of SegmentationMetrics.to_dict().
 BEST_METRICS = ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1")
 # Class weightings a run may use (TrainConfig.class_weights), as the app names them.
-CLASS_WEIGHTINGS = {"none": "none", "inverse": "inverse frequency", "median": "median frequency (SegNet)"}
+CLASS_WEIGHTINGS = {
+    "none": "none",
+    "inverse": "inverse frequency",
+    "median": "median frequency (SegNet)",
+    "sqrt_median": "square root of median frequency (softer)",
+}
 # Where a run's encoder weights start (TrainConfig.pretrained).
 PRETRAINED = {"none": "random initialisation", "imagenet": "torchvision's ImageNet weights"}
 
@@ -66,7 +71,8 @@ class TrainConfig:
         metadata={"help": "e.g. ce, ce+dice, ce+0.5*dice, hard_ce, focal, ce+hd (seglab.losses.criterion)"},
     )
     class_weights: str = field(
-        default="none", metadata={"help": "none | inverse | median: weights from the training split's statistics"}
+        default="none",
+        metadata={"help": "none | inverse | median | sqrt_median: weights from the training split's statistics"},
     )
     top_k_percent_pixels: float = field(
         default=0.25, metadata={"help": "hard pixel mining (hard_ce): share of pixels kept at the end"}
@@ -168,7 +174,7 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (0 < self.top_k_percent_pixels <= 1.0, "top_k_percent_pixels must be in (0, 1]"),
             (self.hard_example_mining_step >= 0, "hard_example_mining_step must be >= 0"),
-            (self.class_weights in CLASS_WEIGHTINGS, "class_weights must be none, inverse or median"),
+            (self.class_weights in CLASS_WEIGHTINGS, "class_weights must be none, inverse, median or sqrt_median"),
             (self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s must be > 0"),
             (self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every must be >= 1"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0"),
