@@ -198,12 +198,12 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_pa
     config = train_config_from_args(build_parser().parse_args(["train", *data, "--time-budget-s", "600"]))
     note = capsys.readouterr().err
     assert "seglab's recipe for 480x360 images" in note and "any flag overrides it" in note
-    assert (config.crop_size, config.batch_size, config.model) == (256, 8, PHOTO_RECIPE["model"])
-    assert (config.class_weights, config.rare_class_crops, config.time_budget_s) == ("median", 0.5, 600)
+    assert (config.crop_size, config.batch_size, config.model) == (256, 4, PHOTO_RECIPE["model"])
+    assert (config.class_weights, config.rare_class_crops, config.time_budget_s) == ("sqrt_median", 0.5, 600)
     flagged = train_config_from_args(
         build_parser().parse_args(["train", *data, "--crop-size", "128", "--class-weights", "none"])
     )
-    assert (flagged.crop_size, flagged.class_weights, flagged.batch_size) == (128, "none", 8)  # flags win
+    assert (flagged.crop_size, flagged.class_weights, flagged.batch_size) == (128, "none", 4)  # flags win, the rest is the recipe
     options_only = train_config_from_args(build_parser().parse_args(["train", *data, "--model-option", "depth=2"]))
     assert options_only.model == TrainConfig().model  # options given for the default model keep that model
     capsys.readouterr()
@@ -229,7 +229,7 @@ def test_rare_class_crops_train_end_to_end(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "train", *argv)
     assert code == 0 and "best on train" in out
     saved = TrainConfig.load(tmp_path / "run" / "config.json")
-    assert (saved.rare_class_crops, saved.class_weights) == (0.5, "median")
+    assert (saved.rare_class_crops, saved.class_weights) == (0.5, "sqrt_median")
 
 
 @pytest.mark.parametrize(

@@ -84,15 +84,15 @@ def test_data_defaults_suit_the_images_small_and_large():
     assert data_defaults((96, 96), "shapes") == {"crop_size": 96, "batch_size": 16}  # Shapes: TrainConfig's own
     assert data_defaults((64, 64)) == {"crop_size": 64, "batch_size": 16}  # never a crop larger than the image
     camvid = data_defaults((360, 480), "camvid")
-    assert camvid == {"crop_size": 256, "batch_size": 8, **PHOTO_RECIPE}  # photos: the CamVid recipe
+    assert camvid == {"crop_size": 256, "batch_size": 4, **PHOTO_RECIPE}  # photos: the CamVid recipe
     assert camvid["model"] in available_models() and camvid["class_weights"] in CLASS_WEIGHTINGS
-    assert data_defaults((1024, 2048))["batch_size"] == 8 and data_defaults((200, 300))["crop_size"] == 192
+    assert data_defaults((1024, 2048))["batch_size"] == 4 and data_defaults((200, 300))["crop_size"] == 192
     big_shapes = data_defaults((256, 256), "shapes")
-    assert big_shapes == {"crop_size": 256, "batch_size": 8}  # synthetic data keeps the quick-run model and loss
+    assert big_shapes == {"crop_size": 256, "batch_size": 4}  # synthetic data keeps the quick-run model and loss
     with pytest.raises(ConfigError, match="too small"):
         data_defaults((8, 8))
     quick = quick_run_config(DataSpec(kind="camvid", root="/data/camvid"), (360, 480))
-    assert (quick.crop_size, quick.batch_size, quick.model) == (256, 8, PHOTO_RECIPE["model"])
+    assert (quick.crop_size, quick.batch_size, quick.model) == (256, 4, PHOTO_RECIPE["model"])
     TrainConfig.from_dict({**TrainConfig().to_dict(), **camvid}).validate()  # every field the recipe names exists
 
 
