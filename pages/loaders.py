@@ -31,7 +31,7 @@ from seglab.analysis.label_quality import (
     score_dataset,
     validate_on_shapes,
 )
-from seglab.analysis.label_quality_cache import cached_label_quality
+from seglab.analysis.label_quality.cache import cached_label_quality
 from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.concurrency import SharedComputations
 from seglab.data.discover import SourceReport, check_source
