@@ -6,16 +6,11 @@ from pages import ui
 from seglab.data.discover import discover_datasets
 from seglab.data.label_map import label_map_example
 from seglab.data.spec import DataSpec
-from seglab.sources.catalog import (
-    REGISTERED_KINDS,
-    SourceForm,
-    mapping_rows,
-    parse_class_names,
-    register_checked,
-    remove_source,
-)
+from seglab.sources.catalog import REGISTERED_KINDS
+from seglab.sources.choices import mapping_rows
 from seglab.sources.mapping import OTHER
 from seglab.sources.preprocessing import FIXED_SIZE_MODES, OUTPUT_KINDS
+from seglab.sources.registration import SourceForm, parse_class_names, register_checked, remove_source
 
 SOURCES = {
     "shapes": "Built-in Shapes (synthetic, no files)",

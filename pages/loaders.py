@@ -31,7 +31,7 @@ from seglab.analysis.label_quality import (
     score_dataset,
     validate_on_shapes,
 )
-from seglab.analysis.label_quality_cache import cached_label_quality
+from seglab.analysis.label_quality.cache import cached_label_quality
 from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.concurrency import SharedComputations
 from seglab.data.discover import SourceReport, check_source
@@ -41,15 +41,9 @@ from seglab.engine.checkpoint import check_compatible, load_checkpoint
 from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source
 from seglab.engine.predict import DatasetEvaluation, predict, predict_logits
 from seglab.errors import SeglabError, SourceError
-from seglab.sources.catalog import (
-    choice_description,
-    choice_version,
-    description_fit,
-    is_registered,
-    list_sources,
-    open_choice,
-)
+from seglab.sources.catalog import list_sources
 from seglab.sources.checkpoint_source import CheckpointSource
+from seglab.sources.choices import choice_description, choice_version, description_fit, is_registered, open_choice
 from seglab.sources.mapped import MappedSource
 from seglab.viz.diagnostics import missed_object_gallery
 

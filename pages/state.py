@@ -22,7 +22,8 @@ from seglab.errors import ConfigError, PathNotAllowedError, SeglabError
 from seglab.io.allowed_paths import AllowList, allow_list, check_spec_paths, spec_paths
 from seglab.io.allowed_paths import data_root as configured_data_root
 from seglab.io.names import display_name
-from seglab.sources.catalog import catalog_dir, is_registered, slug
+from seglab.sources.catalog import catalog_dir, slug
+from seglab.sources.choices import is_registered
 from seglab.sources.description import DESCRIPTION_SUFFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ from pages import ui
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.sources import write_prediction_png
-from seglab.sources.catalog import SourceForm, allowed_roots, list_sources, register_source, validate_form
+from seglab.sources.catalog import allowed_roots, list_sources
+from seglab.sources.registration import SourceForm, register_source, validate_form
 from tests.app_tabs import open_tab
 
 ROOT = Path(__file__).resolve().parents[1]

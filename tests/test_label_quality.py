@@ -466,7 +466,7 @@ class _ModelAsSource:
 
 
 def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_the_second_time(tmp_path):
-    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality.cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     torch.manual_seed(0)
@@ -494,7 +494,7 @@ def test_a_prediction_source_scores_like_the_model_and_the_disk_cache_answers_th
 
 
 def test_a_corrupt_cache_file_is_recomputed_and_a_labels_only_source_is_refused(tmp_path):
-    from seglab.analysis.label_quality_cache import cached_label_quality, label_quality_cache_path
+    from seglab.analysis.label_quality.cache import cached_label_quality, label_quality_cache_path
     from seglab.models import build_model
 
     model = build_model("tiny_unet_small", 7).eval()

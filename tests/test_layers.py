@@ -39,7 +39,7 @@ KNOWN_EXCEPTIONS = {
     ("seglab.io.allowed_paths", "data"),
     ("seglab.engine.evaluation", "analysis"),
     ("seglab.engine.trainer", "analysis"),
-    ("seglab.sources.catalog", "competition"),
+    ("seglab.sources.registration", "competition"),
     ("seglab.viz.diagnostics", "analysis"),
 }
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import seglab.analysis.label_quality
+import seglab.analysis.label_quality.dataset
 import seglab.analysis.stats
 import seglab.engine.predict
 from seglab.progress import ProgressCallback, progress_bar
 
 
 def test_every_long_job_uses_the_one_callback_type():
-    for module in (seglab.analysis.stats, seglab.engine.predict, seglab.analysis.label_quality):
+    for module in (seglab.analysis.stats, seglab.engine.predict, seglab.analysis.label_quality.dataset):
         assert module.ProgressCallback is ProgressCallback
 
 

@@ -10,19 +10,9 @@ from seglab.data.label_map import camvid_label_map, shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.errors import SeglabError, SourceError
 from seglab.sources import write_prediction_png
-from seglab.sources.catalog import (
-    SourceForm,
-    allowed_roots,
-    choice_description,
-    fit_score,
-    is_registered,
-    list_sources,
-    mapping_rows,
-    register_source,
-    remove_source,
-    validate_form,
-    within_roots,
-)
+from seglab.sources.catalog import allowed_roots, list_sources, within_roots
+from seglab.sources.choices import choice_description, fit_score, is_registered, mapping_rows
+from seglab.sources.registration import SourceForm, register_source, remove_source, validate_form
 
 
 @pytest.fixture
@@ -155,7 +145,7 @@ def test_mapping_rows_match_names_case_insensitively_and_fit_scores():
 def test_choice_version_follows_the_predictions_files(layout):
     import os
 
-    from seglab.sources.catalog import choice_version
+    from seglab.sources.choices import choice_version
 
     runs, data, _, roots = layout
     entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))
@@ -194,7 +184,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
     import numpy as np
 
     from seglab.analysis.label_quality import score_dataset
-    from seglab.sources.catalog import open_choice
+    from seglab.sources.choices import open_choice
 
     runs, data, _, roots = layout
     dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
@@ -214,7 +204,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
 
 def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused(layout):
     from seglab.engine.export import export_checkpoint
-    from seglab.sources.catalog import register_checked
+    from seglab.sources.registration import register_checked
     from tests.sources_fixtures import write_tiny_checkpoint
 
     runs, data, _, roots = layout
@@ -239,7 +229,7 @@ def test_an_uploaded_zip_of_predictions_is_extracted_checked_and_refused_zips_le
     import io
     import zipfile
 
-    from seglab.sources.catalog import register_checked
+    from seglab.sources.registration import register_checked
 
     runs, data, _, roots = layout
     dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))
@@ -270,7 +260,7 @@ def test_an_uploaded_zip_of_predictions_is_extracted_checked_and_refused_zips_le
 
 
 def test_a_predictions_folder_without_files_for_the_data_does_not_fit(layout):
-    from seglab.sources.catalog import description_fit
+    from seglab.sources.choices import description_fit
 
     runs, data, _, roots = layout
     entry = register(runs, roots, name="p", kind="predictions", path=str(data / "preds"))

@@ -52,7 +52,7 @@ MOVES = {
     "compare": "analysis.compare",
     "leaderboard": "analysis.leaderboard",
     "label_quality": "analysis.label_quality",
-    "label_quality_cache": "analysis.label_quality_cache",
+    "label_quality_cache": "analysis.label_quality.cache",
     "loss_inspector": "analysis.loss_inspector",
     "gallery": "analysis.gallery",
     "lessons": "data.lessons",

@@ -339,16 +339,8 @@ def command_sources(args: argparse.Namespace) -> int:
     """``seglab sources list|add|remove``."""
     import os
 
-    from seglab.sources.catalog import (
-        DESCRIPTION_SUFFIX,
-        SourceForm,
-        allowed_roots,
-        catalog_dir,
-        list_sources,
-        register_checked,
-        remove_source,
-        slug,
-    )
+    from seglab.sources.catalog import DESCRIPTION_SUFFIX, allowed_roots, catalog_dir, list_sources, slug
+    from seglab.sources.registration import SourceForm, register_checked, remove_source
 
     roots = allowed_roots(args.dir, os.environ.get("SEGLAB_DATA_ROOT"))
     if args.action == "list":
