@@ -292,8 +292,9 @@ def _predict_and_count(
             # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
             chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
             background.add_batch(images, chunk_labels, masks, chunk_confidences)
-            if consumer is not None:
-                consumer.add_batch(chunk, [prediction.probabilities for prediction in mapped], masks)
+            probabilities = [prediction.probabilities for prediction in mapped]
+            if consumer is not None and all(value is not None for value in probabilities):
+                consumer.add_batch(chunk, cast("list[np.ndarray]", probabilities), masks)
             indices += chunk
             labels += chunk_labels
             confidences += chunk_confidences
