@@ -95,3 +95,27 @@ def test_open_in_inspect_carries_the_image_to_the_inspect_page(app):
     widget(app.button, "Open in Inspect").click().run()
     assert not app.exception, app.exception
     assert app.session_state[ui.SAMPLE_KEY] == sample and app.title[0].value == "Inspect"
+
+
+def test_after_inspect_the_page_reads_the_labels_scored_in_the_evaluation_pass(tmp_path, tiny_runs, monkeypatch):
+    """Inspect's evaluation scores the labels in its own model pass: Label quality then runs no model at all."""
+    import seglab.analysis.label_quality.cache as label_quality_cache
+
+    runs = tmp_path / "runs"
+    tiny_runs.copy_to(runs / "a")
+    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[ui.SPEC_KEY] = NOISY.to_dict()
+    at.run()
+    at.switch_page("pages/failures.py").run()
+    assert not at.exception, at.exception
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("Label quality predicted the split again")
+
+    monkeypatch.setattr(label_quality_cache, "score_dataset", no_second_pass)
+    at.switch_page("pages/label_quality.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [error.value for error in at.error]
+    assert len(at.dataframe[0].value) == 8  # every image of the split ranked

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from seglab.analysis.label_quality import (
+    DEFAULT_BAND,
+    DEFAULT_MIN_PIXELS,
     HIGHLIGHT_COLOR,
     LabelQualityReport,
     ShapesValidation,
@@ -566,3 +568,30 @@ def test_object_counts_follow_the_pixel_maps_of_pixel_quality():
             assert item.suggested_class == int(said.argmax())
         else:
             assert item.suggested_class is None
+
+
+def test_an_evaluation_scores_the_labels_in_its_own_model_pass_and_the_page_reads_them(tmp_path):
+    from seglab.analysis.label_quality.cache import LabelQualityGatherer, cached_label_quality, label_quality_cache_path
+    from seglab.engine.evaluation import evaluate_source
+    from seglab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny_unet_small", 7).eval()
+    dataset = ShapesDataset("val", ShapesConfig(val_size=5, image_size=32, label_noise=0.5))
+    counting = _ModelAsSource(model)
+    path = label_quality_cache_path(counting.source, dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, tmp_path)
+    evaluate_source(counting.source, dataset, cache_dir=tmp_path, consumer=LabelQualityGatherer(path, dataset))
+    assert counting.predicted == 5 and path.is_file()
+    report = cached_label_quality(counting.source, dataset, cache_dir=tmp_path)
+    assert counting.predicted == 5  # the report came from the evaluation's pass: no second model run
+    direct = score_dataset(model, dataset)
+    assert np.allclose(report.thresholds, direct.thresholds, atol=1e-6)
+    assert [row["sample"] for row in report.image_rows()] == [row["sample"] for row in direct.image_rows()]
+    scores = [[item.score for item in image.objects] for image in (*report.images, *direct.images)]
+    assert np.allclose(sum(scores[:5], []), sum(scores[5:], []), atol=1e-5)  # per-image vs batched forward passes
+    # A split too large to hold is left to the page's own pass: nothing stored, the evaluation unharmed.
+    other = tmp_path / "other.json"
+    evaluate_source(
+        counting.source, dataset, use_cache=False, consumer=LabelQualityGatherer(other, dataset, max_parts_bytes=1)
+    )
+    assert not other.exists()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from typing import Protocol as TypingProtocol
 
 import numpy as np
 
@@ -42,6 +43,20 @@ PROTOCOL_VERSION = 2  # 2: checkpoints with NaN/inf weights are refused, so olde
 _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
 # Sessions asking for the same evaluation at once (a class opening Inspect) share one; later ones read the disk cache.
 SHARED_EVALUATIONS: SharedComputations[DatasetEvaluation] = SharedComputations()
+
+
+class ProbabilityConsumer(TypingProtocol):
+    """Work that needs the per-class probabilities an evaluation computes anyway (label quality: one model pass
+    serves both). Called only when the evaluation predicts (not on a cache hit), from the evaluating thread."""
+
+    def add_batch(self, indices: list[int], probabilities: list[np.ndarray], masks: list[np.ndarray]) -> None:
+        """One batch: dataset indices, (K, H, W) probabilities in the dataset's classes, (H, W) masks."""
+
+    def finish(self) -> None:
+        """Every image was added: finish and store the result."""
+
+    def close(self) -> None:
+        """Release what it holds (always called, after :meth:`finish` or an error)."""
 
 
 @dataclass(frozen=True)
@@ -134,10 +149,12 @@ def evaluate_checkpoint(
     progress: ProgressCallback | None = None,
     device: str = "cpu",
     batch_size: int = 8,
+    consumer: ProbabilityConsumer | None = None,
 ) -> DatasetEvaluation:
     """Per-image predictions and split metrics of a checkpoint, from the disk cache when possible.
 
     A thin wrapper of :func:`evaluate_source`: the checkpoint must predict the data's number of classes.
+    ``consumer`` gets the probabilities when the model runs (see :class:`ProbabilityConsumer`).
     """
     from seglab.sources.checkpoint_source import CheckpointSource
 
@@ -145,7 +162,7 @@ def evaluate_checkpoint(
         checkpoint = load_checkpoint(checkpoint_path)
         check_compatible(checkpoint, dataset.label_map)
         source = CheckpointSource(checkpoint.path, protocol=protocol, device=device, checkpoint=checkpoint)
-        return _evaluate(source, dataset, None, progress, batch_size)
+        return _evaluate(source, dataset, None, progress, batch_size, consumer=consumer)
 
     path = evaluation_cache_path(checkpoint_path, dataset, protocol, cache_dir)
     return _through_cache(path if use_cache else None, dataset, progress, evaluate)
@@ -161,6 +178,7 @@ def evaluate_source(
     progress: ProgressCallback | None = None,
     batch_size: int = 8,
     diagnose: bool = True,
+    consumer: ProbabilityConsumer | None = None,
 ) -> DatasetEvaluation:
     """Per-image predictions and split metrics of any prediction source, from the disk cache when possible.
 
@@ -175,10 +193,14 @@ def evaluate_source(
         batch_size: images of equal size predicted together by sources that batch (checkpoints).
         diagnose: gather the diagnostics (:mod:`seglab.analysis.diagnostics`) in the same pass; ``False`` only
             to measure their cost (a cache written without them gets them on its next read).
+        consumer: gets the probabilities (in the dataset's classes) when the source runs and has them.
     """
     path = source_cache_path(source, dataset, mapping, cache_dir) if use_cache else None
     return _through_cache(
-        path, dataset, progress, lambda: _evaluate(source, dataset, mapping, progress, batch_size, diagnose)
+        path,
+        dataset,
+        progress,
+        lambda: _evaluate(source, dataset, mapping, progress, batch_size, diagnose, consumer),
     )
 
 
@@ -218,8 +240,29 @@ def _evaluate(
     progress: ProgressCallback | None,
     batch_size: int,
     diagnose: bool = True,
+    consumer: ProbabilityConsumer | None = None,
 ) -> DatasetEvaluation:
     """Predict every sample, map it to the dataset's classes and count (one implementation for every source)."""
+    consumer = consumer if source.has_probabilities else None
+    try:
+        evaluation = _predict_and_count(source, dataset, mapping, progress, batch_size, diagnose, consumer)
+        if consumer is not None:
+            consumer.finish()
+        return evaluation
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+def _predict_and_count(
+    source: PredictionSource,
+    dataset: SegmentationDataset,
+    mapping: ClassMapping | Mapping[str, Any] | None,
+    progress: ProgressCallback | None,
+    batch_size: int,
+    diagnose: bool,
+    consumer: ProbabilityConsumer | None,
+) -> DatasetEvaluation:
     from seglab.engine.predict import _size_batches
     from seglab.metrics.confusion import image_confusions
     from seglab.sources.mapped import MappedSource
@@ -249,6 +292,9 @@ def _evaluate(
             # Diagnostics see the confidence as it is cached (float16), so a re-read cache gives the same numbers.
             chunk_confidences = [prediction.confidence.astype(np.float16) for prediction in mapped]
             background.add_batch(images, chunk_labels, masks, chunk_confidences)
+            probabilities = [prediction.probabilities for prediction in mapped]
+            if consumer is not None and all(value is not None for value in probabilities):
+                consumer.add_batch(chunk, cast("list[np.ndarray]", probabilities), masks)
             indices += chunk
             labels += chunk_labels
             confidences += chunk_confidences

@@ -25,7 +25,7 @@ The parts: :mod:`~seglab.analysis.label_quality.scores` (pixels and objects),
 :mod:`~seglab.analysis.label_quality.validation` (Shapes label noise) and :mod:`~seglab.analysis.label_quality.cache`.
 """
 
-from seglab.analysis.label_quality.dataset import LabelQualityReport, score_dataset
+from seglab.analysis.label_quality.dataset import LabelQualityReport, LabelScorer, score_dataset
 from seglab.analysis.label_quality.pictures import (
     HIGHLIGHT_COLOR,
     place_labels,
@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_MIN_PIXELS",
     "ImageLabelQuality",
     "LabelQualityReport",
+    "LabelScorer",
     "ObjectQuality",
     "PixelQuality",
     "ShapesValidation",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from seglab.analysis.label_quality import (
     DEFAULT_MIN_PIXELS,
     ImageLabelQuality,
     LabelQualityReport,
+    LabelScorer,
     ObjectQuality,
     score_dataset,
 )
@@ -116,14 +119,82 @@ def cached_label_quality(
     costs a warning, never the result.
     """
     path = label_quality_cache_path(source, dataset, band, min_pixels, cache_dir)
+    report = read_label_quality(path, dataset)
+    if report is None:
+        report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress)
+        store_label_quality(path, report)
+    return report
+
+
+def read_label_quality(path: Path, dataset: SegmentationDataset) -> LabelQualityReport | None:
+    """The report cached at ``path`` for ``dataset``; None when missing, corrupt, foreign or of another split."""
     try:
         report = report_from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if report.class_names == list(dataset.class_names) and [image.sample_id for image in report.images] == list(
-            dataset.ids
-        ):
-            return report
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress)
+        return None
+    same = report.class_names == list(dataset.class_names)
+    return report if same and [image.sample_id for image in report.images] == list(dataset.ids) else None
+
+
+def store_label_quality(path: Path, report: LabelQualityReport) -> None:
+    """Write a report to the cache (a folder that cannot be written costs a warning, never the result)."""
     write_cache("label-quality", path, lambda: write_json_atomic(path, report_to_dict(report)))
-    return report
+
+
+class LabelQualityGatherer:
+    """Scores a split's labels from an evaluation's own pass (``evaluate_checkpoint(..., consumer=...)``) and
+    stores the report where :func:`cached_label_quality` reads it: the Label quality page then costs no model run
+    after any page that evaluated the split. The scoring runs in one worker thread beside the model; at most
+    ``max_parts_bytes`` of per-image parts are held (a larger split is left to the page's own pass).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dataset: SegmentationDataset,
+        *,
+        band: int = DEFAULT_BAND,
+        min_pixels: int = DEFAULT_MIN_PIXELS,
+        max_parts_bytes: int = 256 * 2**20,
+    ) -> None:
+        self.path, self.max_parts_bytes = path, max_parts_bytes
+        self.scorer: LabelScorer | None = LabelScorer(dataset, band=band, min_pixels=min_pixels)
+        self._pending: deque[Future[Any]] = deque()
+        self._held = 0
+        self._worker: ThreadPoolExecutor | None = None
+
+    def add_batch(self, indices: list[int], probabilities: list[np.ndarray], masks: list[np.ndarray]) -> None:
+        """Queue one batch's parts (computed in the worker while the next batch is predicted)."""
+        if self.scorer is None:
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-label-quality")
+        scorer = self.scorer
+        for index, probability, mask in zip(indices, probabilities, masks, strict=True):
+            self._pending.append(self._worker.submit(scorer.parts, index, probability, mask))
+        while len(self._pending) > 2 * len(indices):
+            self._collect(self._pending.popleft().result())
+
+    def _collect(self, parts: Any) -> None:
+        if self.scorer is None:
+            return
+        self.scorer.add(parts)
+        self._held += sum(value.nbytes for value in vars(parts).values() if isinstance(value, np.ndarray))
+        if self._held > self.max_parts_bytes:
+            self.scorer = None  # too large a split to hold: the page scores it in its own pass
+
+    def finish(self) -> None:
+        """Score and store the report (nothing when the split was too large to hold)."""
+        while self._pending:
+            self._collect(self._pending.popleft().result())
+        if self.scorer is not None and len(self.scorer):
+            store_label_quality(self.path, self.scorer.report())
+
+    def close(self) -> None:
+        """Stop the worker; parts not yet taken are dropped."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None

@@ -145,6 +145,60 @@ def _probability_batches(
             yield index, mask, probability
 
 
+class LabelScorer:
+    """Label-quality scores of a split from probabilities handed over image by image, wherever they were
+    predicted: :func:`score_dataset`'s own pass, or an evaluation's (``label_quality.cache.LabelQualityGatherer``).
+
+    :meth:`parts` is pure (call it from any thread); :meth:`add` the parts in any order; :meth:`report` once all
+    images are in. Only each image's threshold-free parts are kept (:class:`ImageParts`), never its maps.
+    """
+
+    def __init__(
+        self, dataset: SegmentationDataset, *, band: int = DEFAULT_BAND, min_pixels: int = DEFAULT_MIN_PIXELS
+    ) -> None:
+        check_sizes(band, min_pixels)
+        self.dataset, self.band, self.min_pixels = dataset, band, min_pixels
+        background = dataset.label_map.background_index
+        self.skip_classes: tuple[int, ...] = (background,) if background is not None else ()
+        self._parts: list[ImageParts] = []
+        self._sums = np.zeros(dataset.num_classes)
+        self._counts = np.zeros(dataset.num_classes, dtype=np.int64)
+
+    def parts(self, index: int, probabilities: np.ndarray, labels: np.ndarray) -> ImageParts:
+        """The threshold-free parts of image ``index`` from its (K, H, W) probabilities and (H, W) mask."""
+        dataset = self.dataset
+        if probabilities.shape[0] != dataset.num_classes:
+            raise ConfigError(
+                f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
+                f"{dataset.num_classes}: label quality needs predictions in the dataset's classes"
+            )
+        return image_parts(
+            probabilities, labels, dataset.ignore_index, self.band, self.skip_classes, index, dataset.ids[index]
+        )
+
+    def add(self, parts: ImageParts) -> None:
+        """Count one image's parts (from :meth:`parts`)."""
+        self._sums += parts.class_sums
+        self._counts += parts.class_counts
+        self._parts.append(parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def report(self, thresholds: np.ndarray | None = None) -> LabelQualityReport:
+        """The report of the images added, in dataset order (``thresholds`` None: the split's confident ones)."""
+        thresholds = (
+            class_thresholds(self._sums, self._counts)
+            if thresholds is None
+            else np.asarray(thresholds, dtype=np.float64)
+        )
+        parts = sorted(self._parts, key=lambda item: item.index)
+        images = [finish_image(item, thresholds, self.min_pixels) for item in parts]
+        return LabelQualityReport(
+            images, thresholds, list(self.dataset.class_names), self.band, self.min_pixels, self.skip_classes
+        )
+
+
 def score_dataset(
     predictor: torch.nn.Module | PredictionSource,
     dataset: SegmentationDataset,
@@ -160,43 +214,27 @@ def score_dataset(
 
     ``predictor`` is a torch model or a prediction source with probabilities (in the dataset's
     classes). Images are predicted once, in batches of ``batch_size``, and each image's
-    threshold-free parts are taken while its probabilities are at hand (:class:`ImageParts`, a
-    small share of a (K, H, W) map); the split's thresholds then finish every image without a
-    second prediction. The background class (when the label map has one) is not an object.
-    ``progress(done, total)`` is called once per image.
+    threshold-free parts are taken while its probabilities are at hand (:class:`LabelScorer`);
+    the split's thresholds then finish every image without a second prediction. The background
+    class (when the label map has one) is not an object. ``progress(done, total)`` is called once
+    per image.
     """
-    check_sizes(band, min_pixels)
+    scorer = LabelScorer(dataset, band=band, min_pixels=min_pixels)
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
-    ignore_index, num_classes = dataset.ignore_index, dataset.num_classes
-    background = dataset.label_map.background_index
-    skip = (background,) if background is not None else ()
-    sums, counts = np.zeros(num_classes), np.zeros(num_classes, dtype=np.int64)
-    parts: list[ImageParts] = []
 
-    def collect(part: ImageParts) -> None:
-        nonlocal sums, counts
-        sums, counts = sums + part.class_sums, counts + part.class_counts
-        parts.append(part)
+    def collect(parts: ImageParts) -> None:
+        scorer.add(parts)
         if progress:
-            progress(len(parts), len(indices))
+            progress(len(scorer), len(indices))
 
     # One worker takes each image's parts (OpenCV and numpy release the GIL) while the next batch is
     # predicted; at most ``2 * batch_size`` images wait, which bounds the probabilities held.
     pending: deque[Future[ImageParts]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-label-quality") as worker:
         for index, labels, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
-            if probabilities.shape[0] != num_classes:
-                raise ConfigError(
-                    f"the predictions have {probabilities.shape[0]} classes but {dataset.describe()} has "
-                    f"{num_classes}: label quality needs predictions in the dataset's classes"
-                )
-            pending.append(
-                worker.submit(image_parts, probabilities, labels, ignore_index, band, skip, index, dataset.ids[index])
-            )
+            pending.append(worker.submit(scorer.parts, index, probabilities, labels))
             while len(pending) > 2 * batch_size:
                 collect(pending.popleft().result())
         while pending:
             collect(pending.popleft().result())
-    thresholds = class_thresholds(sums, counts) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    images = [finish_image(part, thresholds, min_pixels) for part in parts]
-    return LabelQualityReport(images, thresholds, list(dataset.class_names), band, min_pixels, skip)
+    return scorer.report(thresholds)
