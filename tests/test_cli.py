@@ -203,7 +203,7 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_pa
     flagged = train_config_from_args(
         build_parser().parse_args(["train", *data, "--crop-size", "128", "--class-weights", "none"])
     )
-    assert (flagged.crop_size, flagged.class_weights, flagged.batch_size) == (128, "none", 4)  # flags win, the rest: recipe
+    assert (flagged.crop_size, flagged.class_weights, flagged.batch_size) == (128, "none", 4)  # flags win
     options_only = train_config_from_args(build_parser().parse_args(["train", *data, "--model-option", "depth=2"]))
     assert options_only.model == TrainConfig().model  # options given for the default model keep that model
     capsys.readouterr()
