@@ -13,12 +13,16 @@ from seglab.analysis.failures import (
     cell_picture,
     cell_ranking,
     class_failure_ranking,
+    failure_ranking,
     image_class_table,
     image_miou,
     image_ranking,
     label_shares,
+    predicted_shares_line,
+    ranking_label,
     ranking_rows,
     region_mask,
+    split_headline,
     top_confusions,
 )
 from seglab.data.base import SegmentationDataset
@@ -224,11 +228,25 @@ def test_image_ranking_without_background_and_image_class_table():
     car = table[1]
     assert (car["GT px"], car["predicted px"], car["correct px"]) == (4, 2, 2)
     assert car["mostly confused with"] == "road (2 px)"
+    assert failure_ranking(evaluation) == image_ranking(evaluation)
+    assert failure_ranking(evaluation, exclude_class=0) == image_ranking(evaluation, exclude_class=0)
+    assert failure_ranking(evaluation, class_id=1) == class_failure_ranking(evaluation, 1)
+    assert ranking_label(None, NAMES) == "all images, ranked by image mIoU"
+    assert ranking_label(1, NAMES) == "images with car (GT or prediction), ranked by its IoU"
+    metrics = evaluation.metrics
+    assert split_headline(evaluation) == (
+        f"2 images · split mIoU **{metrics.miou:.3f}** · pixel accuracy {metrics.pixel_acc:.3f}"
+    )
+    assert f"**{metrics.miou:.3f}** · without background {metrics.miou_no_background:.3f} ·" in split_headline(
+        evaluation, background_index=0
+    )
 
 
 def test_label_shares_orders_predicted_classes():
     labels = np.array([[2, 2, 2], [0, 2, 0]], np.uint8)
     assert label_shares(labels, NAMES) == [("road", pytest.approx(4 / 6)), ("background", pytest.approx(2 / 6))]
+    assert predicted_shares_line(labels, NAMES) == "Predicted: road 66.7%, background 33.3%"
+    assert predicted_shares_line(labels, NAMES, limit=1) == "Predicted: road 66.7%"
 
 
 class ArrayDataset(SegmentationDataset):
