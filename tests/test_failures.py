@@ -228,9 +228,23 @@ def test_image_ranking_without_background_and_image_class_table():
     car = table[1]
     assert (car["GT px"], car["predicted px"], car["correct px"]) == (4, 2, 2)
     assert car["mostly confused with"] == "road (2 px)"
-    assert failure_ranking(evaluation) == image_ranking(evaluation)
-    assert failure_ranking(evaluation, exclude_class=0) == image_ranking(evaluation, exclude_class=0)
-    assert failure_ranking(evaluation, class_id=1) == class_failure_ranking(evaluation, 1)
+
+
+def test_failure_ranking_picks_the_class_or_image_ranking_and_the_headline_words_it():
+    target = np.zeros((4, 4), np.uint8)
+    target[:2, :2] = 1
+    road_on_background = target.copy()
+    road_on_background[2:, :] = 2  # mIoU (1/3 + 1 + 0) / 3; without background (1 + 0) / 2
+    car_missed = target.copy()
+    car_missed[0, :2] = car_missed[1, 0] = 0  # mIoU (12/15 + 1/4) / 2; without background 1/4
+    evaluation = make_evaluation([road_on_background, car_missed], [target, target])
+
+    def ids(results):
+        return [result.sample_id for result in results]
+
+    assert ids(failure_ranking(evaluation)) == ids(image_ranking(evaluation)) == ["img0", "img1"]
+    assert ids(failure_ranking(evaluation, exclude_class=0)) == ["img1", "img0"]  # without background: reversed
+    assert ids(failure_ranking(evaluation, class_id=1)) == ids(class_failure_ranking(evaluation, 1))
     assert ranking_label(None, NAMES) == "all images, ranked by image mIoU"
     assert ranking_label(1, NAMES) == "images with car (GT or prediction), ranked by its IoU"
     metrics = evaluation.metrics
