@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
-from seglab.engine.curves import RunWatcher, headline_numbers, no_points_note
+from seglab.engine.curves import RunWatcher, headline_numbers, no_points_note, sync_watchers
 from seglab.engine.distributed import max_processes
 from seglab.engine.optim import OPTIMIZERS, SCHEDULES
 from seglab.engine.run_dir import FAILED, RUNNING
@@ -380,15 +380,10 @@ any_running = any(run.state == RUNNING for run in runs if run.name in watched)
 def live_view() -> None:
     """Polls the watched runs' files; refreshes on a timer only while one of them is running."""
     watchers = st.session_state.setdefault(WATCHERS_KEY, {})
-    for name in list(watchers):
-        if name not in watched:
-            del watchers[name]
+    sync_watchers(watchers, {name: run_paths.get(name, ui.runs_dir() / name) for name in watched})
     still_running = False
     for name in watched:
         with ui.guard(f"Reading run {name}"):
-            path = run_paths.get(name, ui.runs_dir() / name)
-            if name not in watchers or watchers[name].run.path != path:
-                watchers[name] = RunWatcher(path)
             watcher = watchers[name]
             watcher.refresh()
             info = run_info(watcher.run.path)

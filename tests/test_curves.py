@@ -15,6 +15,7 @@ from seglab.engine.curves import (
     headline_numbers,
     no_points_note,
     preview_step,
+    sync_watchers,
 )
 from seglab.engine.run_dir import RunDirectory
 
@@ -258,3 +259,19 @@ def test_no_points_note_explains_an_empty_run_until_it_logs():
     starting = TrainingCurves.from_events([{"type": "note", "message": "downloading"}])
     assert no_points_note(starting, running=True) == "downloading"
     assert no_points_note(TrainingCurves.from_events([step_event(1, 1.0, 0.1)]), running=True) is None
+
+
+def test_sync_watchers_follow_the_wanted_runs_and_keep_what_they_read(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_lines(RunDirectory(tmp_path / name).events_path, EVENTS)
+    watchers: dict[str, RunWatcher] = {}
+    assert sync_watchers(watchers, {"a": tmp_path / "a", "b": tmp_path / "b"}) is watchers
+    first = watchers["a"]
+    first.refresh()
+    sync_watchers(watchers, {"a": tmp_path / "a"})
+    assert list(watchers) == ["a"] and watchers["a"] is first  # kept: the next refresh reads only new events
+    assert first.refresh() == 0
+    sync_watchers(watchers, {"a": tmp_path / "b"})  # the name now points at another folder: start over there
+    assert watchers["a"] is not first and watchers["a"].run.path == tmp_path / "b"
+    assert watchers["a"].refresh() == len(EVENTS)

@@ -239,3 +239,15 @@ class RunWatcher:
         """``(path, step)`` of the newest sample-prediction image, or None before the first evaluation."""
         path = self.run.latest_preview()
         return (path, preview_step(path)) if path is not None else None
+
+
+def sync_watchers(watchers: dict[str, RunWatcher], wanted: Mapping[str, str | os.PathLike]) -> dict[str, RunWatcher]:
+    """Make ``watchers`` (run name -> watcher, changed in place) follow exactly the ``wanted`` runs (name -> folder):
+    the others are dropped, new ones start from the first event, one whose folder changed starts over."""
+    for name in list(watchers):
+        if name not in wanted:
+            del watchers[name]
+    for name, path in wanted.items():
+        if name not in watchers or watchers[name].run.path != Path(path):
+            watchers[name] = RunWatcher(path)
+    return watchers
