@@ -172,7 +172,7 @@ with ui.guard("Gallery"):
         "Images containing",
         ["all images", *names],
         key="dataset_filter",
-        format_func=lambda name: f"{name} ({stats.image_counts[names.index(name)]} images)" if name in names else name,
+        format_func=lambda choice: gallery.filter_label(stats, choice),
     )
     sort_label = sort_column.selectbox(
         "Sort by", list(sorts), key="dataset_sort", help="Rarity score: " + gallery.SORT_ORDERS["rarity"]

@@ -116,6 +116,12 @@ def test_sort_choices_offer_the_fixed_orders_then_each_class(stats: DatasetStats
         gallery.order_samples(stats, sort_by=sort_by, class_id=class_id)  # every choice is a valid order
 
 
+def test_filter_label_counts_the_images_holding_the_class(stats: DatasetStats) -> None:
+    assert gallery.filter_label(stats, "bike") == "bike (2 images)"
+    assert gallery.filter_label(stats, "car") == "car (1 images)"
+    assert gallery.filter_label(stats, "all images") == "all images"
+
+
 def test_page_of_finds_the_page_showing_a_position() -> None:
     assert [gallery.page_of(position, 12) for position in (0, 11, 12, 25)] == [1, 1, 2, 3]
     order = np.arange(30)

@@ -22,6 +22,7 @@ __all__ = [
     "SORT_ORDERS",
     "downscale_sample",
     "encode_png",
+    "filter_label",
     "order_samples",
     "page_count",
     "page_items",
@@ -52,6 +53,13 @@ def sort_choices(class_names: Sequence[str]) -> dict[str, tuple[str, int | None]
         "smallest object first": ("smallest_object", None),
     }
     return choices | {f"share of {name}": ("share", class_id) for class_id, name in enumerate(class_names)}
+
+
+def filter_label(stats: DatasetStats, choice: str) -> str:
+    """A class-filter menu entry: a class name with the number of images holding it; other entries as they are."""
+    if choice not in stats.class_names:
+        return choice
+    return f"{choice} ({stats.image_counts[stats.class_names.index(choice)]} images)"
 
 
 def rarity_scores(stats: DatasetStats) -> np.ndarray:
