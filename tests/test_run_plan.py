@@ -212,7 +212,7 @@ def test_loss_form_defaults_split_a_spec_into_the_forms_two_fields():
     assert run_plan.loss_form_defaults("cross_entropy+0.5*dice") == ("ce", "dice", 0.5)
 
 
-@pytest.mark.parametrize("spec", ["ce", "ce+0.5*dice", "focal+2*lovasz"])
+@pytest.mark.parametrize("spec", ["ce", "ce+0.5*dice", "focal+2*iou"])
 def test_form_loss_spec_inverts_loss_form_defaults(spec):
     first, second, weight = run_plan.loss_form_defaults(spec)
     assert run_plan.form_loss_spec(first, second, weight) == spec
