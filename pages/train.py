@@ -53,11 +53,10 @@ def number(column, label: str, field: str, low, high, **kwargs):
 
 
 def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
-    """A selectbox for ``TrainConfig.<field>`` starting at its default."""
-    default = getattr(DEFAULTS, field)
-    return column.selectbox(
-        label, options, index=options.index(default), key=f"train_{field}", help=HELP.get(field), **KEEP, **kwargs
-    )
+    """A selectbox for ``TrainConfig.<field>`` starting at its default (or the data's, see DEFAULTS_FOR_KEY)."""
+    key = f"train_{field}"
+    start = {} if key in st.session_state else {"index": options.index(getattr(DEFAULTS, field))}
+    return column.selectbox(label, options, key=key, help=HELP.get(field), **start, **KEEP, **kwargs)
 
 
 def pretrained_option(model: str) -> str:
@@ -170,6 +169,16 @@ def augmentation_options() -> dict:
             0.05,
             key="train_color_jitter",
             help=HELP["color_jitter"],
+            **KEEP,
+        ),
+        "rare_class_crops": st.slider(
+            "Crops centred on rare classes",
+            0.0,
+            1.0,
+            step=0.05,
+            key="train_rare_class_crops",
+            help=HELP["rare_class_crops"],
+            **({} if "train_rare_class_crops" in st.session_state else {"value": DEFAULTS.rare_class_crops}),
             **KEEP,
         ),
     }
@@ -301,6 +310,7 @@ spec = ui.current_spec().with_split("train")
 hidden_split.refuse_hidden_split(spec.with_split("val"))  # runs validate on val and preview its masks
 train_data = None
 image_size = None
+recipe: dict = {}  # seglab's recipe for this data (run_plan.data_defaults): the form starts from it
 with ui.guard("Loading the training split"):
     train_data = ui.dataset(spec)
     image_size = train_data.load(0)[0].shape[:2] if len(train_data) else None
@@ -308,10 +318,11 @@ with ui.guard("Loading the training split"):
         f"Data: **{spec.describe()}** · {len(train_data)} training images · {train_data.num_classes} classes "
         "(change it on the Home page)"
     )
-    if image_size is not None and st.session_state.get(DEFAULTS_FOR_KEY) != spec.to_dict():
-        # New data: start the form from sizes that suit its images (the user's other choices stay).
+    recipe = data_defaults(image_size, spec.kind) if image_size is not None else {}
+    if recipe and st.session_state.get(DEFAULTS_FOR_KEY) != spec.to_dict():
+        # New data: start the form from seglab's recipe for its images (the user's other choices stay).
         st.session_state[DEFAULTS_FOR_KEY] = spec.to_dict()
-        for field, value in data_defaults(image_size).items():
+        for field, value in recipe.items():
             st.session_state[f"train_{field}"] = value
 
 with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, on_change="rerun"):
@@ -334,7 +345,8 @@ with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, o
     plan = None
     with curve_column, ui.guard("Checking the options"):
         if train_data is not None:
-            plan = RunPlan.check(build_config(spec, **options), len(train_data), train_data.num_classes)
+            # The recipe's fields without a widget (e.g. eval_every) come along; the form's values win.
+            plan = RunPlan.check(build_config(spec, **{**recipe, **options}), len(train_data), train_data.num_classes)
             x_values, rates, x_title = plan.lr_preview()
             chart(
                 lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title),

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.engine.config import TrainConfig
-from seglab.engine.run_plan import RunPlan, build_config, quick_run_config
+from seglab.engine.run_plan import PHOTO_RECIPE, RunPlan, build_config, quick_run_config
 from seglab.engine.runs import _process_start_time, run_info, stop_run, wait_for_run
 from seglab.io.atomic_files import write_json_atomic
 from seglab.losses.criterion import LOSS_EXPLANATIONS
@@ -212,8 +213,25 @@ def test_the_form_starts_from_sizes_that_suit_the_data(runs_dir, tmp_path):
     ).to_dict()
     at.run()
     assert not at.exception and not at.warning
-    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (256, 8)
+    assert (at.number_input(key="train_crop_size").value, at.number_input(key="train_batch_size").value) == (256, 4)
     assert at.number_input(key="train_epochs").value == 7  # the user's other choices stay
+
+
+def test_photos_start_the_form_from_seglabs_photo_recipe(runs_dir, tmp_path):
+    images, masks = tmp_path / "photos" / "images", tmp_path / "photos" / "masks"
+    images.mkdir(parents=True), masks.mkdir()
+    for index in range(2):
+        Image.fromarray(np.full((360, 480, 3), 40 * index, np.uint8)).save(images / f"{index}.png")
+        Image.fromarray(np.full((360, 480), index, np.uint8)).save(masks / f"{index}.png")
+    at = open_train()
+    at.session_state[ui.SPEC_KEY] = DataSpec(kind="folder", images=str(images), masks=str(masks)).to_dict()
+    at.run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="train_model").value == PHOTO_RECIPE["model"]
+    assert at.selectbox(key="train_class_weights").value == PHOTO_RECIPE["class_weights"]
+    assert at.slider(key="train_rare_class_crops").value == PHOTO_RECIPE["rare_class_crops"]
+    at.selectbox(key="train_class_weights").set_value("none").run()  # the user's choice stays on reruns
+    assert at.selectbox(key="train_class_weights").value == "none" and not at.warning
 
 
 def test_failed_run_shows_its_error(runs_dir):

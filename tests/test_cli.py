@@ -177,6 +177,61 @@ def test_train_config_file_then_flags_then_resume(capsys, trained_run, tmp_path)
     assert TrainConfig.load(run / "config.json").data.shapes.train_size == 8  # kept from the file
 
 
+def photo_folder(root: Path) -> list[str]:
+    """Three 360x480 'photos' with two classes, as --data folder flags."""
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True), masks.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)).save(images / f"{index}.png")
+        mask = np.zeros((360, 480), np.uint8)
+        mask[100:110, 200:400] = 1  # a thin, rare class
+        Image.fromarray(mask).save(masks / f"{index}.png")
+    return ["--data", "folder", "--images", str(images), "--masks", str(masks)]
+
+
+def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_path):
+    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.engine.run_plan import PHOTO_RECIPE
+
+    data = photo_folder(tmp_path / "photos")
+    config = train_config_from_args(build_parser().parse_args(["train", *data, "--time-budget-s", "600"]))
+    note = capsys.readouterr().err
+    assert "seglab's recipe for 480x360 images" in note and "any flag overrides it" in note
+    assert (config.crop_size, config.batch_size, config.model) == (256, 4, PHOTO_RECIPE["model"])
+    assert (config.class_weights, config.rare_class_crops, config.time_budget_s) == ("sqrt_median", 0.5, 600)
+    flagged = train_config_from_args(
+        build_parser().parse_args(["train", *data, "--crop-size", "128", "--class-weights", "none"])
+    )
+    assert (flagged.crop_size, flagged.class_weights, flagged.batch_size) == (128, "none", 4)  # flags win
+    options_only = train_config_from_args(build_parser().parse_args(["train", *data, "--model-option", "depth=2"]))
+    assert options_only.model == TrainConfig().model  # options given for the default model keep that model
+    capsys.readouterr()
+    shapes = train_config_from_args(build_parser().parse_args(["train", *TINY_TRAIN]))
+    assert "recipe" not in capsys.readouterr().err and shapes.model == "tiny_unet_small"
+
+
+def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path):
+    from seglab.cli.commands import build_parser, train_config_from_args
+
+    data = photo_folder(tmp_path / "photos")
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps(TrainConfig(model="tiny_unet_small", crop_size=64).to_dict()))
+    config = train_config_from_args(build_parser().parse_args(["train", "--config", str(saved), *data]))
+    assert (config.model, config.crop_size, config.class_weights) == ("tiny_unet_small", 64, "none")
+    assert "recipe" not in capsys.readouterr().err
+
+
+def test_rare_class_crops_train_end_to_end(capsys, tmp_path):
+    data = photo_folder(tmp_path / "photos")
+    argv = [*data, "--val-split", "train", "--model", "tiny_unet_small", "--crop-size", "64", "--batch-size", "2"]
+    argv += ["--epochs", "1", "--threads", "1", "--quiet", "--preview-images", "0", "--out", str(tmp_path / "run")]
+    code, out, _ = run_cli(capsys, "train", *argv)
+    assert code == 0 and "best on train" in out
+    saved = TrainConfig.load(tmp_path / "run" / "config.json")
+    assert (saved.rare_class_crops, saved.class_weights) == (0.5, "sqrt_median")
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [

@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import seglab.engine.run_plan as run_plan
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from seglab.engine.config import TrainConfig
+from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
 from seglab.engine.run_plan import (
+    PHOTO_RECIPE,
     QUICK_RUN_SECONDS,
     RunPlan,
     build_config,
@@ -19,10 +21,12 @@ from seglab.engine.run_plan import (
     loss_spec,
     loss_terms,
     quick_run_config,
+    recipe_config,
     steps_per_epoch,
 )
 from seglab.errors import ConfigError
 from seglab.losses.criterion import build_criterion
+from seglab.models import available_models
 
 
 @pytest.mark.parametrize(
@@ -78,14 +82,33 @@ def test_build_config_uses_the_train_split_and_zero_budget_means_none():
 
 
 def test_data_defaults_suit_the_images_small_and_large():
-    assert data_defaults((96, 96)) == {"crop_size": 96, "batch_size": 16}  # Shapes: TrainConfig's own
-    assert data_defaults((360, 480)) == {"crop_size": 256, "batch_size": 8}  # CamVid: the README's recipe
+    assert data_defaults((96, 96), "shapes") == {"crop_size": 96, "batch_size": 16}  # Shapes: TrainConfig's own
     assert data_defaults((64, 64)) == {"crop_size": 64, "batch_size": 16}  # never a crop larger than the image
-    assert data_defaults((1024, 2048))["batch_size"] == 8 and data_defaults((200, 300))["crop_size"] == 192
+    camvid = data_defaults((360, 480), "camvid")
+    assert camvid == {"crop_size": 256, "batch_size": 4, **PHOTO_RECIPE}  # photos: the CamVid recipe
+    assert camvid["model"] in available_models() and camvid["class_weights"] in CLASS_WEIGHTINGS
+    assert data_defaults((1024, 2048))["batch_size"] == 4 and data_defaults((200, 300))["crop_size"] == 192
+    big_shapes = data_defaults((256, 256), "shapes")
+    assert big_shapes == {"crop_size": 256, "batch_size": 4}  # synthetic data keeps the quick-run model and loss
     with pytest.raises(ConfigError, match="too small"):
         data_defaults((8, 8))
-    camvid = quick_run_config(DataSpec(kind="camvid", root="/data/camvid"), (360, 480))
-    assert (camvid.crop_size, camvid.batch_size) == (256, 8)
+    quick = quick_run_config(DataSpec(kind="camvid", root="/data/camvid"), (360, 480))
+    assert (quick.crop_size, quick.batch_size, quick.model) == (256, 4, PHOTO_RECIPE["model"])
+    TrainConfig.from_dict({**TrainConfig().to_dict(), **camvid}).validate()  # every field the recipe names exists
+
+
+def test_recipe_config_reads_the_first_training_image_and_options_win(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for index in range(3):
+        Image.fromarray(np.zeros((360, 480, 3), np.uint8)).save(images / f"{index}.png")
+        Image.fromarray(np.full((360, 480), index, np.uint8)).save(masks / f"{index}.png")
+    data = DataSpec(kind="folder", images=str(images), masks=str(masks))
+    config = recipe_config(data, time_budget_s=600, class_weights="none")
+    assert (config.crop_size, config.model, config.rare_class_crops) == (256, PHOTO_RECIPE["model"], 0.5)
+    assert (config.time_budget_s, config.class_weights, config.data.split) == (600, "none", "train")
+    shapes = recipe_config(DataSpec(shapes=ShapesConfig(train_size=4, val_size=2, test_size=2)))
+    assert shapes == replace(TrainConfig(), data=shapes.data)  # Shapes: exactly the quick-run defaults
 
 
 def test_under_a_time_budget_the_lr_preview_runs_on_seconds():

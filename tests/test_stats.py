@@ -97,7 +97,10 @@ def test_median_frequency_weights_by_hand(hand_dataset):
     assert weights[2] == pytest.approx(1.0) and weights[1] > weights[2] > weights[0]
     np.testing.assert_allclose(compute_stats(hand_dataset).class_weights("median"), weights)
     np.testing.assert_allclose(compute_stats(hand_dataset).class_weights("none"), 1.0)
-    with pytest.raises(ValueError, match="inverse, median or none"):
+    softer = compute_stats(hand_dataset).class_weights("sqrt_median")
+    np.testing.assert_allclose(softer, np.sqrt(median / frequency))  # same order, half the spread in log scale
+    assert softer[1] > softer[2] > softer[0] and softer.max() / softer.min() < weights.max() / weights.min()
+    with pytest.raises(ValueError, match="inverse, median, sqrt_median or none"):
         compute_stats(hand_dataset).class_weights("sqrt")
 
 

@@ -178,6 +178,31 @@ def test_median_class_weights_reach_the_loss():
     assert trainer.fit().steps == 2
 
 
+def test_rare_class_crops_use_the_median_frequency_weights_of_the_training_split():
+    trainer = Trainer(tiny_config(rare_class_crops=0.5, crop_size=16))
+    crop = next(step for step in trainer.train_augmented.transform.transforms if hasattr(step, "class_focus"))
+    expected = compute_stats(trainer.train_data).median_frequency_weights()
+    np.testing.assert_allclose(crop.class_focus, expected)
+    assert crop.focus_probability == 0.5 and trainer.fit().steps == 2
+    plain = Trainer(tiny_config(crop_size=16))
+    assert all(getattr(step, "class_focus", None) is None for step in plain.train_augmented.transform.transforms)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch, native):
+    import seglab.engine.trainer as train_module
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    seen = []
+    trainer = Trainer(tiny_config(cpu_bf16=True), callbacks=[seen.append])
+    assert trainer.use_amp is native and trainer.amp_dtype == torch.bfloat16
+    assert not trainer.scaler.is_enabled()  # bfloat16 needs no loss scaling
+    result = trainer.fit()
+    assert result.steps == 2 and all(math.isfinite(e["loss"]) for e in seen if e["type"] == "step")
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # autocast keeps float32 weights
+    assert not Trainer(tiny_config()).use_amp  # off by default on a CPU
+
+
 def test_hard_pixel_mining_loss_trains():
     seen = []
     config = tiny_config(loss="hard_ce", top_k_percent_pixels=0.25, hard_example_mining_step=2)

@@ -173,6 +173,55 @@ def test_cat_max_ratio_prefers_crops_where_no_class_dominates() -> None:
     assert retried > 2 * plain > 0
 
 
+def rare_object_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A 3x3 object of class 2 in a corner of a 96x96 scene of classes 0 and 1 (void stripe on the right)."""
+    mask = np.zeros((96, 96), np.uint8)
+    mask[48:] = 1
+    mask[:, 90:] = 255
+    mask[85:88, 3:6] = 2
+    image = np.dstack([mask, mask, mask]).astype(np.uint8)
+    return image, mask
+
+
+def test_rare_class_crops_centre_on_rare_pixels_in_the_requested_share() -> None:
+    image, mask = rare_object_scene()
+    focus = [0.1, 0.1, 5.0]  # class 2 is drawn 50x as often as 0 or 1 when present
+
+    def crops_with_rare_class(probability: float) -> int:
+        crop = RandomCrop(size=24, ignore_index=255, class_focus=focus, focus_probability=probability)
+        found = 0
+        for seed in range(200):
+            out_image, out_mask = crop(image, mask, np.random.default_rng(seed))
+            assert out_mask.shape == (24, 24) and (out_image[..., 0] == out_mask).all()  # image and mask stay paired
+            found += bool((out_mask == 2).any())
+        return found
+
+    uniform, half, always = crops_with_rare_class(0.0), crops_with_rare_class(0.5), crops_with_rare_class(1.0)
+    assert uniform < 30  # a 24 px crop rarely covers a 3x3 object in a corner
+    assert always >= 190  # the class weight 50x the others': nearly every focused crop is on it
+    assert uniform + 50 < half < always
+
+
+def test_rare_class_crops_never_pick_void_or_absent_classes_and_are_deterministic() -> None:
+    image, mask = rare_object_scene()
+    mask[mask == 2] = 0  # the rare class is absent now: crops fall back to the other classes' weights
+    crop = RandomCrop(size=24, ignore_index=255, class_focus=[0.0, 1.0, 9.0], focus_probability=1.0)
+    for seed in range(50):
+        _, out_mask = crop(image, mask, np.random.default_rng(seed))
+        assert (out_mask == 1).any()  # centred on class 1, the only present class with weight > 0
+        again = crop(image, mask, np.random.default_rng(seed))[1]
+        assert (again == out_mask).all()
+    only_void = np.full((96, 96), 255, np.uint8)
+    _, out_mask = crop(image, only_void, np.random.default_rng(0))  # nothing to focus on: a plain random crop
+    assert out_mask.shape == (24, 24)
+
+
+@pytest.mark.parametrize("focus", [[1.0, -1.0], [np.nan, 1.0], [[1.0]]])
+def test_rare_class_crop_weights_must_be_finite_and_non_negative(focus) -> None:
+    with pytest.raises(ConfigError, match="class_focus"):
+        RandomCrop(size=8, ignore_index=255, class_focus=focus, focus_probability=0.5)
+
+
 @pytest.mark.parametrize("ignore_index", IGNORE_INDICES)
 @PROPERTY
 @given(sample=samples(max_side=40), multiple=st.sampled_from([1, 4, 8, 16, 32]))
@@ -388,7 +437,8 @@ def test_wrong_order_and_mismatched_pairs_are_clear_errors() -> None:
 
 def test_repr_shows_options() -> None:
     assert repr(RandomCrop(size=96, ignore_index=11)) == (
-        "RandomCrop(size=(96, 96), ignore_index=11, image_fill=(124, 116, 104), cat_max_ratio=None)"
+        "RandomCrop(size=(96, 96), ignore_index=11, image_fill=(124, 116, 104), cat_max_ratio=None, "
+        "focus_probability=0.0, class_focus=None)"
     )
     pipeline_text = repr(train_transform(ignore_index=11, color_jitter=0.4))
     assert "RandomScale(min_scale=0.5, max_scale=2.0, ignore_index=11)" in pipeline_text

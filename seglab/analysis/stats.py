@@ -146,14 +146,21 @@ class DatasetStats:
         return weights
 
     def class_weights(self, method: str) -> np.ndarray:
-        """Weights by name: ``"inverse"``, ``"median"`` or ``"none"`` (all ones)."""
+        """Weights by name: ``"inverse"``, ``"median"``, ``"sqrt_median"`` or ``"none"`` (all ones).
+
+        ``sqrt_median`` is the square root of the median-frequency weights: the same order, half the spread
+        on a log scale. Full median weights make a short run predict rare classes several times more often
+        than they occur (high recall, low precision: a poor IoU); the root keeps them found without that.
+        """
         if method == "inverse":
             return self.inverse_frequency_weights()
         if method == "median":
             return self.median_frequency_weights()
+        if method == "sqrt_median":
+            return np.sqrt(self.median_frequency_weights())
         if method == "none":
             return np.ones(self.num_classes)
-        raise ValueError(f"unknown class-weight method {method!r}; choose inverse, median or none")
+        raise ValueError(f"unknown class-weight method {method!r}; choose inverse, median, sqrt_median or none")
 
     def object_sizes(self, class_id: int) -> np.ndarray:
         """Areas (pixels) of every object of one class."""

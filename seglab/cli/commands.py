@@ -148,8 +148,9 @@ def train_config_from_args(args: argparse.Namespace):
     from seglab.engine.config import TrainConfig
 
     config = TrainConfig.load(args.config) if getattr(args, "config", None) else TrainConfig()
+    explicit = {item.name for item in fields(TrainConfig) if hasattr(args, item.name)}
     for item in fields(TrainConfig):
-        if item.name in _TRAIN_SKIP or not hasattr(args, item.name):
+        if item.name in _TRAIN_SKIP or item.name not in explicit:
             continue
         value = getattr(args, item.name)
         if item.name == "model_options":
@@ -166,8 +167,40 @@ def train_config_from_args(args: argparse.Namespace):
             from seglab.errors import ConfigError
 
             raise ConfigError(f"--shapes: {error}") from None
+    if not getattr(args, "config", None):
+        apply_data_recipe(config, explicit)
     config.validate()  # flags were set one by one: check the whole before any work
     return config
+
+
+def apply_data_recipe(config, explicit: set[str]) -> None:
+    """Fill the options not given as flags from seglab's recipe for the training data (see run_plan.data_defaults).
+
+    Says what it chose on stderr. Data that cannot be read is left to the trainer, whose error names the file.
+    """
+    from seglab.engine.run_plan import data_defaults, describe_recipe, training_image_size
+    from seglab.errors import SeglabError
+
+    try:
+        image_size = training_image_size(config.data)
+    except (SeglabError, OSError):
+        return
+    if image_size is None:
+        return
+    chosen = {
+        name: value for name, value in data_defaults(image_size, config.data.kind).items() if name not in explicit
+    }
+    if "model_options" in explicit:
+        chosen.pop("model", None)  # options given for the default model stay with it
+    changed = {name: value for name, value in chosen.items() if getattr(config, name) != value}
+    for name, value in changed.items():
+        setattr(config, name, value)
+    if changed:
+        print(
+            f"seglab's recipe for {image_size[1]}x{image_size[0]} images: {describe_recipe(changed)} "
+            "(any flag overrides it)",
+            file=sys.stderr,
+        )
 
 
 def command_train(args: argparse.Namespace) -> int:

@@ -204,6 +204,11 @@ class RandomCrop(JointTransform):
     and ``ignore_index`` for the mask. With ``cat_max_ratio`` (MMSegmentation's option) the crop is
     re-drawn up to 10 times until no single class covers ``cat_max_ratio`` or more of the labelled
     crop pixels; the last draw is kept if none qualifies.
+
+    With ``class_focus`` (one sampling weight per class id, e.g. median-frequency weights), a share
+    ``focus_probability`` of the crops is centred on a random pixel of one class present in the
+    mask, the class drawn in proportion to its weight: thin, rare classes (poles, signs, cyclists)
+    then appear in far more crops than a uniform draw gives them, without changing any label.
     """
 
     max_attempts = 10
@@ -215,6 +220,8 @@ class RandomCrop(JointTransform):
         ignore_index: int,
         image_fill: Sequence[int] = IMAGENET_FILL,
         cat_max_ratio: float | None = None,
+        class_focus: Sequence[float] | np.ndarray | None = None,
+        focus_probability: float = 0.0,
     ) -> None:
         if cat_max_ratio is not None and not 0 < cat_max_ratio <= 1:
             raise ConfigError(f"cat_max_ratio must be in (0, 1] or None, got {cat_max_ratio!r}")
@@ -222,10 +229,22 @@ class RandomCrop(JointTransform):
         self.ignore_index = _as_ignore_index(ignore_index)
         self.image_fill = _as_color(image_fill, "image_fill")
         self.cat_max_ratio = None if cat_max_ratio is None else float(cat_max_ratio)
+        self.focus_probability = _as_probability(focus_probability)
+        self.class_focus = None if class_focus is None else np.asarray(class_focus, dtype=np.float64)
+        if self.class_focus is not None and (
+            self.class_focus.ndim != 1 or not np.all(np.isfinite(self.class_focus)) or np.any(self.class_focus < 0)
+        ):
+            raise ConfigError("class_focus must be one finite, non-negative weight per class")
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image, mask = _pad_bottom_right(image, mask, self.size, self.image_fill, self.ignore_index)
         crop_height, crop_width = self.size
+        if self.class_focus is not None and self.focus_probability > 0 and rng.random() < self.focus_probability:
+            corner = self._focused_corner(mask, rng)
+            if corner is not None:
+                top, left = corner
+                window = (slice(top, top + crop_height), slice(left, left + crop_width))
+                return image[window], mask[window]
         for _ in range(self.max_attempts):
             top = int(rng.integers(0, mask.shape[0] - crop_height + 1))
             left = int(rng.integers(0, mask.shape[1] - crop_width + 1))
@@ -233,6 +252,24 @@ class RandomCrop(JointTransform):
             if self.cat_max_ratio is None or self.cat_max_ratio >= 1 or self._is_balanced(mask[window]):
                 break
         return image[window], mask[window]
+
+    def _focused_corner(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
+        """Top-left corner of a crop centred (then clamped) on a pixel of a class drawn by weight."""
+        assert self.class_focus is not None
+        num_classes = len(self.class_focus)
+        counts = np.bincount(mask.ravel(), minlength=256)[:num_classes]
+        if 0 <= self.ignore_index < num_classes:
+            counts[self.ignore_index] = 0
+        weights = np.where(counts > 0, self.class_focus, 0.0)
+        if weights.sum() <= 0:
+            return None
+        chosen = int(rng.choice(num_classes, p=weights / weights.sum()))
+        rows, columns = np.nonzero(mask == chosen)
+        pick = int(rng.integers(len(rows)))
+        crop_height, crop_width = self.size
+        top = int(np.clip(rows[pick] - crop_height // 2, 0, mask.shape[0] - crop_height))
+        left = int(np.clip(columns[pick] - crop_width // 2, 0, mask.shape[1] - crop_width))
+        return top, left
 
     def _is_balanced(self, mask_crop: np.ndarray) -> bool:
         counts = np.bincount(mask_crop.ravel(), minlength=256)
@@ -436,6 +473,8 @@ def train_transform(
     vflip: float = 0.0,
     color_jitter: float = 0.0,
     cat_max_ratio: float | None = None,
+    class_focus: Sequence[float] | np.ndarray | None = None,
+    focus_probability: float = 0.0,
     ignore_index: int = 255,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
@@ -445,7 +484,8 @@ def train_transform(
     ``crop_size=None`` keeps the scaled size (only batchable when all images match);
     ``scale_range=(1, 1)`` disables scaling; ``color_jitter`` is one strength ``s`` applied as
     brightness = contrast = saturation = ``s`` and hue = ``s / 4`` (SimCLR's ratio), 0 disables it.
-    Crops are padded with the mean colour and ``ignore_index``.
+    Crops are padded with the mean colour and ``ignore_index``; ``class_focus`` and
+    ``focus_probability`` centre that share of the crops on a class drawn by weight (see :class:`RandomCrop`).
     """
     min_scale, max_scale = (float(value) for value in scale_range)
     if color_jitter < 0:
@@ -457,7 +497,12 @@ def train_transform(
     if crop_size is not None:
         transforms.append(
             RandomCrop(
-                size=crop_size, ignore_index=ignore_index, image_fill=_fill_from_mean(mean), cat_max_ratio=cat_max_ratio
+                size=crop_size,
+                ignore_index=ignore_index,
+                image_fill=_fill_from_mean(mean),
+                cat_max_ratio=cat_max_ratio,
+                class_focus=class_focus,
+                focus_probability=focus_probability,
             )
         )
     if hflip > 0:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.data.base import SegmentationDataset
 from seglab.data.cache import MemoryCachedDataset
 from seglab.data.spec import build_dataset
@@ -86,6 +87,14 @@ def _amp_dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): only then is CPU autocast faster."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -119,6 +128,7 @@ class Trainer:
         if config.starts_from_imagenet:  # before the data: offline, fail within seconds
             self._fetch_imagenet_weights()
 
+        self._stats: DatasetStats | None = None  # the training split's statistics, computed when first needed
         self.train_data = build_dataset(config.data)
         self.val_data = build_dataset(config.data.with_split(config.val_split))
         self.label_map = self.train_data.label_map
@@ -143,8 +153,9 @@ class Trainer:
         )
         self.optimizer = optimizer_from_config(config, groups)
         self.schedule = schedule_from_config(config, steps_per_epoch=len(self.train_loader))
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.amp_dtype = _amp_dtype(config.amp_dtype) if self.use_amp else torch.bfloat16
+        cuda_amp = config.amp and self.device.type == "cuda"
+        self.use_amp = cuda_amp or (config.cpu_bf16 and self.device.type == "cpu" and cpu_has_native_bf16())
+        self.amp_dtype = _amp_dtype(config.amp_dtype) if cuda_amp else torch.bfloat16
         # Loss scaling only for float16: bfloat16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
 
@@ -172,6 +183,8 @@ class Trainer:
             hflip=config.hflip,
             vflip=config.vflip,
             color_jitter=config.color_jitter,
+            class_focus=self._rare_class_focus(),
+            focus_probability=config.rare_class_crops,
             ignore_index=self.label_map.ignore_index,
         )
         data = AugmentedDataset(MemoryCachedDataset(self.train_data), transform, seed=config.seed)
@@ -214,10 +227,18 @@ class Trainer:
     def _class_weights(self) -> torch.Tensor | None:
         if self.config.class_weights == "none":
             return None
-        from seglab.analysis.stats import compute_stats
+        return torch.tensor(self._train_stats().class_weights(self.config.class_weights), dtype=torch.float32)
 
-        stats = compute_stats(self.train_data)
-        return torch.tensor(stats.class_weights(self.config.class_weights), dtype=torch.float32)
+    def _rare_class_focus(self) -> np.ndarray | None:
+        """Crop-centring weights per class: median-frequency weights (rarer within its images = drawn more)."""
+        if self.config.crop_size == 0 or self.config.rare_class_crops == 0:
+            return None
+        return self._train_stats().median_frequency_weights()
+
+    def _train_stats(self) -> DatasetStats:
+        if self._stats is None:
+            self._stats = compute_stats(self.train_data)
+        return self._stats
 
     def _fetch_imagenet_weights(self) -> None:
         """Download the encoder's ImageNet file into torch's hub cache if it is not there yet (rank 0 only;
