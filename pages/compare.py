@@ -9,7 +9,6 @@ from pages import hidden_split, ui
 from seglab import viz
 from seglab.analysis import compare
 from seglab.analysis.diagnostics.report import diagnostics_deltas
-from seglab.io.names import display_name
 
 METRIC_NAMES = {"iou": "IoU", "precision": "precision", "recall": "recall", "f1": "F1 (Dice)"}
 METRIC_FORMULAS = {
@@ -39,13 +38,10 @@ if len(options) < 2:
     )
     st.stop()
 
-labels = list(options)
-default = [label for label in labels if options[label] == ui.current_checkpoint()][:1]
-default += [label for label in labels if label not in default][: 2 - len(default)]
 chosen = st.multiselect(
     "Models (the first one is the reference for the deltas)",
-    labels,
-    default=default,
+    list(options),
+    default=compare.default_models(options, ui.current_checkpoint()),
     help="Seglab checkpoints and the sources registered on Home",
 )
 data = None
@@ -53,8 +49,7 @@ with ui.guard(f"Loading {spec.describe()}"):
     data = ui.dataset(spec)
 if data is None:
     st.stop()
-short = [display_name(label.split(" · ")[0]) for label in chosen]  # run or source names: short, unless two are equal
-paths = {(name if short.count(name) == 1 else label): options[label] for name, label in zip(short, chosen, strict=True)}
+paths = {name: options[label] for name, label in compare.short_names(chosen).items()}  # run or source names
 evaluations = {}
 for name, path in paths.items():
     with ui.guard(f"{name} is skipped"):
@@ -148,8 +143,7 @@ if curves_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with curves_tab, ui.guard("Training curves"):
         runs = [name for name in names if not ui.abilities(paths[name], spec).registered]
         curves = {name: compare.checkpoint_curves(paths[name]) for name in runs}
-        validation = {name: c.metric_series()["mIoU"] for name, c in curves.items() if "mIoU" in c.metric_series()}
-        losses = {name: c.loss_series()["total"] for name, c in curves.items() if "total" in c.loss_series()}
+        validation, losses, missing = compare.run_curves(curves)
         left, right = st.columns(2)
         left.plotly_chart(viz.line_figure(validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU"))
         right.plotly_chart(
@@ -159,7 +153,6 @@ if curves_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             "As logged during training, on each run's own validation split; a step is one optimiser update, "
             "so runs with other batch sizes see a different number of images per step."
         )
-        missing = [name for name in runs if name not in validation]
         if missing:
             st.caption("No training events for: " + ", ".join(missing))
         if len(runs) < len(names):

@@ -7,15 +7,21 @@ import streamlit as st
 
 from pages import competition_ui, ui
 from seglab.competition import admin
-from seglab.competition.audit import action_log
+from seglab.competition.audit import action_log, action_table
 from seglab.competition.clock import format_timestamp
-from seglab.competition.competitions import METRICS, CompetitionSettings, create_competition, hidden_images
+from seglab.competition.competitions import (
+    METRICS,
+    CompetitionSettings,
+    create_competition,
+    default_hidden_split,
+    hidden_images,
+)
 from seglab.competition.export import export_zip
-from seglab.competition.jobs import queue_counts
+from seglab.competition.jobs import queue_counts, queue_summary
 from seglab.competition.ranking import private_leaderboard, public_leaderboard
 from seglab.competition.scoring import KIND_LABELS, scorer_available
-from seglab.competition.submissions import all_submissions
-from seglab.competition.teams import add_teams, list_teams, read_team_csv, reset_token, token_csv, token_sheet
+from seglab.competition.submissions import all_submissions, submission_table
+from seglab.competition.teams import add_teams, list_teams, reset_token, team_names, token_csv, token_sheet
 from seglab.competition.worker import worker_status
 from seglab.data.discover import check_source
 
@@ -51,11 +57,9 @@ def remember_tokens(competition, issued) -> None:
     st.session_state[TOKENS_KEY] = (competition.name, token_sheet(competition, issued), token_csv(issued))
 
 
-def team_names(text: str, uploaded) -> list[str]:
-    names = [line for line in text.splitlines() if line.strip()]
-    if uploaded is not None:
-        names += read_team_csv(uploaded.getvalue().decode("utf-8", errors="replace"))
-    return names
+def uploaded_text(uploaded) -> str | None:
+    """An uploaded file's text (None when there is none)."""
+    return uploaded.getvalue().decode("utf-8", errors="replace") if uploaded is not None else None
 
 
 def create_form() -> None:
@@ -70,11 +74,10 @@ def create_form() -> None:
     with st.form("competition_create"):
         left, middle, right = st.columns(3)
         name = left.text_input("Name", "class-cup")
-        default_split = "test" if "test" in splits else splits[-1]
         split = left.selectbox(
             "Hidden split (labels stay on the server)",
             splits,
-            index=splits.index(default_split),
+            index=splits.index(default_hidden_split(splits)),
             format_func=lambda s: f"{s} ({report.splits[s]} images)",
         )
         metric = left.selectbox("Metric", list(METRICS), help=METRICS["miou"])
@@ -117,7 +120,7 @@ def create_form() -> None:
                     time_limit_s=float(time_limit),
                     memory_limit_mb=int(memory),
                 )
-                names = team_names(teams_text, teams_csv)
+                names = team_names(teams_text, uploaded_text(teams_csv))
                 competition = create_competition(store, settings)
                 if names:
                     remember_tokens(competition, add_teams(store, competition, names))
@@ -132,7 +135,7 @@ def teams_tab(competition) -> None:
         uploaded = st.file_uploader("...or a CSV with a 'team' column", type=["csv"])
         if st.form_submit_button("Add teams"):
             with ui.guard("Adding teams"):
-                remember_tokens(competition, add_teams(store, competition, team_names(text, uploaded)))
+                remember_tokens(competition, add_teams(store, competition, team_names(text, uploaded_text(uploaded))))
                 st.rerun()
     if teams:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
@@ -147,28 +150,11 @@ def submissions_tab(competition) -> None:
     submissions = all_submissions(store, competition)
     counts = queue_counts(store, competition)
     worker = worker_status(store)
-    alive = "running" if worker and worker.running else "not running"
-    st.caption(" · ".join(f"{count} {status}" for status, count in counts.items()) + f" · worker {alive}")
+    st.caption(queue_summary(counts, worker_running=bool(worker and worker.running)))
     if not submissions:
         st.info("No submission yet.")
         return
-    table = pd.DataFrame(
-        [
-            {
-                "#": s.id,
-                "team": s.team_name,
-                "submitted": format_timestamp(s.submitted_at),
-                "kind": s.kind,
-                "file": s.original_name,
-                "status": s.status,
-                "public": s.public_score,
-                "private": s.private_score,
-                "final": s.is_final,
-                "reason / disqualified": s.disqualified_reason or s.reason or "",
-            }
-            for s in reversed(submissions)
-        ]
-    )
+    table = pd.DataFrame(submission_table(submissions))
     scores = {column: st.column_config.NumberColumn(format="%.4f") for column in ("public", "private")}
     st.dataframe(table, hide_index=True, column_config=scores)
     ids = [s.id for s in submissions]
@@ -197,22 +183,8 @@ def board_table(board) -> None:
     if not board.rows:
         st.info("No scored submission yet.")
         return
-    rows = [
-        {
-            "rank": r.rank,
-            "team": r.team,
-            "score": r.score,
-            "public": r.public_score,
-            "submissions": r.submissions,
-            "best at": format_timestamp(r.submitted_at),
-            "#": r.submission_id,
-        }
-        for r in board.rows
-    ]
-    frame = pd.DataFrame(rows)
-    if board.kind == "public":
-        frame = frame.drop(columns=["public"])
-    st.dataframe(frame, hide_index=True, column_config={"score": st.column_config.NumberColumn(format="%.4f")})
+    score = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(pd.DataFrame(board.table()), hide_index=True, column_config={"score": score})
 
 
 def actions_tab(competition) -> None:
@@ -250,12 +222,8 @@ def actions_tab(competition) -> None:
             st.rerun()
     else:
         st.caption(f"Scoring worker pid {worker.pid}, last seen {format_timestamp(worker.last_seen)}.")
-    log = [
-        {"at": format_timestamp(a.at), "action": a.action, "target": a.target, "detail": a.detail}
-        for a in reversed(action_log(store, competition.id))
-    ]
     st.markdown("**Action log**")
-    st.dataframe(pd.DataFrame(log), hide_index=True)
+    st.dataframe(pd.DataFrame(action_table(action_log(store, competition.id))), hide_index=True)
 
 
 show_new_tokens()
@@ -267,9 +235,8 @@ if competition is None:
 
 images = hidden_images(store, competition)
 public = sum(image.is_public for image in images)
-state = "revealed" if competition.is_revealed else "frozen" if competition.is_frozen else "open"
 st.markdown(
-    f"**{competition.name}** ({state}) · {competition.spec.describe()} · {len(images)} hidden images "
+    f"**{competition.name}** ({competition.state}) · {competition.spec.describe()} · {len(images)} hidden images "
     f"({public} public) · {competition.metric_description}"
 )
 teams_pane, submissions_pane, boards_pane, actions_pane, create_pane = st.tabs(

@@ -155,50 +155,16 @@ if stats.unknown_colour_report():
 
 with ui.guard("Trivial baseline"):
     baseline = trivial_baseline(stats)
-    scores, has_background = baseline.metrics, stats.background_index is not None
-    useless_miou = scores.miou_no_background if has_background else scores.miou
     st.subheader(f"Trivial baseline: predict “{baseline.predicted_name}” everywhere")
-    cards = st.columns(4)
-    cards[0].metric(
-        "Pixel accuracy", f"{scores.pixel_acc:.1%}", border=True, help="Share of labelled pixels predicted right"
-    )
-    cards[1].metric(
-        "mIoU with background" if has_background else "mIoU",
-        f"{scores.miou:.1%}",
-        border=True,
-        delta=f"{100 * (scores.miou - scores.pixel_acc):+.0f} pts vs pixel accuracy",
-    )
-    cards[2].metric(
-        "mIoU without background",
-        f"{scores.miou_no_background:.1%}" if has_background else "n/a",
-        border=True,
-        delta=f"{100 * (scores.miou_no_background - scores.pixel_acc):+.0f} pts vs pixel accuracy"
-        if has_background
-        else None,
-        help=None if has_background else "This dataset has no background class",
-    )
-    cards[3].metric("fwIoU", f"{scores.fwiou:.1%}", border=True, help="IoU per class weighted by its pixel share")
-    flattering = (
-        "pixel accuracy and background-inclusive scores flatter" if has_background else "pixel accuracy flatters"
-    )
-    judged = f"mIoU{' without background' if has_background else ''}"
-    st.markdown(
-        f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** "
-        f"and {scores.fwiou:.0%} fwIoU but **{useless_miou:.0%} {judged}**: {flattering} a useless model, "
-        f"so judge models by {judged} and per-class IoU."
-        + ("" if has_background else " (No background class here: the baseline predicts the most frequent class.)")
-    )
+    for column, card in zip(st.columns(4), baseline.cards()):
+        column.metric(**card, border=True)
+    st.markdown(baseline.verdict())
     st.caption(ui.METRIC_DEFINITION)
 
 ids = []
 st.subheader("Gallery")
 with ui.guard("Gallery"):
-    sorts = {
-        "dataset order": ("index", None),
-        "rarity score": ("rarity", None),
-        "smallest object first": ("smallest_object", None),
-    }
-    sorts |= {f"share of {name}": ("share", class_id) for class_id, name in enumerate(names)}
+    sorts = gallery.sort_choices(names)
     filter_column, sort_column, page_column, opacity_column, outline_column = st.columns(
         [3, 3, 2, 3, 2], vertical_alignment="bottom"
     )
@@ -206,7 +172,7 @@ with ui.guard("Gallery"):
         "Images containing",
         ["all images", *names],
         key="dataset_filter",
-        format_func=lambda name: f"{name} ({stats.image_counts[names.index(name)]} images)" if name in names else name,
+        format_func=lambda choice: gallery.filter_label(stats, choice),
     )
     sort_label = sort_column.selectbox(
         "Sort by", list(sorts), key="dataset_sort", help="Rarity score: " + gallery.SORT_ORDERS["rarity"]
@@ -221,9 +187,7 @@ with ui.guard("Gallery"):
     if st.session_state.get(SAMPLE_WIDGET) not in ids:  # first visit, page switch or a new filter
         wanted = ui.current_sample()
         st.session_state[SAMPLE_WIDGET] = wanted if wanted in ids else (ids[0] if ids else None)
-        st.session_state["dataset_page"] = (
-            ids.index(wanted) // PER_PAGE + 1 if wanted in ids else 1
-        )  # show it in the gallery
+        st.session_state["dataset_page"] = gallery.page_of(ids.index(wanted), PER_PAGE) if wanted in ids else 1
     pages = gallery.page_count(len(order), PER_PAGE)
     st.session_state["dataset_page"] = min(st.session_state.get("dataset_page", 1), pages)
     page = page_column.number_input(

@@ -8,11 +8,12 @@ from pages import hidden_split, ui
 from seglab import viz
 from seglab.analysis.diagnostics.report import image_bf_score
 from seglab.analysis.failures import (
-    class_failure_ranking,
+    failure_ranking,
     image_class_table,
-    image_ranking,
-    label_shares,
+    predicted_shares_line,
+    ranking_label,
     ranking_rows,
+    split_headline,
     top_confusions,
 )
 from seglab.viz.diagnostics import confidently_wrong_map, uncertainty
@@ -41,11 +42,7 @@ hidden_split.refuse_hidden_split(spec)
 data, evaluation = ui.require_evaluation(path, spec, what="to inspect")
 names, label_map, metrics = evaluation.class_names, data.label_map, evaluation.metrics
 background = label_map.background_index
-without = f" · without {names[background]} {metrics.miou_no_background:.3f}" if background is not None else ""
-st.caption(
-    f"{spec.describe()} · {len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
-    f"pixel accuracy {metrics.pixel_acc:.3f}"
-)
+st.caption(f"{spec.describe()} · {split_headline(evaluation, background)}")
 for note in evaluation.notes:
     st.caption(f"Note: {note}")
 NO_CONFIDENCE = "No confidence map: this source gives labels only (no per-class probabilities)."
@@ -173,8 +170,7 @@ def upload_section() -> None:
             )
         else:
             right.caption(NO_CONFIDENCE)
-        shares = label_shares(prediction.labels, checkpoint_labels.names)
-        st.caption("Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in shares[:8]))
+        st.caption(predicted_shares_line(prediction.labels, checkpoint_labels.names))
 
 
 images_tab, cell_tab, upload_tab = st.tabs(
@@ -186,11 +182,7 @@ if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             "Class filter",
             [None, *range(len(names))],
             help="Find every image where one class fails",
-            format_func=lambda c: (
-                "all images, ranked by image mIoU"
-                if c is None
-                else f"images with {names[c]} (GT or prediction), ranked by its IoU"
-            ),
+            format_func=lambda c: ranking_label(c, names),
         )
         without_background = (
             class_id is None
@@ -200,10 +192,7 @@ if images_tab.open:  # only the open tab runs (ui.LAZY_TABS)
                 help="Background is easy and large: without it, object failures stand out",
             )
         )
-        if class_id is not None:
-            ranked = class_failure_ranking(evaluation, class_id)
-        else:
-            ranked = image_ranking(evaluation, exclude_class=background if without_background else None)
+        ranked = failure_ranking(evaluation, class_id, exclude_class=background if without_background else None)
         if not ranked:
             st.info(f"No image of this split has {names[class_id]} in its ground truth or prediction.")
         else:

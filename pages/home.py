@@ -3,11 +3,11 @@
 import streamlit as st
 
 from pages import ui
-from seglab.data.discover import discover_datasets
+from seglab.data.discover import default_root, discover_datasets, form_spec
 from seglab.data.label_map import label_map_example
 from seglab.data.spec import DataSpec
 from seglab.sources.catalog import REGISTERED_KINDS
-from seglab.sources.choices import mapping_rows
+from seglab.sources.choices import mapping_rows, needs_mapping
 from seglab.sources.mapping import OTHER
 from seglab.sources.preprocessing import FIXED_SIZE_MODES, OUTPUT_KINDS
 from seglab.sources.registration import SourceForm, parse_class_names, register_checked, remove_source
@@ -61,16 +61,17 @@ if kind == "shapes":
     candidate = DataSpec(shapes=current.shapes) if current.kind == "shapes" else DataSpec()
     st.caption("Procedural shapes on textured backgrounds, strongly imbalanced like VOC. Tune it on the Dataset page.")
 elif kind in ("camvid", "voc"):
-    default_root = current.root if current.kind == kind and current.root else (suggestions[0] if suggestions else "")
     if suggestions:
         st.caption(f"Found under {ui.data_root()}: " + ", ".join(f"`{root}`" for root in suggestions))
     root = st.text_input(
-        "Dataset folder", value=default_root, placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012")
+        "Dataset folder",
+        value=default_root(current, kind, suggestions),
+        placeholder="/path/to/" + ("camvid" if kind == "camvid" else "VOC2012"),
     )
     label_map = st.text_input(
         "Label map JSON (optional)", value=current.label_map or "", help="Overrides the built-in classes"
     )
-    candidate = DataSpec(kind=kind, root=root.strip() or None, label_map=label_map.strip() or None)
+    candidate = form_spec(kind, root=root, label_map=label_map)
 else:
     images = st.text_input("Image folder", value=current.images or "")
     masks = st.text_input("Mask folder", value=current.masks or "")
@@ -80,14 +81,7 @@ else:
     label_map = st.text_input(
         "Label map JSON", value=current.label_map or "", help="Class ids, names, colours, ignore index"
     )
-    candidate = DataSpec(
-        kind="folder",
-        split="custom",
-        images=images.strip() or None,
-        masks=masks.strip() or None,
-        list_file=list_file.strip() or None,
-        label_map=label_map.strip() or None,
-    )
+    candidate = form_spec("folder", images=images, masks=masks, list_file=list_file, label_map=label_map)
 if kind != "shapes" and not ui.client_is_local():
     folders = ", ".join(f"`{root}`" for root in ui.allowed().roots)
     st.caption(f"From this browser the server opens folders and files under {folders} only (more: see README).")
@@ -110,23 +104,14 @@ with ui.guard("Checking the data source"):
     if report is None:
         pass
     elif report.ok:
-        st.success(
-            f"{len(report.class_names)} classes · "
-            + " · ".join(f"{split}: {n} images" for split, n in report.splits.items())
-        )
-        st.caption("Classes: " + ", ".join(report.class_names) + f" · void/ignore index: {report.ignore_index}")
+        st.success(report.summary())
+        st.caption(report.classes_line())
         for note in report.notes:
             st.info(note)
-        for split, problems in report.sample_problems.items():
-            listed = "\n".join(f"- {problem}" for problem in problems[:MAX_SHOWN_PROBLEMS])
-            st.warning(
-                f"**{split}**: {len(problems)} of {report.sampled[split]} sampled image/mask pairs cannot be used "
-                f"(training and the Dataset page would stop at them):\n\n{listed}",
-                icon=":material/warning:",
-            )
-        if report.sampled and not report.sample_problems:
-            checked = sum(report.sampled.values())
-            st.caption(f"{checked} sampled image/mask pairs read and checked: sizes and label values fit.")
+        for warning in report.sample_warnings(MAX_SHOWN_PROBLEMS):
+            st.warning(warning, icon=":material/warning:")
+        if checked := report.checked_note():
+            st.caption(checked)
         for split, problem in report.problems.items():
             st.caption(f"{split}: {problem}")
         if candidate.to_dict() != current.to_dict():
@@ -136,9 +121,7 @@ with ui.guard("Checking the data source"):
         else:
             st.caption("This is the dataset every page uses now.")
     else:
-        st.error(
-            "This source cannot be loaded yet:\n\n" + "\n\n".join(f"- **{s}**: {p}" for s, p in report.problems.items())
-        )
+        st.error(report.failure())
 
 
 def models_section() -> None:
@@ -152,9 +135,8 @@ def models_section() -> None:
     entries = ui.registered_sources()
     for entry in entries:
         left, right = st.columns([5, 1])
-        where = entry.description.path if entry.description is not None else entry.file.name
         left.markdown(
-            f"**{entry.name}** · {entry.kind} · `{where}`" + ("" if entry.ok else f"  \n:red[{entry.problem}]")
+            f"**{entry.name}** · {entry.kind} · `{entry.where}`" + ("" if entry.ok else f"  \n:red[{entry.problem}]")
         )
         if right.button("Remove", key=f"remove_{entry.file.name}", help="Forget it (its files are left alone)"):
             remove_source(ui.runs_dir(), entry.file)
@@ -243,7 +225,7 @@ def registration_form() -> None:
     data = None
     with ui.guard("Loading the current data"):
         data = ui.dataset(ui.current_spec().with_split(ui.current_split()))
-    if names and data is not None and [n.casefold() for n in names] != [n.casefold() for n in data.class_names]:
+    if data is not None and needs_mapping(names, data.label_map):
         st.caption(
             "Class mapping: model class → dataset class, pre-filled by name; 'other' counts as a miss, never dropped."
         )

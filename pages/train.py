@@ -4,19 +4,26 @@ Runs are separate processes writing run folders (seglab.engine.runs); this page 
 so training never blocks the app and a reload reattaches to whatever is on disk.
 """
 
-from datetime import datetime
-
-import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
 from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
-from seglab.engine.curves import RunWatcher
+from seglab.engine.curves import RunWatcher, headline_numbers, no_points_note, sync_watchers
 from seglab.engine.distributed import max_processes
 from seglab.engine.optim import OPTIMIZERS, SCHEDULES
 from seglab.engine.run_dir import FAILED, RUNNING
-from seglab.engine.run_plan import RunPlan, build_config, data_defaults, loss_spec, loss_terms, quick_run_config
-from seglab.engine.runs import list_runs, run_info, start_run, stop_run
+from seglab.engine.run_plan import (
+    NO_SECOND_LOSS,
+    RunPlan,
+    build_config,
+    data_defaults,
+    describe_quick_run,
+    form_loss_spec,
+    hard_mining_start_percent,
+    loss_form_defaults,
+    quick_run_config,
+)
+from seglab.engine.runs import list_runs, run_info, runs_table, runs_to_watch, start_run, stop_run
 from seglab.errors import ConfigError
 from seglab.losses.criterion import LOSS_EXPLANATIONS, available_losses
 from seglab.models import available_models, imagenet_models, imagenet_weights_note
@@ -93,11 +100,10 @@ def loop_options() -> dict:
 
 def loss_options() -> dict:
     losses = available_losses()
-    (_, first_default), *extra_default = loss_terms(DEFAULTS.loss)
+    first_default, extra_name, weight_default = loss_form_defaults(DEFAULTS.loss)
     first = st.selectbox("Loss", losses, index=losses.index(first_default), key="train_loss", **KEEP)
     st.caption(LOSS_EXPLANATIONS[first])
-    extras = ["none"] + [name for name in losses if name != first]
-    weight_default, extra_name = extra_default[0] if extra_default else (1.0, "none")
+    extras = [NO_SECOND_LOSS] + [name for name in losses if name != first]
     left, right = st.columns([3, 2])
     extra = left.selectbox(
         "Plus",
@@ -115,21 +121,20 @@ def loss_options() -> dict:
         step=0.05,
         format="%g",
         key="train_loss_weight",
-        disabled=extra == "none",
+        disabled=extra == NO_SECOND_LOSS,
         **KEEP,
     )
-    if extra != "none":
+    if extra != NO_SECOND_LOSS:
         st.caption(LOSS_EXPLANATIONS[extra])
-    options = {"loss": loss_spec([(1.0, first)] + ([(weight, extra)] if extra != "none" else []))}
+    options = {"loss": form_loss_spec(first, extra, weight)}
     options["class_weights"] = choice(
         st, "Class weights", "class_weights", list(CLASS_WEIGHTINGS), format_func=CLASS_WEIGHTINGS.get
     )
     if "hard_ce" in (first, extra):
         left, right = st.columns(2)
-        # TrainConfig keeps 100% (= plain CE) by default; 25% is a typical mining share to start from.
-        percent = 100 * DEFAULTS.top_k_percent_pixels if DEFAULTS.top_k_percent_pixels < 1 else 25
+        percent = hard_mining_start_percent(DEFAULTS)
         options["top_k_percent_pixels"] = (
-            left.slider("Keep hardest pixels (%)", 1, 100, int(percent), key="train_top_k", **KEEP) / 100
+            left.slider("Keep hardest pixels (%)", 1, 100, percent, key="train_top_k", **KEEP) / 100
         )
         options["hard_example_mining_step"] = number(right, "Mining steps", "hard_example_mining_step", 0, 1_000_000)
     if "focal" in (first, extra):
@@ -245,19 +250,10 @@ def show_run(watcher: RunWatcher, info) -> None:
                 f"**Run failed**: {info.error or 'no error message; see train.log in the run folder'}",
                 icon=":material/error:",
             )
-        latest = curves.latest_metrics()
-        numbers = st.columns(5)
-        numbers[0].metric("Step · epochs done", f"{curves.step} · {curves.epoch}")
-        numbers[1].metric("Elapsed", f"{curves.elapsed:.0f} s" if curves.elapsed is not None else "-")
-        numbers[2].metric("Images/s", f"{curves.images_per_s.last:.1f}" if curves.images_per_s.last else "-")
-        numbers[3].metric("Latest mIoU", f"{latest['miou']:.3f}" if "miou" in latest else "-")
-        numbers[4].metric("Best mIoU", f"{curves.best_metric('miou'):.3f}" if "miou" in latest else "-")
-        if not (curves.loss_series() or curves.metric_series()):
-            st.caption(
-                (curves.note or "Waiting for the first logged step (start-up, data loading)...")
-                if info.state == RUNNING
-                else "This run logged no step and no evaluation."
-            )
+        for column, (label, value) in zip(st.columns(5), headline_numbers(curves).items()):
+            column.metric(label, value)
+        if note := no_points_note(curves, running=info.state == RUNNING):
+            st.caption(note)
             return
         charts, preview = st.columns([3, 1])
         with charts:
@@ -301,7 +297,7 @@ run_paths = {run.name: run.path for run in runs}  # names are display-safe; the 
 if WATCH_KEY in st.session_state:
     st.session_state[WATCH_KEY] = [name for name in st.session_state[WATCH_KEY] if name in names]
 else:  # first visit or reload: whatever is training, plus the latest run
-    st.session_state[WATCH_KEY] = list(dict.fromkeys([run.name for run in runs if run.state == RUNNING] + names[:1]))
+    st.session_state[WATCH_KEY] = runs_to_watch(runs)
 if CONFIGURE_KEY not in st.session_state:
     st.session_state[CONFIGURE_KEY] = not any(run.state == RUNNING for run in runs)
 if started := st.session_state.pop(STARTED_KEY, None):
@@ -380,10 +376,7 @@ if launch_column.button("Launch", type="primary", icon=":material/rocket_launch:
             raise ConfigError("the options have a problem (open 'Configure a run': it is shown in red); fix it first")
         launched(start_run(plan.config, ui.runs_dir(), name=run_name or None, nproc=processes).name)
 quick = quick_run_config(spec, image_size)
-quick_help = (
-    f"seglab's recommended recipe for this data: {quick.model}, {quick.loss} loss, {quick.optimizer}, "
-    f"for {quick.time_budget_s:g} s"
-)
+quick_help = describe_quick_run(quick)
 if quick_column.button("Quick run", icon=":material/bolt:", key="train_quick", width="stretch", help=quick_help):
     with ui.guard("Launching the quick run"):
         if train_data is None:
@@ -399,15 +392,10 @@ any_running = any(run.state == RUNNING for run in runs if run.name in watched)
 def live_view() -> None:
     """Polls the watched runs' files; refreshes on a timer only while one of them is running."""
     watchers = st.session_state.setdefault(WATCHERS_KEY, {})
-    for name in list(watchers):
-        if name not in watched:
-            del watchers[name]
+    sync_watchers(watchers, {name: run_paths.get(name, ui.runs_dir() / name) for name in watched})
     still_running = False
     for name in watched:
         with ui.guard(f"Reading run {name}"):
-            path = run_paths.get(name, ui.runs_dir() / name)
-            if name not in watchers or watchers[name].run.path != path:
-                watchers[name] = RunWatcher(path)
             watcher = watchers[name]
             watcher.refresh()
             info = run_info(watcher.run.path)
@@ -425,24 +413,8 @@ elif not runs:
 
 st.subheader("Past runs")
 if runs:
-    rows = [
-        {
-            "run": run.name,
-            "status": run.state,
-            "model": run.model,
-            "loss": run.loss,
-            "data": run.data,
-            "best": run.best_metric,
-            "metric": run.best_metric_name,
-            "steps": run.step,
-            "epochs": run.epoch,
-            "started": datetime.fromtimestamp(run.started) if run.started else None,
-            "error": run.error or "",
-        }
-        for run in runs
-    ]
     st.dataframe(
-        pd.DataFrame(rows), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")}
+        runs_table(runs), hide_index=True, column_config={"best": st.column_config.NumberColumn(format="%.3f")}
     )
 else:
     st.caption(f"No run folders in {ui.runs_dir()} yet.")

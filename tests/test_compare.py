@@ -208,3 +208,31 @@ def test_checkpoint_curves_reads_the_run_folder(tmp_path) -> None:
     assert curves.loss_series()["total"] == ([1.0, 2.0], [2.0, 1.5])
     assert curves.metric_series()["mIoU"] == ([2.0], [0.25])
     assert compare.checkpoint_curves(tmp_path / "loose.pt").metric_series() == {}
+
+
+def test_run_curves_keep_validation_and_loss_and_name_the_runs_without_validation() -> None:
+    from seglab.engine.curves import TrainingCurves
+
+    logged = TrainingCurves.from_events(
+        [{"type": "step", "step": 1, "loss": 2.0}, {"type": "eval", "step": 1, "metrics": {"miou": 0.3}}]
+    )
+    steps_only = TrainingCurves.from_events([{"type": "step", "step": 1, "loss": 1.0}])
+    curves = compare.run_curves({"a": logged, "b": steps_only, "c": TrainingCurves()})
+    assert curves.validation == {"a": ([1.0], [0.3])}
+    assert curves.losses == {"a": ([1.0], [2.0]), "b": ([1.0], [1.0])}
+    assert curves.missing == ["b", "c"]
+
+
+# -- choosing models -----------------------------------------------------------------------------
+def test_default_models_start_from_the_current_choice() -> None:
+    options = {"run1 · ce": "/r1/best.pt", "run2 · dice": "/r2/best.pt", "src · onnx": "/s.json"}
+    assert compare.default_models(options, "/r2/best.pt") == ["run2 · dice", "run1 · ce"]
+    assert compare.default_models(options, None) == ["run1 · ce", "run2 · dice"]
+    assert compare.default_models(options, "/s.json", count=3) == ["src · onnx", "run1 · ce", "run2 · dice"]
+    assert compare.default_models({"only": "/o.pt"}, "/o.pt") == ["only"]
+
+
+def test_short_names_are_the_run_names_unless_two_are_equal() -> None:
+    assert compare.short_names(["run1 · ce · 0.5", "run2 · dice"]) == {"run1": "run1 · ce · 0.5", "run2": "run2 · dice"}
+    twins = ["run · ce", "run · dice", "other"]
+    assert compare.short_names(twins) == {"run · ce": "run · ce", "run · dice": "run · dice", "other": "other"}

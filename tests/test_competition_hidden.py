@@ -7,16 +7,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from seglab.competition import admin
 from seglab.competition.competitions import (
     CompetitionSettings,
     create_competition,
+    default_hidden_split,
     get_competition,
     hidden_split_competition,
 )
 from seglab.competition.downloads import hidden_images_zip
+from seglab.competition.errors import CompetitionError
 from seglab.competition.store import CompetitionStore
 from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec
@@ -77,3 +80,16 @@ def test_the_download_holds_the_images_and_never_a_mask(tmp_path: Path) -> None:
     assert "6: stripe" in readme and "<id>.png" in readme
     assert hidden_images_zip(store, competition) == path  # built once
     assert path.stat().st_mtime == hidden_images_zip(store, competition).stat().st_mtime
+
+
+def test_the_state_follows_freeze_and_reveal_and_test_is_hidden_by_default(tmp_path: Path) -> None:
+    store, competition, _ = make_competition(tmp_path / "c", teams=())
+    assert competition.state == "open"
+    admin.freeze(store, competition)
+    assert get_competition(store).state == "frozen"
+    admin.reveal(store, get_competition(store))
+    assert get_competition(store).state == "revealed"
+    assert default_hidden_split(["train", "val", "test"]) == "test"
+    assert default_hidden_split(["train", "val", "trainval"]) == "trainval"  # VOC: no test labels, the last split
+    with pytest.raises(CompetitionError, match="no readable split"):
+        default_hidden_split([])

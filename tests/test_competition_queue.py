@@ -15,7 +15,16 @@ import pytest
 
 from seglab.competition import admin, scoring
 from seglab.competition.errors import CompetitionError
-from seglab.competition.jobs import MAX_ATTEMPTS, claim_next, complete, fail, queue_counts, release, renew_lease
+from seglab.competition.jobs import (
+    MAX_ATTEMPTS,
+    claim_next,
+    complete,
+    fail,
+    queue_counts,
+    queue_summary,
+    release,
+    renew_lease,
+)
 from seglab.competition.scoring import register_model_file_scorer
 from seglab.competition.submissions import all_submissions, submit
 from seglab.competition.worker import ScoringWorker, WorkerLock, worker_running, worker_status
@@ -307,3 +316,9 @@ def test_a_worker_started_by_the_app_stops_with_the_app(cup, tmp_path: Path) -> 
         if app.poll() is None:
             app.kill()
     assert "parent process" in (store.folder / "worker.log").read_text()
+
+
+def test_queue_summary_counts_each_status_and_names_the_worker_state() -> None:
+    counts = {"queued": 2, "scoring": 1, "scored": 5, "failed": 0}
+    assert queue_summary(counts, worker_running=True) == "2 queued · 1 scoring · 5 scored · 0 failed · worker running"
+    assert queue_summary(counts, worker_running=False).endswith("· worker not running")

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from seglab.competition import admin
+from seglab.competition.audit import action_log, action_table
+from seglab.competition.clock import format_timestamp
 from seglab.competition.competitions import get_competition
 from seglab.competition.errors import CompetitionError
 from seglab.competition.ranking import private_leaderboard, public_leaderboard, rank_entries
 from seglab.competition.scores import encode_confusions
-from seglab.competition.submissions import choose_finals, team_submissions
+from seglab.competition.submissions import all_submissions, choose_finals, submission_table, team_submissions
 from tests.competition_helpers import make_competition
 
 
@@ -172,3 +174,33 @@ def test_per_class_public_iou_only_when_allowed(tmp_path: Path) -> None:
         )
     (view,) = team_submissions(store, competition, issued[0].team)
     assert view.public_class_iou == {"circle": 0.5}  # the public one, never the private one
+
+
+def test_display_tables_of_boards_submissions_and_the_action_log(board) -> None:
+    store, competition, _, ids = board
+    public = public_leaderboard(store, competition).table()
+    assert public[0] == {
+        "rank": 1,
+        "team": "Beta",
+        "score": 0.80,
+        "submissions": 1,
+        "best at": format_timestamp(150.0),
+        "#": ids[2],
+    }  # the public board has no separate public column
+    private = private_leaderboard(store, competition, before_reveal=True).table()
+    assert list(private[0]) == ["rank", "team", "score", "public", "submissions", "best at", "#"]
+    assert (private[1]["team"], private[1]["score"], private[1]["public"]) == ("Alpha", 0.55, 0.80)
+    admin.disqualify(store, competition, ids[0], "copied")
+    rows = submission_table(all_submissions(store, competition))
+    assert [row["#"] for row in rows] == [ids[3], ids[1], ids[2], ids[4], ids[0], ids[5]]  # newest first
+    first = next(row for row in rows if row["#"] == ids[0])
+    assert (first["team"], first["status"], first["public"], first["reason / disqualified"]) == (
+        "Alpha",
+        "scored",
+        0.70,
+        "copied",
+    )
+    assert next(row for row in rows if row["#"] == ids[1])["reason / disqualified"] == ""
+    log = action_table(action_log(store, competition.id))
+    assert log[0]["action"] == "disqualify" and log[0]["detail"] == "copied"  # newest first
+    assert set(log[0]) == {"at", "action", "target", "detail"} and len(log) == len(action_log(store, competition.id))

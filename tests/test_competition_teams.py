@@ -15,6 +15,7 @@ from seglab.competition.teams import (
     list_teams,
     read_team_csv,
     reset_token,
+    team_names,
     token_csv,
     token_sheet,
     verify_token,
@@ -109,3 +110,11 @@ def test_a_damaged_stored_hash_never_verifies() -> None:
     assert verify_token(token, hash_token(token))
     for stored in ("", "plain", "scrypt$1$2$3", "md5$x$y$z$00$00", hash_token(token)[:-2] + "zz"):
         assert not verify_token(token, stored)
+
+
+def test_team_names_come_from_the_typed_lines_then_the_csv() -> None:
+    assert team_names("Red\n\n  \nBlue\n") == ["Red", "Blue"]
+    assert team_names("Red\n", "team\nGreen\nGold\n") == ["Red", "Green", "Gold"]
+    assert team_names("", None) == []
+    with pytest.raises(CompetitionError, match="empty"):
+        team_names("Red", "\n")  # an uploaded CSV without names is an error, not silently nothing

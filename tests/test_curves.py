@@ -7,7 +7,16 @@ import math
 
 import pytest
 
-from seglab.engine.curves import METRIC_LABELS, Curve, RunWatcher, TrainingCurves, preview_step
+from seglab.engine.curves import (
+    METRIC_LABELS,
+    Curve,
+    RunWatcher,
+    TrainingCurves,
+    headline_numbers,
+    no_points_note,
+    preview_step,
+    sync_watchers,
+)
 from seglab.engine.run_dir import RunDirectory
 
 
@@ -223,3 +232,46 @@ def test_curves_from_a_real_training_run(tmp_path):
     assert curves.metric_series()["mIoU"][0] == [2.0, 4.0]
     assert curves.end_state == "finished"
     assert watcher.latest_preview()[1] == 4
+
+
+def test_headline_numbers_show_progress_speed_and_miou_or_a_dash():
+    assert headline_numbers(TrainingCurves()) == {
+        "Step · epochs done": "0 · 0",
+        "Elapsed": "-",
+        "Images/s": "-",
+        "Latest mIoU": "-",
+        "Best mIoU": "-",
+    }
+    curves = TrainingCurves.from_events([step_event(4, 1.0, 0.1), eval_event(4, 0.6), eval_event(8, 0.4, best=False)])
+    assert headline_numbers(curves) == {
+        "Step · epochs done": "8 · 1",
+        "Elapsed": "4 s",
+        "Images/s": "14.0",
+        "Latest mIoU": "0.400",
+        "Best mIoU": "0.600",
+    }
+
+
+def test_no_points_note_explains_an_empty_run_until_it_logs():
+    empty = TrainingCurves()
+    assert no_points_note(empty, running=False) == "This run logged no step and no evaluation."
+    assert no_points_note(empty, running=True).startswith("Waiting for the first logged step")
+    starting = TrainingCurves.from_events([{"type": "note", "message": "downloading"}])
+    assert no_points_note(starting, running=True) == "downloading"
+    assert no_points_note(TrainingCurves.from_events([step_event(1, 1.0, 0.1)]), running=True) is None
+
+
+def test_sync_watchers_follow_the_wanted_runs_and_keep_what_they_read(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_lines(RunDirectory(tmp_path / name).events_path, EVENTS)
+    watchers: dict[str, RunWatcher] = {}
+    assert sync_watchers(watchers, {"a": tmp_path / "a", "b": tmp_path / "b"}) is watchers
+    first = watchers["a"]
+    first.refresh()
+    sync_watchers(watchers, {"a": tmp_path / "a"})
+    assert list(watchers) == ["a"] and watchers["a"] is first  # kept: the next refresh reads only new events
+    assert first.refresh() == 0
+    sync_watchers(watchers, {"a": tmp_path / "b"})  # the name now points at another folder: start over there
+    assert watchers["a"] is not first and watchers["a"].run.path == tmp_path / "b"
+    assert watchers["a"].refresh() == len(EVENTS)

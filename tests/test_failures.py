@@ -13,12 +13,16 @@ from seglab.analysis.failures import (
     cell_picture,
     cell_ranking,
     class_failure_ranking,
+    failure_ranking,
     image_class_table,
     image_miou,
     image_ranking,
     label_shares,
+    predicted_shares_line,
+    ranking_label,
     ranking_rows,
     region_mask,
+    split_headline,
     top_confusions,
 )
 from seglab.data.base import SegmentationDataset
@@ -226,9 +230,37 @@ def test_image_ranking_without_background_and_image_class_table():
     assert car["mostly confused with"] == "road (2 px)"
 
 
+def test_failure_ranking_picks_the_class_or_image_ranking_and_the_headline_words_it():
+    target = np.zeros((4, 4), np.uint8)
+    target[:2, :2] = 1
+    road_on_background = target.copy()
+    road_on_background[2:, :] = 2  # mIoU (1/3 + 1 + 0) / 3; without background (1 + 0) / 2
+    car_missed = target.copy()
+    car_missed[0, :2] = car_missed[1, 0] = 0  # mIoU (12/15 + 1/4) / 2; without background 1/4
+    evaluation = make_evaluation([road_on_background, car_missed], [target, target])
+
+    def ids(results):
+        return [result.sample_id for result in results]
+
+    assert ids(failure_ranking(evaluation)) == ids(image_ranking(evaluation)) == ["img0", "img1"]
+    assert ids(failure_ranking(evaluation, exclude_class=0)) == ["img1", "img0"]  # without background: reversed
+    assert ids(failure_ranking(evaluation, class_id=1)) == ids(class_failure_ranking(evaluation, 1))
+    assert ranking_label(None, NAMES) == "all images, ranked by image mIoU"
+    assert ranking_label(1, NAMES) == "images with car (GT or prediction), ranked by its IoU"
+    metrics = evaluation.metrics
+    assert split_headline(evaluation) == (
+        f"2 images · split mIoU **{metrics.miou:.3f}** · pixel accuracy {metrics.pixel_acc:.3f}"
+    )
+    assert f"**{metrics.miou:.3f}** · without background {metrics.miou_no_background:.3f} ·" in split_headline(
+        evaluation, background_index=0
+    )
+
+
 def test_label_shares_orders_predicted_classes():
     labels = np.array([[2, 2, 2], [0, 2, 0]], np.uint8)
     assert label_shares(labels, NAMES) == [("road", pytest.approx(4 / 6)), ("background", pytest.approx(2 / 6))]
+    assert predicted_shares_line(labels, NAMES) == "Predicted: road 66.7%, background 33.3%"
+    assert predicted_shares_line(labels, NAMES, limit=1) == "Predicted: road 66.7%"
 
 
 class ArrayDataset(SegmentationDataset):

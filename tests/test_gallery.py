@@ -102,6 +102,32 @@ def test_paging() -> None:
     assert gallery.page_items(np.arange(0), 1, 12).size == 0
 
 
+def test_sort_choices_offer_the_fixed_orders_then_each_class(stats: DatasetStats) -> None:
+    choices = gallery.sort_choices(["background", "circle"])
+    assert choices == {
+        "dataset order": ("index", None),
+        "rarity score": ("rarity", None),
+        "smallest object first": ("smallest_object", None),
+        "share of background": ("share", 0),
+        "share of circle": ("share", 1),
+    }
+    for sort_by, class_id in gallery.sort_choices(stats.class_names).values():
+        assert sort_by in gallery.SORT_ORDERS
+        gallery.order_samples(stats, sort_by=sort_by, class_id=class_id)  # every choice is a valid order
+
+
+def test_filter_label_counts_the_images_holding_the_class(stats: DatasetStats) -> None:
+    assert gallery.filter_label(stats, "bike") == "bike (2 images)"
+    assert gallery.filter_label(stats, "car") == "car (1 images)"
+    assert gallery.filter_label(stats, "all images") == "all images"
+
+
+def test_page_of_finds_the_page_showing_a_position() -> None:
+    assert [gallery.page_of(position, 12) for position in (0, 11, 12, 25)] == [1, 1, 2, 3]
+    order = np.arange(30)
+    assert 25 in gallery.page_items(order, gallery.page_of(25, 12), 12)
+
+
 def test_sample_class_table_lists_present_classes_by_pixels(stats: DatasetStats) -> None:
     rows = gallery.sample_class_table(stats, 1)
     assert [row["class"] for row in rows] == ["background", "bike"]  # tie: class order

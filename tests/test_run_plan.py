@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import seglab.engine.run_plan as run_plan
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
 from seglab.engine.config import CLASS_WEIGHTINGS, TrainConfig
@@ -227,3 +228,26 @@ def test_the_trainer_builds_what_the_recipe_builds():
     assert (built.defaults["lr"], built.defaults["momentum"], built.defaults["nesterov"]) == (0.02, 0.8, True)
     assert trainer.schedule == schedule_from_config(config, steps_per_epoch(9, 4))
     assert trainer.train_loader.drop_last is True and len(trainer.train_loader) == steps_per_epoch(9, 4) == 2
+
+
+def test_loss_form_defaults_split_a_spec_into_the_forms_two_fields():
+    assert run_plan.loss_form_defaults("ce") == ("ce", run_plan.NO_SECOND_LOSS, 1.0)
+    assert run_plan.loss_form_defaults("cross_entropy+0.5*dice") == ("ce", "dice", 0.5)
+
+
+@pytest.mark.parametrize("spec", ["ce", "ce+0.5*dice", "focal+2*iou"])
+def test_form_loss_spec_inverts_loss_form_defaults(spec):
+    first, second, weight = run_plan.loss_form_defaults(spec)
+    assert run_plan.form_loss_spec(first, second, weight) == spec
+    assert run_plan.form_loss_spec("ce", run_plan.NO_SECOND_LOSS, 3.0) == "ce"  # no second term: its weight is ignored
+
+
+def test_hard_mining_starts_at_the_configs_share_or_a_quarter():
+    assert run_plan.hard_mining_start_percent(TrainConfig(top_k_percent_pixels=1.0)) == 25
+    assert run_plan.hard_mining_start_percent(TrainConfig(top_k_percent_pixels=0.1)) == 10
+
+
+def test_describe_quick_run_names_its_recipe():
+    config = replace(quick_run_config(DataSpec()), model="unet", loss="ce+dice", optimizer="sgd", time_budget_s=90.0)
+    expected = "seglab's recommended recipe for this data: unet, ce+dice loss, sgd, for 90 s"
+    assert run_plan.describe_quick_run(config) == expected

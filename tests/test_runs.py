@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,8 @@ from seglab.engine.runs import (
     new_run_name,
     process_alive,
     run_info,
+    runs_table,
+    runs_to_watch,
     start_run,
     stop_run,
     wait_for_run,
@@ -233,3 +237,34 @@ def test_list_runs_skips_non_runs_and_sorts_newest_first(tmp_path):
     runs = list_runs(tmp_path)
     assert [r.name for r in runs] == ["new", "old"]
     assert runs[0].best_metric == 0.5 and runs[0].model == "tiny_unet" and runs[0].checkpoint is None
+
+
+def test_runs_to_watch_and_runs_table_summarise_listed_runs(tmp_path):
+    for name, started in (("old", 100.0), ("middle", 150.0), ("new", 200.0)):
+        run = RunDirectory(tmp_path / name)
+        run.path.mkdir()
+        run.config_path.write_text('{"model": "tiny_unet", "loss": "ce", "data": {"kind": "shapes"}}')
+        run.write_status("finished", started=started, best_metric=0.5, best_metric_name="miou")
+    new, middle, old = list_runs(tmp_path)
+    assert runs_to_watch([new, middle, old]) == ["new"]  # nothing trains: the latest run
+    running = replace(old, state="running")
+    assert runs_to_watch([new, middle, running]) == ["old", "new"]  # what trains, then the latest, once each
+    assert runs_to_watch([replace(new, state="running"), old]) == ["new"]
+    assert runs_to_watch([]) == []
+    rows = runs_table([new, replace(old, error="boom", started=None)])
+    assert [row["run"] for row in rows] == ["new", "old"]
+    assert rows[0] | {"started": None} == {
+        "run": "new",
+        "status": "finished",
+        "model": "tiny_unet",
+        "loss": "ce",
+        "data": new.data,
+        "best": 0.5,
+        "metric": "miou",
+        "steps": new.step,
+        "epochs": new.epoch,
+        "started": None,
+        "error": "",
+    }
+    assert rows[0]["started"] == datetime.datetime.fromtimestamp(200.0)
+    assert (rows[1]["started"], rows[1]["error"]) == (None, "boom")

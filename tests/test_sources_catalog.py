@@ -11,7 +11,7 @@ from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.errors import SeglabError, SourceError
 from seglab.sources import write_prediction_png
 from seglab.sources.catalog import allowed_roots, list_sources, within_roots
-from seglab.sources.choices import choice_description, fit_score, is_registered, mapping_rows
+from seglab.sources.choices import choice_description, fit_score, is_registered, mapping_rows, needs_mapping
 from seglab.sources.registration import SourceForm, register_source, remove_source, validate_form
 
 
@@ -41,6 +41,7 @@ def test_a_registered_predictions_folder_is_listed_and_opens_as_a_choice(layout)
     assert entry.ok and entry.kind == "predictions" and entry.name == "GT copy"
     assert entry.file == runs / "sources" / "gt-copy.seglab.json"
     assert [e.name for e in list_sources(runs, roots)] == ["GT copy"]
+    assert entry.where == str((data / "preds").resolve())
     assert is_registered(entry.file) and not is_registered(runs / "a" / "best.pt")
     assert choice_description(str(entry.file), roots).path == (data / "preds").resolve()
     # the entry stores the path relative to itself: it is a plain description file
@@ -91,6 +92,7 @@ def test_broken_entries_are_listed_with_their_problem(layout):
     assert set(entries) == {"junk", "big", "pickle"}
     assert not any(entry.ok for entry in entries.values())
     assert "larger than" in entries["big"].problem
+    assert entries["junk"].where == "junk.seglab.json"  # no description: the catalog file names it
 
 
 def test_the_form_names_every_problem_at_once(layout):
@@ -136,6 +138,8 @@ def test_mapping_rows_match_names_case_insensitively_and_fit_scores():
     assert rows["road"] == "Road" and rows["traffic_light"] == "other" and rows["person"] == "other"
     shapes = shapes_label_map()
     assert fit_score(None, None, shapes) == 2
+    assert not needs_mapping(None, shapes) and not needs_mapping([name.upper() for name in shapes.names], shapes)
+    assert needs_mapping(["road", "sky"], shapes) and needs_mapping(list(shapes.names)[:-1], shapes)
     assert fit_score(list(shapes.names), None, shapes) == 2
     assert fit_score(["road", "sky"], None, shapes) == 0
     assert fit_score(["road", "sky"], {"road": shapes.names[1]}, shapes) == 1

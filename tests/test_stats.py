@@ -149,6 +149,18 @@ def test_trivial_baseline_predicts_background(hand_dataset):
     assert metrics.miou_no_background == 0.0
     assert metrics.miou == pytest.approx((41 / 52) / 3)
     np.testing.assert_allclose(metrics.iou, [41 / 52, 0, 0])
+    cards = baseline.cards()
+    assert [card["label"] for card in cards] == [
+        "Pixel accuracy",
+        "mIoU with background",
+        "mIoU without background",
+        "fwIoU",
+    ]
+    assert [card["value"] for card in cards[:3]] == [f"{41 / 52:.1%}", f"{41 / 52 / 3:.1%}", "0.0%"]
+    assert cards[2]["delta"] == f"{-100 * 41 / 52:+.0f} pts vs pixel accuracy"
+    verdict = baseline.verdict()
+    assert f"**{41 / 52:.0%} pixel accuracy**" in verdict and "**0% mIoU without background**" in verdict
+    assert "background-inclusive scores flatter" in verdict and "No background class" not in verdict
 
 
 def test_trivial_baseline_without_background_predicts_the_most_frequent_class():
@@ -165,6 +177,12 @@ def test_trivial_baseline_without_background_predicts_the_most_frequent_class():
     assert (baseline.predicted_class, baseline.predicted_name) == (1, "road")
     assert baseline.metrics.pixel_acc == pytest.approx(8 / 13)
     assert baseline.metrics.miou == pytest.approx((8 / 13) / 3)
+    assert not baseline.has_background
+    cards = baseline.cards()
+    assert (cards[1]["label"], cards[2]["value"], cards[2]["delta"]) == ("mIoU", "n/a", None)
+    assert cards[2]["help"] == "This dataset has no background class"
+    verdict = baseline.verdict()
+    assert f"**{8 / 13 / 3:.0%} mIoU**: pixel accuracy flatters" in verdict and "No background class here" in verdict
 
 
 def test_second_call_reads_the_cache(hand_dataset, monkeypatch, cache_dir):

@@ -8,17 +8,18 @@ split metrics, see :func:`seglab.engine.evaluation.evaluate_checkpoint`), so no 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
-from seglab.engine.curves import TrainingCurves
+from seglab.engine.curves import Series, TrainingCurves
 from seglab.engine.predict import DatasetEvaluation
 from seglab.engine.run_dir import RunDirectory
 from seglab.errors import ConfigError
+from seglab.io.names import display_name
 from seglab.metrics.confusion import SegmentationMetrics
 from seglab.ranking import worst_first
 from seglab.viz import (
@@ -36,11 +37,15 @@ __all__ = [
     "ImageDeltas",
     "MetricTable",
     "PixelDiff",
+    "RunCurves",
     "checkpoint_curves",
     "class_deltas",
+    "default_models",
     "metric_table",
     "per_image_deltas",
     "pixel_diff",
+    "run_curves",
+    "short_names",
 ]
 
 TABLE_METRICS = ("iou", "precision", "recall", "f1")
@@ -341,3 +346,33 @@ def checkpoint_curves(checkpoint_path: str | os.PathLike) -> TrainingCurves:
     """The training curves (:mod:`seglab.engine.curves`) of the run folder a checkpoint lies in; empty
     curves when the folder has no events.jsonl (a checkpoint copied on its own)."""
     return TrainingCurves.from_events(RunDirectory(Path(checkpoint_path).parent).read_events())
+
+
+class RunCurves(NamedTuple):
+    """What several runs logged, by name: validation mIoU and total training loss vs step, and the runs that
+    logged no validation."""
+
+    validation: dict[str, Series]
+    losses: dict[str, Series]
+    missing: list[str]
+
+
+def run_curves(curves: Mapping[str, TrainingCurves]) -> RunCurves:
+    """The curves a comparison draws from each named run's :class:`TrainingCurves`."""
+    validation = {name: c.metric_series()["mIoU"] for name, c in curves.items() if "mIoU" in c.metric_series()}
+    losses = {name: c.loss_series()["total"] for name, c in curves.items() if "total" in c.loss_series()}
+    return RunCurves(validation, losses, [name for name in curves if name not in validation])
+
+
+def default_models(options: Mapping[str, str], current: str | None, count: int = 2) -> list[str]:
+    """The labels a comparison starts with (``options``: label -> model choice): the ``current`` choice first,
+    then the first others, ``count`` in all."""
+    chosen = [label for label, choice in options.items() if choice == current][:1]
+    return chosen + [label for label in options if label not in chosen][: count - len(chosen)]
+
+
+def short_names(labels: Sequence[str]) -> dict[str, str]:
+    """Column name -> label for chosen model labels ("name · details"): the display-safe name, or the whole
+    label where two labels share a name."""
+    short = [display_name(label.split(" · ")[0]) for label in labels]
+    return {(name if short.count(name) == 1 else label): label for name, label in zip(short, labels, strict=True)}

@@ -36,12 +36,16 @@ __all__ = [
     "cell_picture",
     "cell_ranking",
     "class_failure_ranking",
+    "failure_ranking",
     "image_class_table",
     "image_miou",
     "image_ranking",
     "label_shares",
+    "predicted_shares_line",
+    "ranking_label",
     "ranking_rows",
     "region_mask",
+    "split_headline",
     "top_confusions",
 ]
 
@@ -139,6 +143,36 @@ def class_failure_ranking(evaluation: DatasetEvaluation, class_id: int) -> list[
     return [result for result in evaluation.ranking(class_id) if not np.isnan(result.iou[class_id])]
 
 
+def failure_ranking(
+    evaluation: DatasetEvaluation, class_id: int | None = None, exclude_class: int | None = None
+) -> list[ImageResult]:
+    """Worst images first: by the IoU of ``class_id`` among the images holding it when a class is given
+    (:func:`class_failure_ranking`), else by image mIoU, optionally without ``exclude_class``
+    (:func:`image_ranking`)."""
+    if class_id is not None:
+        return class_failure_ranking(evaluation, class_id)
+    return image_ranking(evaluation, exclude_class=exclude_class)
+
+
+def ranking_label(class_id: int | None, class_names: Sequence[str]) -> str:
+    """What :func:`failure_ranking` ranks for ``class_id`` (None: all images), as a menu entry."""
+    if class_id is None:
+        return "all images, ranked by image mIoU"
+    return f"images with {class_names[class_id]} (GT or prediction), ranked by its IoU"
+
+
+def split_headline(evaluation: DatasetEvaluation, background_index: int | None = None) -> str:
+    """An evaluation's split scores in one line: images, mIoU (also without background, if any), pixel accuracy."""
+    metrics, names = evaluation.metrics, evaluation.class_names
+    without = (
+        f" · without {names[background_index]} {metrics.miou_no_background:.3f}" if background_index is not None else ""
+    )
+    return (
+        f"{len(evaluation.results)} images · split mIoU **{metrics.miou:.3f}**{without} · "
+        f"pixel accuracy {metrics.pixel_acc:.3f}"
+    )
+
+
 def ranking_rows(
     results: Sequence[ImageResult],
     class_names: Sequence[str],
@@ -192,6 +226,11 @@ def label_shares(labels: np.ndarray, class_names: Sequence[str]) -> list[tuple[s
     total = max(int(counts.sum()), 1)
     order = np.argsort(-counts, kind="stable")
     return [(str(class_names[i]), counts[i] / total) for i in order if counts[i] > 0]
+
+
+def predicted_shares_line(labels: np.ndarray, class_names: Sequence[str], limit: int = 8) -> str:
+    """The ``limit`` largest predicted classes of a label map with their shares, e.g. "Predicted: sky 60.0%, ..."."""
+    return "Predicted: " + ", ".join(f"{name} {share:.1%}" for name, share in label_shares(labels, class_names)[:limit])
 
 
 # -- where a confusion-matrix cell's pixels lie -------------------------------------------------

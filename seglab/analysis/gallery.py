@@ -22,13 +22,16 @@ __all__ = [
     "SORT_ORDERS",
     "downscale_sample",
     "encode_png",
+    "filter_label",
     "order_samples",
     "page_count",
     "page_items",
+    "page_of",
     "rarity_scores",
     "sample_caption",
     "sample_class_table",
     "smallest_object_areas",
+    "sort_choices",
     "thumbnail",
 ]
 
@@ -39,6 +42,24 @@ SORT_ORDERS = {
     "share": "largest share of the chosen class's pixels first",
     "smallest_object": "smallest object first: tiny objects are the first a model misses",
 }
+
+
+def sort_choices(class_names: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+    """A gallery's sort menu: label -> (``sort_by``, ``class_id``) for :func:`order_samples`; the fixed orders,
+    then "share of <class>" for each class."""
+    choices: dict[str, tuple[str, int | None]] = {
+        "dataset order": ("index", None),
+        "rarity score": ("rarity", None),
+        "smallest object first": ("smallest_object", None),
+    }
+    return choices | {f"share of {name}": ("share", class_id) for class_id, name in enumerate(class_names)}
+
+
+def filter_label(stats: DatasetStats, choice: str) -> str:
+    """A class-filter menu entry: a class name with the number of images holding it; other entries as they are."""
+    if choice not in stats.class_names:
+        return choice
+    return f"{choice} ({stats.image_counts[stats.class_names.index(choice)]} images)"
 
 
 def rarity_scores(stats: DatasetStats) -> np.ndarray:
@@ -100,6 +121,11 @@ def order_samples(
 def page_count(total: int, per_page: int) -> int:
     """Number of pages (at least 1, so an empty gallery still has a page to show)."""
     return max(1, math.ceil(total / per_page))
+
+
+def page_of(position: int, per_page: int) -> int:
+    """The 1-based page showing the entry at 0-based ``position``."""
+    return position // per_page + 1
 
 
 def page_items(order: np.ndarray, page: int, per_page: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -364,6 +364,55 @@ class TrivialBaseline:
     predicted_class: int
     predicted_name: str
     metrics: SegmentationMetrics
+    has_background: bool = True  # the data has a background class ("without background" scores exist)
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Its headline scores as display cards: ``label``, ``value`` (text), ``delta`` vs pixel accuracy and
+        ``help`` (None where there is nothing to add)."""
+        scores, background = self.metrics, self.has_background
+        return [
+            {
+                "label": "Pixel accuracy",
+                "value": f"{scores.pixel_acc:.1%}",
+                "delta": None,
+                "help": "Share of labelled pixels predicted right",
+            },
+            {
+                "label": "mIoU with background" if background else "mIoU",
+                "value": f"{scores.miou:.1%}",
+                "delta": f"{100 * (scores.miou - scores.pixel_acc):+.0f} pts vs pixel accuracy",
+                "help": None,
+            },
+            {
+                "label": "mIoU without background",
+                "value": f"{scores.miou_no_background:.1%}" if background else "n/a",
+                "delta": f"{100 * (scores.miou_no_background - scores.pixel_acc):+.0f} pts vs pixel accuracy"
+                if background
+                else None,
+                "help": None if background else "This dataset has no background class",
+            },
+            {
+                "label": "fwIoU",
+                "value": f"{scores.fwiou:.1%}",
+                "delta": None,
+                "help": "IoU per class weighted by its pixel share",
+            },
+        ]
+
+    def verdict(self) -> str:
+        """The lesson in one paragraph: which scores flatter a model that learned nothing, which to judge by."""
+        scores, background = self.metrics, self.has_background
+        useless_miou = scores.miou_no_background if background else scores.miou
+        flattering = (
+            "pixel accuracy and background-inclusive scores flatter" if background else "pixel accuracy flatters"
+        )
+        judged = f"mIoU{' without background' if background else ''}"
+        return (
+            f"A model that learned nothing reaches **{scores.pixel_acc:.0%} pixel accuracy** "
+            f"and {scores.fwiou:.0%} fwIoU but **{useless_miou:.0%} {judged}**: {flattering} a useless model, "
+            f"so judge models by {judged} and per-class IoU."
+            + ("" if background else " (No background class here: the baseline predicts the most frequent class.)")
+        )
 
 
 def trivial_baseline(stats: DatasetStats) -> TrivialBaseline:
@@ -384,4 +433,6 @@ def trivial_baseline(stats: DatasetStats) -> TrivialBaseline:
     metrics = ConfusionMatrix.from_matrix(matrix, ignore_index=stats.ignore_index).compute(
         background_index=stats.background_index
     )
-    return TrivialBaseline(predicted, stats.class_names[predicted], metrics)
+    return TrivialBaseline(
+        predicted, stats.class_names[predicted], metrics, has_background=stats.background_index is not None
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from seglab.competition.clock import now
+from seglab.competition.clock import format_timestamp, now
 from seglab.competition.store import CompetitionStore
 
 
@@ -28,6 +29,14 @@ def log_action(
         "INSERT INTO admin_actions (competition_id, at, action, target, detail) VALUES (?, ?, ?, ?, ?)",
         (competition_id, now(), action, target, detail),
     )
+
+
+def action_table(actions: Sequence[AdminAction]) -> list[dict[str, str]]:
+    """``actions`` (as :func:`action_log` lists them) newest first, for display: time, action, target, detail."""
+    return [
+        {"at": format_timestamp(a.at), "action": a.action, "target": a.target, "detail": a.detail}
+        for a in reversed(actions)
+    ]
 
 
 def action_log(store: CompetitionStore, competition_id: int) -> list[AdminAction]:

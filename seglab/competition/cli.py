@@ -190,8 +190,8 @@ def command_status(args: argparse.Namespace) -> int:
     competition = _competition(args, store)
     images = hidden_images(store, competition)
     public = sum(image.is_public for image in images)
-    state = "revealed" if competition.is_revealed else "frozen" if competition.is_frozen else "open"
     deadline = format_timestamp(competition.deadline) if competition.deadline else "none"
+    state = competition.state
     print(f"{competition.name} ({state}): {competition.spec.describe()}, {len(images)} hidden images ({public} public)")
     print(f"metric: {competition.metric_description}")
     print(

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,11 @@ class Competition:
         return self.revealed_at is not None
 
     @property
+    def state(self) -> str:
+        """ "revealed", "frozen" (the public board) or "open", for a status line."""
+        return "revealed" if self.is_revealed else "frozen" if self.is_frozen else "open"
+
+    @property
     def metric_description(self) -> str:
         return METRICS[self.metric]
 
@@ -149,6 +155,13 @@ class Competition:
         """Open: not revealed and the deadline (if any) not passed."""
         at = now() if at is None else at
         return not self.is_revealed and (self.deadline is None or at <= self.deadline)
+
+
+def default_hidden_split(splits: Sequence[str]) -> str:
+    """The split a new competition hides by default: "test" when the data has one, else its last split."""
+    if not splits:
+        raise CompetitionError("the data source has no readable split")
+    return "test" if "test" in splits else splits[-1]
 
 
 def public_assignment(count: int, share: float, seed: int) -> np.ndarray:

@@ -161,6 +161,12 @@ def requeue_orphans(store: CompetitionStore) -> int:
         return cursor.rowcount
 
 
+def queue_summary(counts: dict[str, int], worker_running: bool) -> str:
+    """One status line: submissions per status (:func:`queue_counts`) and whether the scoring worker runs."""
+    worker = "running" if worker_running else "not running"
+    return " · ".join(f"{count} {status}" for status, count in counts.items()) + f" · worker {worker}"
+
+
 def queue_counts(store: CompetitionStore, competition: Competition | None = None) -> dict[str, int]:
     """Number of submissions per status (all four statuses present)."""
     query = "SELECT status, COUNT(*) FROM submissions"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from seglab.competition.clock import format_timestamp
 from seglab.competition.competitions import Competition
@@ -46,6 +47,21 @@ class Board:
     rows: list[BoardRow]
     unranked_teams: list[str]  # teams without a scored submission (yet)
     frozen_at: float | None = None
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per ranked team for display; the public board leaves out the (identical) public score."""
+        return [
+            {
+                "rank": row.rank,
+                "team": row.team,
+                "score": row.score,
+                **({} if self.kind == "public" else {"public": row.public_score}),
+                "submissions": row.submissions,
+                "best at": format_timestamp(row.submitted_at),
+                "#": row.submission_id,
+            }
+            for row in self.rows
+        ]
 
     def caption(self) -> str:
         what = "public images" if self.kind == "public" else "private images (final ranking)"

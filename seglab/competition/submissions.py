@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from seglab.competition.clock import format_timestamp, now
 from seglab.competition.competitions import Competition, competition_by_id, hidden_images
@@ -176,6 +177,26 @@ def all_submissions(store: CompetitionStore, competition: Competition) -> list[S
             _SELECT + " WHERE s.competition_id = ? ORDER BY s.submitted_at, s.id", (competition.id,)
         ).fetchall()
     return [_submission(row) for row in rows]
+
+
+def submission_table(submissions: Sequence[Submission]) -> list[dict[str, Any]]:
+    """The teacher's table of ``submissions`` (as :func:`all_submissions` lists them), newest first: team, time,
+    kind, file, status, both scores, final choice and why it failed or was disqualified."""
+    return [
+        {
+            "#": s.id,
+            "team": s.team_name,
+            "submitted": format_timestamp(s.submitted_at),
+            "kind": s.kind,
+            "file": s.original_name,
+            "status": s.status,
+            "public": s.public_score,
+            "private": s.private_score,
+            "final": s.is_final,
+            "reason / disqualified": s.disqualified_reason or s.reason or "",
+        }
+        for s in reversed(submissions)
+    ]
 
 
 def get_submission(store: CompetitionStore, submission_id: int) -> Submission:

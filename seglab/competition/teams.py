@@ -118,6 +118,14 @@ def read_team_csv(text: str) -> list[str]:
     return clean_team_names(row[column] if column < len(row) else "" for row in body)
 
 
+def team_names(text: str, csv_text: str | None = None) -> list[str]:
+    """Team names typed one per line in ``text``, then those of an uploaded CSV (:func:`read_team_csv`), if any."""
+    names = [line for line in text.splitlines() if line.strip()]
+    if csv_text is not None:
+        names += read_team_csv(csv_text)
+    return names
+
+
 def add_teams(store: CompetitionStore, competition: Competition, names: Sequence[str]) -> list[TeamToken]:
     """Create teams and issue their tokens (returned once; only hashes are stored)."""
     names = clean_team_names(names)

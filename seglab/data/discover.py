@@ -46,6 +46,66 @@ class SourceReport:
         """At least one split loads."""
         return bool(self.splits)
 
+    def summary(self) -> str:
+        """Classes and images per split in one line, e.g. ``"3 classes · train: 8 images · val: 2 images"``."""
+        splits = " · ".join(f"{split}: {count} images" for split, count in self.splits.items())
+        return f"{len(self.class_names)} classes · {splits}"
+
+    def classes_line(self) -> str:
+        """The class names and the void value."""
+        return "Classes: " + ", ".join(self.class_names) + f" · void/ignore index: {self.ignore_index}"
+
+    def sample_warnings(self, max_shown: int = 3) -> list[str]:
+        """One Markdown warning per split whose sampled image/mask pairs cannot be used, listing ``max_shown``."""
+        warnings = []
+        for split, problems in self.sample_problems.items():
+            listed = "\n".join(f"- {problem}" for problem in problems[:max_shown])
+            warnings.append(
+                f"**{split}**: {len(problems)} of {self.sampled[split]} sampled image/mask pairs cannot be used "
+                f"(training and the Dataset page would stop at them):\n\n{listed}"
+            )
+        return warnings
+
+    def checked_note(self) -> str | None:
+        """How many sampled pairs were read and found fine; None when none were sampled or some failed."""
+        if not self.sampled or self.sample_problems:
+            return None
+        return f"{sum(self.sampled.values())} sampled image/mask pairs read and checked: sizes and label values fit."
+
+    def failure(self) -> str:
+        """Why the source cannot be loaded, one Markdown item per split."""
+        return "This source cannot be loaded yet:\n\n" + "\n\n".join(
+            f"- **{split}**: {problem}" for split, problem in self.problems.items()
+        )
+
+
+def form_spec(
+    kind: str, *, root: str = "", images: str = "", masks: str = "", list_file: str = "", label_map: str = ""
+) -> DataSpec:
+    """The DataSpec of a data-source form's text fields as typed: stripped, blank meaning unset; a folder source
+    reads its one split, "custom"."""
+
+    def typed(text: str) -> str | None:
+        return text.strip() or None
+
+    return DataSpec(
+        kind=kind,
+        split="custom" if kind == "folder" else "train",
+        root=typed(root),
+        images=typed(images),
+        masks=typed(masks),
+        list_file=typed(list_file),
+        label_map=typed(label_map),
+    )
+
+
+def default_root(current: DataSpec, kind: str, found: list[str]) -> str:
+    """Where a form for a ``kind`` source starts: the current source's folder if it is of that kind, else the
+    first ``found`` folder, else blank."""
+    if current.kind == kind and current.root:
+        return current.root
+    return found[0] if found else ""
+
 
 def check_source(spec: DataSpec, splits: tuple[str, ...] | None = None, mask_sample: int = MASK_SAMPLE) -> SourceReport:
     """Try every split of ``spec`` and report sizes or problems.

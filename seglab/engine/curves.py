@@ -171,6 +171,29 @@ class TrainingCurves:
         return max(curve.values) if curve is not None and len(curve) else None
 
 
+def headline_numbers(curves: TrainingCurves) -> dict[str, str]:
+    """A run's five headline numbers as display text ("-" until known): progress, elapsed time, speed, and the
+    latest and best validation mIoU."""
+    latest = curves.latest_metrics()
+    best = curves.best_metric("miou")
+    return {
+        "Step · epochs done": f"{curves.step} · {curves.epoch}",
+        "Elapsed": f"{curves.elapsed:.0f} s" if curves.elapsed is not None else "-",
+        "Images/s": f"{curves.images_per_s.last:.1f}" if curves.images_per_s.last else "-",
+        "Latest mIoU": f"{latest['miou']:.3f}" if "miou" in latest else "-",
+        "Best mIoU": f"{best:.3f}" if "miou" in latest and best is not None else "-",
+    }
+
+
+def no_points_note(curves: TrainingCurves, running: bool) -> str | None:
+    """Why a run has nothing to plot yet (start-up of a running run, or nothing logged), or None once it has."""
+    if curves.loss_series() or curves.metric_series():
+        return None
+    if running:
+        return curves.note or "Waiting for the first logged step (start-up, data loading)..."
+    return "This run logged no step and no evaluation."
+
+
 def _int_or_none(value: Any) -> int | None:
     number = _number(value)
     return int(number) if number is not None else None
@@ -216,3 +239,15 @@ class RunWatcher:
         """``(path, step)`` of the newest sample-prediction image, or None before the first evaluation."""
         path = self.run.latest_preview()
         return (path, preview_step(path)) if path is not None else None
+
+
+def sync_watchers(watchers: dict[str, RunWatcher], wanted: Mapping[str, str | os.PathLike]) -> dict[str, RunWatcher]:
+    """Make ``watchers`` (run name -> watcher, changed in place) follow exactly the ``wanted`` runs (name -> folder):
+    the others are dropped, new ones start from the first event, one whose folder changed starts over."""
+    for name in list(watchers):
+        if name not in wanted:
+            del watchers[name]
+    for name, path in wanted.items():
+        if name not in watchers or watchers[name].run.path != Path(path):
+            watchers[name] = RunWatcher(path)
+    return watchers

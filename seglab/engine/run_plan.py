@@ -205,3 +205,32 @@ class RunPlan:
                 "it reaches its end when the budget is spent, even if fewer steps were done"
             )
         return text
+
+
+NO_SECOND_LOSS = "none"  # the Train form's "Plus" choice that adds no second loss term
+
+
+def loss_form_defaults(spec: str) -> tuple[str, str, float]:
+    """``spec`` as a form with two loss fields shows it: (first term, second term or "none", its weight)."""
+    (_, first), *rest = loss_terms(spec)
+    weight, second = rest[0] if rest else (1.0, NO_SECOND_LOSS)
+    return first, second, weight
+
+
+def form_loss_spec(first: str, second: str, weight: float) -> str:
+    """The loss spec of two loss fields: ``first``, plus ``weight`` x ``second`` unless it is "none"."""
+    return loss_spec([(1.0, first)] + ([(weight, second)] if second != NO_SECOND_LOSS else []))
+
+
+def hard_mining_start_percent(config: TrainConfig) -> int:
+    """Where the "keep hardest pixels (%)" field starts: the config's share, or 25 % when it keeps every pixel
+    (100 % is plain cross-entropy; 25 % is a typical mining share to start from)."""
+    return int(100 * config.top_k_percent_pixels) if config.top_k_percent_pixels < 1 else 25
+
+
+def describe_quick_run(config: TrainConfig) -> str:
+    """One line naming a quick run's recipe: model, loss, optimiser and time budget."""
+    return (
+        f"seglab's recommended recipe for this data: {config.model}, {config.loss} loss, {config.optimizer}, "
+        f"for {config.time_budget_s:g} s"
+    )

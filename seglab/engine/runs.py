@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,31 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> list[RunInfo]:
     folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and looks_like_run(p)]
     infos = [run_info(p) for p in folders]
     return sorted(infos, key=lambda info: (info.started or 0.0, info.name), reverse=True)
+
+
+def runs_to_watch(runs: Sequence[RunInfo]) -> list[str]:
+    """Names of the runs a first look follows: every running one, then the latest (``runs`` newest first)."""
+    return list(dict.fromkeys([run.name for run in runs if run.state == RUNNING] + [run.name for run in runs[:1]]))
+
+
+def runs_table(runs: Iterable[RunInfo]) -> list[dict[str, Any]]:
+    """One row per run for a table of past runs: state, recipe, best metric, progress, start time and error."""
+    return [
+        {
+            "run": run.name,
+            "status": run.state,
+            "model": run.model,
+            "loss": run.loss,
+            "data": run.data,
+            "best": run.best_metric,
+            "metric": run.best_metric_name,
+            "steps": run.step,
+            "epochs": run.epoch,
+            "started": _dt.datetime.fromtimestamp(run.started) if run.started else None,
+            "error": run.error or "",
+        }
+        for run in runs
+    ]
 
 
 def follow_events(path: str | os.PathLike) -> EventFollower:

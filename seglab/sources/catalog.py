@@ -92,6 +92,11 @@ class CatalogEntry:
     def kind(self) -> str:
         return self.description.kind if self.description is not None else "?"
 
+    @property
+    def where(self) -> str:
+        """Where it lives, for a listing: its model file or folder, else (unreadable) its catalog file's name."""
+        return str(self.description.path) if self.description is not None else self.file.name
+
 
 def read_entry(file: str | os.PathLike, roots: Sequence[Path]) -> CatalogEntry:
     """A catalog entry, checked (size, format, paths inside ``roots``); never raises for a faulty file."""

@@ -49,6 +49,14 @@ def mapping_rows(source_names: Sequence[str], label_map: LabelMap) -> dict[str, 
     return {name: by_name.get(normalize_name(name), OTHER) for name in source_names}
 
 
+def needs_mapping(source_names: Sequence[str] | None, label_map: LabelMap) -> bool:
+    """Whether a source's declared classes differ from the dataset's (case aside), so the registration form
+    asks how they map; False when it declares none (it then uses the dataset's)."""
+    return bool(source_names) and [name.casefold() for name in source_names or []] != [
+        name.casefold() for name in label_map.names
+    ]
+
+
 def fit_score(class_names: Sequence[str] | None, mapping: Mapping[str, Any] | None, label_map: LabelMap) -> int:
     """How well a source's classes fit a dataset, judged without predicting: 2 the same classes (or
     undeclared), 1 some classes map (by name or by a declared mapping), 0 none."""
