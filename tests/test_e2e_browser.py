@@ -695,6 +695,8 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
     ):
         if not page.get_by_text(kind, exact=True).is_visible():
             page.get_by_text("Register a model file or a folder of predictions").click()  # open the expander
+            app.settle("seglab")  # opening it reruns the page; a click before that lands on an inert element
+        expect(page.get_by_text(kind, exact=True)).to_be_visible()
         page.get_by_text(kind, exact=True).click()
         app.settle("seglab")
         for label, value in (("Name", name), ("Path", str(path))):
