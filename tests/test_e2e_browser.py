@@ -693,9 +693,11 @@ def test_register_an_onnx_model_and_a_predictions_folder_then_inspect_and_compar
         ("ONNX file", "demo onnx", folder / "demo.onnx"),
         ("Folder of predictions (PNG / .npy / .npz per sample)", "demo preds", folder / "preds"),
     ):
-        if not page.get_by_text(kind, exact=True).is_visible():
+        for _ in range(3):  # opening the expander reruns the page; a click during a rerun can be lost
+            if page.get_by_text(kind, exact=True).is_visible():
+                break
             page.get_by_text("Register a model file or a folder of predictions").click()  # open the expander
-            app.settle("seglab")  # opening it reruns the page; a click before that lands on an inert element
+            app.settle("seglab")
         expect(page.get_by_text(kind, exact=True)).to_be_visible()
         page.get_by_text(kind, exact=True).click()
         app.settle("seglab")
