@@ -222,7 +222,8 @@ with ui.guard("Sample"):
         index = stats.ids.index(sample_id)
         image, mask = data.load(index)
         figure_column, side_column = st.columns([3, 2])
-        figure = viz.image_figure(
+        figure = ui.shared_figure(
+            viz.image_figure,
             viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True),
             hover_labels=mask,
             label_map=label_map,

@@ -105,7 +105,9 @@ def show_image(result, class_id: int | None) -> None:
         # A coarser hover grid than viz's default: the figure is rebuilt on every image change.
         hover = {"GT": target, "Pred": result.labels}
         st.plotly_chart(
-            viz.image_figure(shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE),
+            ui.shared_figure(
+                viz.image_figure, shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE
+            ),
             key="inspect_hover",
         )
         if view in VIEW_NOTES:

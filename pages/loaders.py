@@ -3,9 +3,9 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays. Every model forward pass seglab runs holds one of a few
-process-wide inference slots, evaluations and statistics are computed once for concurrent callers
-in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
+dataset fingerprints, never arrays (but :func:`shared_figure`'s, picture-sized). Every model forward pass
+seglab runs holds one of a few process-wide inference slots, evaluations and statistics are computed once
+for concurrent callers in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.sources.choices import choice_description, choice_version, description_fit, is_registered, open_choice
 from seglab.sources.mapped import MappedSource
 from seglab.viz.diagnostics import missed_object_gallery
+from seglab.viz.frozen_figure import freeze
 
 PathLike = str | os.PathLike[str]
 SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
@@ -395,3 +396,26 @@ def _shapes_validation(choice: str, version: str, key: str, band: int) -> Shapes
 def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
     """``seglab.analysis.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
     return _shapes_validation(*_version(choice), spec_key(spec), int(band))
+
+
+# -- figures: built and JSON-encoded once for every session showing the same one -------------------------------
+FIGURES_KEPT = 128  # an image figure's frozen form is ~0.5 MB
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
+def _shared_figure(name: str, _build: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return freeze(_build(*args, **kwargs))
+
+
+def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``build(*args, **kwargs)`` as a ``seglab.viz.frozen_figure.FrozenFigure``, built and encoded once for every
+    session asking with equal arguments (a class opening a page showed the same figure 8 or 30 times over).
+
+    The key is ``build``'s qualified name and the arguments' contents (Streamlit hashes numpy arrays by their
+    bytes: picture-sized ones, not datasets), so ``build`` must be a named function of its arguments alone,
+    and the figure must not be changed afterwards (build it whole, layout included).
+    """
+    name = f"{build.__module__}.{build.__qualname__}"
+    if "<" in name:  # a lambda or a local function: two different ones would share a key
+        raise ValueError(f"shared_figure needs a named module-level function, got {name}")
+    return _shared_figure(name, build, args, kwargs)
