@@ -88,7 +88,11 @@ if metrics_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         )
         per_class = {name: table.values[: len(class_names), column] for column, name in enumerate(names)}
         title = f"{METRIC_NAMES[metric]} per class"
-        st.plotly_chart(viz.per_class_bar_figure(per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]))
+        st.plotly_chart(
+            ui.shared_figure(
+                viz.per_class_bar_figure, per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]
+            )
+        )
 
 if diagnostics_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with diagnostics_tab, ui.guard("Diagnostics"):
@@ -145,9 +149,15 @@ if curves_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         curves = {name: compare.checkpoint_curves(paths[name]) for name in runs}
         validation, losses, missing = compare.run_curves(curves)
         left, right = st.columns(2)
-        left.plotly_chart(viz.line_figure(validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU"))
+        left.plotly_chart(
+            ui.shared_figure(
+                viz.line_figure, validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU"
+            )
+        )
         right.plotly_chart(
-            viz.line_figure(losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True)
+            ui.shared_figure(
+                viz.line_figure, losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True
+            )
         )
         st.caption(
             "As logged during training, on each run's own validation split; a step is one optimiser update, "
@@ -186,7 +196,8 @@ if diff_tab.open:  # only the open tab runs (ui.LAZY_TABS)
                 "Per ground-truth class: share of its pixels in each category (void excluded); "
                 "net fixed px = pixels fixed by B − pixels broken by B."
             )
-            delta_figure = viz.per_class_bar_figure(
+            delta_figure = ui.shared_figure(
+                viz.per_class_bar_figure,
                 {"Δ IoU (B − A)": by_class["Δ IoU (B − A)"].to_numpy()},
                 class_names,
                 title="Per-class IoU change from A to B",

@@ -81,7 +81,7 @@ if objects_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         table = pd.DataFrame(rows).rename(columns=lambda column: column.replace("_", " "))
         scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
         st.dataframe(table, hide_index=True, column_config=scores)
-        st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
+        st.plotly_chart(ui.shared_figure(object_recall_figure, objects["per_class"], names), key="diagnostics_recall")
         st.subheader("Missed objects")
         left, right = st.columns(2)
         class_id = left.selectbox(
@@ -121,7 +121,7 @@ if boundary_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         )
         biou = np.array([np.nan if v is None else v for v in boundary["boundary_iou"].values()])
         bf = np.array([np.nan if v is None else v for v in boundary["bf_score"].values()])
-        st.plotly_chart(boundary_figure(metrics.iou, biou, bf, names), key="diagnostics_boundary")
+        st.plotly_chart(ui.shared_figure(boundary_figure, metrics.iou, biou, bf, names), key="diagnostics_boundary")
         st.caption(
             "Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
             "confusion into the band along ground-truth edges and the interior."
@@ -133,7 +133,7 @@ if calibration_tab.open:  # only the open tab runs (ui.LAZY_TABS)
         if not calibration["available"]:
             st.info("This model gives labels only: there is no confidence to calibrate.")
         else:
-            reliability = reliability_figure(calibration["reliability"], calibration["ece"])
+            reliability = ui.shared_figure(reliability_figure, calibration["reliability"], calibration["ece"])
             st.plotly_chart(reliability, key="diagnostics_reliability")
             wrong = summary["confidently_wrong"]
             share = "-" if wrong["share"] is None else f"{wrong['share']:.1%}"

@@ -416,6 +416,6 @@ def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     and the figure must not be changed afterwards (build it whole, layout included).
     """
     name = f"{build.__module__}.{build.__qualname__}"
-    if "<" in name:  # a lambda or a local function: two different ones would share a key
+    if "<" in name or build.__module__ == "__main__":  # a lambda, a local function or a page's: keys could clash
         raise ValueError(f"shared_figure needs a named module-level function, got {name}")
     return _shared_figure(name, build, args, kwargs)

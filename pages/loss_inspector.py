@@ -176,8 +176,12 @@ st.markdown(breakdown.rarest_class_sentence(names))
 with ui.guard("Per-class loss shares"):
     present, series = breakdown.share_series(names)
     st.plotly_chart(
-        viz.per_class_bar_figure(
-            series, present, title="Share of pixels vs share of each loss", yaxis_title="share of the batch total"
+        ui.shared_figure(
+            viz.per_class_bar_figure,
+            series,
+            present,
+            title="Share of pixels vs share of each loss",
+            yaxis_title="share of the batch total",
         ),
         key="loss_shares",
     )

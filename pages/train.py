@@ -223,9 +223,10 @@ def launched(name: str) -> None:
     st.rerun()
 
 
-def chart(figure, key: str) -> None:
-    figure.update_layout(height=250, uirevision=key)  # uirevision keeps zoom across refreshes
-    figure.update_yaxes(rangemode="tozero")
+def chart(build, *args, key: str, **options) -> None:
+    """A curve panel ``build(*args, **options)``, built once for every session showing the same points
+    (``ui.shared_figure``); uirevision keeps the zoom across refreshes."""
+    figure = ui.shared_figure(build, *args, height=250, uirevision=key, y_from_zero=True, **options)
     st.plotly_chart(figure, key=key)
 
 
@@ -267,7 +268,7 @@ def show_run(watcher: RunWatcher, info) -> None:
             for column, series, title, key in panels:
                 with column:
                     if series:
-                        chart(line_figure(series, title=title, xaxis_title="step"), f"train_{key}_{info.name}")
+                        chart(line_figure, series, key=f"train_{key}_{info.name}", title=title, xaxis_title="step")
                     else:
                         st.caption(f"{title}: no points yet")
         with preview:
@@ -349,8 +350,12 @@ with st.expander("Configure a run", icon=":material/tune:", key=CONFIGURE_KEY, o
             plan = RunPlan.check(build_config(spec, **{**recipe, **options}), len(train_data), train_data.num_classes)
             x_values, rates, x_title = plan.lr_preview()
             chart(
-                lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title),
-                "train_lr_preview",
+                lr_schedule_figure,
+                x_values,
+                rates,
+                key="train_lr_preview",
+                title="Learning rate this run will follow",
+                xaxis_title=x_title,
             )
             st.caption(plan.summary())
 

@@ -73,3 +73,18 @@ def test_shared_figure_builds_once_per_content() -> None:
     assert loaders.shared_figure(line_figure, {"x": ([0], [1])}) is not first
     with pytest.raises(ValueError, match="named module-level function"):
         loaders.shared_figure(lambda: image_figure(rgb))
+
+    def page_function() -> None:  # what a page script defines: its module is __main__ on every page
+        return None
+
+    page_function.__module__, page_function.__qualname__ = "__main__", "page_function"
+    with pytest.raises(ValueError, match="named module-level function"):
+        loaders.shared_figure(page_function)
+
+
+def test_line_figure_takes_a_panels_whole_layout() -> None:
+    """Everything a page sets on a curve panel is an argument, so the panel can be shared (built whole)."""
+    figure = line_figure({"loss": ([0, 1], [2.0, 1.0])}, height=250, uirevision="run-a", y_from_zero=True)
+    assert (figure.layout.height, figure.layout.uirevision, figure.layout.yaxis.rangemode) == (250, "run-a", "tozero")
+    plain = line_figure({"loss": ([0, 1], [2.0, 1.0])})
+    assert (plain.layout.height, plain.layout.uirevision, plain.layout.yaxis.rangemode) == (None, None, None)
