@@ -164,12 +164,15 @@ schedule = {
     "kept fraction": mining_schedule(top_k, mining_step, last_step),
     "this step": ([step], [breakdown.kept_fraction]),
 }
-figure = viz.line_figure(
-    schedule, xaxis_title="training step", yaxis_title="share of labelled pixels kept"
-).update_layout(height=300)
-st.plotly_chart(
-    figure.update_traces(marker={"size": 14, "color": "#d55e00"}, selector={"name": "this step"}), key="loss_schedule"
+figure = ui.shared_figure(
+    viz.line_figure,
+    schedule,
+    xaxis_title="training step",
+    yaxis_title="share of labelled pixels kept",
+    height=300,
+    markers={"this step": {"size": 14, "color": "#d55e00"}},
 )
+st.plotly_chart(figure, key="loss_schedule")
 
 st.subheader("Who carries the loss")
 st.markdown(breakdown.rarest_class_sentence(names))

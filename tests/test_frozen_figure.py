@@ -88,3 +88,8 @@ def test_line_figure_takes_a_panels_whole_layout() -> None:
     assert (figure.layout.height, figure.layout.uirevision, figure.layout.yaxis.rangemode) == (250, "run-a", "tozero")
     plain = line_figure({"loss": ([0, 1], [2.0, 1.0])})
     assert (plain.layout.height, plain.layout.uirevision, plain.layout.yaxis.rangemode) == (None, None, None)
+
+
+def test_line_figure_styles_one_series_markers() -> None:
+    figure = line_figure({"curve": ([0, 1], [1.0, 0.5]), "now": ([1], [0.5])}, markers={"now": {"size": 14}})
+    assert figure.data[1].marker.size == 14 and figure.data[0].marker.size is None

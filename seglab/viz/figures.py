@@ -242,11 +242,13 @@ def line_figure(
     height: int | None = None,
     uirevision: str | None = None,
     y_from_zero: bool = False,
+    markers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> go.Figure:
     """Lines (training curves): ``{name: (x, y)}``, one trace per name; markers when short.
 
     ``height`` in px (Plotly's default when None); ``uirevision`` keeps the user's zoom while the figure is
-    redrawn with new points (a live run); ``y_from_zero``: the y axis starts at 0 (linear axes).
+    redrawn with new points (a live run); ``y_from_zero``: the y axis starts at 0 (linear axes); ``markers``:
+    a series' marker style by name (e.g. ``{"this step": {"size": 14}}`` for one highlighted point).
 
     Returns:
         A figure with one ``go.Scatter`` per series.
@@ -266,6 +268,7 @@ def line_figure(
                 name=str(name),
                 mode="lines+markers" if len(x_array) <= 30 else "lines",
                 hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>",
+                marker=dict((markers or {}).get(name, {})),
             )
         )
     figure.update_layout(
