@@ -232,8 +232,13 @@ with ui.guard("Sample"):
         )
         figure_column.plotly_chart(figure, key="dataset_sample_figure")
         image_column, mask_column = side_column.columns(2)
-        image_column.image(image, caption="Image", width="stretch", output_format="JPEG")
-        mask_column.image(viz.colorize_mask(mask, label_map), caption="Mask", width="stretch", output_format="PNG")
+        image_column.image(ui.encoded_picture(image), caption="Image", width="stretch", output_format="JPEG")
+        mask_column.image(
+            ui.encoded_picture(viz.colorize_mask(mask, label_map), "PNG"),
+            caption="Mask",
+            width="stretch",
+            output_format="PNG",
+        )
         rows = gallery.sample_class_table(stats, index)
         side_column.image(
             viz.legend_image(

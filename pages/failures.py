@@ -83,8 +83,8 @@ def show_image(result, class_id: int | None) -> None:
     if evaluation.has_probabilities:
         pictures.append((viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG"))
     picture_columns = st.columns(4)
-    for column, (picture, caption, encoding) in zip(picture_columns, pictures):
-        column.image(picture, caption=caption, width="stretch", output_format=encoding)  # masks as PNG: no JPEG halos
+    for column, (picture, caption, encoding) in zip(picture_columns, pictures):  # masks as PNG: no JPEG halos
+        column.image(ui.encoded_picture(picture, encoding), caption=caption, width="stretch", output_format=encoding)
     if not evaluation.has_probabilities:
         picture_columns[3].caption(NO_CONFIDENCE)
     left, right = st.columns(2)

@@ -3,19 +3,22 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays (but :func:`shared_figure`'s, picture-sized). Every model forward pass
-seglab runs holds one of a few process-wide inference slots, evaluations and statistics are computed once
-for concurrent callers in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
+dataset fingerprints, never arrays (figures and pictures: digests of their arrays' bytes). Every model
+forward pass seglab runs holds one of a few process-wide inference slots, evaluations and statistics
+are computed once for concurrent callers in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup`
+caps torch's threads at start-up).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import streamlit as st
 
 from pages.state import offered_runs, runs_dir, source_roots
@@ -24,7 +27,7 @@ from seglab.analysis.compare import pixel_diff as compare_pixel_diff
 from seglab.analysis.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.analysis.diagnostics.slices import read_tags
 from seglab.analysis.failures import cell_gallery as failures_cell_gallery
-from seglab.analysis.gallery import downscale_sample, encode_png, thumbnail
+from seglab.analysis.gallery import downscale_sample, encode_picture, encode_png, thumbnail
 from seglab.analysis.label_quality import (
     DEFAULT_BAND,
     DEFAULT_MIN_PIXELS,
@@ -399,24 +402,49 @@ def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesVali
     return _shapes_validation(*_version(choice), spec_key(spec), int(band))
 
 
-# -- figures: built and JSON-encoded once for every session showing the same one -------------------------------
+# -- figures and pictures: built and encoded once for every session showing the same one ----------------------
 FIGURES_KEPT = 128  # an image figure's frozen form is ~0.5 MB
+PICTURES_KEPT = 512  # encoded pictures of a few to a few hundred kB
+
+
+def content_key(value: Any) -> Any:
+    """``value`` with every numpy array in it (in tuples, lists and dict values) replaced by its shape, dtype and a
+    digest of all its bytes: a cache key that tells apart arrays Streamlit's own hashing would not (it samples
+    arrays of a million elements or more)."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.shape, value.dtype.str, hashlib.blake2b(np.ascontiguousarray(value).data).hexdigest())
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, *(content_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", *((key, content_key(item)) for key, item in value.items()))
+    return value
 
 
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
-def _shared_figure(name: str, _build: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return freeze(_build(*args, **kwargs))
+def _shared_figure(name: str, key: Any, _build: Callable[..., Any], _args: tuple, _kwargs: dict[str, Any]) -> Any:
+    return freeze(_build(*_args, **_kwargs))
 
 
 def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``build(*args, **kwargs)`` as a ``seglab.viz.frozen_figure.FrozenFigure``, built and encoded once for every
     session asking with equal arguments (a class opening a page showed the same figure 8 or 30 times over).
 
-    The key is ``build``'s qualified name and the arguments' contents (Streamlit hashes numpy arrays by their
-    bytes: picture-sized ones, not datasets), so ``build`` must be a named function of its arguments alone,
-    and the figure must not be changed afterwards (build it whole, layout included).
+    The key is ``build``'s qualified name and the arguments' contents (:func:`content_key`), so ``build`` must
+    be a named function of its arguments alone, and the figure must not be changed afterwards (build it
+    whole, layout included).
     """
     name = f"{build.__module__}.{build.__qualname__}"
     if "<" in name or build.__module__ == "__main__":  # a lambda, a local function or a page's: keys could clash
         raise ValueError(f"shared_figure needs a named module-level function, got {name}")
-    return _shared_figure(name, build, args, kwargs)
+    return _shared_figure(name, content_key((args, kwargs)), build, args, kwargs)
+
+
+@st.cache_resource(max_entries=PICTURES_KEPT, show_spinner=False)
+def _encoded_picture(key: Any, output_format: str, _picture: np.ndarray) -> bytes:
+    return encode_picture(_picture, output_format)
+
+
+def encoded_picture(picture: np.ndarray, output_format: str = "JPEG") -> bytes:
+    """A uint8 picture as ``st.image`` would encode it (JPEG at quality 100, or PNG: the same bytes), encoded
+    once for every session showing the same pixels."""
+    return _encoded_picture(content_key(picture), output_format.upper(), picture)

@@ -157,7 +157,7 @@ for index, sample_id in enumerate(chosen):
         ),
     ]
     for column, (picture, caption) in zip(st.columns(5), pictures):
-        column.image(picture, caption=caption, width="stretch")
+        column.image(ui.encoded_picture(picture), caption=caption, width="stretch")
 
 st.subheader("Hard pixel mining schedule")
 schedule = {

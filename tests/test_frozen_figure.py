@@ -93,3 +93,28 @@ def test_line_figure_takes_a_panels_whole_layout() -> None:
 def test_line_figure_styles_one_series_markers() -> None:
     figure = line_figure({"curve": ([0, 1], [1.0, 0.5]), "now": ([1], [0.5])}, markers={"now": {"size": 14}})
     assert figure.data[1].marker.size == 14 and figure.data[0].marker.size is None
+
+
+def test_content_key_tells_apart_arrays_streamlit_would_sample() -> None:
+    big = np.zeros((1200, 1000), dtype=np.uint8)  # over a million elements: Streamlit hashes a sample of them
+    other = big.copy()
+    other[3, 4] = 1
+    assert loaders.content_key(big) != loaders.content_key(other)
+    assert loaders.content_key(({"a": big}, [big])) == loaders.content_key(({"a": big.copy()}, [big.copy()]))
+    assert loaders.content_key(big) != loaders.content_key(big.reshape(1000, 1200))  # same bytes, other shape
+    assert loaders.content_key((1, "x", None)) == ("tuple", 1, "x", None)
+
+
+def test_encoded_picture_is_what_st_image_would_send_encoded_once() -> None:
+    from streamlit.elements.lib.image_utils import _np_array_to_bytes
+
+    loaders._encoded_picture.clear()
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    for output_format in ("JPEG", "PNG"):
+        encoded = loaders.encoded_picture(picture, output_format)
+        assert encoded == _np_array_to_bytes(picture, output_format)  # the same bytes, so the same media URL
+        assert loaders.encoded_picture(picture.copy(), output_format.lower()) is encoded  # encoded once
+    changed = picture.copy()
+    changed[0, 0] ^= 1
+    assert loaders.encoded_picture(changed, "PNG") != loaders.encoded_picture(picture, "PNG")
