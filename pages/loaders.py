@@ -420,9 +420,32 @@ def content_key(value: Any) -> Any:
     return value
 
 
+RESULTS_KEPT = 16
+
+
+def _builder_name(build: Callable[..., Any]) -> str:
+    """``build``'s qualified name, refused when it cannot stand for the function in a cache key."""
+    name = f"{build.__module__}.{build.__qualname__}"
+    if "<" in name or build.__module__ == "__main__":  # a lambda, a local function or a page's: keys could clash
+        raise ValueError(f"a shared computation needs a named module-level function, got {name}")
+    return name
+
+
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
 def _shared_figure(name: str, key: Any, _build: Callable[..., Any], _args: tuple, _kwargs: dict[str, Any]) -> Any:
     return freeze(_build(*_args, **_kwargs))
+
+
+@st.cache_resource(max_entries=RESULTS_KEPT, show_spinner=False)
+def _shared_result(name: str, key: Any, _build: Callable[..., Any], _args: tuple, _kwargs: dict[str, Any]) -> Any:
+    return _build(*_args, **_kwargs)
+
+
+def shared_result(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``build(*args, **kwargs)`` computed once for every session asking with equal arguments (by content, see
+    :func:`content_key`; ``build`` a named seglab function of its arguments alone). The result is shared by
+    every session: read it, never change it."""
+    return _shared_result(_builder_name(build), content_key((args, kwargs)), build, args, kwargs)
 
 
 def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -433,10 +456,7 @@ def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     be a named function of its arguments alone, and the figure must not be changed afterwards (build it
     whole, layout included).
     """
-    name = f"{build.__module__}.{build.__qualname__}"
-    if "<" in name or build.__module__ == "__main__":  # a lambda, a local function or a page's: keys could clash
-        raise ValueError(f"shared_figure needs a named module-level function, got {name}")
-    return _shared_figure(name, content_key((args, kwargs)), build, args, kwargs)
+    return _shared_figure(_builder_name(build), content_key((args, kwargs)), build, args, kwargs)
 
 
 @st.cache_resource(max_entries=PICTURES_KEPT, show_spinner=False)

@@ -101,7 +101,8 @@ breakdown = None
 with ui.guard("Computing the losses of these images"):
     images, masks, logits = ui.loss_inputs(path, spec, chosen)
     weights = None if weighting == "none" else ui.stats(ui.current_spec()).class_weights(weighting)
-    breakdown = loss_breakdown(
+    breakdown = ui.shared_result(  # the same for every session with the same choices: computed once
+        loss_breakdown,
         logits,
         masks,
         data.ignore_index,

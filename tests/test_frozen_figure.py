@@ -71,14 +71,14 @@ def test_shared_figure_builds_once_per_content() -> None:
     assert loaders.shared_figure(image_figure, other, title="a") is not first  # other pixels: another figure
     assert loaders.shared_figure(image_figure, rgb, title="b") is not first
     assert loaders.shared_figure(line_figure, {"x": ([0], [1])}) is not first
-    with pytest.raises(ValueError, match="named module-level function"):
+    with pytest.raises(ValueError, match="a named module-level function"):
         loaders.shared_figure(lambda: image_figure(rgb))
 
     def page_function() -> None:  # what a page script defines: its module is __main__ on every page
         return None
 
     page_function.__module__, page_function.__qualname__ = "__main__", "page_function"
-    with pytest.raises(ValueError, match="named module-level function"):
+    with pytest.raises(ValueError, match="a named module-level function"):
         loaders.shared_figure(page_function)
 
 
@@ -118,3 +118,13 @@ def test_encoded_picture_is_what_st_image_would_send_encoded_once() -> None:
     changed = picture.copy()
     changed[0, 0] ^= 1
     assert loaders.encoded_picture(changed, "PNG") != loaders.encoded_picture(picture, "PNG")
+
+
+def test_shared_result_computes_once_per_content() -> None:
+    loaders._shared_result.clear()
+    values = np.arange(6.0)
+    first = loaders.shared_result(np.cumsum, values)
+    assert loaders.shared_result(np.cumsum, values.copy()) is first
+    assert loaders.shared_result(np.cumsum, values + 1) is not first
+    with pytest.raises(ValueError, match="a named module-level function"):
+        loaders.shared_result(lambda: values)
