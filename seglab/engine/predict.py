@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
-from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
+from seglab.data.normalization import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
 from seglab.errors import DatasetError
 from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size

@@ -30,8 +30,9 @@ from torch.utils.data import DataLoader
 from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.data.base import SegmentationDataset
 from seglab.data.cache import MemoryCachedDataset
+from seglab.data.loading import AugmentedDataset, pad_collate
+from seglab.data.presets import eval_transform, train_transform
 from seglab.data.spec import build_dataset
-from seglab.data.transforms import AugmentedDataset, eval_transform, pad_collate, train_transform
 from seglab.engine import distributed
 from seglab.engine.checkpoint import (
     NonFiniteWeightsError,
