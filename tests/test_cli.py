@@ -191,7 +191,8 @@ def photo_folder(root: Path) -> list[str]:
 
 
 def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_path):
-    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.cli.commands import build_parser
+    from seglab.cli.train import train_config_from_args
     from seglab.engine.run_plan import PHOTO_RECIPE
 
     data = photo_folder(tmp_path / "photos")
@@ -212,7 +213,8 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_pa
 
 
 def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path):
-    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.cli.commands import build_parser
+    from seglab.cli.train import train_config_from_args
 
     data = photo_folder(tmp_path / "photos")
     saved = tmp_path / "config.json"

@@ -133,7 +133,7 @@ def open_cli_source(args: argparse.Namespace, label_map=None):
 
 def command_eval_source(args: argparse.Namespace) -> int:
     """``seglab eval --model/--predictions``: the same report and JSON as for a checkpoint."""
-    from seglab.cli.commands import data_spec_from_args
+    from seglab.cli.arguments import data_spec_from_args
     from seglab.cli.diagnostics import add_diagnostics
     from seglab.cli.report import format_metrics_report
     from seglab.data.spec import DataSpec, build_dataset
@@ -250,7 +250,7 @@ def _display_label_map(class_names: list[str] | None, prediction) -> Any:
 
 def add_export_command(commands: argparse._SubParsersAction) -> None:
     """The ``export`` sub-command."""
-    from seglab.cli.commands import add_data_arguments
+    from seglab.cli.arguments import add_data_arguments
     from seglab.engine.export import DEFAULT_TOLERANCE, EXPORT_FORMATS, EXPORTERS
 
     export = commands.add_parser(
@@ -285,7 +285,7 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from seglab.cli.commands import data_spec_from_args
+    from seglab.cli.arguments import data_spec_from_args
     from seglab.data.spec import build_dataset
     from seglab.engine.export import export_checkpoint
 
@@ -308,7 +308,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 def add_sources_command(commands: argparse._SubParsersAction) -> None:
     """The ``sources`` sub-command: the sources catalog the app's sidebar lists (list, add, remove)."""
-    from seglab.cli.commands import add_data_arguments
+    from seglab.cli.arguments import add_data_arguments
     from seglab.sources.catalog import REGISTERED_KINDS
 
     sources = commands.add_parser(
@@ -355,7 +355,7 @@ def command_sources(args: argparse.Namespace) -> int:
         remove_source(args.dir, file)
         print(f"removed {args.name}")
         return 0
-    from seglab.cli.commands import data_spec_from_args
+    from seglab.cli.arguments import data_spec_from_args
     from seglab.data.spec import DataSpec, build_dataset
 
     mapping = None
