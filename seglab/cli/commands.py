@@ -38,10 +38,9 @@ def command_stats(args: argparse.Namespace) -> int:
 
 # -- eval ----------------------------------------------------------------------------------------
 def command_eval(args: argparse.Namespace) -> int:
-    import json
 
-    from seglab.cli.diagnostics import add_diagnostics, check_diagnostics_arguments
-    from seglab.cli.report import format_metrics_report
+    from seglab.cli.diagnostics import check_diagnostics_arguments
+    from seglab.cli.report import print_evaluation
     from seglab.cli.sources import check_one_target, command_eval_source, uses_source
     from seglab.data.spec import build_dataset
     from seglab.engine.checkpoint import check_compatible, load_checkpoint
@@ -79,17 +78,9 @@ def command_eval(args: argparse.Namespace) -> int:
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()
     summary["checkpoint"] = str(checkpoint.path)
-    # What stats and the app say about the data (images without masks skipped, unknown colours read as void).
-    summary["warnings"] = dataset.notes()
-    for note in summary["warnings"]:
-        print(f"seglab eval: warning: {note}", file=sys.stderr)
-    diagnostics = add_diagnostics(summary, result, dataset, args)
-    if args.json:
-        print(json.dumps(summary, allow_nan=False, default=str))
-    else:
-        print(format_metrics_report(summary, title=f"{checkpoint.path} on {spec.describe()} ({len(dataset)} images)"))
-        if diagnostics:
-            print(diagnostics)
+    print_evaluation(
+        summary, result, dataset, args, title=f"{checkpoint.path} on {spec.describe()} ({len(dataset)} images)"
+    )
     return 0
 
 
