@@ -14,7 +14,7 @@ from seglab.data.discover import check_source, discover_datasets, sample_indices
 from seglab.data.label_map import LabelMap
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from tests.data.test_folder import write_mini_camvid
+from tests.helpers.folders import write_mini_camvid
 from tests.helpers.paths import ROOT
 
 MODELS_HEADER = "Models: bring your own model or predictions"
@@ -126,7 +126,7 @@ def test_the_folder_source_asks_for_folders_in_plain_words_before_checking(data_
 
 def write_folder_with_bad_masks(root: Path) -> dict[str, str]:
     """Four pairs of a 3-class folder: b's mask has the wrong size, d's holds label 7; a and c are fine."""
-    from tests.data.test_folder import PETS, mask_values, write_image, write_index_mask
+    from tests.helpers.folders import PETS, mask_values, write_image, write_index_mask
 
     for seed, name in enumerate("abcd"):
         write_image(root / "images" / f"{name}.png", seed)

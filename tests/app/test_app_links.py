@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages import state, ui
 from seglab.data.spec import DataSpec
-from tests.data.test_folder import write_mini_camvid
+from tests.helpers.folders import write_mini_camvid
 from tests.helpers.paths import ROOT
 
 WATCHED_EVENTS = {"open", "os.listdir", "os.scandir"}

@@ -19,6 +19,7 @@ from PIL import Image
 from seglab.cli.commands import main
 from seglab.data.label_map import camvid_label_map, shapes_label_map, voc_label_map
 from seglab.engine.config import TrainConfig
+from tests.helpers.cli import run_cli
 from tests.helpers.paths import ROOT
 
 TINY_SHAPES = ["--shapes", "train_size=8", "--shapes", "val_size=4", "--shapes", "image_size=32"]
@@ -46,20 +47,6 @@ TINY_TRAIN = [
     "1",
     "--quiet",
 ]
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seglab.data.label_map import shapes_label_map
-from tests.cli.test_cli import isolated, run_cli  # noqa: F401  (isolated: an autouse fixture)
+from tests.helpers.cli import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from seglab.cli.commands import main
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.run_dir import RunDirectory
+from tests.helpers.cli import run_cli
 from tests.helpers.fs_faults import enospc, make_read_only, torch_zip_writer_failure
 
 TINY_TRAIN = (
@@ -23,20 +24,6 @@ TINY_TRAIN = (
     "--epochs 1 --batch-size 4 --crop-size 0 --scale-min 1 --scale-max 1 --preview-images 1 --device cpu "
     "--threads 1 --quiet"
 ).split()
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(item) for item in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def error_line(code: int, err: str) -> str:

@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.cli.commands import main
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.spec import DataSpec
 from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.engine.config import TrainConfig
 from seglab.models import build_model
 from seglab.sources import write_prediction_png
+from tests.helpers.cli import run_cli
 
 LABEL_MAP = LabelMap(
     classes=(
@@ -27,11 +27,6 @@ LABEL_MAP = LabelMap(
     background_index=None,
     name="tiny",
 )
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -69,12 +64,6 @@ def project(tmp_path):
         model=build_model("tiny_unet_small", 3), config=config.to_dict(), label_map=LABEL_MAP, step=0, epoch=0
     )
     return tmp_path, save_checkpoint(payload, tmp_path / "run" / "best.pt"), data
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 SAME_KEYS = ("miou", "miou_no_background", "pixel_acc", "mean_acc", "fwiou", "mean_f1", "iou", "per_class", "confusion")

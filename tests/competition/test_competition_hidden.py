@@ -37,7 +37,7 @@ def test_the_hidden_split_is_recognised_whatever_the_other_knobs(tmp_path: Path)
 
 
 def test_file_data_is_refused_whenever_it_reads_a_hidden_mask(tmp_path: Path, monkeypatch) -> None:
-    from tests.data.test_folder import write_mini_camvid
+    from tests.helpers.folders import write_mini_camvid
 
     root = write_mini_camvid(tmp_path / "camvid", splits=("train", "test"))
     store = CompetitionStore(tmp_path / "c")

@@ -123,9 +123,9 @@ def test_a_plugged_model_file_scorer_is_used_and_checked(dataset: ShapesDataset,
 
 
 def test_a_checkpoint_for_other_classes_fails_with_a_reason(dataset: ShapesDataset, tmp_path: Path) -> None:
-    from tests.competition.test_competition_validation import _checkpoint_bytes
+    from tests.helpers.competition import checkpoint_bytes
 
     path = tmp_path / "other.pt"
-    path.write_bytes(_checkpoint_bytes(["a", "b", "c"]))
+    path.write_bytes(checkpoint_bytes(["a", "b", "c"]))
     with pytest.raises(ScoringError, match="predicts 3 classes"):
         score_submission("checkpoint", path, dataset)

@@ -17,6 +17,7 @@ from seglab.competition.submissions import all_submissions, quota_for, submit
 from tests.helpers.competition import (
     DEMO_CHECKPOINT,
     SMALL_SHAPES,
+    checkpoint_bytes,
     constant_masks,
     ground_truth_masks,
     make_competition,
@@ -90,26 +91,10 @@ def test_truncated_checkpoint(cup) -> None:
     refused(cup, DEMO_CHECKPOINT.read_bytes()[:200_000], "best.pt", "truncated|damaged|not a PyTorch")
 
 
-def _checkpoint_bytes(names: list[str], model_name: str = "tiny_unet_small") -> bytes:
-    import torch
-
-    from seglab.data.label_map import ClassInfo, LabelMap
-    from seglab.engine.checkpoint import checkpoint_payload
-    from seglab.models import build_model
-
-    label_map = LabelMap(classes=tuple(ClassInfo(i, name, (i * 30, 0, 0)) for i, name in enumerate(names)))
-    model = build_model("tiny_unet_small", len(names))
-    payload = checkpoint_payload(model=model, config={}, label_map=label_map, step=1, epoch=0)
-    payload["model_name"] = model_name
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
-
-
 def test_checkpoint_with_another_class_count(cup) -> None:
     refused(
         cup,
-        _checkpoint_bytes(["background", "car", "road"]),
+        checkpoint_bytes(["background", "car", "road"]),
         "best.pt",
         "predicts 3 classes but this competition has 7",
     )
@@ -117,12 +102,12 @@ def test_checkpoint_with_another_class_count(cup) -> None:
 
 def test_checkpoint_with_other_class_names(cup) -> None:
     names = ["background", "circle", "square", "triangle", "star", "ring", "CAR"]
-    refused(cup, _checkpoint_bytes(names), "best.pt", "classes .* differ")
+    refused(cup, checkpoint_bytes(names), "best.pt", "classes .* differ")
 
 
 def test_checkpoint_of_an_unknown_architecture(cup) -> None:
     names = ["background", "circle", "square", "triangle", "star", "ring", "stripe"]
-    refused(cup, _checkpoint_bytes(names, model_name="my_secret_net"), "best.pt", "not one this seglab knows")
+    refused(cup, checkpoint_bytes(names, model_name="my_secret_net"), "best.pt", "not one this seglab knows")
 
 
 def test_checkpoint_holding_pickled_code_is_refused_unexecuted(cup, tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ def test_concurrent_evaluations_of_one_checkpoint_run_the_model_once(tmp_path: P
     """Eight sessions asking for the same (uncached) evaluation: one evaluation, one result for all."""
     from seglab.data.shapes import ShapesConfig, ShapesDataset
     from seglab.engine import evaluation
-    from tests.helpers.sources import write_tiny_checkpoint
+    from tests.helpers.checkpoints import write_tiny_checkpoint
 
     data = ShapesDataset("val", ShapesConfig(val_size=4, image_size=32))
     path = write_tiny_checkpoint(tmp_path / "best.pt")

@@ -12,40 +12,19 @@ from PIL import Image
 
 from seglab.data.folder import CamVidDataset, FolderDataset, match_mask_names
 from seglab.data.io import read_mask
-from seglab.data.label_map import ClassInfo, LabelMap, camvid_label_map
+from seglab.data.label_map import camvid_label_map
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.errors import DatasetError
-
-HEIGHT, WIDTH = 6, 8
-PETS = LabelMap(
-    classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "cat", (255, 0, 0)), ClassInfo(2, "dog", (0, 0, 255))),
-    ignore_index=255,
-    ignore_color=(255, 255, 255),
-    name="pets",
+from tests.helpers.folders import (
+    HEIGHT,
+    PETS,
+    WIDTH,
+    mask_values,
+    write_colour_mask,
+    write_image,
+    write_index_mask,
+    write_mini_camvid,
 )
-
-
-def mask_values(seed: int) -> np.ndarray:
-    values = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
-    values[1:3, seed % 4 : 6] = 1
-    values[4:, :3] = 2
-    values[0, 0] = 255
-    return values
-
-
-def write_image(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((HEIGHT, WIDTH, 3), 30 * seed % 256, dtype=np.uint8)).save(path)
-
-
-def write_index_mask(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(values, mode="L").save(path)
-
-
-def write_colour_mask(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(PETS.palette()[values]).save(path)
 
 
 @pytest.fixture
@@ -345,19 +324,6 @@ def test_fingerprint_changes_with_mtime_size_and_membership(index_layout):
 
 
 # -- CamVid ------------------------------------------------------------------------------------------------
-def write_mini_camvid(root: Path, splits=("train", "val")) -> Path:
-    for split in splits:
-        names = [f"0001TP_00{index}.png" for index in range(3)]
-        for seed, name in enumerate(names):
-            write_image(root / split / name, seed)
-            values = mask_values(seed)
-            values[values == 255] = 11  # CamVid's void
-            write_index_mask(root / f"{split}annot" / name, values)
-        lines = [f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{name}\n" for name in reversed(names)]
-        (root / f"{split}.txt").write_text("".join(lines))
-    return root
-
-
 def test_mini_camvid_layout_and_errors(tmp_path):
     root = write_mini_camvid(tmp_path / "SegNet" / "CamVid")
     dataset = CamVidDataset(tmp_path / "SegNet", split="val")  # a parent holding CamVid/ works too

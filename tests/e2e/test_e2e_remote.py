@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.data.test_folder import write_mini_camvid
 from tests.e2e.test_e2e_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -33,6 +32,7 @@ from tests.e2e.test_e2e_browser import (
     sync_api,
     wait_until_healthy,
 )
+from tests.helpers.folders import write_mini_camvid
 
 
 def network_address() -> str | None:

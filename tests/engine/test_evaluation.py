@@ -7,14 +7,13 @@ import pytest
 import torch
 
 import seglab.engine.evaluation as evaluation_module
-from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
-from seglab.engine.config import TrainConfig
 from seglab.engine.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
 from seglab.engine.predict import evaluate_dataset
 from seglab.errors import CheckpointError
 from seglab.models import build_model
+from tests.helpers.checkpoints import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -24,20 +23,6 @@ def isolated(monkeypatch, tmp_path):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def write_checkpoint(path, seed: int = 0):
-    torch.manual_seed(seed)
-    model = build_model("tiny_unet_small", 7)
-    payload = checkpoint_payload(
-        model=model, config=TrainConfig().to_dict(), label_map=shapes_label_map(), step=0, epoch=0
-    )
-    return save_checkpoint(payload, path)
-
-
-@pytest.fixture
-def dataset():
-    return ShapesDataset("val", ShapesConfig(train_size=1, val_size=4, image_size=32, seed=5))
 
 
 class CountingLoader:
@@ -53,7 +38,7 @@ class CountingLoader:
 
 
 def test_result_matches_evaluating_the_model_directly(tmp_path, dataset):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     result = evaluate_checkpoint(path, dataset)
     model = build_model("tiny_unet_small", 7)
     model.load_state_dict(torch.load(path, weights_only=True)["model_state"])
@@ -65,7 +50,7 @@ def test_result_matches_evaluating_the_model_directly(tmp_path, dataset):
 
 
 def test_second_call_reads_the_disk_cache_without_rebuilding_the_model(tmp_path, dataset, monkeypatch):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     first = evaluate_checkpoint(path, dataset)
     cache_file = evaluation_cache_path(path, dataset, Protocol())
     assert cache_file.is_file() and cache_file.parent == tmp_path / "cache" / "evaluations"
@@ -89,10 +74,10 @@ def test_second_call_reads_the_disk_cache_without_rebuilding_the_model(tmp_path,
 
 
 def test_a_changed_checkpoint_file_is_evaluated_again(tmp_path, dataset, monkeypatch):
-    path = write_checkpoint(tmp_path / "best.pt", seed=0)
+    path = write_tiny_checkpoint(tmp_path / "best.pt", seed=0)
     evaluate_checkpoint(path, dataset)
     before = path.stat()
-    write_checkpoint(path, seed=1)  # retrained: same path, same size, new weights
+    write_tiny_checkpoint(path, seed=1)  # retrained: same path, same size, new weights
     assert path.stat().st_size == before.st_size
     loader = CountingLoader()
     monkeypatch.setattr(evaluation_module, "load_checkpoint", loader)
@@ -103,7 +88,7 @@ def test_a_changed_checkpoint_file_is_evaluated_again(tmp_path, dataset, monkeyp
 
 
 def test_another_protocol_has_its_own_cache_entry(tmp_path, dataset, monkeypatch):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     evaluate_checkpoint(path, dataset)
     loader = CountingLoader()
     monkeypatch.setattr(evaluation_module, "load_checkpoint", loader)
@@ -115,7 +100,7 @@ def test_another_protocol_has_its_own_cache_entry(tmp_path, dataset, monkeypatch
 
 
 def test_a_corrupt_cache_file_is_recomputed(tmp_path, dataset, monkeypatch):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     first = evaluate_checkpoint(path, dataset)
     cache_file = evaluation_cache_path(path, dataset, Protocol())
     cache_file.write_bytes(b"\x00garbage" * 50)
@@ -128,7 +113,7 @@ def test_a_corrupt_cache_file_is_recomputed(tmp_path, dataset, monkeypatch):
 
 
 def test_a_cache_for_other_samples_is_not_used(tmp_path, dataset):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     evaluate_checkpoint(path, dataset)
     cache_file = evaluation_cache_path(path, dataset, Protocol())
     other = ShapesDataset("test", ShapesConfig(train_size=1, val_size=4, test_size=4, image_size=32, seed=5))
@@ -136,7 +121,7 @@ def test_a_cache_for_other_samples_is_not_used(tmp_path, dataset):
 
 
 def test_use_cache_false_writes_nothing(tmp_path, dataset):
-    path = write_checkpoint(tmp_path / "best.pt")
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     evaluate_checkpoint(path, dataset, use_cache=False)
     assert not (tmp_path / "cache").exists()
 

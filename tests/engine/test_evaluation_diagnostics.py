@@ -11,7 +11,8 @@ import torch
 import seglab.engine.evaluation as evaluation_module
 from seglab.analysis.diagnostics import diagnostics_summary
 from seglab.engine.evaluation import Protocol, evaluate_checkpoint, evaluation_cache_path, load_evaluation
-from tests.engine.test_evaluation import dataset, write_checkpoint  # noqa: F401  (fixture)
+from tests.helpers.checkpoints import write_tiny_checkpoint
+from tests.helpers.predictions import write_masks
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +29,8 @@ def _same(a, b) -> None:
         np.testing.assert_array_equal(value, b.to_arrays()[name], err_msg=name)
 
 
-def test_evaluation_carries_diagnostics_and_caches_them(tmp_path, dataset, monkeypatch):  # noqa: F811
-    path = write_checkpoint(tmp_path / "best.pt")
+def test_evaluation_carries_diagnostics_and_caches_them(tmp_path, dataset, monkeypatch):
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     first = evaluate_checkpoint(path, dataset)
     diagnostics = first.diagnostics
     assert diagnostics is not None and diagnostics.bf.shape == (4, 7)
@@ -48,8 +49,8 @@ def test_evaluation_carries_diagnostics_and_caches_them(tmp_path, dataset, monke
     _same(evaluate_checkpoint(path, dataset).diagnostics, diagnostics)
 
 
-def test_an_older_cache_gets_its_diagnostics_from_the_stored_predictions(tmp_path, dataset, monkeypatch):  # noqa: F811
-    path = write_checkpoint(tmp_path / "best.pt")
+def test_an_older_cache_gets_its_diagnostics_from_the_stored_predictions(tmp_path, dataset, monkeypatch):
+    path = write_tiny_checkpoint(tmp_path / "best.pt")
     fresh = evaluate_checkpoint(path, dataset)
     cache_file = evaluation_cache_path(path, dataset, Protocol())
     with np.load(cache_file) as archive:
@@ -63,7 +64,7 @@ def test_an_older_cache_gets_its_diagnostics_from_the_stored_predictions(tmp_pat
     assert load_evaluation(cache_file, dataset).diagnostics is not None  # the cache was rewritten with them
 
 
-def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, dataset, monkeypatch):  # noqa: F811
+def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, dataset, monkeypatch):
     from seglab.analysis.diagnostics.accumulator import DiagnosticsAccumulator
 
     def broken(*args, **kwargs):
@@ -71,7 +72,7 @@ def test_a_failing_diagnostic_surfaces_as_the_evaluation_s_error(tmp_path, datas
 
     monkeypatch.setattr(DiagnosticsAccumulator, "add", broken)
     with pytest.raises(RuntimeError, match="diagnostics broke"):
-        evaluate_checkpoint(write_checkpoint(tmp_path / "best.pt"), dataset, batch_size=1)
+        evaluate_checkpoint(write_tiny_checkpoint(tmp_path / "best.pt"), dataset, batch_size=1)
     assert not (tmp_path / "cache" / "evaluations").exists() or not any((tmp_path / "cache" / "evaluations").iterdir())
 
 
@@ -80,7 +81,6 @@ def test_ground_truth_as_predictions_finds_every_object_with_perfect_outlines(tm
     from seglab.data.shapes import ShapesConfig, ShapesDataset
     from seglab.engine.evaluation import evaluate_source
     from seglab.sources import PredictionFolderSource
-    from tests.sources.test_sources_folder import write_masks
 
     shapes = ShapesDataset("val", ShapesConfig(train_size=1, val_size=5, image_size=40, seed=3))
     evaluation = evaluate_source(PredictionFolderSource(write_masks(tmp_path / "gt", shapes)), shapes)

@@ -13,7 +13,7 @@ from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.engine.export import export_checkpoint
 from seglab.errors import SourceError
 from seglab.sources import open_source
-from tests.helpers.sources import write_tiny_checkpoint
+from tests.helpers.checkpoints import write_tiny_checkpoint
 
 FAMILIES = [
     pytest.param("tiny_unet", {}, id="tiny_unet"),

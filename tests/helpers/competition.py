@@ -8,13 +8,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from seglab.competition.competitions import Competition, CompetitionSettings, create_competition
 from seglab.competition.store import CompetitionStore
 from seglab.competition.teams import TeamToken, add_teams
+from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.data.spec import DataSpec
+from seglab.engine.checkpoint import checkpoint_payload
+from seglab.models import build_model
 from tests.helpers.paths import ROOT
 
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "shapes-ce" / "best.pt"
@@ -69,3 +73,14 @@ def mask_zip(masks: dict[str, np.ndarray], edit: Callable[[dict[str, bytes]], No
 def constant_masks(value: int = 0, config: ShapesConfig = SMALL_SHAPES) -> dict[str, np.ndarray]:
     size = config.image_size
     return {f"test-{i:06d}": np.full((size, size), value, np.uint8) for i in range(config.test_size)}
+
+
+def checkpoint_bytes(names: list[str], model_name: str = "tiny_unet_small") -> bytes:
+    """An untrained tiny_unet_small checkpoint for classes ``names``, as uploaded bytes; it claims ``model_name``."""
+    label_map = LabelMap(classes=tuple(ClassInfo(i, name, (i * 30, 0, 0)) for i, name in enumerate(names)))
+    model = build_model("tiny_unet_small", len(names))
+    payload = checkpoint_payload(model=model, config={}, label_map=label_map, step=1, epoch=0)
+    payload["model_name"] = model_name
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()

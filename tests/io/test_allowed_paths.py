@@ -11,7 +11,7 @@ import pytest
 from seglab.data.spec import DataSpec
 from seglab.errors import ConfigError, DatasetError, PathNotAllowedError
 from seglab.io.allowed_paths import AllowList, allow_list, check_spec_paths, configured_roots, resolve
-from tests.data.test_folder import write_mini_camvid
+from tests.helpers.folders import write_mini_camvid
 
 
 @pytest.fixture

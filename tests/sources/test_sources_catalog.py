@@ -162,7 +162,7 @@ def test_choice_version_follows_the_predictions_files(layout):
 
 def test_the_leaderboard_ranks_a_registered_folder_beside_checkpoints(layout, monkeypatch):
     from seglab.analysis.leaderboard import build_leaderboard, find_checkpoints
-    from tests.helpers.sources import write_tiny_checkpoint
+    from tests.helpers.checkpoints import write_tiny_checkpoint
 
     runs, data, _, roots = layout
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs.parent / "cache"))
@@ -209,7 +209,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
 def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused(layout):
     from seglab.engine.export import export_checkpoint
     from seglab.sources.registration import register_checked
-    from tests.helpers.sources import write_tiny_checkpoint
+    from tests.helpers.checkpoints import write_tiny_checkpoint
 
     runs, data, _, roots = layout
     dataset = ShapesDataset("val", ShapesConfig(train_size=1, val_size=3, image_size=32, seed=2))

@@ -17,7 +17,7 @@ from seglab.engine.evaluation import (
     source_cache_path,
 )
 from seglab.sources import CheckpointSource, open_source
-from tests.helpers.sources import write_tiny_checkpoint
+from tests.helpers.checkpoints import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ from seglab.engine.evaluation import evaluate_checkpoint, evaluate_source, sourc
 from seglab.errors import SourceError
 from seglab.sources import PredictionFolderSource, check_source, write_prediction_png
 from seglab.sources.base import SourceLimits
-from tests.helpers.sources import write_tiny_checkpoint
+from tests.helpers.checkpoints import write_tiny_checkpoint
+from tests.helpers.predictions import write_masks
 
 
 @pytest.fixture(autouse=True)
@@ -30,13 +31,6 @@ def dataset():
 @pytest.fixture
 def checkpoint(tmp_path):
     return write_tiny_checkpoint(tmp_path / "run" / "best.pt", seed=1)
-
-
-def write_masks(folder, dataset, transform=lambda mask: mask):
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, sample_id in enumerate(dataset.ids):
-        write_prediction_png(transform(dataset.load(index)[1]), folder / f"{sample_id}.png")
-    return folder
 
 
 def test_a_folder_identical_to_a_checkpoints_predictions_gives_exactly_its_metrics(tmp_path, dataset, checkpoint):

@@ -19,7 +19,7 @@ from seglab.errors import SourceError
 from seglab.sources import ModelFileSource, Preprocessing, check_source, load_description, open_source
 from seglab.sources.base import SourceLimits
 from seglab.sources.runners import check_onnx_file
-from tests.helpers.sources import write_tiny_checkpoint
+from tests.helpers.checkpoints import write_tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Shared helpers of the prediction-source tests (not a test module)."""
+"""Tiny untrained seglab checkpoints on disk, for tests that need a model but not a trained one."""
 
 from __future__ import annotations
 
