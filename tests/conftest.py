@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from seglab.data.spec import DataSpec
+from tests.helpers.folders import write_photo_folder
 from tests.helpers.paths import ROOT, TESTS
 from tests.helpers.trained_runs import TinyRuns
 
@@ -25,6 +27,12 @@ def camvid_root() -> Path:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
     """Tiny trained Shapes runs shared by the whole session (instead of one training per test module)."""
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> DataSpec:
+    """A folder dataset of three 480x360 photos with a thin, rare class (``tmp_path / "photos"``)."""
+    return write_photo_folder(tmp_path / "photos")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages import ui
 from seglab.data.spec import DataSpec
-from tests.helpers.app_tabs import open_tab
+from tests.helpers.apptest import open_tab
 from tests.helpers.paths import ROOT
 
 FRAMES_PER_SPLIT = 4

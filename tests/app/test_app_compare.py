@@ -12,8 +12,7 @@ from pages import ui
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.engine.checkpoint import checkpoint_payload, save_checkpoint
 from seglab.models import build_model
-from tests.helpers.app_tabs import open_tab
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import open_page, open_tab, use_runs_dir
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -38,14 +37,8 @@ def runs_dir(tmp_path_factory, tiny_runs) -> Path:
 @pytest.fixture
 def app(runs_dir, monkeypatch) -> AppTest:
     """The app on the Compare page with the small Shapes data (val split)."""
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = SHAPES.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page("pages/compare.py").run()
-    assert not at.exception, at.exception
-    return at
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_page("pages/compare.py", SHAPES)
 
 
 def widget(elements, label: str):

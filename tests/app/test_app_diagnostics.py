@@ -11,30 +11,16 @@ from pages import ui
 from seglab.analysis.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.engine.evaluation import evaluate_checkpoint
-from tests.helpers.app_tabs import open_tab
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import metrics_shown, open_tab, use_runs_dir
+from tests.helpers.apptest import open_page as open_app_page
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_runs) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (the session's shared run)."""
-    runs = tmp_path_factory.mktemp("diagnostics") / "runs"
-    tiny_runs.copy_to(runs / "a")
-    return runs
-
-
 def open_page(runs_dir: Path, spec: DataSpec, monkeypatch) -> AppTest:
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()
-    at.switch_page("pages/diagnostics.py").run()
-    assert not at.exception, at.exception
-    return at
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_app_page("pages/diagnostics.py", spec, timeout=180)
 
 
 @pytest.fixture
@@ -45,10 +31,6 @@ def app(runs_dir, monkeypatch) -> AppTest:
 def library_summary(runs_dir: Path, spec: DataSpec, cover: float = 0.5) -> dict:
     evaluation = evaluate_checkpoint(runs_dir / "a" / "best.pt", build_dataset(spec.with_split("val")))
     return summarise_evaluation(evaluation, options=DiagnosticOptions(cover=cover))
-
-
-def metrics_shown(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
 
 
 def test_headline_numbers_are_the_library_s(app, runs_dir):

@@ -6,7 +6,6 @@ import json
 import struct
 import zlib
 from io import BytesIO
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,44 +17,21 @@ from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
 from seglab.data.spec import DataSpec
 from seglab.errors import DatasetError
-from tests.helpers.app_tabs import open_tab
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import metrics_shown, open_page, open_tab, page_text, use_runs_dir
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_runs) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
-    runs = tmp_path_factory.mktemp("inspect") / "runs"
-    tiny_runs.copy_to(runs / "a")
-    return runs
-
-
 @pytest.fixture
 def app(runs_dir, tmp_path, monkeypatch) -> AppTest:
     """The app on the Inspect page, with the tiny checkpoint and the small Shapes data."""
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = SHAPES.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page("pages/failures.py").run()
-    assert not at.exception, at.exception
-    return at
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_page("pages/failures.py", SHAPES)
 
 
 def widget(elements, label: str):
     return next(element for element in elements if element.label == label)
-
-
-def metrics_shown(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
-
-
-def page_text(at: AppTest) -> str:
-    return "\n".join(str(element.value) for element in [*at.markdown, *at.caption, *at.info])
 
 
 def test_ranking_table_lists_every_image_worst_first(app):
@@ -118,10 +94,7 @@ def test_choosing_a_confusion_cell_lists_its_images(app):
 
 def test_without_a_checkpoint_the_page_points_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "empty"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/failures.py").run()
-    assert not at.exception
+    at = open_page("pages/failures.py")
     assert any("Train" in info.value for info in at.info) and not at.dataframe
 
 
@@ -141,11 +114,7 @@ def test_a_checkpoint_for_other_classes_shows_an_error(runs_dir, tmp_path, monke
         masks=str(tmp_path / "masks"),
         label_map=str(tmp_path / "labels.json"),
     )
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()
-    at.switch_page("pages/failures.py").run()
-    assert not at.exception
+    at = open_page("pages/failures.py", spec)
     assert any("7 classes" in error.value and "3" in error.value for error in at.error)
 
 

@@ -10,30 +10,18 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.shapes import ShapesConfig
 from seglab.data.spec import DataSpec
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import metrics_shown, use_runs_dir
+from tests.helpers.apptest import open_page as open_app_page
 from tests.helpers.trained_runs import TINY_SHAPES
 
 CLEAN = TINY_SHAPES.shapes  # the data of the shared tiny runs
 NOISY = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64, label_noise=0.3))
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_runs) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch: the page must work with any model)."""
-    runs = tmp_path_factory.mktemp("labels") / "runs"
-    tiny_runs.copy_to(runs / "a")  # trained on TINY_SHAPES, whose images are CLEAN's
-    return runs
-
-
 def open_page(runs_dir: Path, monkeypatch, spec: DataSpec) -> AppTest:
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page("pages/label_quality.py").run()
-    assert not at.exception, at.exception
-    return at
+    """The Label quality page; runs_dir's tiny run was trained on TINY_SHAPES, whose images are CLEAN's."""
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_app_page("pages/label_quality.py", spec)
 
 
 @pytest.fixture
@@ -44,10 +32,6 @@ def app(runs_dir, monkeypatch) -> AppTest:
 
 def widget(elements, label: str):
     return next(element for element in elements if element.label == label)
-
-
-def metrics_shown(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
 
 
 def page_text(at: AppTest) -> str:
@@ -103,13 +87,8 @@ def test_after_inspect_the_page_reads_the_labels_scored_in_the_evaluation_pass(t
 
     runs = tmp_path / "runs"
     tiny_runs.copy_to(runs / "a")
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = NOISY.to_dict()
-    at.run()
-    at.switch_page("pages/failures.py").run()
-    assert not at.exception, at.exception
+    use_runs_dir(monkeypatch, runs, tmp_path / "cache")
+    at = open_app_page("pages/failures.py", NOISY)
 
     def no_second_pass(*args, **kwargs):
         raise AssertionError("Label quality predicted the split again")

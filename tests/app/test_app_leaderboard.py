@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import ui
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import open_page, use_runs_dir
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -29,14 +28,8 @@ def runs_dir(tmp_path_factory, tiny_runs) -> Path:
 @pytest.fixture
 def app(runs_dir, tmp_path, monkeypatch) -> AppTest:
     """The app on the Leaderboard page with an empty cache."""
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = SHAPES.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page("pages/leaderboard.py").run()
-    assert not at.exception, at.exception
-    return at
+    use_runs_dir(monkeypatch, runs_dir, tmp_path / "cache")
+    return open_page("pages/leaderboard.py", SHAPES)
 
 
 def widget(elements, label: str):

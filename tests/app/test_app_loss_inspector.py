@@ -3,50 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages import ui
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import metrics_shown, open_page, use_runs_dir
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
 PAGE = "pages/loss_inspector.py"
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_runs) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
-    runs = tmp_path_factory.mktemp("loss") / "runs"
-    tiny_runs.copy_to(runs / "a")
-    return runs
-
-
-def open_page(spec: DataSpec, runs_dir: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
 @pytest.fixture
 def app(runs_dir, monkeypatch) -> AppTest:
-    return open_page(SHAPES, runs_dir, monkeypatch)
-
-
-def metrics_shown(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_page(PAGE, SHAPES)
 
 
 def test_page_shows_losses_kept_fraction_and_pictures(app):
@@ -129,7 +105,8 @@ def test_void_index_11_and_no_background(runs_dir, tmp_path, monkeypatch):
         masks=str(tmp_path / "masks"),
         label_map=str(tmp_path / "labels.json"),
     )
-    at = open_page(spec, runs_dir, monkeypatch)
+    use_runs_dir(monkeypatch, runs_dir)
+    at = open_page(PAGE, spec)
     assert len(at.multiselect(key="loss_images").value) == 3
     at.radio(key="loss_weights").set_value("inverse").run()
     assert not at.exception and not at.error
@@ -139,8 +116,5 @@ def test_void_index_11_and_no_background(runs_dir, tmp_path, monkeypatch):
 
 def test_without_a_checkpoint_the_page_points_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "empty"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception
+    at = open_page(PAGE)
     assert any("Train" in info.value for info in at.info) and not at.metric

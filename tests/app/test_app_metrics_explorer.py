@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesDataset
 from seglab.data.spec import DataSpec, build_dataset
 from seglab.metrics.definitions import compute_definitions
-from tests.helpers.paths import ROOT
+from tests.helpers.apptest import open_page, page_text, use_runs_dir
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -24,36 +23,14 @@ PAGE = "pages/metrics_explorer.py"
 DEFINITION_NAMES = [score.name for score in compute_definitions(np.zeros((1, 7, 7)))]
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, tiny_runs) -> Path:
-    """A runs folder holding one tiny Shapes checkpoint (one epoch on SHAPES, trained once per session)."""
-    runs = tmp_path_factory.mktemp("metrics") / "runs"
-    tiny_runs.copy_to(runs / "a")
-    return runs
-
-
-def open_page(spec: DataSpec, runs_dir: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(runs_dir.parent / "cache"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[ui.SPEC_KEY] = spec.to_dict()
-    at.run()  # AppTest needs one run before switch_page can find a st.navigation page
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
 @pytest.fixture
 def app(runs_dir, monkeypatch) -> AppTest:
-    return open_page(SHAPES, runs_dir, monkeypatch)
+    use_runs_dir(monkeypatch, runs_dir)
+    return open_page(PAGE, SHAPES)
 
 
 def table(at: AppTest, index: int):
     return at.dataframe[index].value
-
-
-def page_text(at: AppTest) -> str:
-    return "\n".join(str(element.value) for element in [*at.markdown, *at.caption, *at.info])
 
 
 def test_definitions_table_lists_every_definition_and_marks_the_apps_own(app, runs_dir):
@@ -116,7 +93,8 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
         masks=str(tmp_path / "masks"),
         label_map=str(tmp_path / "labels.json"),
     )
-    at = open_page(spec, runs_dir, monkeypatch)
+    use_runs_dir(monkeypatch, runs_dir)
+    at = open_page(PAGE, spec)
     definitions = table(at, 0).set_index("definition")
     background_rows = [name for name in DEFINITION_NAMES if "without background" in name]
     assert (definitions.loc[background_rows, "value"] == "n/a").all()
@@ -128,8 +106,5 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
 
 def test_without_a_checkpoint_the_page_points_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(tmp_path / "empty"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception
+    at = open_page(PAGE)
     assert any("Train" in info.value for info in at.info) and not at.dataframe

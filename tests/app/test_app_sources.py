@@ -19,7 +19,7 @@ from seglab.data.spec import DataSpec, build_dataset
 from seglab.sources import write_prediction_png
 from seglab.sources.catalog import allowed_roots, list_sources
 from seglab.sources.registration import SourceForm, register_source, validate_form
-from tests.helpers.app_tabs import open_tab
+from tests.helpers.apptest import open_tab
 from tests.helpers.paths import ROOT
 
 SHAPES = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import ui
@@ -217,14 +216,9 @@ def test_the_form_starts_from_sizes_that_suit_the_data(runs_dir, tmp_path):
     assert at.number_input(key="train_epochs").value == 7  # the user's other choices stay
 
 
-def test_photos_start_the_form_from_seglabs_photo_recipe(runs_dir, tmp_path):
-    images, masks = tmp_path / "photos" / "images", tmp_path / "photos" / "masks"
-    images.mkdir(parents=True), masks.mkdir()
-    for index in range(2):
-        Image.fromarray(np.full((360, 480, 3), 40 * index, np.uint8)).save(images / f"{index}.png")
-        Image.fromarray(np.full((360, 480), index, np.uint8)).save(masks / f"{index}.png")
+def test_photos_start_the_form_from_seglabs_photo_recipe(runs_dir, photo_folder):
     at = open_train()
-    at.session_state[ui.SPEC_KEY] = DataSpec(kind="folder", images=str(images), masks=str(masks)).to_dict()
+    at.session_state[ui.SPEC_KEY] = photo_folder.to_dict()
     at.run()
     assert not at.exception and not at.warning
     assert at.selectbox(key="train_model").value == PHOTO_RECIPE["model"]

@@ -18,6 +18,7 @@ from PIL import Image
 
 from seglab.cli.commands import main
 from seglab.data.label_map import camvid_label_map, shapes_label_map, voc_label_map
+from seglab.data.spec import DataSpec
 from seglab.engine.config import TrainConfig
 from tests.helpers.cli import run_cli
 from tests.helpers.paths import ROOT
@@ -164,24 +165,16 @@ def test_train_config_file_then_flags_then_resume(capsys, trained_run, tmp_path)
     assert TrainConfig.load(run / "config.json").data.shapes.train_size == 8  # kept from the file
 
 
-def photo_folder(root: Path) -> list[str]:
-    """Three 360x480 'photos' with two classes, as --data folder flags."""
-    images, masks = root / "images", root / "masks"
-    images.mkdir(parents=True), masks.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(3):
-        Image.fromarray(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)).save(images / f"{index}.png")
-        mask = np.zeros((360, 480), np.uint8)
-        mask[100:110, 200:400] = 1  # a thin, rare class
-        Image.fromarray(mask).save(masks / f"{index}.png")
-    return ["--data", "folder", "--images", str(images), "--masks", str(masks)]
+def folder_flags(spec: DataSpec) -> list[str]:
+    """The --data folder flags of a folder ``spec``."""
+    return ["--data", "folder", "--images", str(spec.images), "--masks", str(spec.masks)]
 
 
-def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_path):
+def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, photo_folder):
     from seglab.cli.commands import build_parser, train_config_from_args
     from seglab.engine.run_plan import PHOTO_RECIPE
 
-    data = photo_folder(tmp_path / "photos")
+    data = folder_flags(photo_folder)
     config = train_config_from_args(build_parser().parse_args(["train", *data, "--time-budget-s", "600"]))
     note = capsys.readouterr().err
     assert "seglab's recipe for 480x360 images" in note and "any flag overrides it" in note
@@ -198,10 +191,10 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, tmp_pa
     assert "recipe" not in capsys.readouterr().err and shapes.model == "tiny_unet_small"
 
 
-def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path):
+def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path, photo_folder):
     from seglab.cli.commands import build_parser, train_config_from_args
 
-    data = photo_folder(tmp_path / "photos")
+    data = folder_flags(photo_folder)
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps(TrainConfig(model="tiny_unet_small", crop_size=64).to_dict()))
     config = train_config_from_args(build_parser().parse_args(["train", "--config", str(saved), *data]))
@@ -209,8 +202,8 @@ def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path):
     assert "recipe" not in capsys.readouterr().err
 
 
-def test_rare_class_crops_train_end_to_end(capsys, tmp_path):
-    data = photo_folder(tmp_path / "photos")
+def test_rare_class_crops_train_end_to_end(capsys, tmp_path, photo_folder):
+    data = folder_flags(photo_folder)
     argv = [*data, "--val-split", "train", "--model", "tiny_unet_small", "--crop-size", "64", "--batch-size", "2"]
     argv += ["--epochs", "1", "--threads", "1", "--quiet", "--preview-images", "0", "--out", str(tmp_path / "run")]
     code, out, _ = run_cli(capsys, "train", *argv)

@@ -41,6 +41,7 @@ from seglab.engine.runs import (
 from seglab.engine.trainer import Trainer, schedule_from_config, train
 from seglab.errors import ConfigError, TrainingDivergedError
 from seglab.metrics.confusion import ConfusionMatrix
+from tests.helpers.configs import tiny_train_config
 from tests.helpers.paths import ROOT
 
 START_TIMEOUT_S = 180  # torchrun + 2 workers importing torch on 2 shared cores
@@ -52,21 +53,7 @@ def ddp_config(**options) -> TrainConfig:
     7 validation images: the two ranks evaluate 4 and 3 of them (no padding).
     """
     shapes = ShapesConfig(train_size=options.pop("train_size", 16), val_size=7, image_size=32, seed=3)
-    base = dict(
-        data=DataSpec(shapes=shapes),
-        model="tiny_unet_small",
-        epochs=1,
-        batch_size=4,
-        crop_size=0,
-        scale_min=1.0,
-        scale_max=1.0,
-        log_every=1,
-        preview_images=1,
-        device="cpu",
-        threads=1,
-        lr=3e-3,
-    )
-    return TrainConfig(**{**base, **options})
+    return tiny_train_config(shapes, **{"preview_images": 1, "threads": 1, "lr": 3e-3, **options})
 
 
 @pytest.fixture(autouse=True, scope="module")

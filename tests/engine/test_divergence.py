@@ -11,7 +11,6 @@ import torch
 from seglab.analysis.leaderboard import build_leaderboard
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesConfig, ShapesDataset
-from seglab.data.spec import DataSpec
 from seglab.engine.checkpoint import NonFiniteWeightsError, checkpoint_payload, load_checkpoint, save_checkpoint
 from seglab.engine.config import TrainConfig
 from seglab.engine.divergence import DivergenceGuard, all_finite, non_finite_tensors
@@ -19,14 +18,13 @@ from seglab.engine.run_dir import RunDirectory
 from seglab.engine.trainer import Trainer
 from seglab.errors import TrainingDivergedError
 from seglab.models import build_model
+from tests.helpers.configs import tiny_train_config
 
-TINY = DataSpec(shapes=ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32))
+TINY = ShapesConfig(train_size=8, val_size=4, test_size=2, image_size=32)
 
 
 def tiny_config(**options) -> TrainConfig:
-    base = dict(data=TINY, model="tiny_unet_small", epochs=8, batch_size=4, crop_size=0, scale_min=1.0)
-    base.update(scale_max=1.0, log_every=1, preview_images=0, device="cpu", schedule="constant")
-    return TrainConfig(**{**base, **options})
+    return tiny_train_config(TINY, **{"epochs": 8, "schedule": "constant", **options})
 
 
 @pytest.fixture(autouse=True, scope="module")

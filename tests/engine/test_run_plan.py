@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import seglab.engine.run_plan as run_plan
 from seglab.data.shapes import ShapesConfig
@@ -97,14 +96,8 @@ def test_data_defaults_suit_the_images_small_and_large():
     TrainConfig.from_dict({**TrainConfig().to_dict(), **camvid}).validate()  # every field the recipe names exists
 
 
-def test_recipe_config_reads_the_first_training_image_and_options_win(tmp_path):
-    images, masks = tmp_path / "images", tmp_path / "masks"
-    images.mkdir(), masks.mkdir()
-    for index in range(3):
-        Image.fromarray(np.zeros((360, 480, 3), np.uint8)).save(images / f"{index}.png")
-        Image.fromarray(np.full((360, 480), index, np.uint8)).save(masks / f"{index}.png")
-    data = DataSpec(kind="folder", images=str(images), masks=str(masks))
-    config = recipe_config(data, time_budget_s=600, class_weights="none")
+def test_recipe_config_reads_the_first_training_image_and_options_win(photo_folder):
+    config = recipe_config(photo_folder, time_budget_s=600, class_weights="none")
     assert (config.crop_size, config.model, config.rare_class_crops) == (256, PHOTO_RECIPE["model"], 0.5)
     assert (config.time_budget_s, config.class_weights, config.data.split) == (600, "none", "train")
     shapes = recipe_config(DataSpec(shapes=ShapesConfig(train_size=4, val_size=2, test_size=2)))

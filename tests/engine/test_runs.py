@@ -32,6 +32,7 @@ from seglab.engine.runs import (
     wait_for_run,
 )
 from seglab.errors import ConfigError
+from tests.helpers.configs import tiny_train_config
 from tests.helpers.paths import ROOT
 
 START_TIMEOUT_S = 120  # a child imports torch: slow when other processes share the 2 cores
@@ -65,19 +66,7 @@ def background_runs(child_environment, tmp_path_factory):
 
 def tiny_config(epochs: int = 1, train_size: int = 8) -> TrainConfig:
     shapes = ShapesConfig(train_size=train_size, val_size=4, image_size=32, seed=2)
-    return TrainConfig(
-        data=DataSpec(shapes=shapes),
-        model="tiny_unet_small",
-        epochs=epochs,
-        batch_size=4,
-        crop_size=0,
-        scale_min=1.0,
-        scale_max=1.0,
-        log_every=1,
-        preview_images=1,
-        device="cpu",
-        threads=1,
-    )
+    return tiny_train_config(shapes, epochs=epochs, preview_images=1, threads=1)
 
 
 def broken_data_config() -> TrainConfig:

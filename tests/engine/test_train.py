@@ -20,6 +20,7 @@ from seglab.engine.trainer import Trainer, train
 from seglab.errors import CheckpointError, TrainingDivergedError
 from seglab.losses.criterion import CrossEntropyLoss, HardPixelCrossEntropy
 from seglab.metrics.confusion import SegmentationMetrics
+from tests.helpers.configs import tiny_train_config
 
 # Easy Shapes (one shape class on flat backgrounds): a 0.1M-parameter UNet learns it in ~100 steps.
 # Scale augmentation is off because at 64 px it pads most of each batch, which slows learning a lot.
@@ -39,21 +40,7 @@ TINY_SHAPES = ShapesConfig(train_size=8, val_size=4, image_size=32, seed=1)
 
 def tiny_config(**options) -> TrainConfig:
     """A run of a few steps on 32 px images: for plumbing, not accuracy."""
-    base = dict(
-        data=DataSpec(shapes=TINY_SHAPES),
-        model="tiny_unet_small",
-        epochs=1,
-        batch_size=4,
-        crop_size=0,
-        scale_min=1.0,
-        scale_max=1.0,
-        log_every=1,
-        preview_images=0,
-        device="cpu",
-        lr=3e-3,
-    )
-    base.update(options)
-    return TrainConfig(**base)
+    return tiny_train_config(TINY_SHAPES, **{"lr": 3e-3, **options})
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,4 @@
-"""Builders of small image+mask folders on disk: a pets folder with index/colour masks and a mini CamVid."""
+"""Builders of image+mask folders on disk: a small pets folder with index/colour masks, a mini CamVid, photos."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from seglab.data.label_map import ClassInfo, LabelMap
+from seglab.data.spec import DataSpec
 
 HEIGHT, WIDTH = 6, 8
 PETS = LabelMap(
@@ -57,3 +58,20 @@ def write_mini_camvid(root: Path, splits: tuple[str, ...] = ("train", "val")) ->
         lines = [f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{name}\n" for name in reversed(names)]
         (root / f"{split}.txt").write_text("".join(lines))
     return root
+
+
+def write_photo_folder(root: Path) -> DataSpec:
+    """Three 480x360 noise 'photos' (``root/images``) with two classes, one thin and rare (``root/masks``).
+
+    Photo-sized data is what makes seglab choose its photo recipe (crop size, class weights, rare-class crops).
+    """
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)).save(images / f"{index}.png")
+        mask = np.zeros((360, 480), np.uint8)
+        mask[100:110, 200:400] = 1  # a thin, rare class
+        Image.fromarray(mask).save(masks / f"{index}.png")
+    return DataSpec(kind="folder", images=str(images), masks=str(masks))
