@@ -3,7 +3,7 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays (figures and pictures: digests of their arrays' bytes). Every model
+dataset fingerprints, never arrays (:mod:`pages.shared`'s: digests of their arrays' bytes). Every model
 forward pass seglab runs holds one of a few process-wide inference slots, evaluations and statistics
 are computed once for concurrent callers in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup`
 caps torch's threads at start-up).
@@ -11,14 +11,12 @@ caps torch's threads at start-up).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import streamlit as st
 
 from pages.state import offered_runs, runs_dir, source_roots
@@ -27,7 +25,7 @@ from seglab.analysis.compare import pixel_diff as compare_pixel_diff
 from seglab.analysis.diagnostics.report import DiagnosticOptions, summarise_evaluation
 from seglab.analysis.diagnostics.slices import read_tags
 from seglab.analysis.failures import cell_gallery as failures_cell_gallery
-from seglab.analysis.gallery import downscale_sample, encode_picture, encode_png, thumbnail
+from seglab.analysis.gallery import downscale_sample, encode_png, thumbnail
 from seglab.analysis.label_quality import (
     DEFAULT_BAND,
     DEFAULT_MIN_PIXELS,
@@ -55,7 +53,6 @@ from seglab.sources.checkpoint_source import CheckpointSource
 from seglab.sources.choices import choice_description, choice_version, description_fit, is_registered, open_choice
 from seglab.sources.mapped import MappedSource
 from seglab.viz.diagnostics import missed_object_gallery
-from seglab.viz.frozen_figure import freeze
 
 PathLike = str | os.PathLike[str]
 SOURCE_CHECK_TTL_S = 15  # how long a data-source check is reused: files fixed on disk show up after this
@@ -400,71 +397,3 @@ def _shapes_validation(choice: str, version: str, key: str, band: int) -> Shapes
 def shapes_validation(choice: PathLike, spec: DataSpec, band: int) -> ShapesValidation:
     """``seglab.analysis.label_quality.ShapesValidation`` of the label-quality ranking on a noisy Shapes split."""
     return _shapes_validation(*_version(choice), spec_key(spec), int(band))
-
-
-# -- figures and pictures: built and encoded once for every session showing the same one ----------------------
-FIGURES_KEPT = 128  # an image figure's frozen form is ~0.5 MB
-PICTURES_KEPT = 512  # encoded pictures of a few to a few hundred kB
-
-
-def content_key(value: Any) -> Any:
-    """``value`` with every numpy array in it (in tuples, lists and dict values) replaced by its shape, dtype and a
-    digest of all its bytes: a cache key that tells apart arrays Streamlit's own hashing would not (it samples
-    arrays of a million elements or more)."""
-    if isinstance(value, np.ndarray):
-        return ("ndarray", value.shape, value.dtype.str, hashlib.blake2b(np.ascontiguousarray(value).data).hexdigest())
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, *(content_key(item) for item in value))
-    if isinstance(value, dict):
-        return ("dict", *((key, content_key(item)) for key, item in value.items()))
-    return value
-
-
-RESULTS_KEPT = 16
-
-
-def _builder_name(build: Callable[..., Any]) -> str:
-    """``build``'s qualified name, refused when it cannot stand for the function in a cache key."""
-    name = f"{build.__module__}.{build.__qualname__}"
-    if "<" in name or build.__module__ == "__main__":  # a lambda, a local function or a page's: keys could clash
-        raise ValueError(f"a shared computation needs a named module-level function, got {name}")
-    return name
-
-
-@st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
-def _shared_figure(name: str, key: Any, _build: Callable[..., Any], _args: tuple, _kwargs: dict[str, Any]) -> Any:
-    return freeze(_build(*_args, **_kwargs))
-
-
-@st.cache_resource(max_entries=RESULTS_KEPT, show_spinner=False)
-def _shared_result(name: str, key: Any, _build: Callable[..., Any], _args: tuple, _kwargs: dict[str, Any]) -> Any:
-    return _build(*_args, **_kwargs)
-
-
-def shared_result(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``build(*args, **kwargs)`` computed once for every session asking with equal arguments (by content, see
-    :func:`content_key`; ``build`` a named seglab function of its arguments alone). The result is shared by
-    every session: read it, never change it."""
-    return _shared_result(_builder_name(build), content_key((args, kwargs)), build, args, kwargs)
-
-
-def shared_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``build(*args, **kwargs)`` as a ``seglab.viz.frozen_figure.FrozenFigure``, built and encoded once for every
-    session asking with equal arguments (a class opening a page showed the same figure 8 or 30 times over).
-
-    The key is ``build``'s qualified name and the arguments' contents (:func:`content_key`), so ``build`` must
-    be a named function of its arguments alone, and the figure must not be changed afterwards (build it
-    whole, layout included).
-    """
-    return _shared_figure(_builder_name(build), content_key((args, kwargs)), build, args, kwargs)
-
-
-@st.cache_resource(max_entries=PICTURES_KEPT, show_spinner=False)
-def _encoded_picture(key: Any, output_format: str, _picture: np.ndarray) -> bytes:
-    return encode_picture(_picture, output_format)
-
-
-def encoded_picture(picture: np.ndarray, output_format: str = "JPEG") -> bytes:
-    """A uint8 picture as ``st.image`` would encode it (JPEG at quality 100, or PNG: the same bytes), encoded
-    once for every session showing the same pixels."""
-    return _encoded_picture(content_key(picture), output_format.upper(), picture)

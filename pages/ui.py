@@ -1,7 +1,8 @@
 """What a page needs from the app, in one import: ``from pages import ui``.
 
 The helpers live in small modules by concern: :mod:`pages.state` (session and URL state),
-:mod:`pages.loaders` (cached loaders shared by every session), :mod:`pages.widgets` (the sidebar, the
+:mod:`pages.loaders` (cached loaders shared by every session), :mod:`pages.shared` (figures, pictures and
+results computed once for every session), :mod:`pages.widgets` (the sidebar, the
 error guard, the "no checkpoint yet" stop, the sample picker), :mod:`pages.cell_gallery` (confusion cell
 -> images) and :mod:`pages.navigation` (the page list and deep links).
 """
@@ -23,7 +24,6 @@ from pages.loaders import (
     checkpoint_options,
     dataset,
     diagnostics,
-    encoded_picture,
     evaluation,
     image_probabilities,
     label_quality,
@@ -33,8 +33,6 @@ from pages.loaders import (
     pixel_diff,
     registered_sources,
     shapes_validation,
-    shared_figure,
-    shared_result,
     source_report,
     spec_key,
     stats,
@@ -42,6 +40,7 @@ from pages.loaders import (
     upload_prediction,
 )
 from pages.navigation import start_page
+from pages.shared import encoded_picture, shared_figure, shared_result
 from pages.state import (
     CHECKPOINT_KEY,
     PROJECT_ROOT,
