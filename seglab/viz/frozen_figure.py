@@ -4,8 +4,8 @@
 dict into JSON. An image figure's hover layer holds one string per cell, which Plotly's JSON encoder
 cleans element by element in Python: ~0.1 s per showing, under the GIL, and a class of 8 sessions
 showing the same figure paid it 8 times over (issue 10). A :class:`FrozenFigure` keeps the figure's
-JSON-native dict (plain lists, strings and numbers, which orjson encodes in one C call) and hands out a
-cheap copy of it, so a figure shared through a cache costs its encoding once.
+JSON text and hands out a dict parsed from it (plain lists, strings and numbers, which Plotly's encoder
+turns back into JSON in one C call), so a figure shared through a cache costs its encoding once.
 """
 
 from __future__ import annotations
@@ -18,23 +18,22 @@ import plotly.io as pio
 
 
 class FrozenFigure(go.Figure):
-    """A read-only copy of a figure whose :meth:`to_dict` is computed once (a figure to share between sessions).
+    """A figure whose JSON form is computed once: to share one figure between sessions.
 
-    Changing it after it is made (``update_layout``, ``add_trace``) is not supported: :meth:`to_dict` would
-    still return the original. Traces and layout read back equal the original's after a JSON round trip
-    (numpy arrays become lists, NaN becomes None), exactly what the browser receives either way.
+    The figure lives only in that JSON form, kept as text (a CamVid image figure's is ~0.1-0.7 MB; its
+    objects took ~3 MB): :meth:`to_dict` parses it, a fresh dict every call (what ``st.plotly_chart``
+    encodes again in one C call). As an object it keeps only its layout's width and height (what a caller
+    sizing the chart reads); ``.data`` is empty. Changing it (``update_layout``, ``add_trace``) is not
+    supported: :meth:`to_dict` would still return the original.
     """
 
     def __init__(self, figure: go.Figure) -> None:
-        super().__init__(figure)
-        self._plain: dict[str, Any] = json.loads(pio.to_json(figure, validate=False, remove_uids=True))
+        super().__init__(layout={"width": figure.layout.width, "height": figure.layout.height})
+        self._json = pio.to_json(figure, validate=False, remove_uids=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """The figure as a JSON-native dict; its top level and traces are fresh copies (a caller may drop keys
-        there, as ``plotly.io.to_json`` drops trace ``uid`` s), the values inside are shared: do not modify them."""
-        plain = dict(self._plain)
-        plain["data"] = [dict(trace) for trace in self._plain.get("data", [])]
-        return plain
+        """The figure as a JSON-native dict (lists, strings, numbers; NaN as None), parsed anew each call."""
+        return json.loads(self._json)
 
 
 def freeze(figure: go.Figure) -> FrozenFigure:

@@ -36,7 +36,7 @@ def test_a_frozen_figure_sends_what_the_original_sends() -> None:
         assert isinstance(frozen, FrozenFigure)
         assert shown_json(frozen) == shown_json(figure)
         assert freeze(frozen) is frozen
-        assert frozen.layout.height == figure.layout.height  # read back like any figure
+        assert frozen.layout.height == figure.layout.height  # what sizes the chart
 
 
 def test_showing_a_frozen_figure_skips_plotlys_element_by_element_cleaning(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,13 +52,15 @@ def test_showing_a_frozen_figure_skips_plotlys_element_by_element_cleaning(monke
         shown_json(figure)  # the hover layer's strings: what every session paid before
 
 
-def test_a_caller_dropping_keys_does_not_change_the_frozen_figure() -> None:
+def test_a_caller_changing_its_dict_does_not_change_the_frozen_figure() -> None:
     frozen = freeze(hover_figure())
     first = frozen.to_dict()
-    first["data"][1].pop("customdata")
+    original = first["data"][1]["customdata"][0][0][0]
+    first["data"][1]["customdata"][0][0][0] = "changed"  # deep inside: every caller gets its own dict
+    first["data"][0].pop("uid", None)
     first.pop("layout")
     again = frozen.to_dict()
-    assert "customdata" in again["data"][1] and "layout" in again
+    assert again["data"][1]["customdata"][0][0][0] == original and "layout" in again
 
 
 def test_line_figure_takes_a_panels_whole_layout() -> None:
