@@ -19,7 +19,7 @@ import streamlit as st
 from seglab.analysis.gallery import encode_picture
 from seglab.viz.frozen_figure import freeze
 
-FIGURES_KEPT = 64  # an image figure kept frozen holds ~1 MB (its figure and its JSON-native form)
+FIGURES_KEPT = 128  # a frozen image figure is its JSON text: ~0.1-0.7 MB
 PICTURES_KEPT = 512  # encoded pictures of a few to a few hundred kB
 RESULTS_KEPT = 16
 
