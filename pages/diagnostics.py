@@ -1,10 +1,10 @@
 """Diagnostics: how a checkpoint fails beyond mIoU: objects missed by size, outlines, calibration, data slices."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
+from seglab.analysis.diagnostics.report import boundary_scores, calibration_rows, object_rows, slice_records
 from seglab.viz.diagnostics import boundary_figure, object_recall_figure, reliability_figure
 
 GALLERY_SIZE = 12
@@ -74,11 +74,7 @@ if objects_tab.open:  # only the open tab runs (ui.LAZY_TABS)
                 f"{sizes['ignored']} are left out."
             )
         # The split IoU of each class beside its lesion-wise Dice: the sentence above, per class.
-        rows = [
-            {"class": name, "IoU": metrics.iou[class_id], **row}
-            for class_id, (name, row) in enumerate(objects["per_class"].items())
-        ]
-        table = pd.DataFrame(rows).rename(columns=lambda column: column.replace("_", " "))
+        table = pd.DataFrame(object_rows(summary, metrics.iou))
         scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
         st.dataframe(table, hide_index=True, column_config=scores)
         st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
@@ -119,9 +115,7 @@ if boundary_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             "fair "
             "but whose boundary scores are low has blurry or shifted outlines; one low on both is missed as a whole."
         )
-        biou = np.array([np.nan if v is None else v for v in boundary["boundary_iou"].values()])
-        bf = np.array([np.nan if v is None else v for v in boundary["bf_score"].values()])
-        st.plotly_chart(boundary_figure(metrics.iou, biou, bf, names), key="diagnostics_boundary")
+        st.plotly_chart(boundary_figure(metrics.iou, *boundary_scores(summary), names), key="diagnostics_boundary")
         st.caption(
             "Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
             "confusion into the band along ground-truth edges and the interior."
@@ -143,13 +137,7 @@ if calibration_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             )
             left, right = st.columns(2)
             with left:
-                per_class = pd.DataFrame(
-                    {
-                        "predicted class": list(calibration["ece_per_class"]),
-                        "ECE": list(calibration["ece_per_class"].values()),
-                    }
-                )
-                st.dataframe(per_class, hide_index=True, column_config={"ECE": SCORE})
+                st.dataframe(pd.DataFrame(calibration_rows(summary)), hide_index=True, column_config={"ECE": SCORE})
             with right:
                 worst = pd.DataFrame(wrong["worst_images"])
                 if worst.empty:
@@ -186,18 +174,7 @@ if slices_tab.open:  # only the open tab runs (ui.LAZY_TABS)
             if not slice_rows:
                 st.info("No slice for this split: add tags to see some.")
             else:
-                table = pd.DataFrame(
-                    [
-                        {
-                            "slice": row["slice"],
-                            "images": row["images"],
-                            "mIoU": row["miou"],
-                            "gap": row["gap"],
-                            **{f"IoU {name}": value for name, value in row["iou"].items()},
-                        }
-                        for row in slice_rows
-                    ]
-                )
+                table = pd.DataFrame(slice_records(slice_rows))
                 st.caption(
                     f"mIoU per slice against the whole split ({metrics.miou:.3f}), worst gap first; "
                     "click a row to list its images."

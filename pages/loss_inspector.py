@@ -10,13 +10,12 @@ from seglab.analysis.loss_inspector import (
     MINING,
     PLAIN,
     WEIGHTED,
-    focal_picture,
     heatmap_scale,
-    kept_pixels_picture,
+    image_panels,
     loss_breakdown,
-    loss_picture,
     mining_progress_sentence,
     mining_schedule,
+    schedule_end,
 )
 from seglab.engine.config import CLASS_WEIGHTINGS
 from seglab.losses.criterion import LOSS_EXPLANATIONS
@@ -82,7 +81,7 @@ with st.container(border=True):
         help="Steps over which mining goes from all pixels to the hardest share "
         "(0 = at once; DeepLab's hard_example_mining_step)",
     )
-    last_step = max(2 * mining_step, 100)
+    last_step = schedule_end(mining_step)
     if st.session_state.get("loss_step", 0) > last_step:  # a smaller mining step shrank the slider
         st.session_state["loss_step"] = last_step
     step = step_column.slider(
@@ -137,26 +136,19 @@ st.caption(
     f"Focal factor (1 − p_y)^{gamma:g}: yellow = counts as in CE, dark = already easy, muted. Orange = kept by mining."
 )
 for index, sample_id in enumerate(chosen):
-    valid = breakdown.image("valid", index)
-    pictures = [
-        (viz.overlay(images[index], masks[index], label_map), f"{sample_id}: ground truth"),
-        (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)"),
-    ]
-    if weights is not None:
-        pictures.append(
-            (
-                loss_picture(breakdown.image("per_pixel", index), valid, scale),
-                f"CE × {CLASS_WEIGHTINGS[weighting]} weight",
-            )
-        )
-    pictures += [
-        (focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
-        (
-            kept_pixels_picture(images[index], breakdown.image("kept_mask", index), valid),
-            f"kept by mining at step {step}",
-        ),
-    ]
-    for column, (picture, caption) in zip(st.columns(5), pictures):
+    panels = image_panels(
+        breakdown,
+        index,
+        images[index],
+        masks[index],
+        label_map,
+        sample_id=sample_id,
+        scale=scale,
+        weighting=None if weights is None else CLASS_WEIGHTINGS[weighting],
+        gamma=gamma,
+        step=step,
+    )
+    for column, (picture, caption) in zip(st.columns(5), panels):
         column.image(picture, caption=caption, width="stretch")
 
 st.subheader("Hard pixel mining schedule")
