@@ -3,13 +3,13 @@
 import streamlit as st
 
 from pages import hidden_split, ui
+from pages.sample_view import sample_view
 from pages.shapes_knobs import shapes_knobs
 from seglab import viz
 from seglab.analysis import gallery
 from seglab.analysis.stats import trivial_baseline
 
 PER_PAGE, COLUMNS = 12, 6
-HOVER_SIDE = 96  # hover cells on the long side: Plotly serialises every cell, ~20 µs each
 SAMPLE_WIDGET = "dataset_sample"
 WEIGHT_NOTES = (
     "**Inverse frequency**: weight ∝ 1 / (share of all labelled pixels), normalised to mean 1 over the classes "
@@ -107,41 +107,7 @@ with ui.guard("Sample"):
         )
         if sample_id != ui.current_sample() or st.query_params.get("sample") != sample_id:
             ui.set_sample(sample_id)
-        index = stats.ids.index(sample_id)
-        image, mask = data.load(index)
-        figure_column, side_column = st.columns([3, 2])
-        figure = viz.image_figure(
-            viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True),
-            hover_labels=mask,
-            label_map=label_map,
-            title="Overlay: hover for the class under the cursor",
-            max_hover_side=HOVER_SIDE,
-        )
-        figure_column.plotly_chart(figure, key="dataset_sample_figure")
-        image_column, mask_column = side_column.columns(2)
-        image_column.image(image, caption="Image", width="stretch", output_format="JPEG")
-        mask_column.image(viz.colorize_mask(mask, label_map), caption="Mask", width="stretch", output_format="PNG")
-        rows = gallery.sample_class_table(stats, index)
-        side_column.image(
-            viz.legend_image(
-                viz.class_legend(
-                    label_map,
-                    [names.index(row["class"]) for row in rows],
-                    include_ignore=bool(stats.ignore_pixels[index]),
-                ),
-                columns=3,
-            )
-        )
-        side_column.dataframe(
-            rows,
-            hide_index=True,
-            key="dataset_sample_table",
-            height="content",
-            column_config={"share": st.column_config.NumberColumn("share", format="percent")},
-        )
-        side_column.caption(
-            f"{stats.ignore_pixels[index]:,} void pixels ({label_map.ignore_index}) are not a class and not counted."
-        )
+        sample_view(data, stats, sample_id, opacity)
 
 st.subheader("Class imbalance")
 with ui.guard("Class imbalance"):
