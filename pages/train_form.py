@@ -30,7 +30,7 @@ KEEP = {"persist_state": "session"}  # the form survives a visit to another page
 DEFAULTS_FOR_KEY = "train_defaults_for"  # the data the form's crop and batch sizes were derived from
 
 
-def number(column, label: str, field: str, low, high, **kwargs):
+def number(column: Any, label: str, field: str, low: float, high: float, **kwargs: Any) -> Any:
     """A number input for ``TrainConfig.<field>``: its default (or the data's, see DEFAULTS_FOR_KEY) and help text,
     kept across page visits."""
     key = f"train_{field}"
@@ -38,7 +38,7 @@ def number(column, label: str, field: str, low, high, **kwargs):
     return column.number_input(label, low, high, key=key, help=HELP.get(field), **start, **KEEP, **kwargs)
 
 
-def choice(column, label: str, field: str, options: list[str], **kwargs) -> str:
+def choice(column: Any, label: str, field: str, options: list[str], **kwargs: Any) -> str:
     """A selectbox for ``TrainConfig.<field>`` starting at its default (or the data's, see DEFAULTS_FOR_KEY)."""
     key = f"train_{field}"
     start = {} if key in st.session_state else {"index": options.index(getattr(DEFAULTS, field))}
