@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
+from seglab.metrics.class_breakdown import AGREEMENT_TOLERANCE, per_class_breakdown
 from seglab.metrics.definition_tables import (
     CLASS_ORDERS,
     LEVELS,
@@ -13,7 +14,7 @@ from seglab.metrics.definition_tables import (
     largest_gaps,
     order_classes,
 )
-from seglab.metrics.definitions import AGREEMENT_TOLERANCE, compute_definitions, key_choices, per_class_breakdown
+from seglab.metrics.definitions import compute_definitions, key_choices
 
 number = st.column_config.NumberColumn
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from seglab.errors import ConfigError
-from seglab.metrics.definitions import AGREEMENT_TOLERANCE, APP_DEFINITION, ClassBreakdown, DefinitionScore
+from seglab.metrics.class_breakdown import AGREEMENT_TOLERANCE, ClassBreakdown
+from seglab.metrics.definitions import APP_DEFINITION, DefinitionScore
 
 #: Which definitions a table shows: key -> label.
 LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise": "image-wise only"}

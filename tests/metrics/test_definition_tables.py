@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from seglab.errors import ConfigError
+from seglab.metrics.class_breakdown import per_class_breakdown
 from seglab.metrics.definition_tables import definition_rows, extremes, largest_gaps, order_classes
-from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, per_class_breakdown
+from seglab.metrics.definitions import APP_DEFINITION, compute_definitions
 
 
 def confusion(rows: list[list[int]], num_classes: int = 4) -> np.ndarray:
