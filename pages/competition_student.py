@@ -18,11 +18,9 @@ STATUS_LABELS = {"queued": "⏳ queued", "scoring": "⚙️ scoring", "scored": 
 
 ui.start_page()
 st.title("Competition")
-store = competition_ui.existing_store()
-competition = competition_ui.choose_competition(store) if store is not None else None
-if competition is None:
-    st.info("No competition on this server yet: the teacher creates one on the Competition admin page.")
-    st.stop()
+store, competition = competition_ui.require_competition(
+    "No competition on this server yet: the teacher creates one on the Competition admin page."
+)
 competition_ui.start_worker(store)
 
 deadline = f" · closes {format_timestamp(competition.deadline)}" if competition.deadline else ""

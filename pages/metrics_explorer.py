@@ -7,13 +7,8 @@ import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metrics.definitions import (
-    AGREEMENT_TOLERANCE,
-    APP_DEFINITION,
-    compute_definitions,
-    key_choices,
-    per_class_breakdown,
-)
+from seglab.metrics.class_breakdown import AGREEMENT_TOLERANCE, per_class_breakdown
+from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, key_choices
 
 LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise": "image-wise only"}
 SORTS = {"gap": "largest gap first", "class": "class order", "images": "fewest images first"}

@@ -21,6 +21,7 @@ from seglab.engine.run_dir import RunDirectory
 from seglab.errors import ConfigError
 from seglab.io.names import display_name
 from seglab.metrics.confusion import SegmentationMetrics
+from seglab.metrics.scores import divide
 from seglab.ranking import worst_first
 from seglab.viz import (
     BROKEN_BY_B,
@@ -281,8 +282,7 @@ class PixelDiff:
     def class_shares(self) -> np.ndarray:
         """(K, 5) share of each true class's pixels per category (NaN rows for absent classes)."""
         support = self.counts.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(support > 0, self.counts / np.maximum(support, 1), np.nan)
+        return divide(self.counts, support)
 
     @property
     def net_fixed(self) -> np.ndarray:

@@ -26,6 +26,7 @@ from seglab.analysis.diagnostics.objects import SizeBuckets, object_summary
 from seglab.analysis.diagnostics.slices import builtin_slices, slice_table, tag_slices
 from seglab.errors import ConfigError
 from seglab.io.json_values import json_number
+from seglab.metrics.scores import divide
 
 if TYPE_CHECKING:
     from seglab.engine.predict import DatasetEvaluation
@@ -69,8 +70,7 @@ def per_class_bf(diagnostics: Diagnostics) -> np.ndarray:
     """(K,) BF score per class averaged over the images holding the class; NaN for a class never seen."""
     bf = diagnostics.bf
     seen = ~np.isnan(bf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(seen.any(axis=0), np.nansum(bf, axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
+    return divide(np.nansum(bf, axis=0), seen.sum(axis=0))
 
 
 def image_bf_score(evaluation: DatasetEvaluation, result: object) -> float | None:
