@@ -302,6 +302,18 @@ class PixelDiff:
         return rows
 
 
+def class_change_records(
+    diff: PixelDiff, evaluation_a: DatasetEvaluation, evaluation_b: DatasetEvaluation
+) -> list[dict[str, float | int | str]]:
+    """One row per true class: its IoU change from A to B (``"Δ IoU (B − A)"``, NaN where undefined), then
+    :meth:`PixelDiff.class_records`' pixels, category shares and net pixels fixed."""
+    deltas = class_deltas(evaluation_a, evaluation_b)
+    return [
+        {"class": row["class"], "Δ IoU (B − A)": float(delta), **{k: v for k, v in row.items() if k != "class"}}
+        for row, delta in zip(diff.class_records(), deltas, strict=True)
+    ]
+
+
 def pixel_diff(
     evaluation_a: DatasetEvaluation,
     evaluation_b: DatasetEvaluation,
