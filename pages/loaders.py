@@ -26,18 +26,12 @@ from seglab.analysis.diagnostics.slices import read_tags
 from seglab.analysis.failures import cell_gallery as failures_cell_gallery
 from seglab.analysis.gallery import downscale_sample, encode_png, thumbnail
 from seglab.analysis.label_quality import (
-    DEFAULT_BAND,
-    DEFAULT_MIN_PIXELS,
     LabelQualityReport,
     ShapesValidation,
     score_dataset,
     validate_on_shapes,
 )
-from seglab.analysis.label_quality.cache import (
-    LabelQualityGatherer,
-    cached_label_quality,
-    label_quality_cache_path,
-)
+from seglab.analysis.label_quality.cache import cached_label_quality, checkpoint_gatherer
 from seglab.analysis.stats import DatasetStats, compute_stats
 from seglab.concurrency import SharedComputations
 from seglab.data.discover import SourceReport, check_source
@@ -233,13 +227,8 @@ def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
         mapped = _source(choice, version, key)
         return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
     data = _dataset(key)
-    return evaluate_checkpoint(_path_of(choice), data, consumer=_label_quality_gatherer(_path_of(choice), data))
-
-
-def _label_quality_gatherer(path: Path, data: Any) -> LabelQualityGatherer | None:
-    """The Label quality page's default report, scored in the evaluation's own model pass (unless on disk already)."""
-    cache_path = label_quality_cache_path(CheckpointSource(path), data, DEFAULT_BAND, DEFAULT_MIN_PIXELS)
-    return None if cache_path.is_file() else LabelQualityGatherer(cache_path, data)
+    # The Label quality page's default report is scored in the evaluation's own model pass.
+    return evaluate_checkpoint(_path_of(choice), data, consumer=checkpoint_gatherer(_path_of(choice), data))
 
 
 def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:

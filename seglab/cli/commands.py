@@ -208,6 +208,7 @@ def command_train(args: argparse.Namespace) -> int:
     import threading
     from contextlib import nullcontext
 
+    from seglab.analysis.label_quality.cache import best_checkpoint_gatherers
     from seglab.cli.report import format_metrics_report
     from seglab.engine import distributed
     from seglab.engine.run_dir import RunDirectory
@@ -241,7 +242,9 @@ def command_train(args: argparse.Namespace) -> int:
                 for note in getattr(claim, "notes", []):
                     say(note)
                 callbacks = [] if args.quiet else [TrainProgress()]
-                trainer = Trainer(config, out_dir=out, callbacks=callbacks)
+                # The Label quality page's report of best.pt, scored in the evaluation pass that produced it.
+                gatherers = best_checkpoint_gatherers(RunDirectory(out).best_path)
+                trainer = Trainer(config, out_dir=out, callbacks=callbacks, eval_consumer=gatherers)
                 if args.resume:
                     last = RunDirectory(out).last_path  # every rank loads it: on several nodes, a shared file system
                     if last.is_file():
@@ -315,6 +318,7 @@ class TrainProgress:
 def command_eval(args: argparse.Namespace) -> int:
     import json
 
+    from seglab.analysis.label_quality.cache import checkpoint_gatherer
     from seglab.cli.diagnostics import add_diagnostics, check_diagnostics_arguments
     from seglab.cli.report import format_metrics_report
     from seglab.cli.sources import check_one_target, command_eval_source, uses_source
@@ -350,6 +354,7 @@ def command_eval(args: argparse.Namespace) -> int:
             device=str(device),
             batch_size=options.batch_size,
             use_cache=not args.no_cache,
+            consumer=None if args.no_cache else checkpoint_gatherer(checkpoint.path, dataset, protocol=protocol),
         )
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -55,7 +55,12 @@ from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics
 from seglab.models import build_model, fetch_imagenet_weights
 from seglab.options import resolve_device
 
+if TYPE_CHECKING:
+    from seglab.engine.evaluation import ProbabilityConsumer
+
 Callback = Callable[[dict[str, Any]], None]
+# Called at each evaluation with the validation split: what gets that evaluation's probabilities (or None).
+ConsumerFactory = Callable[[SegmentationDataset], "ProbabilityConsumer | None"]
 
 STOP_REQUESTED, TIME_BUDGET_SPENT = "stop requested", "time budget spent"
 # Under DDP rank 0 broadcasts why it stops as a number: an index into this tuple.
@@ -106,11 +111,17 @@ class Trainer:
 
     Under torchrun it joins the process group (:func:`seglab.engine.distributed.setup`); only rank 0
     keeps ``run`` and ``callbacks``, the other ranks train and evaluate without writing anything.
+    ``eval_consumer(val_data)``, called at each evaluation of a run with a folder in one process, gives what gets
+    that evaluation's probabilities; it is finished only when the evaluation's weights become best.pt.
     Prefer :func:`train` or ``seglab train``, which also leave the process group at the end.
     """
 
     def __init__(
-        self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()
+        self,
+        config: TrainConfig,
+        out_dir: str | os.PathLike | None = None,
+        callbacks: Iterable[Callback] = (),
+        eval_consumer: ConsumerFactory | None = None,
     ):
         config.validate()
         self.config = config
@@ -122,6 +133,9 @@ class Trainer:
         recorder: list[Callback] = [RunRecorder(self.run, self)] if self.run is not None else []
         self.callbacks = [*recorder, *callbacks] if self.world.is_main else []
         self.keeps_checkpoints = out_dir is not None  # on every rank, though only rank 0 writes them
+        # Work on each evaluation's probabilities, finished only when its weights become best.pt (label quality,
+        # from the CLI); one process alone, as it needs every image of the split.
+        self.eval_consumer = eval_consumer if self.run is not None and not self.world.distributed else None
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -404,10 +418,13 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.inference_mode()
-    def evaluate(self, loader: DataLoader | None = None) -> SegmentationMetrics:
+    def evaluate(
+        self, loader: DataLoader | None = None, consumer: ProbabilityConsumer | None = None
+    ) -> SegmentationMetrics:
         """Streaming confusion matrix over the whole split (void pixels dropped).
 
-        Under DDP every rank must call it: each evaluates its shard and the matrices are summed.
+        Under DDP every rank must call it: each evaluates its shard and the matrices are summed. ``consumer``
+        (one process, the validation loader only) gets each batch's probabilities cropped to the images' sizes.
         """
         loader = loader or self.val_loader
         if self.world.distributed:
@@ -416,6 +433,7 @@ class Trainer:
         matrix = ConfusionMatrix(
             self.label_map.num_classes, ignore_index=self.label_map.ignore_index, device=self.device
         )
+        done = 0
         for images, targets in loader:
             images = images.to(self.device, non_blocking=True)
             if self.config.channels_last:
@@ -423,12 +441,29 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 probabilities = predict_probabilities(self.model, images)  # the forward pass of `seglab eval`
             matrix.update(probabilities.argmax(dim=1), targets.to(self.device))
+            if consumer is not None:
+                self._hand_over(consumer, list(range(done, done + len(images))), probabilities)
+            done += len(images)
         matrix.all_reduce()  # sums the shards; a no-op in a single process
         return matrix.compute(background_index=self.label_map.background_index)
 
+    def _hand_over(self, consumer: ProbabilityConsumer, indices: list[int], probabilities: torch.Tensor) -> None:
+        """One batch of validation probabilities to ``consumer``, each cropped to its image (batches are padded)."""
+        masks = [self.val_loader.dataset.dataset.load_mask(index) for index in indices]  # memory-cached
+        batch = probabilities.float().cpu().numpy()
+        consumer.add_batch(indices, [batch[i, :, : m.shape[0], : m.shape[1]] for i, m in enumerate(masks)], masks)
+
     def _evaluate_and_save(self) -> dict[str, Any]:
+        consumer = self.eval_consumer(self.val_data) if self.eval_consumer is not None else None
+        try:
+            return self._evaluate_and_save_with(consumer)
+        finally:
+            if consumer is not None:
+                consumer.close()
+
+    def _evaluate_and_save_with(self, consumer: ProbabilityConsumer | None) -> dict[str, Any]:
         started = time.perf_counter()
-        metrics = self.evaluate()
+        metrics = self.evaluate(consumer=consumer)
         summary = metrics.to_dict(self.label_map.names)
         value = summary.get(self.config.best_metric)
         if value is None and self.config.best_metric not in summary:
@@ -453,6 +488,8 @@ class Trainer:
             self._saved_steps["last"] = self.step
             if improved:
                 self._saved_steps["best"] = self.step
+        if improved and consumer is not None:
+            consumer.finish()  # best.pt now holds the weights it saw
         return summary
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -633,6 +670,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Iterable[Callback] = (),
+    eval_consumer: ConsumerFactory | None = None,
 ) -> FitResult:
     """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present).
 
@@ -640,6 +678,7 @@ def train(
     (:func:`seglab.engine.run_folder.claim_run_folder`): a folder that already holds a run is refused unless
     ``resume`` or ``overwrite`` (moves it aside).
     Under torchrun every process calls this; it joins the process group and always leaves it.
+    ``eval_consumer``: see :class:`Trainer` (``seglab train`` passes label quality's).
     """
     config.validate()
     with distributed.process_group(resolve_device(config.device)) as world:
@@ -647,7 +686,7 @@ def train(
         if out_dir is not None and world.is_main:
             claim = claim_run_folder(out_dir, resume=resume, overwrite=overwrite)
         try:
-            trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
+            trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks, eval_consumer=eval_consumer)
             if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
                 trainer.resume(Path(out_dir) / "last.pt")
             return trainer.fit()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -29,11 +30,13 @@ from seglab.analysis.label_quality import (
 )
 from seglab.analysis.stats import default_cache_dir
 from seglab.data.base import SegmentationDataset
+from seglab.engine.evaluation import Protocol
 from seglab.io.atomic_files import write_json_atomic
 from seglab.io.cache_write import write_cache
 from seglab.io.json_values import sanitize_for_json
 from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
+from seglab.sources.checkpoint_source import CheckpointSource
 
 FORMAT = 2  # bump when the scores or the file layout change: older files are then recomputed (2: float32 maps)
 _OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
@@ -146,11 +149,12 @@ class LabelQualityGatherer:
     stores the report where :func:`cached_label_quality` reads it: the Label quality page then costs no model run
     after any page that evaluated the split. The scoring runs in one worker thread beside the model; at most
     ``max_parts_bytes`` of per-image parts are held (a larger split is left to the page's own pass).
+    ``path`` may be a function, asked at :meth:`finish`: a checkpoint written after the pass keys the report.
     """
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Callable[[], Path],
         dataset: SegmentationDataset,
         *,
         band: int = DEFAULT_BAND,
@@ -188,7 +192,7 @@ class LabelQualityGatherer:
         while self._pending:
             self._collect(self._pending.popleft().result())
         if self.scorer is not None and len(self.scorer):
-            store_label_quality(self.path, self.scorer.report())
+            store_label_quality(self.path() if callable(self.path) else self.path, self.scorer.report())
 
     def close(self) -> None:
         """Stop the worker; parts not yet taken are dropped."""
@@ -198,3 +202,35 @@ class LabelQualityGatherer:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+
+
+def checkpoint_gatherer(
+    checkpoint: str | os.PathLike,
+    dataset: SegmentationDataset,
+    *,
+    protocol: Protocol | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> LabelQualityGatherer | None:
+    """A gatherer of the Label quality page's default report of ``checkpoint`` for an evaluation of it
+    (``evaluate_checkpoint(..., consumer=...)``: the app's, ``seglab eval``'s); None when it is on disk already."""
+    source = CheckpointSource(checkpoint, protocol=protocol or Protocol())
+    path = label_quality_cache_path(source, dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache_dir)
+    return None if path.is_file() else LabelQualityGatherer(path, dataset)
+
+
+def best_checkpoint_gatherers(
+    checkpoint: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> Callable[[SegmentationDataset], LabelQualityGatherer]:
+    """For ``Trainer(eval_consumer=...)``: each evaluation scores the labels in its own model pass, and the
+    report is stored (keyed by ``checkpoint`` as saved after that pass) only when the Trainer finishes the
+    gatherer, i.e. when the evaluation's weights became ``checkpoint`` (best.pt)."""
+
+    def gatherer(dataset: SegmentationDataset) -> LabelQualityGatherer:
+        def path() -> Path:
+            return label_quality_cache_path(
+                CheckpointSource(checkpoint), dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache_dir
+            )
+
+        return LabelQualityGatherer(path, dataset)
+
+    return gatherer
