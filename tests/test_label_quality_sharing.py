@@ -3,6 +3,8 @@ progressively (partial reports, one shared computation per key) for a model nobo
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,75 @@ def test_training_stores_the_label_quality_report_of_best_pt_as_score_dataset_gi
         [item.score for image in direct.images for item in image.objects],
         atol=1e-4,
     )
+
+
+# -- a model nobody evaluated yet: a background job the page watches ------------------------------------------
+def test_a_job_shows_partial_results_then_the_result_and_callers_of_its_key_join_it():
+    from seglab.concurrency import BackgroundComputations
+
+    release = threading.Event()
+    store: BackgroundComputations[list[int]] = BackgroundComputations(capacity=2)
+
+    def compute(job) -> list[int]:
+        seen: list[int] = []
+        job.set_peek(lambda: list(seen) or None)
+        for item in range(4):
+            if item == 2:
+                assert release.wait(30)
+            seen.append(item)
+            job.progress(item + 1, 4)
+        return seen
+
+    job = store.start("a", compute)
+    assert job.wait_for_progress(30) and job.done >= 1
+    while job.done < 2:
+        job.wait(0.01)
+    assert job.partial() == [0, 1] and not job.finished and job.total == 4
+    with pytest.raises(RuntimeError, match="still running"):
+        job.result()
+    assert store.start("a", compute) is job and store.computations == 1  # another session joins the same job
+    release.set()
+    assert job.wait(30) and job.result() == [0, 1, 2, 3] and job.partial() == [0, 1, 2, 3]
+    assert store.start("a", compute) is job and store.computations == 1  # kept: no second computation
+    assert store.running() == 0
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("seglab-job-")]  # no leak
+
+
+def test_a_failed_job_hands_its_error_to_every_watcher_until_a_retry():
+    from seglab.concurrency import BackgroundComputations
+    from seglab.errors import ConfigError
+
+    store: BackgroundComputations[int] = BackgroundComputations()
+    attempts = []
+
+    def compute(job) -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConfigError("the checkpoint predicts 7 classes but the data has 11")
+        return 42
+
+    job = store.start("k", compute)
+    assert job.wait(30) and isinstance(job.error, ConfigError) and job.partial() is None
+    with pytest.raises(ConfigError, match="7 classes"):
+        job.result()
+    assert store.start("k", compute) is job and len(attempts) == 1  # watchers see the error, nothing reruns
+    again = store.start("k", compute, retry=True)
+    assert again is not job and again.wait(30) and again.result() == 42
+
+
+def test_score_dataset_hands_out_partial_reports_while_it_scores():
+    from seglab.models import build_model
+
+    torch.manual_seed(0)
+    data = build_dataset(SPEC.with_split("val"))
+    model = build_model("tiny_unet_small", data.num_classes).eval()
+    seen: list[tuple[int, int]] = []
+    scorers = []
+
+    def progress(done: int, total: int) -> None:
+        partial = scorers[0].report()  # from the scoring thread, as a page would from its own
+        seen.append((len(partial.images), total))
+
+    report = score_dataset(model, data, batch_size=2, progress=progress, watch=scorers.append)
+    assert seen == [(done, 6) for done in range(1, 7)]
+    assert scorers[0].report().image_rows() == report.image_rows()

@@ -114,9 +114,10 @@ def cached_label_quality(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     cache_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
+    watch: Callable[[LabelScorer], None] | None = None,
 ) -> LabelQualityReport:
     """:func:`~seglab.analysis.label_quality.score_dataset` of ``source`` on ``dataset``, read from the disk cache
-    when present.
+    when present (``progress`` and ``watch`` as there, called only when scoring).
 
     A missing, corrupt or foreign cache file is recomputed; a cache folder that cannot be written
     costs a warning, never the result.
@@ -124,7 +125,7 @@ def cached_label_quality(
     path = label_quality_cache_path(source, dataset, band, min_pixels, cache_dir)
     report = read_label_quality(path, dataset)
     if report is None:
-        report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress)
+        report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress, watch=watch)
         store_label_quality(path, report)
     return report
 
