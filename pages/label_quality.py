@@ -11,6 +11,7 @@ from seglab.concurrency import BackgroundJob
 SAMPLE_KEY = "labels_sample"
 RETRY_KEY = "labels_retry"
 FIRST_WAIT_S = 2.5  # the longest the first render waits for the first scored images (a report on disk: ms)
+FIRST_IMAGES = 8  # a first batch of the model (score_dataset's batch size) makes a partial ranking worth a look
 REFRESH_S = 1.0  # how often the partial ranking refreshes while the model runs
 MAX_OUTLINED = 10  # more outlines and sentences than this bury the worst ones
 SCORE_FORMAT = {
@@ -69,7 +70,7 @@ report, job = None, None
 with ui.guard("Scoring the labels of this split"):
     data = ui.dataset(spec)
     job = ui.label_quality_job(path, spec, band, retry=st.session_state.pop(RETRY_KEY, False))
-    job.wait_for_progress(FIRST_WAIT_S)  # a report on disk is finished by now; a model run has its first images
+    job.wait_for_progress(FIRST_WAIT_S, FIRST_IMAGES)  # a report on disk: finished by now; else a first batch
     if not job.finished:
         scoring_progress(job)
         st.stop()

@@ -228,12 +228,16 @@ class BackgroundJob(Generic[T]):
         """Wait up to ``timeout`` seconds for the end; whether it ended."""
         return self._finished.wait(timeout)
 
-    def wait_for_progress(self, timeout: float, poll: float = 0.02) -> bool:
-        """Wait up to ``timeout`` seconds for a first unit done or the end; whether either happened."""
+    def wait_for_progress(self, timeout: float, units: int = 1, poll: float = 0.02) -> bool:
+        """Wait up to ``timeout`` seconds for ``units`` done (or all, when fewer) or the end; whether it came."""
         deadline = time.monotonic() + timeout
-        while not self.done and not self.finished and time.monotonic() < deadline:
+
+        def arrived() -> bool:
+            return self.finished or (self.done > 0 and self.done >= min(units, self.total))
+
+        while not arrived() and time.monotonic() < deadline:
             self._finished.wait(poll)
-        return bool(self.done) or self.finished
+        return arrived()
 
     def result(self) -> T:
         """The result (raises the computation's error; RuntimeError while it runs)."""
