@@ -3,7 +3,7 @@
 For one session alone and then for each ``--sessions`` count, a fresh ``streamlit run app.py`` (empty
 caches, the Shapes demo runs of checkpoints/ or two tiny runs trained here) is opened by N browser
 sessions at the same moment on Home; then all of them switch to every other page together (see
-``tests/classroom.py`` for how a finished render is detected). Printed per page: the worst and the
+``tests/helpers/classroom.py`` for how a finished render is detected). Printed per page: the worst and the
 median time to a finished render over the N sessions, the worst against one session alone (ratio),
 and the exceptions and errors shown; per run: the server process tree's CPU seconds and peak
 memory (psutil, sampled every 0.2 s) while the class ran, and the wall time.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout (tes
 
 import psutil  # noqa: E402
 
-from tests.classroom import CLASSROOM_PAGES, PageFigures, class_visits, page_figures  # noqa: E402
-from tests.test_e2e_browser import seed_runs, start_app, stop_server  # noqa: E402
+from tests.e2e.test_e2e_browser import seed_runs, start_app, stop_server  # noqa: E402
+from tests.helpers.classroom import CLASSROOM_PAGES, PageFigures, class_visits, page_figures  # noqa: E402
 
 GOAL_RATIO_8 = 3.0
 GOAL_WORST_30_S = 60.0

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.trained_runs import TinyRuns
+from seglab.data.spec import DataSpec
+from tests.helpers.folders import write_photo_folder
+from tests.helpers.paths import ROOT, TESTS
+from tests.helpers.trained_runs import TinyRuns
 
-ROOT = Path(__file__).resolve().parents[1]
 CAMVID_ROOT = Path(os.environ.get("SEGLAB_CAMVID", ROOT.parent / "shared" / "data" / "camvid"))
 
 
@@ -25,6 +27,12 @@ def camvid_root() -> Path:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
     """Tiny trained Shapes runs shared by the whole session (instead of one training per test module)."""
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> DataSpec:
+    """A folder dataset of three 480x360 photos with a thin, rare class (``tmp_path / "photos"``)."""
+    return write_photo_folder(tmp_path / "photos")
 
 
 @pytest.fixture
@@ -50,26 +58,41 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # -- test lanes -----------------------------------------------------------------------------------------
 # The fast lane is `python -m pytest -m "not slow and not e2e"`; plain `python -m pytest` runs everything.
-# Whole modules are marked here by file name; single slow tests carry @pytest.mark.slow themselves.
-SLOW_MODULE_PREFIXES = (
-    "test_app_",  # AppTest: every test runs the app script, most on a trained checkpoint
-)
+# Whole folders and modules are marked here (paths relative to tests/); single slow tests carry
+# @pytest.mark.slow themselves.
+E2E_FOLDERS = {
+    "e2e",  # headless Chromium drives a real Streamlit server
+}
+SLOW_FOLDERS = {
+    "app",  # AppTest: every test runs the app script, most on a trained checkpoint
+}
 SLOW_MODULES = {
-    "test_distributed.py",  # starts torchrun-style process groups
-    "test_divergence.py",  # trains until a run diverges
-    "test_export.py",  # exports networks to ONNX / TorchScript and checks parity
-    "test_run_folder.py",  # real training processes competing for a run folder, killed mid-save
-    "test_runs.py",  # background training processes: start, follow, stop, kill
-    "test_sources_hf.py",  # builds and runs Hugging Face SegFormer models
-    "test_sources_model_files.py",  # model files in worker subprocesses (crashes, time limits)
+    "engine/test_distributed.py",  # starts torchrun-style process groups
+    "engine/test_divergence.py",  # trains until a run diverges
+    "engine/test_export.py",  # exports networks to ONNX / TorchScript and checks parity
+    "engine/test_run_folder.py",  # real training processes competing for a run folder, killed mid-save
+    "engine/test_runs.py",  # background training processes: start, follow, stop, kill
+    "sources/test_sources_hf.py",  # builds and runs Hugging Face SegFormer models
+    "sources/test_sources_model_files.py",  # model files in worker subprocesses (crashes, time limits)
 }
 
 
+def lane_markers(path: Path) -> set[str]:
+    """The lane markers (``e2e``, ``slow``) a test module at ``path`` gets from its folder or its name."""
+    try:
+        relative = Path(path).resolve().relative_to(TESTS)
+    except ValueError:  # not under tests/ (a test file given from elsewhere)
+        return set()
+    markers = set()
+    if relative.parts[0] in E2E_FOLDERS:
+        markers.add("e2e")
+    if relative.parts[0] in SLOW_FOLDERS or relative.as_posix() in SLOW_MODULES:
+        markers.add("slow")
+    return markers
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark browser tests ``e2e`` and the modules listed above ``slow``."""
+    """Mark the tests in the folders and modules listed above ``e2e`` / ``slow``."""
     for item in items:
-        name = item.path.name
-        if name.startswith("test_e2e_"):
-            item.add_marker(pytest.mark.e2e)
-        if name.startswith(SLOW_MODULE_PREFIXES) or name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
+        for name in sorted(lane_markers(item.path)):
+            item.add_marker(getattr(pytest.mark, name))

@@ -1,0 +1,1 @@
+"""Shared test helpers (builders, fixture support and paths) imported by test modules in several folders."""
