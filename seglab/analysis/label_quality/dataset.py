@@ -136,11 +136,11 @@ def _probability_batches(
         else:
             import torch
 
-            from seglab.engine.predict import image_to_tensor, predict_probabilities
+            from seglab.engine.predict import images_to_batch, predict_probabilities
 
             device = next(predictor.parameters()).device
             with torch.inference_mode():
-                batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
+                batch = images_to_batch(images).to(device)
                 probabilities = list(predict_probabilities(predictor, batch).float().cpu().numpy())
         for index, (_, mask), probability in zip(chunk, samples, probabilities, strict=True):
             yield index, mask, probability
