@@ -188,8 +188,7 @@ def _restart_server(*, empty_disk_cache: bool = False) -> None:
 
     from pages.loaders import _label_quality_store
 
-    for job in list(_label_quality_store()._jobs.values()):
-        job.wait()
+    _label_quality_store().wait_all()
     if empty_disk_cache:
         shutil.rmtree(Path(os.environ["SEGLAB_CACHE_DIR"]), ignore_errors=True)
     st.cache_resource.clear()
@@ -208,8 +207,7 @@ def _progressive_render(spec, checkpoint: Path) -> tuple[float, float, str]:
     progress = at.get("progress")
     shown = progress[0].proto.text.split(":")[0] if progress else "complete at once"
     if progress:
-        for job in list(_label_quality_store()._jobs.values()):
-            job.wait()
+        _label_quality_store().wait_all()
         timed_run(at)
         if at.get("progress"):
             raise SystemExit("the page still shows progress after its job ended")

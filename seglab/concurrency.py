@@ -286,3 +286,10 @@ class BackgroundComputations(Generic[T]):
         """How many jobs are running now."""
         with self._lock:
             return sum(not job.finished for job in self._jobs.values())
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (each) for every job started so far to end; whether all did (tests,
+        benchmarks)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return all(job.wait(timeout) for job in jobs)

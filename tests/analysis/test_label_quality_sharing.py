@@ -114,8 +114,9 @@ def test_a_job_shows_partial_results_then_the_result_and_callers_of_its_key_join
     with pytest.raises(RuntimeError, match="still running"):
         job.result()
     assert store.start("a", compute) is job and store.computations == 1  # another session joins the same job
+    assert not store.wait_all(0.05)  # still held
     release.set()
-    assert job.wait(30) and job.result() == [0, 1, 2, 3] and job.partial() == [0, 1, 2, 3]
+    assert store.wait_all(30) and job.result() == [0, 1, 2, 3] and job.partial() == [0, 1, 2, 3]
     assert store.start("a", compute) is job and store.computations == 1  # kept: no second computation
     assert store.running() == 0
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("seglab-job-")]  # no leak

@@ -33,8 +33,7 @@ def finish_scoring() -> None:
     """Wait for the page's scoring jobs (shared by the server's sessions) to end."""
     from pages.loaders import _label_quality_store
 
-    for job in list(_label_quality_store()._jobs.values()):
-        assert job.wait(120)
+    assert _label_quality_store().wait_all(120)
 
 
 @pytest.fixture
