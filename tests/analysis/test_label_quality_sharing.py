@@ -72,13 +72,16 @@ def test_the_trainer_finishes_the_consumer_only_for_evaluations_that_write_best_
 def test_training_stores_the_label_quality_report_of_best_pt_as_score_dataset_gives_it(tmp_path):
     best = tmp_path / "run" / "best.pt"
     cache = tmp_path / "cache"
-    trainer = Trainer(_config(), out_dir=tmp_path / "run", eval_consumer=best_checkpoint_gatherers(best, cache))
-    trainer.fit()
+    events: list[dict] = []
+    gatherers = best_checkpoint_gatherers(best, cache)
+    Trainer(_config(), out_dir=tmp_path / "run", callbacks=[events.append], eval_consumer=gatherers).fit()
+    assert sum(event["best"] for event in events if event["type"] == "eval") >= 2  # best.pt was replaced
     data = build_dataset(SPEC.with_split("val"))  # as the page builds it
     source = CheckpointSource(best)
     path = label_quality_cache_path(source, data, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache)
     stored = read_label_quality(path, data)
     assert stored is not None  # the page's first render is a cache read
+    assert list((cache / "label_quality").iterdir()) == [path]  # the reports of replaced best.pt files are gone
     direct = score_dataset(source, data)
     assert np.allclose(stored.thresholds, direct.thresholds, atol=1e-5)
     assert [row["sample"] for row in stored.image_rows()] == [row["sample"] for row in direct.image_rows()]

@@ -150,7 +150,8 @@ class LabelQualityGatherer:
     stores the report where :func:`cached_label_quality` reads it: the Label quality page then costs no model run
     after any page that evaluated the split. The scoring runs in one worker thread beside the model; at most
     ``max_parts_bytes`` of per-image parts are held (a larger split is left to the page's own pass).
-    ``path`` may be a function, asked at :meth:`finish`: a checkpoint written after the pass keys the report.
+    ``path`` may be a function, asked at :meth:`finish`: a checkpoint written after the pass keys the report;
+    ``on_stored(path)`` is called once it is stored.
     """
 
     def __init__(
@@ -161,8 +162,9 @@ class LabelQualityGatherer:
         band: int = DEFAULT_BAND,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_parts_bytes: int = 256 * 2**20,
+        on_stored: Callable[[Path], None] | None = None,
     ) -> None:
-        self.path, self.max_parts_bytes = path, max_parts_bytes
+        self.path, self.max_parts_bytes, self.on_stored = path, max_parts_bytes, on_stored
         self.scorer: LabelScorer | None = LabelScorer(dataset, band=band, min_pixels=min_pixels)
         self._pending: deque[Future[Any]] = deque()
         self._held = 0
@@ -193,7 +195,10 @@ class LabelQualityGatherer:
         while self._pending:
             self._collect(self._pending.popleft().result())
         if self.scorer is not None and len(self.scorer):
-            store_label_quality(self.path() if callable(self.path) else self.path, self.scorer.report())
+            path = self.path() if callable(self.path) else self.path
+            store_label_quality(path, self.scorer.report())
+            if self.on_stored is not None:
+                self.on_stored(path)
 
     def close(self) -> None:
         """Stop the worker; parts not yet taken are dropped."""
@@ -224,7 +229,15 @@ def best_checkpoint_gatherers(
 ) -> Callable[[SegmentationDataset], LabelQualityGatherer]:
     """For ``Trainer(eval_consumer=...)``: each evaluation scores the labels in its own model pass, and the
     report is stored (keyed by ``checkpoint`` as saved after that pass) only when the Trainer finishes the
-    gatherer, i.e. when the evaluation's weights became ``checkpoint`` (best.pt)."""
+    gatherer, i.e. when the evaluation's weights became ``checkpoint`` (best.pt). The report of the best.pt it
+    replaced is deleted: one report per run on disk, however often it improves."""
+    stored: list[Path] = []
+
+    def replace(path: Path) -> None:
+        for old in stored:
+            if old != path:
+                old.unlink(missing_ok=True)
+        stored[:] = [path]
 
     def gatherer(dataset: SegmentationDataset) -> LabelQualityGatherer:
         def path() -> Path:
@@ -232,6 +245,6 @@ def best_checkpoint_gatherers(
                 CheckpointSource(checkpoint), dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache_dir
             )
 
-        return LabelQualityGatherer(path, dataset)
+        return LabelQualityGatherer(path, dataset, on_stored=replace)
 
     return gatherer
