@@ -255,10 +255,11 @@ def bench_label_quality(name: str, spec, train_config, foreign: Path | None, scr
             f"model nobody evaluated ({model.parent.name}/{model.name}), empty caches; showed: {shown}",
         ),
         Row(
-            f"Label quality COMPLETE, model nobody evaluated, {name}",
+            f"Label quality COMPLETE (cold), {name}",
             complete,
             None,
-            f"every image scored and the full page rendered; first useful / complete = {first_useful / complete:.0%}",
+            f"the same model nobody evaluated: every image scored and the full page rendered; first useful / "
+            f"complete = {first_useful / complete:.0%}",
         ),
     ]
 
