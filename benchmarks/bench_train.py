@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, replace
 
 from seglab.engine.config import TrainConfig
-from seglab.engine.trainer import StopTraining, Trainer
+from seglab.engine.stopping import StopTraining
+from seglab.engine.trainer import Trainer
 
 
 @dataclass

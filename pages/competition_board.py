@@ -21,11 +21,7 @@ STYLE = """<style>
 
 ui.start_page()
 st.title("Standings")
-store = competition_ui.existing_store()
-competition = competition_ui.choose_competition(store) if store is not None else None
-if competition is None:
-    st.info("No competition on this server yet.")
-    st.stop()
+store, competition = competition_ui.require_competition("No competition on this server yet.")
 
 
 def score_text(score: float | None) -> str:

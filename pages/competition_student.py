@@ -11,29 +11,20 @@ from seglab.competition.clock import format_timestamp
 from seglab.competition.downloads import hidden_images_zip, submission_format
 from seglab.competition.errors import CompetitionError
 from seglab.competition.scoring import KIND_LABELS
+from seglab.competition.submissions import final_choices, team_class_iou, team_table
 
 AUTO = "decided by the file name (.pt: checkpoint, .zip: masks)"
 RECEIPT_KEY = "competition_receipt"
-STATUS_LABELS = {"queued": "⏳ queued", "scoring": "⚙️ scoring", "scored": "✅ scored", "failed": "❌ failed"}
 
 ui.start_page()
 st.title("Competition")
-store = competition_ui.existing_store()
-competition = competition_ui.choose_competition(store) if store is not None else None
-if competition is None:
-    st.info("No competition on this server yet: the teacher creates one on the Competition admin page.")
-    st.stop()
+store, competition = competition_ui.require_competition(
+    "No competition on this server yet: the teacher creates one on the Competition admin page."
+)
 competition_ui.start_worker(store)
 
 deadline = f" · closes {format_timestamp(competition.deadline)}" if competition.deadline else ""
-state = (
-    "the final ranking is revealed"
-    if competition.is_revealed
-    else "open"
-    if competition.accepts_submissions()
-    else "closed"
-)
-st.markdown(f"**{competition.name}** ({state}{deadline}) · ranked by {competition.metric_description}.")
+st.markdown(f"**{competition.name}** ({competition.phase()}{deadline}) · ranked by {competition.metric_description}.")
 st.caption(
     f"Before the reveal the leaderboard uses {competition.public_share:.0%} of the hidden images (public); "
     "the final ranking uses the others (private), with your chosen final submissions."
@@ -112,26 +103,13 @@ def own_submissions() -> None:
     if not views:
         st.caption("No submission yet.")
         return
-    table = pd.DataFrame(
-        [
-            {
-                "#": v.id,
-                "submitted": format_timestamp(v.submitted_at),
-                "kind": v.kind,
-                "file": v.original_name,
-                "status": STATUS_LABELS.get(v.status, v.status),
-                "public score": v.public_score,
-                "final": v.is_final,
-                "reason": (f"disqualified: {v.disqualified_reason}" if v.disqualified_reason else v.reason) or "",
-                "note": v.note,
-            }
-            for v in views
-        ]
+    st.dataframe(
+        pd.DataFrame(team_table(views)),
+        hide_index=True,
+        column_config={"public score": st.column_config.NumberColumn(format="%.4f")},
     )
-    st.dataframe(table, hide_index=True, column_config={"public score": st.column_config.NumberColumn(format="%.4f")})
-    with_classes = [v for v in views if v.public_class_iou]
-    if with_classes:
-        per_class = pd.DataFrame({f"#{v.id}": v.public_class_iou for v in with_classes})
+    if class_iou := team_class_iou(views):
+        per_class = pd.DataFrame(class_iou)
         st.caption("Per-class IoU on the public images (empty: class absent)")
         st.dataframe(
             per_class, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_class.columns}
@@ -140,20 +118,15 @@ def own_submissions() -> None:
 
 def finals() -> None:
     """Up to N final submissions for the private ranking (none chosen: your best public one)."""
-    scored = [
-        v for v in team_submissions(store, competition, team) if v.status == "scored" and not v.disqualified_reason
-    ]
-    if not scored or competition.is_revealed:
+    views = team_submissions(store, competition, team)
+    labels = final_choices(views)
+    if not labels or competition.is_revealed:
         return
-    labels = {
-        v.id: f"#{v.id} · public {v.public_score:.4f} · {v.original_name}" if v.public_score is not None else f"#{v.id}"
-        for v in scored
-    }
     with st.form("competition_finals"):
         chosen = st.multiselect(
             f"Final submissions (up to {competition.max_finals}; none: your best public one counts)",
             list(labels),
-            default=[v.id for v in scored if v.is_final],
+            default=[v.id for v in views if v.is_final and v.id in labels],
             format_func=labels.get,
             max_selections=competition.max_finals,
         )

@@ -71,6 +71,16 @@ def choose_competition(competition_store: CompetitionStore) -> Competition | Non
     return next(c for c in competitions if c.name == name)
 
 
+def require_competition(missing: str) -> tuple[CompetitionStore, Competition]:
+    """The store and the competition this session looks at; without one, shows ``missing`` and stops the page."""
+    competition_store = existing_store()
+    competition = choose_competition(competition_store) if competition_store is not None else None
+    if competition_store is None or competition is None:
+        st.info(missing)
+        st.stop()
+    return competition_store, competition
+
+
 # -- the teacher ------------------------------------------------------------------------------------------
 def is_admin() -> bool:
     return bool(st.session_state.get(ADMIN_KEY))

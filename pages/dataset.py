@@ -1,19 +1,15 @@
 """Dataset: browse samples with mask overlays, see the class imbalance, class weights and the trivial baseline."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 from pages import hidden_split, ui
+from pages.sample_view import sample_view
+from pages.shapes_knobs import shapes_knobs
 from seglab import viz
 from seglab.analysis import gallery
 from seglab.analysis.stats import trivial_baseline
-from seglab.data.lessons import LESSONS, matching_lesson
-from seglab.data.shapes import SHAPE_NAMES, ShapesConfig
-from seglab.data.spec import DataSpec
 
 PER_PAGE, COLUMNS = 12, 6
-HOVER_SIDE = 96  # hover cells on the long side: Plotly serialises every cell, ~20 µs each
 SAMPLE_WIDGET = "dataset_sample"
 WEIGHT_NOTES = (
     "**Inverse frequency**: weight ∝ 1 / (share of all labelled pixels), normalised to mean 1 over the classes "
@@ -21,113 +17,6 @@ WEIGHT_NOTES = (
     "**Median frequency** (Eigen & Fergus 2015): median(freq) / freq(c), with freq(c) = pixels of c / pixels of "
     "the images containing c: gentler, and it favours classes that are small *where they appear*.",
 )
-
-
-def apply_shapes(spec: DataSpec, config: ShapesConfig) -> None:
-    """Switch every page to the new Shapes data."""
-    ui.set_spec(replace(spec, shapes=config))
-    st.session_state["dataset_knobs_open"] = True  # keep the panel open to show which preset is now active
-    st.rerun()
-
-
-def shapes_knobs(spec: DataSpec) -> None:
-    """One-click lesson presets and every generator knob, applied through the shared data source."""
-    config, current = spec.shapes, matching_lesson(spec.shapes)
-    with st.expander(
-        "Shapes generator: lesson presets and knobs",
-        icon=":material/tune:",
-        expanded=st.session_state.get("dataset_knobs_open", False),
-    ):
-        st.caption(f"Now: **{current.name}** · {current.lesson}" if current else "Now: custom settings.")
-        with st.container(horizontal=True):
-            for lesson in LESSONS:
-                if st.button(
-                    lesson.name,
-                    help=lesson.lesson,
-                    key=f"dataset_preset_{lesson.name}",
-                    type="primary" if lesson is current else "secondary",
-                ):
-                    apply_shapes(spec, lesson.apply(config))
-        with st.form("dataset_shapes_knobs", border=False):
-            st.markdown("Relative frequency of each shape: the **imbalance** knob")
-            frequencies = tuple(
-                column.slider(name, 0.0, 1.0, float(value), 0.001, format="%.3f")
-                for column, name, value in zip(st.columns(len(SHAPE_NAMES)), SHAPE_NAMES, config.class_frequencies)
-            )
-            left, middle, right, last = st.columns(4)
-            scale = left.slider("Object scale", 0.2, max(3.0, config.object_scale), config.object_scale, 0.05)
-            tiny = left.slider("Tiny-object probability", 0.0, 1.0, config.tiny_object_probability, 0.05)
-            cue = left.slider(
-                "Colour cue",
-                0.0,
-                1.0,
-                config.class_color_probability,
-                0.05,
-                help="Chance an object takes its class's typical hue; 0 = only the outline tells the class",
-            )
-            similar = middle.slider(
-                "Similar-colour objects",
-                0.0,
-                1.0,
-                config.similar_color_probability,
-                0.05,
-                help="Chance an object is coloured like what lies behind it (low contrast)",
-            )
-            dull = middle.slider(
-                "Background colourfulness",
-                0.0,
-                1.0,
-                config.background_saturation,
-                0.05,
-                help="How saturated backgrounds may be; vivid objects stand out on dull ones",
-            )
-            blur = middle.slider("Boundary blur (px)", 0.0, max(6.0, config.boundary_blur), config.boundary_blur, 0.25)
-            noise = middle.slider(
-                "Label noise",
-                0.0,
-                1.0,
-                config.label_noise,
-                0.05,
-                help="Share of objects whose label is flipped, eroded or dilated",
-            )
-            difficulty = right.slider(
-                "Difficulty", 0.0, 1.0, config.difficulty, 0.05, help="Occlusion, texture, distractors"
-            )
-            void = right.slider(
-                "Void border (px)", 0, 16, config.void_border, help="Ignored band around objects, VOC style"
-            )
-            objects = last.slider(
-                "Objects per image", 0, max(12, config.max_objects), (config.min_objects, config.max_objects)
-            )
-            size = last.number_input("Image size (px)", 16, 1024, config.image_size, 16)
-            counts = [
-                column.number_input(f"{split.title()} images", 1, 100_000, getattr(config, f"{split}_size"))
-                for column, split in zip(st.columns(4), ("train", "val", "test"))
-            ]
-            if st.form_submit_button("Apply", type="primary"):
-                with ui.guard("Shapes settings"):
-                    apply_shapes(
-                        spec,
-                        replace(
-                            config,
-                            class_frequencies=frequencies,
-                            object_scale=scale,
-                            tiny_object_probability=tiny,
-                            class_color_probability=cue,
-                            similar_color_probability=similar,
-                            background_saturation=dull,
-                            boundary_blur=blur,
-                            label_noise=noise,
-                            difficulty=difficulty,
-                            void_border=void,
-                            min_objects=objects[0],
-                            max_objects=objects[1],
-                            image_size=int(size),
-                            train_size=int(counts[0]),
-                            val_size=int(counts[1]),
-                            test_size=int(counts[2]),
-                        ),
-                    )
 
 
 def choose_sample(sample_id: str) -> None:
@@ -185,9 +74,8 @@ with ui.guard("Gallery"):
     )
     ids = [stats.ids[index] for index in order]
     if st.session_state.get(SAMPLE_WIDGET) not in ids:  # first visit, page switch or a new filter
-        wanted = ui.current_sample()
-        st.session_state[SAMPLE_WIDGET] = wanted if wanted in ids else (ids[0] if ids else None)
-        st.session_state["dataset_page"] = gallery.page_of(ids.index(wanted), PER_PAGE) if wanted in ids else 1
+        selection = gallery.open_at(ids, ui.current_sample(), PER_PAGE)
+        st.session_state[SAMPLE_WIDGET], st.session_state["dataset_page"] = selection
     pages = gallery.page_count(len(order), PER_PAGE)
     st.session_state["dataset_page"] = min(st.session_state.get("dataset_page", 1), pages)
     page = page_column.number_input(
@@ -219,41 +107,7 @@ with ui.guard("Sample"):
         )
         if sample_id != ui.current_sample() or st.query_params.get("sample") != sample_id:
             ui.set_sample(sample_id)
-        index = stats.ids.index(sample_id)
-        image, mask = data.load(index)
-        figure_column, side_column = st.columns([3, 2])
-        figure = viz.image_figure(
-            viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True),
-            hover_labels=mask,
-            label_map=label_map,
-            title="Overlay: hover for the class under the cursor",
-            max_hover_side=HOVER_SIDE,
-        )
-        figure_column.plotly_chart(figure, key="dataset_sample_figure")
-        image_column, mask_column = side_column.columns(2)
-        image_column.image(image, caption="Image", width="stretch", output_format="JPEG")
-        mask_column.image(viz.colorize_mask(mask, label_map), caption="Mask", width="stretch", output_format="PNG")
-        rows = gallery.sample_class_table(stats, index)
-        side_column.image(
-            viz.legend_image(
-                viz.class_legend(
-                    label_map,
-                    [names.index(row["class"]) for row in rows],
-                    include_ignore=bool(stats.ignore_pixels[index]),
-                ),
-                columns=3,
-            )
-        )
-        side_column.dataframe(
-            rows,
-            hide_index=True,
-            key="dataset_sample_table",
-            height="content",
-            column_config={"share": st.column_config.NumberColumn("share", format="percent")},
-        )
-        side_column.caption(
-            f"{stats.ignore_pixels[index]:,} void pixels ({label_map.ignore_index}) are not a class and not counted."
-        )
+        sample_view(data, stats, sample_id, opacity)
 
 st.subheader("Class imbalance")
 with ui.guard("Class imbalance"):

@@ -1,20 +1,8 @@
 """Diagnostics: how a checkpoint fails beyond mIoU: objects missed by size, outlines, calibration, data slices."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from pages import hidden_split, ui
-from seglab.viz.diagnostics import boundary_figure, object_recall_figure, reliability_figure
-
-GALLERY_SIZE = 12
-TAGS_MAX_BYTES = 5 << 20
-SCORE = st.column_config.NumberColumn(format="%.3f")
-WHY_LESION_DICE = (
-    "**Lesion-wise Dice vs IoU:** the split IoU counts pixels, so large objects (road, sky) dominate it; lesion-wise "
-    "Dice averages one score per ground-truth object, a missed object counting 0, so a model that misses many small "
-    "objects scores far lower on it than on IoU."
-)
+from pages import diagnostics_tabs, hidden_split, ui
 
 ui.start_page()
 st.title("Diagnostics")
@@ -28,7 +16,7 @@ path = ui.require_checkpoint()
 spec = ui.current_spec().with_split(ui.current_split())
 hidden_split.refuse_hidden_split(spec)
 data, evaluation = ui.require_evaluation(path, spec, what="to diagnose")
-names, metrics = evaluation.class_names, evaluation.metrics
+metrics = evaluation.metrics
 
 left, right = st.columns(2)
 cover = left.slider("An object counts as found when this share of its pixels is predicted right", 0.1, 1.0, 0.5, 0.05)
@@ -45,13 +33,6 @@ def _value(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def open_in_inspect(sample_id: str, key: str) -> None:
-    """A button that shows ``sample_id`` on the Inspect page."""
-    if st.button("Inspect", key=key, help=f"Open {sample_id} on the Inspect page"):
-        ui.set_sample(sample_id)
-        st.switch_page("pages/failures.py")
-
-
 columns = st.columns(6)
 columns[0].metric("mIoU", _value(metrics.miou))
 columns[1].metric("Objects found", _value(objects["recall"]), help=f"{objects['detected']:,} of {objects['objects']:,}")
@@ -66,155 +47,13 @@ objects_tab, boundary_tab, calibration_tab, slices_tab = st.tabs(
 
 if objects_tab.open:  # only the open tab runs (ui.LAZY_TABS)
     with objects_tab:
-        st.markdown(WHY_LESION_DICE)
-        sizes = objects["sizes"]
-        if sizes:
-            st.caption(
-                f"Sizes: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}; "
-                f"{sizes['ignored']} are left out."
-            )
-        # The split IoU of each class beside its lesion-wise Dice: the sentence above, per class.
-        rows = [
-            {"class": name, "IoU": metrics.iou[class_id], **row}
-            for class_id, (name, row) in enumerate(objects["per_class"].items())
-        ]
-        table = pd.DataFrame(rows).rename(columns=lambda column: column.replace("_", " "))
-        scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
-        st.dataframe(table, hide_index=True, column_config=scores)
-        st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
-        st.subheader("Missed objects")
-        left, right = st.columns(2)
-        class_id = left.selectbox(
-            "Class",
-            [None, *range(len(names))],
-            key="diagnostics_missed_class",
-            format_func=lambda c: "every class" if c is None else names[c],
-        )
-        largest = right.radio("Order", ["smallest first", "largest first"], horizontal=True) == "largest first"
-        with ui.guard("Cropping the missed objects"):
-            count, gallery = ui.missed_objects(path, spec, class_id, cover, largest, GALLERY_SIZE)
-            st.caption(
-                f"{count:,} objects missed; the first {len(gallery)}: image | ground truth | prediction, "
-                "the object's class outlined in yellow."
-            )
-            for start in range(0, len(gallery), 3):
-                row = enumerate(gallery[start : start + 3], start)
-                for column, (position, (info, picture)) in zip(st.columns(3), row, strict=False):
-                    column.image(
-                        picture,
-                        width="stretch",
-                        output_format="PNG",
-                        caption=f"{info.sample_id}: {info.class_name}, {info.area:,} px, {info.coverage:.0%} "
-                        f"found, predicted as {info.predicted_instead}",
-                    )
-                    with column:
-                        open_in_inspect(info.sample_id, f"diagnostics_missed_{position}")
-
-if boundary_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+        diagnostics_tabs.objects_tab(summary, evaluation, path, spec, cover)
+if boundary_tab.open:
     with boundary_tab:
-        st.markdown(
-            f"**Boundary IoU** (Cheng et al. 2021) is the IoU of ground truth and prediction within "
-            f"{boundary['band_px']} px (2% of the image diagonal) of their contours; the **BF score** (Csurka et al. "
-            f"2013) is the F1 of contour pixels matched within {boundary['tolerance_px']} px. A class whose IoU is "
-            "fair "
-            "but whose boundary scores are low has blurry or shifted outlines; one low on both is missed as a whole."
-        )
-        biou = np.array([np.nan if v is None else v for v in boundary["boundary_iou"].values()])
-        bf = np.array([np.nan if v is None else v for v in boundary["bf_score"].values()])
-        st.plotly_chart(boundary_figure(metrics.iou, biou, bf, names), key="diagnostics_boundary")
-        st.caption(
-            "Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
-            "confusion into the band along ground-truth edges and the interior."
-        )
-        st.page_link("pages/failures.py", label="Open Inspect", icon=":material/search:")
-
-if calibration_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+        diagnostics_tabs.boundary_tab(summary, evaluation)
+if calibration_tab.open:
     with calibration_tab:
-        if not calibration["available"]:
-            st.info("This model gives labels only: there is no confidence to calibrate.")
-        else:
-            reliability = reliability_figure(calibration["reliability"], calibration["ece"])
-            st.plotly_chart(reliability, key="diagnostics_reliability")
-            wrong = summary["confidently_wrong"]
-            share = "-" if wrong["share"] is None else f"{wrong['share']:.1%}"
-            st.markdown(
-                f"**{wrong['pixels']:,} pixels ({share}) are wrong with confidence ≥ {wrong['threshold']:.2f}**: "
-                "label errors and systematic confusions hide there (see **Label quality**)."
-            )
-            left, right = st.columns(2)
-            with left:
-                per_class = pd.DataFrame(
-                    {
-                        "predicted class": list(calibration["ece_per_class"]),
-                        "ECE": list(calibration["ece_per_class"].values()),
-                    }
-                )
-                st.dataframe(per_class, hide_index=True, column_config={"ECE": SCORE})
-            with right:
-                worst = pd.DataFrame(wrong["worst_images"])
-                if worst.empty:
-                    st.caption("No confidently wrong pixel.")
-                else:
-                    event = st.dataframe(
-                        worst,
-                        hide_index=True,
-                        on_select="rerun",
-                        selection_mode="single-row",
-                        key="diagnostics_wrong_table",
-                    )
-                    chosen = list(event.selection.rows) if event else []
-                    if chosen:
-                        open_in_inspect(str(worst["id"].iloc[chosen[0]]), "diagnostics_open_wrong")
-            st.page_link("pages/label_quality.py", label="Open Label quality", icon=":material/rule:")
-
-if slices_tab.open:  # only the open tab runs (ui.LAZY_TABS)
+        diagnostics_tabs.calibration_tab(summary)
+if slices_tab.open:
     with slices_tab:
-        uploaded = st.file_uploader(
-            "Your own slices: a CSV of id,tag rows", type=["csv", "txt"], key="diagnostics_tags"
-        )
-        tags_text = ""
-        if uploaded is not None:
-            if uploaded.size > TAGS_MAX_BYTES:
-                st.error(f"{uploaded.name} is larger than {TAGS_MAX_BYTES >> 20} MB.")
-            else:
-                tags_text = uploaded.getvalue().decode("utf-8-sig", errors="replace")
-        with ui.guard("Scoring the slices"):
-            sliced = ui.diagnostics(path, spec, cover, confident, tags_text) if tags_text else summary
-            if sliced["unknown_tag_ids"]:
-                st.warning("Tagged ids not in this split: " + ", ".join(sliced["unknown_tag_ids"]))
-            slice_rows = sliced["slices"]
-            if not slice_rows:
-                st.info("No slice for this split: add tags to see some.")
-            else:
-                table = pd.DataFrame(
-                    [
-                        {
-                            "slice": row["slice"],
-                            "images": row["images"],
-                            "mIoU": row["miou"],
-                            "gap": row["gap"],
-                            **{f"IoU {name}": value for name, value in row["iou"].items()},
-                        }
-                        for row in slice_rows
-                    ]
-                )
-                st.caption(
-                    f"mIoU per slice against the whole split ({metrics.miou:.3f}), worst gap first; "
-                    "click a row to list its images."
-                )
-                formats = {column: SCORE for column in table.columns if column not in ("slice", "images")}
-                event = st.dataframe(
-                    table,
-                    hide_index=True,
-                    on_select="rerun",
-                    selection_mode="single-row",
-                    column_config=formats,
-                    key="diagnostics_slices_table",
-                )
-                chosen = list(event.selection.rows) if event else []
-                if chosen:
-                    ids = slice_rows[chosen[0]]["ids"]
-                    sample = st.selectbox(
-                        f"Images of {slice_rows[chosen[0]]['slice']}", ids, key="diagnostics_slice_image"
-                    )
-                    open_in_inspect(sample, "diagnostics_open_slice")
+        diagnostics_tabs.slices_tab(summary, evaluation, path, spec, cover, confident)

@@ -1,8 +1,6 @@
 """Leaderboard: every checkpoint under the runs folder and every registered source, scored on a held-out split with
 one protocol."""
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -10,18 +8,12 @@ from pages import hidden_split, ui
 from seglab.analysis.leaderboard import (
     LEADERBOARD_PROTOCOL,
     build_leaderboard,
+    entry_name,
     find_checkpoints,
     held_out_split,
     to_csv,
 )
 from seglab.data.discover import check_source
-from seglab.sources.description import DESCRIPTION_SUFFIX
-
-
-def entry_name(path: str) -> str:
-    """``run/best.pt`` for a checkpoint, the entry's file name for a registered source."""
-    return Path(path).name if path.endswith(DESCRIPTION_SUFFIX) else f"{Path(path).parent.name}/{Path(path).name}"
-
 
 SCORE_COLUMNS = {
     "miou": "mIoU",
@@ -120,5 +112,5 @@ with ui.guard("Scoring the checkpoints"):
 
     if board.skipped:
         st.subheader(f"{len(board.skipped)} skipped", divider="gray")
-        skipped = pd.DataFrame([{"entry": entry_name(skip.path), "reason": skip.reason} for skip in board.skipped])
+        skipped = pd.DataFrame(board.skipped_records())
         st.dataframe(skipped, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})

@@ -4,24 +4,21 @@ import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
+from pages.loss_controls import loss_controls
 from seglab import viz
 from seglab.analysis.loss_inspector import (
     FOCAL,
     MINING,
     PLAIN,
     WEIGHTED,
-    focal_picture,
     heatmap_scale,
-    kept_pixels_picture,
+    image_panels,
     loss_breakdown,
-    loss_picture,
     mining_progress_sentence,
     mining_schedule,
 )
 from seglab.engine.config import CLASS_WEIGHTINGS
-from seglab.losses.criterion import LOSS_EXPLANATIONS
 
-MAX_IMAGES = 8
 number = st.column_config.NumberColumn
 
 ui.start_page()
@@ -45,54 +42,9 @@ if data is None or not len(data):
     st.stop()
 names, label_map, ids = data.class_names, data.label_map, list(data.ids)
 
-with st.container(border=True):
-    start = ids.index(ui.current_sample()) if ui.current_sample() in ids else 0
-    chosen = st.multiselect(
-        "Images (one batch; mining ranks them together)",
-        ids,
-        default=ids[start : start + 4],
-        max_selections=MAX_IMAGES,
-        key="loss_images",
-    )
-    weights_column, focal_column, top_k_column, mining_column, step_column = st.columns(5)
-    weighting = weights_column.radio(
-        "Class weights",
-        list(CLASS_WEIGHTINGS),
-        format_func=CLASS_WEIGHTINGS.get,
-        key="loss_weights",
-        help="From the training data's statistics, as TrainConfig.class_weights computes them",
-    )
-    gamma = focal_column.slider("Focal γ", 0.0, 5.0, 2.0, 0.5, key="loss_gamma", help=LOSS_EXPLANATIONS["focal"])
-    top_k = top_k_column.slider(
-        "Hardest pixels kept (end)",
-        0.05,
-        1.0,
-        0.25,
-        0.05,
-        key="loss_top_k",
-        help=LOSS_EXPLANATIONS["hard_ce"] + " (DeepLab's top_k_percent_pixels)",
-    )
-    mining_step = mining_column.number_input(
-        "Mining ramp (steps)",
-        0,
-        1_000_000,
-        1000,
-        100,
-        key="loss_mining_step",
-        help="Steps over which mining goes from all pixels to the hardest share "
-        "(0 = at once; DeepLab's hard_example_mining_step)",
-    )
-    last_step = max(2 * mining_step, 100)
-    if st.session_state.get("loss_step", 0) > last_step:  # a smaller mining step shrank the slider
-        st.session_state["loss_step"] = last_step
-    step = step_column.slider(
-        "Training step",
-        0,
-        last_step,
-        mining_step // 2,
-        key="loss_step",
-        help="Where in training to look at the mining schedule",
-    )
+controls = loss_controls(ids, ui.current_sample())
+chosen, weighting, gamma, top_k = controls.chosen, controls.weighting, controls.gamma, controls.top_k
+mining_step, step, last_step = controls.mining_step, controls.step, controls.last_step
 if not chosen:
     st.info("Pick at least one image.")
     st.stop()
@@ -137,26 +89,19 @@ st.caption(
     f"Focal factor (1 − p_y)^{gamma:g}: yellow = counts as in CE, dark = already easy, muted. Orange = kept by mining."
 )
 for index, sample_id in enumerate(chosen):
-    valid = breakdown.image("valid", index)
-    pictures = [
-        (viz.overlay(images[index], masks[index], label_map), f"{sample_id}: ground truth"),
-        (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)"),
-    ]
-    if weights is not None:
-        pictures.append(
-            (
-                loss_picture(breakdown.image("per_pixel", index), valid, scale),
-                f"CE × {CLASS_WEIGHTINGS[weighting]} weight",
-            )
-        )
-    pictures += [
-        (focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
-        (
-            kept_pixels_picture(images[index], breakdown.image("kept_mask", index), valid),
-            f"kept by mining at step {step}",
-        ),
-    ]
-    for column, (picture, caption) in zip(st.columns(5), pictures):
+    panels = image_panels(
+        breakdown,
+        index,
+        images[index],
+        masks[index],
+        label_map,
+        sample_id=sample_id,
+        scale=scale,
+        weighting=None if weights is None else CLASS_WEIGHTINGS[weighting],
+        gamma=gamma,
+        step=step,
+    )
+    for column, (picture, caption) in zip(st.columns(5), panels):
         column.image(picture, caption=caption, width="stretch")
 
 st.subheader("Hard pixel mining schedule")

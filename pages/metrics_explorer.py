@@ -1,22 +1,21 @@
 """Metric definitions: the same predictions scored under every common mIoU definition, and why they differ."""
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 from pages import hidden_split, ui
 from seglab import viz
-from seglab.metrics.definitions import (
-    AGREEMENT_TOLERANCE,
-    APP_DEFINITION,
-    compute_definitions,
-    key_choices,
-    per_class_breakdown,
+from seglab.metrics.class_breakdown import AGREEMENT_TOLERANCE, per_class_breakdown
+from seglab.metrics.definition_tables import (
+    CLASS_ORDERS,
+    LEVELS,
+    definition_rows,
+    extremes,
+    largest_gaps,
+    order_classes,
 )
+from seglab.metrics.definitions import compute_definitions, key_choices
 
-LEVELS = {"all": "all definitions", "dataset": "dataset-level only", "image-wise": "image-wise only"}
-SORTS = {"gap": "largest gap first", "class": "class order", "images": "fewest images first"}
 number = st.column_config.NumberColumn
 
 ui.start_page()
@@ -43,9 +42,8 @@ st.caption(
 st.subheader("One model, many mIoUs")
 with ui.guard("Scoring under every definition"):
     scores = compute_definitions(confusions, background)
-    applicable = [score for score in scores if not math.isnan(score.value)]
-    lowest, highest = min(applicable, key=lambda s: s.value), max(applicable, key=lambda s: s.value)
-    app_score = next(score for score in scores if score.key == APP_DEFINITION)
+    ends = extremes(scores)
+    app_score, lowest, highest = ends.app, ends.lowest, ends.highest
     cards = st.columns(3)
     cards[0].metric("This app's mIoU", f"{app_score.value:.3f}", help=app_score.formula, border=True)
     cards[1].metric(
@@ -74,12 +72,8 @@ with ui.guard("Scoring under every definition"):
 
     with st.expander(f"All {len(scores)} definitions: formulas and who uses each"):
         level = st.radio("Show", list(LEVELS), format_func=LEVELS.get, horizontal=True, key="metrics_level")
-        shown = [score for score in scores if level == "all" or score.level == level]
-        table = pd.DataFrame([score.to_row() for score in shown])
-        table["value"] = [f"{score.value:.3f}" if not math.isnan(score.value) else "n/a" for score in shown]
-        table.insert(1, "this app", [score.key == APP_DEFINITION for score in shown])
         st.dataframe(
-            table,
+            pd.DataFrame(definition_rows(scores, level)),
             hide_index=True,
             key="metrics_definitions",
             height="content",
@@ -110,9 +104,9 @@ st.caption(
 )
 with ui.guard("Per-class breakdown"):
     rows = per_class_breakdown(confusions, names)
-    sort = st.radio("Order", list(SORTS), format_func=SORTS.get, horizontal=True, key="metrics_class_order")
-    by_gap = sorted(rows, key=lambda row: -abs(row.gap) if not math.isnan(row.gap) else math.inf)
-    ordered = {"gap": by_gap, "class": rows, "images": sorted(rows, key=lambda row: row.images_with_class)}[sort]
+    sort = st.radio(
+        "Order", list(CLASS_ORDERS), format_func=CLASS_ORDERS.get, horizontal=True, key="metrics_class_order"
+    )
     figure = viz.per_class_bar_figure(
         {"dataset-level": [row.dataset_iou for row in rows], "image-wise": [row.imagewise_iou for row in rows]},
         names,
@@ -121,7 +115,7 @@ with ui.guard("Per-class breakdown"):
     )
     st.plotly_chart(figure, key="metrics_class_figure")
     st.dataframe(
-        pd.DataFrame([row.to_row() for row in ordered]),
+        pd.DataFrame([row.to_row() for row in order_classes(rows, sort)]),
         hide_index=True,
         key="metrics_class_table",
         column_config={
@@ -136,7 +130,7 @@ with ui.guard("Per-class breakdown"):
             "why": st.column_config.TextColumn(width="large"),
         },
     )
-    gaps = [row for row in by_gap if not math.isnan(row.gap) and abs(row.gap) >= AGREEMENT_TOLERANCE][:3]
+    gaps = largest_gaps(rows)
     st.markdown("**Largest gaps**" if gaps else f"The two views agree within {AGREEMENT_TOLERANCE} for every class.")
     for row in gaps:
         st.markdown(

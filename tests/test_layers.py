@@ -1,6 +1,6 @@
 """The package layout of ARCHITECTURE.md holds: a layer imports only the layers above it in the table (apart
-from the known exceptions listed there), nothing under seglab/ imports streamlit, every module imports, and
-``import seglab`` is light and free of process-wide side effects."""
+from the known exceptions listed there), nothing under seglab/ imports streamlit or is over 450 lines, every module
+imports, and ``import seglab`` is light and free of process-wide side effects."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import seglab
 
 PACKAGE = Path(seglab.__file__).parent
+MAX_MODULE_LINES = 450  # a longer module is split along its seams (ARCHITECTURE.md)
 # ARCHITECTURE.md's layer table, top (imported by all) to bottom.
 LAYERS = {
     "errors": 0,
@@ -90,6 +91,14 @@ def test_no_layer_imports_a_layer_below_it() -> None:
                 upward.add((module, target))
     assert upward - KNOWN_EXCEPTIONS == set(), "a layer imports one below it (see ARCHITECTURE.md)"
     assert KNOWN_EXCEPTIONS - upward == set(), "an exception is gone: remove it here and in ARCHITECTURE.md"
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    lines = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in PACKAGE.rglob("*.py")}
+    offenders = sorted(
+        f"{path.relative_to(PACKAGE.parent)}: {count}" for path, count in lines.items() if count > MAX_MODULE_LINES
+    )
+    assert offenders == [], f"modules over {MAX_MODULE_LINES} lines; split them along their seams: {offenders}"
 
 
 def test_seglab_never_imports_streamlit() -> None:

@@ -67,6 +67,28 @@ MOVES = {
 MOVED_NAMES = {
     ("analysis.failures", "clickable_confusion_figure"): "viz",
     ("metrics.definitions", "definitions_figure"): "viz",
+    ("data.transforms", "AugmentedDataset"): "data.loading",
+    ("data.transforms", "pad_collate"): "data.loading",
+    ("data.transforms", "train_transform"): "data.presets",
+    ("data.transforms", "eval_transform"): "data.presets",
+    ("data.transforms", "IMAGENET_MEAN"): "data.normalization",
+    ("data.transforms", "IMAGENET_STD"): "data.normalization",
+    ("data.transforms", "image_to_float"): "data.normalization",
+    ("data.transforms", "normalize_image"): "data.normalization",
+    ("data.transforms", "denormalize"): "data.normalization",
+    ("metrics.definitions", "per_class_breakdown"): "metrics.class_breakdown",
+    ("metrics.definitions", "ClassBreakdown"): "metrics.class_breakdown",
+    ("metrics.definitions", "AGREEMENT_TOLERANCE"): "metrics.class_breakdown",
+    ("cli.commands", "add_data_arguments"): "cli.arguments",
+    ("cli.commands", "data_spec_from_args"): "cli.arguments",
+    ("cli.commands", "_parse_key_values"): "cli.arguments (parse_key_values)",
+    ("cli.commands", "train_config_from_args"): "cli.train",
+    ("cli.commands", "add_train_arguments"): "cli.train",
+    ("cli.commands", "apply_data_recipe"): "cli.train",
+    ("cli.commands", "command_train"): "cli.train",
+    ("cli.commands", "TrainProgress"): "cli.train",
+    ("engine.trainer", "StopTraining"): "engine.stopping",
+    ("engine.trainer", "cpu_has_native_bf16"): "engine.precision",
 }
 
 # Old module names that are new package names too: their new submodules are left alone (idempotent).

@@ -21,6 +21,7 @@ from seglab.engine.run_dir import RunDirectory
 from seglab.errors import ConfigError
 from seglab.io.names import display_name
 from seglab.metrics.confusion import SegmentationMetrics
+from seglab.metrics.scores import divide
 from seglab.ranking import worst_first
 from seglab.viz import (
     BROKEN_BY_B,
@@ -281,8 +282,7 @@ class PixelDiff:
     def class_shares(self) -> np.ndarray:
         """(K, 5) share of each true class's pixels per category (NaN rows for absent classes)."""
         support = self.counts.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(support > 0, self.counts / np.maximum(support, 1), np.nan)
+        return divide(self.counts, support)
 
     @property
     def net_fixed(self) -> np.ndarray:
@@ -300,6 +300,18 @@ class PixelDiff:
             row["net fixed px"] = int(net[k])
             rows.append(row)
         return rows
+
+
+def class_change_records(
+    diff: PixelDiff, evaluation_a: DatasetEvaluation, evaluation_b: DatasetEvaluation
+) -> list[dict[str, float | int | str]]:
+    """One row per true class: its IoU change from A to B (``"Δ IoU (B − A)"``, NaN where undefined), then
+    :meth:`PixelDiff.class_records`' pixels, category shares and net pixels fixed."""
+    deltas = class_deltas(evaluation_a, evaluation_b)
+    return [
+        {"class": row["class"], "Δ IoU (B − A)": float(delta), **{k: v for k, v in row.items() if k != "class"}}
+        for row, delta in zip(diff.class_records(), deltas, strict=True)
+    ]
 
 
 def pixel_diff(

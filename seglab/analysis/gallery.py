@@ -128,6 +128,14 @@ def page_of(position: int, per_page: int) -> int:
     return position // per_page + 1
 
 
+def open_at(ids: Sequence[str], wanted: str | None, per_page: int) -> tuple[str | None, int]:
+    """Where a gallery of ``ids`` opens: the ``wanted`` sample and its page when it is listed, else the first
+    sample (None for an empty gallery) on page 1."""
+    if wanted is not None and wanted in ids:
+        return wanted, page_of(list(ids).index(wanted), per_page)
+    return (ids[0] if len(ids) else None), 1
+
+
 def page_items(order: np.ndarray, page: int, per_page: int) -> np.ndarray:
     """The entries of ``order`` on 1-based ``page`` (clamped to the existing pages)."""
     page = min(max(int(page), 1), page_count(len(order), per_page))

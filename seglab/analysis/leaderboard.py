@@ -31,6 +31,7 @@ from seglab.errors import CheckpointError, ConfigError, LabelMapError, SeglabErr
 from seglab.io.cache_write import write_cache
 from seglab.io.names import display_name
 from seglab.sources.catalog import CATALOG_FOLDER, CatalogEntry
+from seglab.sources.description import DESCRIPTION_SUFFIX
 
 __all__ = [
     "LEADERBOARD_PROTOCOL",
@@ -39,6 +40,7 @@ __all__ = [
     "LeaderboardRow",
     "SkippedCheckpoint",
     "build_leaderboard",
+    "entry_name",
     "find_checkpoints",
     "held_out_split",
     "run_problem_of_checkpoint",
@@ -111,6 +113,15 @@ class Leaderboard:
             record.update({"sha256": row.sha256, "dataset": self.dataset, "protocol": self.protocol.describe()})
             records.append(record)
         return records
+
+    def skipped_records(self) -> list[dict[str, str]]:
+        """One row per skipped entry: its short name (:func:`entry_name`) and the reason."""
+        return [{"entry": entry_name(skip.path), "reason": skip.reason} for skip in self.skipped]
+
+
+def entry_name(path: str) -> str:
+    """An entry as a person names it: ``run/best.pt`` for a checkpoint, the file name of a registered source."""
+    return Path(path).name if path.endswith(DESCRIPTION_SUFFIX) else f"{Path(path).parent.name}/{Path(path).name}"
 
 
 def find_checkpoints(runs_dir: str | os.PathLike, include_last: bool = False) -> list[Path]:

@@ -33,7 +33,7 @@ from seglab.losses.functional import (
     kept_fraction,
     per_pixel_loss,
 )
-from seglab.viz import confidence_map
+from seglab.viz import confidence_map, overlay
 
 __all__ = [
     "LossBreakdown",
@@ -344,3 +344,37 @@ def kept_pixels_picture(image: np.ndarray, kept: np.ndarray, valid: np.ndarray, 
     dimmed = (image.astype(np.float32) * 0.35).astype(np.uint8)
     blended = (image.astype(np.float32) * (1 - alpha) + KEPT_COLOR * alpha).astype(np.uint8)
     return _paint_void(np.where(kept[..., None], blended, dimmed), valid)
+
+
+def schedule_end(hard_example_mining_step: int) -> int:
+    """The last training step a mining-schedule view shows: twice the ramp, at least 100."""
+    return max(2 * hard_example_mining_step, 100)
+
+
+def image_panels(
+    breakdown: LossBreakdown,
+    index: int,
+    image: np.ndarray,
+    mask: np.ndarray,
+    label_map: Any,
+    *,
+    sample_id: str,
+    scale: float,
+    weighting: str | None,
+    gamma: float,
+    step: int,
+) -> list[tuple[np.ndarray, str]]:
+    """Image ``index`` of the batch as (picture, caption) pairs, left to right: its ground truth, CE per pixel, CE
+    times the class weights (only when ``weighting``, their label, is given), the focal factor and the pixels kept
+    by mining at ``step``. Loss maps share the colour ``scale``."""
+    valid = breakdown.image("valid", index)
+    panels = [
+        (overlay(image, mask, label_map), f"{sample_id}: ground truth"),
+        (loss_picture(breakdown.image("cross_entropy", index), valid, scale), "CE per pixel (no weights)"),
+    ]
+    if weighting is not None:
+        panels.append((loss_picture(breakdown.image("per_pixel", index), valid, scale), f"CE × {weighting} weight"))
+    return panels + [
+        (focal_picture(breakdown.image("focal_factor", index), valid), f"focal factor, γ = {gamma:g}"),
+        (kept_pixels_picture(image, breakdown.image("kept_mask", index), valid), f"kept by mining at step {step}"),
+    ]

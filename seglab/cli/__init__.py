@@ -1,5 +1,6 @@
-"""The ``seglab`` command line: sub-commands in :mod:`~seglab.cli.commands`, prediction sources and export in
-:mod:`~seglab.cli.sources`, diagnostics options in :mod:`~seglab.cli.diagnostics`, plain-text tables in
+"""The ``seglab`` command line: sub-commands in :mod:`~seglab.cli.commands`, ``seglab train`` in
+:mod:`~seglab.cli.train`, prediction sources and export in :mod:`~seglab.cli.sources`, flags shared by commands in
+:mod:`~seglab.cli.arguments`, diagnostics options in :mod:`~seglab.cli.diagnostics`, plain-text tables in
 :mod:`~seglab.cli.report`."""
 
 from __future__ import annotations

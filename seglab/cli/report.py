@@ -1,11 +1,19 @@
-"""Plain-text tables for the command line."""
+"""Plain-text tables for the command line, and ``seglab eval``'s answer (a table or one JSON object)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from seglab.analysis.stats import DatasetStats, trivial_baseline
+
+if TYPE_CHECKING:
+    from seglab.data.base import SegmentationDataset
+    from seglab.engine.predict import DatasetEvaluation
 
 
 def format_table(rows: Sequence[Sequence[object]], header: Sequence[str], align: str | None = None) -> str:
@@ -101,3 +109,31 @@ def _score(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{float(value):.4f}"
+
+
+def print_evaluation(
+    summary: dict,
+    result: DatasetEvaluation,
+    dataset: SegmentationDataset,
+    args: argparse.Namespace,
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+) -> None:
+    """Print ``seglab eval``'s answer for any model or predictions: the data's warnings on stderr, then one JSON
+    object (``--json``) or ``notes`` on stderr, the metrics table and the diagnostics."""
+    from seglab.cli.diagnostics import add_diagnostics
+
+    # What stats and the app say about the data (images without masks skipped, unknown colours read as void).
+    summary["warnings"] = dataset.notes()
+    for note in summary["warnings"]:
+        print(f"seglab eval: warning: {note}", file=sys.stderr)
+    diagnostics = add_diagnostics(summary, result, dataset, args)
+    if args.json:
+        print(json.dumps(summary, allow_nan=False, default=str))
+        return
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(format_metrics_report(summary, title=title))
+    if diagnostics:
+        print(diagnostics)

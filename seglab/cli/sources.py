@@ -133,9 +133,8 @@ def open_cli_source(args: argparse.Namespace, label_map=None):
 
 def command_eval_source(args: argparse.Namespace) -> int:
     """``seglab eval --model/--predictions``: the same report and JSON as for a checkpoint."""
-    from seglab.cli.commands import data_spec_from_args
-    from seglab.cli.diagnostics import add_diagnostics
-    from seglab.cli.report import format_metrics_report
+    from seglab.cli.arguments import data_spec_from_args
+    from seglab.cli.report import print_evaluation
     from seglab.data.spec import DataSpec, build_dataset
     from seglab.engine.evaluation import evaluate_source
     from seglab.progress import progress_bar
@@ -154,19 +153,8 @@ def command_eval_source(args: argparse.Namespace) -> int:
     summary["predictions" if args.predictions else "model"] = str(description.path)
     summary["source"] = result.source
     summary["notes"] = result.notes
-    # What stats and the app say about the data (images without masks skipped, unknown colours read as void).
-    summary["warnings"] = dataset.notes()
-    for note in summary["warnings"]:
-        print(f"seglab eval: warning: {note}", file=sys.stderr)
-    diagnostics = add_diagnostics(summary, result, dataset, args)
-    if args.json:
-        print(json.dumps(summary, allow_nan=False, default=str))
-    else:
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(format_metrics_report(summary, title=f"{source.name} on {spec.describe()} ({len(dataset)} images)"))
-        if diagnostics:
-            print(diagnostics)
+    title = f"{source.name} on {spec.describe()} ({len(dataset)} images)"
+    print_evaluation(summary, result, dataset, args, title=title, notes=result.notes)
     return 0
 
 
@@ -250,7 +238,7 @@ def _display_label_map(class_names: list[str] | None, prediction) -> Any:
 
 def add_export_command(commands: argparse._SubParsersAction) -> None:
     """The ``export`` sub-command."""
-    from seglab.cli.commands import add_data_arguments
+    from seglab.cli.arguments import add_data_arguments
     from seglab.engine.export import DEFAULT_TOLERANCE, EXPORT_FORMATS, EXPORTERS
 
     export = commands.add_parser(
@@ -285,7 +273,7 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from seglab.cli.commands import data_spec_from_args
+    from seglab.cli.arguments import data_spec_from_args
     from seglab.data.spec import build_dataset
     from seglab.engine.export import export_checkpoint
 
@@ -308,7 +296,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 def add_sources_command(commands: argparse._SubParsersAction) -> None:
     """The ``sources`` sub-command: the sources catalog the app's sidebar lists (list, add, remove)."""
-    from seglab.cli.commands import add_data_arguments
+    from seglab.cli.arguments import add_data_arguments
     from seglab.sources.catalog import REGISTERED_KINDS
 
     sources = commands.add_parser(
@@ -355,7 +343,7 @@ def command_sources(args: argparse.Namespace) -> int:
         remove_source(args.dir, file)
         print(f"removed {args.name}")
         return 0
-    from seglab.cli.commands import data_spec_from_args
+    from seglab.cli.arguments import data_spec_from_args
     from seglab.data.spec import DataSpec, build_dataset
 
     mapping = None

@@ -71,14 +71,13 @@ def _team_names(args: argparse.Namespace) -> list[str]:
 
 
 def command_create(args: argparse.Namespace) -> int:
-    from seglab.cli.commands import _parse_key_values, data_spec_from_args
+    from seglab.cli.arguments import apply_shapes_options, data_spec_from_args
     from seglab.competition.competitions import CompetitionSettings, create_competition, hidden_images
     from seglab.competition.teams import add_teams
-    from seglab.data.shapes import ShapesConfig
 
     spec = data_spec_from_args(args)
     if args.shapes:
-        spec.shapes = ShapesConfig.from_dict({**spec.shapes.to_dict(), **_parse_key_values(args.shapes, "--shapes")})
+        apply_shapes_options(spec, args.shapes)
     settings = CompetitionSettings(
         name=args.name,
         spec=spec,
@@ -287,7 +286,7 @@ def _common(parser: argparse.ArgumentParser, *, competition: bool = True) -> Non
 
 def add_competition_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``seglab competition`` and its subcommands on the main parser's subcommands."""
-    from seglab.cli.commands import add_data_arguments
+    from seglab.cli.arguments import add_data_arguments
     from seglab.competition.competitions import METRICS
     from seglab.competition.scoring import KIND_LABELS
 

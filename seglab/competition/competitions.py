@@ -151,6 +151,12 @@ class Competition:
     def metric_label(self) -> str:
         return METRIC_LABELS[self.metric]
 
+    def phase(self, at: float | None = None) -> str:
+        """For a team's status line: "the final ranking is revealed", "open" or "closed" (the deadline passed)."""
+        if self.is_revealed:
+            return "the final ranking is revealed"
+        return "open" if self.accepts_submissions(at) else "closed"
+
     def accepts_submissions(self, at: float | None = None) -> bool:
         """Open: not revealed and the deadline (if any) not passed."""
         at = now() if at is None else at

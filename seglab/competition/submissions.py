@@ -24,6 +24,7 @@ from seglab.competition.teams import Team
 from seglab.competition.validation import check_kind, guess_kind, validate_upload
 
 STATUSES = ("queued", "scoring", "scored", "failed")
+STATUS_LABELS = {"queued": "⏳ queued", "scoring": "⚙️ scoring", "scored": "✅ scored", "failed": "❌ failed"}
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,40 @@ def team_submissions(store: CompetitionStore, competition: Competition, team: Te
             )
         )
     return views
+
+
+def team_table(views: Sequence[TeamSubmission]) -> list[dict[str, Any]]:
+    """A team's table of its own submissions (as :func:`team_submissions` lists them): time, kind, file, status
+    with its icon, public score, final choice, why it failed or was disqualified, and the team's note."""
+    return [
+        {
+            "#": v.id,
+            "submitted": format_timestamp(v.submitted_at),
+            "kind": v.kind,
+            "file": v.original_name,
+            "status": STATUS_LABELS.get(v.status, v.status),
+            "public score": v.public_score,
+            "final": v.is_final,
+            "reason": (f"disqualified: {v.disqualified_reason}" if v.disqualified_reason else v.reason) or "",
+            "note": v.note,
+        }
+        for v in views
+    ]
+
+
+def team_class_iou(views: Sequence[TeamSubmission]) -> dict[str, dict[str, float | None]]:
+    """``"#<id>"`` -> public per-class IoU of the submissions that have one (the teacher allows it)."""
+    return {f"#{v.id}": v.public_class_iou for v in views if v.public_class_iou}
+
+
+def final_choices(views: Sequence[TeamSubmission]) -> dict[int, str]:
+    """The submissions a team may choose as final (scored, not disqualified): id -> menu label with the public
+    score and the file name."""
+    return {
+        v.id: f"#{v.id} · public {v.public_score:.4f} · {v.original_name}" if v.public_score is not None else f"#{v.id}"
+        for v in views
+        if v.status == "scored" and not v.disqualified_reason
+    }
 
 
 def choose_finals(store: CompetitionStore, competition: Competition, team: Team, submission_ids: list[int]) -> None:

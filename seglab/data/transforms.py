@@ -1,16 +1,13 @@
-"""Joint image + mask transforms, the train/eval pipelines and :class:`AugmentedDataset`.
+"""Joint image + mask transforms (the pipelines built from them: :mod:`~seglab.data.presets`; the dataset
+wrapper and batching: :mod:`~seglab.data.loading`; the normalisation: :mod:`~seglab.data.normalization`).
 
 A joint transform is a callable ``transform(image, mask, rng) -> (image, mask)``. Until
 :class:`ToTensor`, ``image`` is (H, W, 3) uint8 RGB and ``mask`` is (H, W) uint8 class ids. All
 randomness comes from the ``rng`` argument (a ``numpy.random.Generator``), never from global state,
 so one seed reproduces one augmentation.
 
-Pipeline order (the one order this module supports)::
-
-    numpy uint8: RandomScale -> RandomCrop -> flips -> ColorJitter   (train)
-                 Resize -> PadToMultiple                             (eval)
-    ToTensor:    image float32 (3, H, W) in [0, 1], mask int64 (H, W)
-    Normalize:   on the float tensor, (x - mean) / std
+The numpy transforms come first, then :class:`ToTensor`, then :class:`Normalize` (the order is in
+:mod:`~seglab.data.presets`).
 
 Two rules protect the labels: masks are resized with nearest-neighbour only (ids are categories,
 interpolating 1 and 3 must never produce 2), and every pad fills the mask with the dataset's
@@ -26,14 +23,18 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
 
+from seglab.data.normalization import (
+    IMAGENET_FILL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Color,
+    image_to_float,
+    normalize_image,
+)
 from seglab.errors import ConfigError, DatasetError
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "AugmentedDataset",
     "ColorJitter",
     "Compose",
     "JointTransform",
@@ -45,29 +46,13 @@ __all__ = [
     "RandomVerticalFlip",
     "Resize",
     "ToTensor",
+    "TransformFunction",
+    "check_probability",
     "crop_to_original",
-    "denormalize",
-    "eval_transform",
-    "image_to_float",
-    "normalize_image",
-    "train_transform",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 Size = tuple[int, int]  # (height, width)
-Color = tuple[int, int, int]
 TransformFunction = Callable[[Any, Any, np.random.Generator], tuple[Any, Any]]
-
-
-def _fill_from_mean(mean: Sequence[float]) -> Color:
-    """The normalisation mean as a uint8 RGB colour: padded pixels normalise to about zero."""
-    red, green, blue = (int(round(float(value) * 255)) for value in mean)
-    return (red, green, blue)
-
-
-IMAGENET_FILL = _fill_from_mean(IMAGENET_MEAN)  # (124, 116, 104)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -96,7 +81,8 @@ def _as_color(color: Sequence[int], what: str) -> Color:
     return (red, green, blue)
 
 
-def _as_probability(p: float) -> float:
+def check_probability(p: float) -> float:
+    """``p`` as a float, or ConfigError unless it is a probability in [0, 1]."""
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"a flip probability must be in [0, 1], got {p!r}")
     return float(p)
@@ -229,7 +215,7 @@ class RandomCrop(JointTransform):
         self.ignore_index = _as_ignore_index(ignore_index)
         self.image_fill = _as_color(image_fill, "image_fill")
         self.cat_max_ratio = None if cat_max_ratio is None else float(cat_max_ratio)
-        self.focus_probability = _as_probability(focus_probability)
+        self.focus_probability = check_probability(focus_probability)
         self.class_focus = None if class_focus is None else np.asarray(class_focus, dtype=np.float64)
         if self.class_focus is not None and (
             self.class_focus.ndim != 1 or not np.all(np.isfinite(self.class_focus)) or np.any(self.class_focus < 0)
@@ -282,7 +268,7 @@ class RandomHorizontalFlip(JointTransform):
     """Mirror image and mask left-right together with probability ``p``."""
 
     def __init__(self, *, p: float = 0.5) -> None:
-        self.p = _as_probability(p)
+        self.p = check_probability(p)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         if rng.random() < self.p:
@@ -294,7 +280,7 @@ class RandomVerticalFlip(JointTransform):
     """Mirror image and mask top-bottom together with probability ``p`` (off for street scenes)."""
 
     def __init__(self, *, p: float = 0.5) -> None:
-        self.p = _as_probability(p)
+        self.p = check_probability(p)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         if rng.random() < self.p:
@@ -396,19 +382,6 @@ class PadToMultiple(JointTransform):
         return _pad_bottom_right(image, mask, target, self.image_fill, self.ignore_index)
 
 
-def image_to_float(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> contiguous float32 (3, H, W) in [0, 1]: the one conversion of seglab's pipelines."""
-    # np.require copies read-only arrays (e.g. decoded files): torch warns on non-writable memory.
-    return torch.from_numpy(np.require(image.transpose(2, 0, 1), requirements=["C", "W"])).float().div_(255)
-
-
-def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``(image - mean) / std`` per channel of a float (..., 3, H, W) tensor: the one normalisation."""
-    mean_tensor = torch.tensor(tuple(mean), dtype=image.dtype).view(3, 1, 1)
-    std_tensor = torch.tensor(tuple(std), dtype=image.dtype).view(3, 1, 1)
-    return (image - mean_tensor) / std_tensor
-
-
 class ToTensor(JointTransform):
     """uint8 (H, W, 3) image -> float32 (3, H, W) in [0, 1]; uint8 (H, W) mask -> int64 (H, W)."""
 
@@ -434,20 +407,6 @@ class Normalize(JointTransform):
         return normalize_image(image, self.mean, self.std), mask
 
 
-# -- display and evaluation helpers ------------------------------------------------------------
-def denormalize(
-    image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-) -> np.ndarray:
-    """Undo :class:`Normalize` + :class:`ToTensor`: float (3, H, W) tensor -> uint8 (H, W, 3) RGB."""
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"denormalize expects one (3, H, W) image tensor, got shape {tuple(image.shape)}")
-    image = image.detach().to("cpu", torch.float32)
-    mean_tensor = torch.tensor(tuple(mean), dtype=torch.float32).view(3, 1, 1)
-    std_tensor = torch.tensor(tuple(std), dtype=torch.float32).view(3, 1, 1)
-    pixels = (image * std_tensor + mean_tensor).mul_(255).round_().clamp_(0, 255)
-    return pixels.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-
 def crop_to_original(prediction: Any, size: Sequence[int]) -> Any:
     """``prediction[..., :H, :W]``: drop the bottom/right padding added by :class:`PadToMultiple`.
 
@@ -462,172 +421,3 @@ def crop_to_original(prediction: Any, size: Sequence[int]) -> Any:
             f"original {height}x{width}: it was not produced from a padded input"
         )
     return prediction[..., :height, :width]
-
-
-# -- pipelines -----------------------------------------------------------------------------------
-def train_transform(
-    *,
-    crop_size: int | Sequence[int] | None = 96,
-    scale_range: Sequence[float] = (0.5, 2.0),
-    hflip: float = 0.5,
-    vflip: float = 0.0,
-    color_jitter: float = 0.0,
-    cat_max_ratio: float | None = None,
-    class_focus: Sequence[float] | np.ndarray | None = None,
-    focus_probability: float = 0.0,
-    ignore_index: int = 255,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> Compose:
-    """DeepLab-style training pipeline: random scale -> random crop -> flips -> colour -> tensor.
-
-    ``crop_size=None`` keeps the scaled size (only batchable when all images match);
-    ``scale_range=(1, 1)`` disables scaling; ``color_jitter`` is one strength ``s`` applied as
-    brightness = contrast = saturation = ``s`` and hue = ``s / 4`` (SimCLR's ratio), 0 disables it.
-    Crops are padded with the mean colour and ``ignore_index``; ``class_focus`` and
-    ``focus_probability`` centre that share of the crops on a class drawn by weight (see :class:`RandomCrop`).
-    """
-    min_scale, max_scale = (float(value) for value in scale_range)
-    if color_jitter < 0:
-        raise ConfigError(f"color_jitter strength must be >= 0, got {color_jitter!r}")
-    hflip, vflip = _as_probability(hflip), _as_probability(vflip)
-    transforms: list[TransformFunction] = []
-    if (min_scale, max_scale) != (1.0, 1.0):
-        transforms.append(RandomScale(min_scale=min_scale, max_scale=max_scale, ignore_index=ignore_index))
-    if crop_size is not None:
-        transforms.append(
-            RandomCrop(
-                size=crop_size,
-                ignore_index=ignore_index,
-                image_fill=_fill_from_mean(mean),
-                cat_max_ratio=cat_max_ratio,
-                class_focus=class_focus,
-                focus_probability=focus_probability,
-            )
-        )
-    if hflip > 0:
-        transforms.append(RandomHorizontalFlip(p=hflip))
-    if vflip > 0:
-        transforms.append(RandomVerticalFlip(p=vflip))
-    if color_jitter > 0:
-        strength = float(color_jitter)
-        transforms.append(
-            ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=min(0.5, strength / 4))
-        )
-    transforms += [ToTensor(), Normalize(mean=mean, std=std)]
-    return Compose(transforms)
-
-
-def eval_transform(
-    *,
-    pad_multiple: int = 16,
-    resize: int | Sequence[int] | None = None,
-    ignore_index: int = 255,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> Compose:
-    """Deterministic evaluation pipeline: optional resize -> pad to a multiple -> tensor.
-
-    Padding is bottom/right with ``ignore_index`` in the mask, so metrics on the padded output are
-    the metrics of the original pixels and ``crop_to_original(pred, (H, W))`` gives back the
-    original region. With ``resize`` the labels themselves are resized (nearest), so metrics are
-    measured at that resolution. ``pad_multiple`` of 0 or 1 disables padding.
-    """
-    transforms: list[TransformFunction] = []
-    if resize is not None:
-        transforms.append(Resize(size=resize, ignore_index=ignore_index))
-    if pad_multiple > 1:
-        transforms.append(
-            PadToMultiple(multiple=pad_multiple, ignore_index=ignore_index, image_fill=_fill_from_mean(mean))
-        )
-    transforms += [ToTensor(), Normalize(mean=mean, std=std)]
-    return Compose(transforms)
-
-
-# -- dataset wrapper -----------------------------------------------------------------------------
-class AugmentedDataset(Dataset):
-    """Apply a joint transform to every sample of a :class:`~seglab.data.base.SegmentationDataset`.
-
-    Sample ``i`` of epoch ``e`` is transformed with ``np.random.default_rng([seed, e, i])``, so an
-    augmentation depends only on (seed, epoch, index), never on DataLoader workers or their order.
-    Call :meth:`set_epoch` before iterating each epoch. Trap: with ``persistent_workers=True`` the
-    workers keep their own copy and never see the new epoch; leave it off (the default) or build a
-    fresh loader per epoch.
-
-    ``dataset[i]`` returns ``(image, mask)``, or ``(image, mask, i)`` with ``return_index=True`` (to
-    attribute per-image metrics back to ``ids[i]``).
-    """
-
-    def __init__(
-        self, dataset: Any, transform: TransformFunction, *, seed: int = 0, return_index: bool = False
-    ) -> None:
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"augmentation seed must be a non-negative integer, got {seed!r}")
-        self.dataset = dataset
-        self.transform = transform
-        self.seed = int(seed)
-        self.epoch = 0
-        self.return_index = return_index
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of ``epoch`` (a non-negative integer)."""
-        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ConfigError(f"epoch must be a non-negative integer, got {epoch!r}")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[Any, ...]:
-        index = range(len(self))[index]  # IndexError when out of range; negative indices wrap
-        image, mask = self.dataset[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, mask = self.transform(image, mask, rng)
-        return (image, mask, index) if self.return_index else (image, mask)
-
-    # pass-through of the wrapped dataset's description
-    @property
-    def label_map(self) -> Any:
-        return self.dataset.label_map
-
-    @property
-    def ignore_index(self) -> int:
-        return self.dataset.ignore_index
-
-    @property
-    def num_classes(self) -> int:
-        return self.dataset.num_classes
-
-    @property
-    def ids(self) -> list[str]:
-        return self.dataset.ids
-
-    def __repr__(self) -> str:
-        return (
-            f"AugmentedDataset({self.dataset!r}, seed={self.seed}, epoch={self.epoch}, "
-            f"return_index={self.return_index},\n transform={self.transform!r})"
-        )
-
-
-def pad_collate(ignore_index: int) -> Callable[[list[tuple]], tuple]:
-    """A DataLoader ``collate_fn`` that stacks samples of different sizes.
-
-    Images are padded bottom/right with 0 (the normalised mean) and masks with ``ignore_index``, so
-    the padding never counts in a loss or a metric. Extra items (e.g. the index from
-    ``return_index=True``) are collated with torch's default rules.
-    """
-
-    def collate(samples: list[tuple]) -> tuple:
-        images = [sample[0] for sample in samples]
-        masks = [sample[1] for sample in samples]
-        height = max(image.shape[-2] for image in images)
-        width = max(image.shape[-1] for image in images)
-        image_batch = images[0].new_zeros((len(images), images[0].shape[0], height, width))
-        mask_batch = masks[0].new_full((len(masks), height, width), ignore_index)
-        for position, (image, mask) in enumerate(zip(images, masks)):
-            image_batch[position, :, : image.shape[-2], : image.shape[-1]] = image
-            mask_batch[position, : mask.shape[-2], : mask.shape[-1]] = mask
-        rest = [default_collate([sample[i] for sample in samples]) for i in range(2, len(samples[0]))]
-        return (image_batch, mask_batch, *rest)
-
-    return collate

@@ -272,3 +272,15 @@ def check_compatible(checkpoint: Checkpoint, label_map: LabelMap) -> None:
             "but the data has "
             f"{label_map.num_classes} ({label_map.name}); evaluate it on the dataset it was trained for"
         )
+
+
+def check_resumable(checkpoint: Checkpoint, model_name: str, label_map: LabelMap) -> None:
+    """Raise unless a run training ``model_name`` on ``label_map`` can continue from ``checkpoint``."""
+    if checkpoint.num_classes != label_map.num_classes or checkpoint.model_name != model_name:
+        raise CheckpointError(
+            f"cannot resume from {checkpoint.path}: it is a {checkpoint.model_name} model "
+            f"for {checkpoint.num_classes} classes ({checkpoint.label_map.name}) "
+            f"but this run trains {model_name} on "
+            f"{label_map.num_classes} classes ({label_map.name}); "
+            "use a new run folder or the same model and data"
+        )

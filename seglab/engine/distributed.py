@@ -237,6 +237,26 @@ def mean_over_processes(values: torch.Tensor) -> torch.Tensor:
     return values / dist.get_world_size()
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any rank (a collective: every rank must call it)."""
+    return float(mean_over_processes(torch.tensor([1.0 if flag else 0.0], device=device))) > 0
+
+
+def loss_over_processes(
+    loss: torch.Tensor, terms: dict[str, float], world: World, device: torch.device
+) -> tuple[float, dict[str, float]]:
+    """The loss and its terms: this process's, or under DDP their mean over all processes.
+
+    The mean is what rank 0 logs, and since a NaN or inf on any rank makes it non-finite, every
+    rank takes the same decision in the NaN guard (before ``backward``, where DDP synchronises).
+    """
+    if not world.distributed:
+        return loss.item(), terms
+    values = torch.tensor([loss.item(), *terms.values()], dtype=torch.float64, device=device)
+    mean = mean_over_processes(values).tolist()
+    return mean[0], dict(zip(terms, mean[1:]))
+
+
 def broadcast_object(value: Any) -> Any:
     """Rank 0's ``value`` (any picklable object) on every rank; ``value`` itself in a single process."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from seglab.errors import TrainingDivergedError
+
 # A loss more than EXPLOSION_FACTOR times the lowest loss the run has reached has diverged, provided
 # it is also above EXPLOSION_FACTOR * LOSS_FLOOR: a well-fit loss of 1e-4 may jump to 0.5 on a hard
 # batch, but no segmentation loss reaches 1000 nats per pixel while learning. The lowest loss, not a
@@ -77,3 +79,22 @@ class DivergenceGuard:
         state = {name: tensor for name, tensor in [*model.named_parameters(), *model.named_buffers()]}
         bad = non_finite_tensors(state)
         return f"{len(bad)} weight tensor(s) became NaN or infinite (e.g. {bad[0]})" if bad else None
+
+
+def diverged_error(
+    problem: str, *, step: int, epoch: int, saved_steps: Mapping[str, int] | None
+) -> TrainingDivergedError:
+    """The error that ends a diverged run: what happened, where, what to do, and which checkpoints remain.
+
+    ``saved_steps`` maps "best"/"last" to the step of the checkpoint on disk; None for a run that keeps none.
+    """
+    if saved_steps is None:
+        kept = ""
+    elif saved_steps:
+        kept = " and ".join(f"{which}.pt (step {step})" for which, step in sorted(saved_steps.items()))
+        kept = f" The last good checkpoints are kept: {kept}."
+    else:
+        kept = " No checkpoint was written: it diverged before the first evaluation."
+    return TrainingDivergedError(
+        f"{problem} at step {step} (epoch {epoch}): the training diverged; lower --lr or enable --grad-clip.{kept}"
+    )

@@ -341,15 +341,13 @@ def _evaluation_from_arrays(
     """Per-image scores and split metrics from per-image confusions (N, K, K[+1]): shared by evaluation and cache."""
     scores = per_image_metrics_from_confusion(confusion)
     results = [
-        ImageResult(
+        ImageResult.from_scores(
+            scores,
+            position,
             index=int(index),
             sample_id=dataset.ids[index],
             labels=labels[position],
             confidence=confidences[position],
-            pixel_acc=float(scores.pixel_acc[position]),
-            miou=float(scores.miou[position]),
-            iou=scores.iou[position],
-            confusion=confusion[position],
         )
         for position, index in enumerate(indices)
     ]

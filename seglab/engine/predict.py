@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from seglab import concurrency
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import LabelMap
-from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
+from seglab.data.normalization import IMAGENET_MEAN, IMAGENET_STD, image_to_float, normalize_image
 from seglab.errors import DatasetError
-from seglab.metrics.confusion import ConfusionMatrix, SegmentationMetrics, per_image_metrics
+from seglab.metrics.confusion import ConfusionMatrix, PerImageMetrics, SegmentationMetrics, per_image_metrics
 from seglab.options import check_scales, check_tile_size
 from seglab.progress import ProgressCallback
 from seglab.ranking import worst_first
@@ -218,6 +218,29 @@ class ImageResult:
     iou: np.ndarray  # (K,) NaN where the class is absent from GT and prediction
     confusion: np.ndarray  # (K, K) int64 of this image; (K, K + 1) with an "other" column
 
+    @classmethod
+    def from_scores(
+        cls,
+        scores: PerImageMetrics,
+        position: int,
+        *,
+        index: int,
+        sample_id: str,
+        labels: np.ndarray,
+        confidence: np.ndarray,
+    ) -> ImageResult:
+        """The result of the image at ``position`` of a batch's per-image ``scores``."""
+        return cls(
+            index=index,
+            sample_id=sample_id,
+            labels=labels,
+            confidence=confidence,
+            pixel_acc=float(scores.pixel_acc[position]),
+            miou=float(scores.miou[position]),
+            iou=scores.iou[position],
+            confusion=scores.confusion[position],
+        )
+
 
 @dataclass
 class DatasetEvaluation:
@@ -276,15 +299,13 @@ def predict_dataset(
         scores = per_image_metrics(labels_np, targets, num_classes, ignore_index)
         confidence_np = confidence.cpu().numpy().astype(np.float16)
         for position, index in enumerate(chunk):
-            yield ImageResult(
+            yield ImageResult.from_scores(
+                scores,
+                position,
                 index=index,
                 sample_id=dataset.ids[index],
                 labels=labels_np[position],
                 confidence=confidence_np[position],
-                pixel_acc=float(scores.pixel_acc[position]),
-                miou=float(scores.miou[position]),
-                iou=scores.iou[position],
-                confusion=scores.confusion[position],
             )
         done += len(chunk)
         if progress:

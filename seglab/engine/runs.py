@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,6 +271,19 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> list[RunInfo]:
 def runs_to_watch(runs: Sequence[RunInfo]) -> list[str]:
     """Names of the runs a first look follows: every running one, then the latest (``runs`` newest first)."""
     return list(dict.fromkeys([run.name for run in runs if run.state == RUNNING] + [run.name for run in runs[:1]]))
+
+
+def watch_list(watched: Sequence[str] | None, runs: Sequence[RunInfo], started: str | None = None) -> list[str]:
+    """The runs a live view follows: the ``watched`` ones still on disk (``None``, a first look:
+    :func:`runs_to_watch`), with the ``started`` run first."""
+    names = {run.name for run in runs}
+    kept = runs_to_watch(runs) if watched is None else [name for name in watched if name in names]
+    return list(dict.fromkeys([started, *kept] if started else kept))
+
+
+def any_running(runs: Iterable[RunInfo], names: Collection[str] | None = None) -> bool:
+    """Whether one of ``runs`` (only those in ``names``, when given) is training now."""
+    return any(run.state == RUNNING for run in runs if names is None or run.name in names)
 
 
 def runs_table(runs: Iterable[RunInfo]) -> list[dict[str, Any]]:

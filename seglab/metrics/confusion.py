@@ -253,8 +253,7 @@ def per_image_metrics_from_confusion(confusion: np.ndarray) -> PerImageMetrics:
     scores = class_scores(confusion)
     present = (scores["support"] + scores["predicted"]) > 0
     total = scores["support"].sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pixel_acc = scores["true_positive"].sum(axis=-1) / total
+    pixel_acc = divide(scores["true_positive"].sum(axis=-1), total)
     return PerImageMetrics(
         confusion=read_only(confusion),
         iou=read_only(scores["iou"]),

@@ -25,7 +25,38 @@ ASPP_CHANNELS = 256
 LOW_LEVEL_CHANNELS = 48  # DeepLabV3+ paper: fewer low-level channels than ASPP so they don't dominate
 
 
-class DeepLabV3(SegmentationModel):
+class _DeepLab(SegmentationModel):
+    """What DeepLabV3 and DeepLabV3+ share: a dilated backbone, a main head and an optional FCN auxiliary head."""
+
+    backbone: nn.Module
+    aux_classifier: nn.Sequential | None
+
+    def main_logits(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The main head's logits from the backbone's features, before upsampling."""
+        raise NotImplementedError
+
+    def main_classifier(self) -> nn.Module:
+        """The main head's last layer (features -> class logits)."""
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        result = {"out": resize_logits(self.main_logits(features), images.shape[-2:])}
+        if self.aux_classifier is not None:
+            result["aux"] = resize_logits(self.aux_classifier(features["aux"]), images.shape[-2:])
+        return result
+
+    def encoder_module(self) -> nn.Module:
+        return self.backbone
+
+    def classifier_layers(self) -> list[nn.Module]:
+        layers: list[nn.Module] = [self.main_classifier()]
+        if self.aux_classifier is not None:
+            layers.append(self.aux_classifier[-1])
+        return layers
+
+
+class DeepLabV3(_DeepLab):
     """DeepLabV3: dilated backbone + ASPP, optional FCN auxiliary head.
 
     Args:
@@ -52,21 +83,11 @@ class DeepLabV3(SegmentationModel):
         if self.aux_classifier is not None:
             initialize_kaiming(self.aux_classifier)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(images)
-        result = {"out": resize_logits(self.classifier(features["out"]), images.shape[-2:])}
-        if self.aux_classifier is not None:
-            result["aux"] = resize_logits(self.aux_classifier(features["aux"]), images.shape[-2:])
-        return result
+    def main_logits(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.classifier(features["out"])
 
-    def encoder_module(self) -> nn.Module:
-        return self.backbone
-
-    def classifier_layers(self) -> list[nn.Module]:
-        layers: list[nn.Module] = [self.classifier[-1]]
-        if self.aux_classifier is not None:
-            layers.append(self.aux_classifier[-1])
-        return layers
+    def main_classifier(self) -> nn.Module:
+        return self.classifier[-1]
 
 
 class DeepLabV3PlusDecoder(nn.Module):
@@ -96,7 +117,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.classifier(self.fuse(torch.cat([context, low_level], dim=1)))
 
 
-class DeepLabV3Plus(SegmentationModel):
+class DeepLabV3Plus(_DeepLab):
     """DeepLabV3+: DeepLabV3's ASPP encoder plus a stride-4 decoder.
 
     Args: as :class:`DeepLabV3`.
@@ -116,19 +137,8 @@ class DeepLabV3Plus(SegmentationModel):
             if head is not None:
                 initialize_kaiming(head)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(images)
-        logits = self.decoder(self.aspp(features["out"]), features["low"])
-        result = {"out": resize_logits(logits, images.shape[-2:])}
-        if self.aux_classifier is not None:
-            result["aux"] = resize_logits(self.aux_classifier(features["aux"]), images.shape[-2:])
-        return result
+    def main_logits(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.decoder(self.aspp(features["out"]), features["low"])
 
-    def encoder_module(self) -> nn.Module:
-        return self.backbone
-
-    def classifier_layers(self) -> list[nn.Module]:
-        layers: list[nn.Module] = [self.decoder.classifier]
-        if self.aux_classifier is not None:
-            layers.append(self.aux_classifier[-1])
-        return layers
+    def main_classifier(self) -> nn.Module:
+        return self.decoder.classifier

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from seglab.concurrency import inference_slot
-from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglab.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from seglab.engine.predict import image_to_tensor, predict_probabilities
 from seglab.errors import SourceError
 from seglab.sources.base import SourcePrediction, labels_dtype

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seglab.metrics.scores import divide
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -33,8 +35,7 @@ def check_class_count(length: int, class_names: Sequence[str], what: str) -> Non
 def _share(counts: np.ndarray, axis: int) -> np.ndarray:
     """Counts divided by their row (axis=1) or column (axis=0) sums; NaN where the sum is 0."""
     totals = counts.sum(axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.nan)
+    return divide(counts, totals)
 
 
 def confusion_matrix_figure(

@@ -187,6 +187,22 @@ def test_pixel_diff_matches_brute_force_on_2x3_masks() -> None:
     assert by_id["img-1"]["broken by B px"] == diff.image_counts[1, viz.BROKEN_BY_B]
 
 
+def test_class_change_records_put_the_iou_change_beside_each_class_pixel_shares() -> None:
+    targets = [np.array([[0, 1, 1], [0, 0, 0]], np.uint8)]
+    a = _evaluation([np.array([[0, 0, 1], [0, 0, 0]], np.uint8)], targets)  # IoU: bg 4/5, cat 1/2, dog NaN
+    b = _evaluation([np.array([[0, 1, 1], [1, 0, 0]], np.uint8)], targets)  # IoU: bg 3/4, cat 2/3, dog NaN
+    diff = compare.pixel_diff(a, b, targets, IGNORE)
+
+    rows = compare.class_change_records(diff, a, b)
+
+    assert [row["class"] for row in rows] == CLASSES
+    assert list(rows[0])[:3] == ["class", "Δ IoU (B − A)", "pixels"]  # the change first, then the diff's columns
+    assert rows[0]["Δ IoU (B − A)"] == pytest.approx(3 / 4 - 4 / 5)
+    assert rows[1]["Δ IoU (B − A)"] == pytest.approx(2 / 3 - 1 / 2) and math.isnan(rows[2]["Δ IoU (B − A)"])
+    assert rows[1]["fixed by B"] == pytest.approx(0.5) and rows[0]["broken by B"] == pytest.approx(0.25)
+    assert [{k: v for k, v in row.items() if k != "Δ IoU (B − A)"} for row in rows[:2]] == diff.class_records()[:2]
+
+
 def test_pixel_diff_absent_class_has_nan_shares_and_needs_every_mask() -> None:
     target = np.zeros((2, 3), np.uint8)
     a = _evaluation([target], [target])

@@ -284,3 +284,37 @@ def test_uncertainty_and_confidently_wrong_pictures() -> None:
     picture = confidently_wrong_map(np.zeros((1, 4, 3), np.uint8), pred, target, confidence, VOID, 0.9)
     assert picture[0, 1].tolist() == [220, 20, 60] and picture[0, 2].tolist() == [255, 170, 60]
     assert picture[0, 0].tolist() == picture[0, 3].tolist()  # right, and void: just the dimmed image
+
+
+def test_summary_tables_for_the_page() -> None:
+    from seglab.analysis.diagnostics.report import boundary_scores, calibration_rows, object_rows, slice_records
+
+    pred, target = _two_objects()
+    accumulator = DiagnosticsAccumulator(num_classes=3, ignore_index=VOID)
+    accumulator.add(np.full((100, 100, 3), 128, np.uint8), pred, target, np.full(pred.shape, 0.95, np.float16))
+    confusions = np.stack([np.eye(3, dtype=np.int64) * 10])
+    summary = diagnostics_summary(accumulator.result(), ["bg", "thing", "other"], ["a"], confusions)
+
+    rows = object_rows(summary, [0.9, 0.4, float("nan")])
+    assert [row["class"] for row in rows] == ["bg", "thing", "other"] and [row["IoU"] for row in rows[:2]] == [0.9, 0.4]
+    thing = summary["objects"]["per_class"]["thing"]
+    assert rows[1]["objects"] == thing["objects"] == 2 and rows[1]["lesion dice"] == thing["lesion_dice"]
+    assert not any("_" in column for row in rows for column in row)
+
+    biou, bf = boundary_scores(summary)
+    assert biou.shape == bf.shape == (3,) and biou.dtype == np.float64
+    for scores, key in ((biou, "boundary_iou"), (bf, "bf_score")):
+        expected = [np.nan if value is None else value for value in summary["boundary"][key].values()]
+        np.testing.assert_array_equal(scores, expected)
+    biou, bf = boundary_scores({"boundary": {"boundary_iou": {"a": 0.5, "b": None}, "bf_score": {"a": None, "b": 1}}})
+    np.testing.assert_array_equal(biou, [0.5, np.nan])  # None (a class without boundary) -> NaN
+    np.testing.assert_array_equal(bf, [np.nan, 1.0])
+
+    ece = summary["calibration"]["ece_per_class"]
+    assert calibration_rows(summary) == [{"predicted class": name, "ECE": value} for name, value in ece.items()]
+    assert calibration_rows({"calibration": {"ece_per_class": {}}}) == []
+
+    slices = [{"slice": "dark", "images": 2, "miou": 0.5, "gap": -0.1, "iou": {"bg": 0.9, "thing": 0.1}, "ids": []}]
+    assert slice_records(slices) == [
+        {"slice": "dark", "images": 2, "mIoU": 0.5, "gap": -0.1, "IoU bg": 0.9, "IoU thing": 0.1}
+    ]

@@ -122,6 +122,15 @@ def test_filter_label_counts_the_images_holding_the_class(stats: DatasetStats) -
     assert gallery.filter_label(stats, "all images") == "all images"
 
 
+def test_open_at_shows_the_wanted_sample_on_its_page_else_the_first() -> None:
+    ids = [f"s{i}" for i in range(30)]
+    assert gallery.open_at(ids, "s25", 12) == ("s25", 3)
+    assert gallery.open_at(ids, "s11", 12) == ("s11", 1)
+    assert gallery.open_at(ids, "gone", 12) == ("s0", 1)  # filtered out or never chosen
+    assert gallery.open_at(ids, None, 12) == ("s0", 1)
+    assert gallery.open_at([], "s3", 12) == (None, 1)
+
+
 def test_page_of_finds_the_page_showing_a_position() -> None:
     assert [gallery.page_of(position, 12) for position in (0, 11, 12, 25)] == [1, 1, 2, 3]
     order = np.arange(30)

@@ -151,3 +151,21 @@ def test_csv_has_one_line_per_row_and_the_documented_columns(
             )
     empty = leaderboard_module.Leaderboard([], [], dataset.class_names, Protocol(), "x")
     assert to_csv(empty).strip().split(",") == header
+
+
+def test_entries_are_named_run_and_file_or_by_their_source_file() -> None:
+    from seglab.analysis.leaderboard import Leaderboard, SkippedCheckpoint, entry_name
+
+    assert entry_name("/runs/shapes-ce/best.pt") == "shapes-ce/best.pt"
+    assert entry_name("/runs/sources/demo-onnx.seglab.json") == "demo-onnx.seglab.json"
+    board = Leaderboard(
+        rows=[],
+        skipped=[SkippedCheckpoint("/runs/a/last.pt", "NaN weights"), SkippedCheckpoint("/s/x.seglab.json", "gone")],
+        class_names=["bg"],
+        protocol=Protocol(),
+        dataset="shapes [test]",
+    )
+    assert board.skipped_records() == [
+        {"entry": "a/last.pt", "reason": "NaN weights"},
+        {"entry": "x.seglab.json", "reason": "gone"},
+    ]

@@ -15,9 +15,11 @@ from seglab.analysis.loss_inspector import (
     WEIGHTED,
     focal_picture,
     heatmap_scale,
+    image_panels,
     kept_pixels_picture,
     loss_breakdown,
     loss_picture,
+    schedule_end,
 )
 from seglab.errors import ConfigError
 from seglab.losses.criterion import CrossEntropyLoss, FocalLoss, HardPixelCrossEntropy
@@ -188,6 +190,32 @@ def test_pictures_paint_void_grey_and_kept_pixels_orange():
     assert kept[0, 0, 0] > kept[0, 0, 2] and kept[0, 1].tolist() == [70, 70, 70] and kept[0, 2].tolist() == [220] * 3
     assert heatmap_scale(np.arange(101, dtype=float)) == pytest.approx(99.0)
     assert heatmap_scale(np.array([5.0, 0.0]), valid=np.array([False, True])) == pytest.approx(1e-6)
+
+
+def test_image_panels_show_the_weighted_loss_only_with_class_weights():
+    from seglab.data.label_map import ClassInfo, LabelMap
+
+    logits, target = random_batch(classes=3)
+    colours = [(0, 0, 0), (200, 0, 0), (0, 200, 0)]
+    labels = LabelMap(tuple(ClassInfo(i, name, colours[i]) for i, name in enumerate("abc")), ignore_index=VOID)
+    breakdown = loss_breakdown(logits, target, VOID, class_weights=[1.0, 2.0, 3.0], focal_gamma=2.0, step=5)
+    image = np.full((12, 16, 3), 90, dtype=np.uint8)
+    options = {"sample_id": "s7", "scale": 2.0, "gamma": 2.0, "step": 5}
+    panels = image_panels(breakdown, 1, image, target[1].numpy(), labels, weighting="inverse-frequency", **options)
+    assert [caption for _, caption in panels] == [
+        "s7: ground truth",
+        "CE per pixel (no weights)",
+        "CE × inverse-frequency weight",
+        "focal factor, γ = 2",
+        "kept by mining at step 5",
+    ]
+    valid = breakdown.image("valid", 1)
+    np.testing.assert_array_equal(panels[1][0], loss_picture(breakdown.image("cross_entropy", 1), valid, 2.0))
+    np.testing.assert_array_equal(panels[2][0], loss_picture(breakdown.image("per_pixel", 1), valid, 2.0))
+    assert all(picture.shape == (12, 16, 3) for picture, _ in panels)
+    unweighted = image_panels(breakdown, 1, image, target[1].numpy(), labels, weighting=None, **options)
+    assert [caption for _, caption in unweighted] == [caption for _, caption in panels if "× " not in caption]
+    assert (schedule_end(0), schedule_end(30), schedule_end(1000)) == (100, 100, 2000)
 
 
 def test_predict_logits_softmax_matches_predict_probabilities():

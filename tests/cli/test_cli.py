@@ -185,7 +185,8 @@ def folder_flags(spec: DataSpec) -> list[str]:
 
 
 def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, photo_folder):
-    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.cli.commands import build_parser
+    from seglab.cli.train import train_config_from_args
     from seglab.engine.run_plan import PHOTO_RECIPE
 
     data = folder_flags(photo_folder)
@@ -206,7 +207,8 @@ def test_train_on_photos_uses_seglabs_recipe_under_explicit_flags(capsys, photo_
 
 
 def test_train_with_a_config_file_takes_no_recipe(capsys, tmp_path, photo_folder):
-    from seglab.cli.commands import build_parser, train_config_from_args
+    from seglab.cli.commands import build_parser
+    from seglab.cli.train import train_config_from_args
 
     data = folder_flags(photo_folder)
     saved = tmp_path / "config.json"

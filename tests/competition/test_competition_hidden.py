@@ -93,3 +93,12 @@ def test_the_state_follows_freeze_and_reveal_and_test_is_hidden_by_default(tmp_p
     assert default_hidden_split(["train", "val", "trainval"]) == "trainval"  # VOC: no test labels, the last split
     with pytest.raises(CompetitionError, match="no readable split"):
         default_hidden_split([])
+
+
+def test_a_teams_status_line_says_open_closed_or_revealed(tmp_path: Path) -> None:
+    store, competition, _ = make_competition(tmp_path / "c", teams=())
+    assert competition.phase() == "open"
+    assert replace(competition, deadline=100.0).phase(at=50.0) == "open"
+    assert replace(competition, deadline=100.0).phase(at=200.0) == "closed"
+    admin.reveal(store, competition)
+    assert get_competition(store).phase() == "the final ranking is revealed"

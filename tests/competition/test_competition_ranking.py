@@ -16,7 +16,16 @@ from seglab.competition.competitions import get_competition
 from seglab.competition.errors import CompetitionError
 from seglab.competition.ranking import private_leaderboard, public_leaderboard, rank_entries
 from seglab.competition.scores import encode_confusions
-from seglab.competition.submissions import all_submissions, choose_finals, submission_table, team_submissions
+from seglab.competition.submissions import (
+    TeamSubmission,
+    all_submissions,
+    choose_finals,
+    final_choices,
+    submission_table,
+    team_class_iou,
+    team_submissions,
+    team_table,
+)
 from tests.helpers.competition import make_competition
 
 
@@ -204,3 +213,36 @@ def test_display_tables_of_boards_submissions_and_the_action_log(board) -> None:
     log = action_table(action_log(store, competition.id))
     assert log[0]["action"] == "disqualify" and log[0]["detail"] == "copied"  # newest first
     assert set(log[0]) == {"at", "action", "target", "detail"} and len(log) == len(action_log(store, competition.id))
+
+
+def _team_view(number: int, status: str = "scored", score: float | None = 0.5, **fields) -> TeamSubmission:
+    values = {
+        "submitted_at": 1_700_000_000.0 + number,
+        "kind": "masks_zip",
+        "original_name": f"sub{number}.zip",
+        "note": "",
+        "reason": None,
+        "public_class_iou": None,
+        "is_final": False,
+        "disqualified_reason": None,
+    }
+    return TeamSubmission(id=number, status=status, public_score=score, **(values | fields))
+
+
+def test_a_teams_own_table_classes_and_final_choices() -> None:
+    views = [
+        _team_view(1, score=0.61234, is_final=True, public_class_iou={"bg": 0.9, "car": None}),
+        _team_view(2, status="failed", score=None, reason="bad zip"),
+        _team_view(3, disqualified_reason="copied", note="mine"),
+        _team_view(4, status="queued", score=None),
+        _team_view(5, score=None),
+    ]
+    rows = team_table(views)
+    assert [row["#"] for row in rows] == [1, 2, 3, 4, 5]  # as listed
+    assert [row["status"] for row in rows] == ["✅ scored", "❌ failed", "✅ scored", "⏳ queued", "✅ scored"]
+    assert (rows[1]["reason"], rows[2]["reason"], rows[0]["reason"]) == ("bad zip", "disqualified: copied", "")
+    assert rows[0]["submitted"] == format_timestamp(1_700_000_001.0) and rows[2]["note"] == "mine"
+    assert rows[0]["public score"] == 0.61234 and rows[0]["final"] is True
+    assert team_class_iou(views) == {"#1": {"bg": 0.9, "car": None}}
+    assert final_choices(views) == {1: "#1 · public 0.6123 · sub1.zip", 5: "#5"}  # scored and not disqualified
+    assert final_choices([]) == {}

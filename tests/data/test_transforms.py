@@ -1,4 +1,4 @@
-"""Tests for seglab/data/transforms.py: label safety, joint geometry, determinism, pipelines."""
+"""Tests for seglab/data transforms, presets, loading, normalization: label safety, geometry, determinism."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from torch.utils.data import DataLoader
 
 from seglab.data.base import SegmentationDataset
 from seglab.data.label_map import shapes_label_map
+from seglab.data.loading import AugmentedDataset
+from seglab.data.normalization import IMAGENET_MEAN, IMAGENET_STD, denormalize
+from seglab.data.presets import eval_transform, train_transform
 from seglab.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    AugmentedDataset,
     ColorJitter,
     Compose,
     Normalize,
@@ -26,9 +26,6 @@ from seglab.data.transforms import (
     Resize,
     ToTensor,
     crop_to_original,
-    denormalize,
-    eval_transform,
-    train_transform,
 )
 from seglab.errors import ConfigError, DatasetError
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -64,6 +65,7 @@ expect.set_options(timeout=30_000)  # checks on a page that has settled (Playwri
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # Streamlit's grey placeholder for an element whose front-end code has not loaded yet (React Suspense fallback).
 SKELETON = '[data-testid="stSkeleton"]'
+GRID = 'table[role="grid"]'  # st.dataframe draws on a canvas; its grid keeps this accessible table of the cells
 FRONTEND_READY = 'html[data-seglab-frontend="ready"]'  # pages.widgets.preload_frontend has loaded every part
 EXCEPTION = '[data-testid="stException"]'
 ERROR = '[data-testid="stAlertContentError"]'
@@ -407,10 +409,44 @@ def test_dataset_open_button_and_opacity(app: App) -> None:
 
 
 def test_train_page_form(app: App) -> None:
+    """Epochs and batch size on the form change the plan under the LR curve: steps = epochs x steps per epoch."""
     app.open(PAGES["train"])
     app.screenshot("train")
     expect(app.page.get_by_role("combobox", name="Model", exact=True)).to_be_visible()
     expect(app.button("Launch")).to_be_enabled()
+    total, epochs, per_epoch, images, batch = train_plan(app)
+    assert total == epochs * per_epoch and per_epoch in (images // batch, -(-images // batch))
+
+    set_number(app, "Train", "Epochs", epochs + 2)
+    expect(app.page.get_by_text(PLAN).first).to_contain_text(f"= {epochs + 2} epochs x {per_epoch} steps")
+    assert train_plan(app) == ((epochs + 2) * per_epoch, epochs + 2, per_epoch, images, batch)
+
+    set_number(app, "Train", "Batch size", batch * 2)
+    expect(app.page.get_by_text(PLAN).first).to_contain_text(f"/ batch {batch * 2})")
+    total, _, fewer, _, _ = train_plan(app)
+    assert fewer < per_epoch and fewer in (images // (batch * 2), -(-images // (batch * 2)))
+    assert total == (epochs + 2) * fewer
+
+
+PLAN = re.compile(r"(\d+) steps = (\d+) epochs x (\d+) steps \((\d+) images / batch (\d+)\)")
+
+
+def train_plan(app: App) -> tuple[int, ...]:
+    """The Train form's plan caption as numbers: (total steps, epochs, steps per epoch, images, batch size)."""
+    caption = app.page.get_by_text(PLAN).first
+    expect(caption, "no plan under the LR curve").to_be_visible()
+    match = PLAN.search(caption.inner_text())
+    assert match, caption.inner_text()
+    return tuple(int(number) for number in match.groups())
+
+
+def set_number(app: App, heading: str, label: str, value: int) -> None:
+    """Type ``value`` into a number input and wait for the rerun it starts."""
+    field = app.page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    app.settle(heading)
+    expect(field, f"{label} did not keep {value}").to_have_value(str(value))
 
 
 def test_inspect_confusion_cell_click(app: App) -> None:
@@ -468,13 +504,71 @@ def test_diagnostics_missed_object_opens_inspect(app: App) -> None:
     app.settle("Inspect")
 
 
-def test_compare_a_vs_b(app: App) -> None:
+def test_compare_a_vs_b(app: App, server: AppServer) -> None:
+    """A vs B shows each model's own numbers: swapping the pair swaps what B fixed and broke, and the same image's
+    A and B mIoU; a third model as B changes them."""
+    from seglab.engine.runs import list_runs
+
     app.open(PAGES["compare"])
     app.screenshot("compare")
-    app.page.get_by_role("tab", name="A vs B").click()
+    page = app.page
+    page.get_by_role("tab", name="A vs B").click()
     app.expect_text("What B fixed and what it broke")
     app.settle("Compare models")
-    expect(app.page.get_by_role("combobox", name="B (the change)", exact=True)).to_be_visible()
+    model_a = page.get_by_role("combobox", name="A (reference)", exact=True)
+    model_b = page.get_by_role("combobox", name="B (the change)", exact=True)
+    expect(model_b).to_be_visible()
+    first_a, first_b = model_a.input_value(), model_b.input_value()
+    assert first_a != first_b
+    before = diff_shares(app)
+    captions = image_mious(app)
+
+    app.choose("A (reference)", first_b)  # B becomes the other model: the pair is swapped
+    app.settle("Compare models")
+    expect(model_b).to_have_value(first_a)
+    after = diff_shares(app)
+    assert (after["fixed by B"], after["broken by B"]) == (before["broken by B"], before["fixed by B"]), (before, after)
+    assert after["both right"] == before["both right"]
+    page.get_by_text("where A beats B", exact=True).click()  # the same image on top as before the swap
+    app.settle("Compare models")
+    assert image_mious(app) == (captions[1], captions[0])
+
+    others = sorted({run.name for run in list_runs(server.runs_dir)} - {first_a, first_b})
+    if not others:
+        return  # two runs only (no demo runs in checkpoints/): no third model to pick
+    models = page.get_by_test_id("stMultiSelect").filter(has_text="Models")
+    models.get_by_role("combobox").press_sequentially(others[0])  # typing opens the menu on the matching models
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(others[0])} · ")).click()
+    page.keyboard.press("Escape")  # close the menu: while open, it hides the rest of the page
+    app.settle("Compare models")
+    page.get_by_role("tab", name="A vs B").click()
+    app.settle("Compare models")
+    app.choose("B (the change)", others[0])
+    app.settle("Compare models")
+    expect(model_b).to_have_value(others[0])
+    assert diff_shares(app) != after, "choosing another B did not change what B fixed and broke"
+
+
+def diff_shares(app: App) -> dict[str, str]:
+    """The A vs B tab's pixel categories: name -> share as shown ("12.3%")."""
+    cards = app.page.get_by_test_id("stMetric").filter(has_text=re.compile(r"both right|by B|both wrong"))
+    expect(cards.first).to_be_visible()
+    shares = {}
+    for card in cards.all():
+        label = card.get_by_test_id("stMetricLabel").inner_text().strip()
+        shares[label] = card.get_by_test_id("stMetricValue").inner_text().strip()
+    assert {"both right", "fixed by B", "broken by B"} <= set(shares), shares
+    return shares
+
+
+def image_mious(app: App) -> tuple[str, str]:
+    """The per-image panel's captions: (A's mIoU, B's mIoU) on the chosen image."""
+    numbers = []
+    for model in ("A", "B"):
+        caption = app.page.get_by_text(re.compile(rf"^{model} · mIoU \d")).first
+        expect(caption).to_be_visible()
+        numbers.append(caption.inner_text().split("mIoU ")[1].strip())
+    return numbers[0], numbers[1]
 
 
 def test_leaderboard_scores_the_checkpoints(app: App) -> None:
@@ -490,15 +584,36 @@ def test_leaderboard_scores_the_checkpoints(app: App) -> None:
 
 
 def test_metric_definitions_table(app: App) -> None:
+    """The level filter shows exactly that level's definitions (as many rows as the library has of that level)."""
+    import numpy as np
+
+    from seglab.metrics.definitions import compute_definitions
+
     app.open(PAGES["metric_definitions"])
     app.screenshot("metric_definitions")
     app.expect_text("The choices that matter")
     app.page.get_by_text(re.compile(r"^All \d+ definitions")).click()  # the full table sits in an expander
-    tables = app.page.get_by_test_id("stDataFrame")
-    expect(tables.first).to_be_visible()
+    table = app.page.get_by_test_id("stDataFrame").first
+    expect(table).to_be_visible()
+    levels = Counter(score.level for score in compute_definitions(np.eye(3, dtype=np.int64)[None], 0))
+    expect(table.locator(GRID)).to_have_attribute("aria-rowcount", str(sum(levels.values()) + 1))  # + header
+    assert set(table_column(table, "level")) == {"dataset", "image-wise"}
+
     app.page.get_by_text("image-wise only", exact=True).click()
     app.settle("Metric definitions")
-    expect(tables.first).to_be_visible()
+    expect(table.locator(GRID)).to_have_attribute("aria-rowcount", str(levels["image-wise"] + 1))
+    assert table_column(table, "level") == ["image-wise"] * levels["image-wise"]
+    app.page.get_by_text("dataset-level only", exact=True).click()
+    app.settle("Metric definitions")
+    expect(table.locator(GRID)).to_have_attribute("aria-rowcount", str(levels["dataset"] + 1))
+    assert table_column(table, "level") == ["dataset"] * levels["dataset"]
+
+
+def table_column(table, name: str) -> list[str]:
+    """The cells of one column of an st.dataframe, read from the hidden accessible table its grid keeps in the DOM."""
+    headers = [text.strip() for text in table.locator(f"{GRID} thead th").all_text_contents()]
+    column = headers.index(name)
+    return [text.strip() for text in table.locator(f"{GRID} tbody tr td:nth-child({column + 1})").all_text_contents()]
 
 
 def test_loss_inspector_step_slider(app: App) -> None:

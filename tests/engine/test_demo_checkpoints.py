@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from seglab.cli.commands import build_parser, train_config_from_args
+from seglab.cli.commands import build_parser
+from seglab.cli.train import train_config_from_args
 from seglab.data.spec import build_dataset
 from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.config import TrainConfig

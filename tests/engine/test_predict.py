@@ -207,7 +207,7 @@ def test_probability_entropy_is_zero_for_certain_and_one_for_uniform():
 @pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (40, 33, 3)])
 def test_image_to_tensor_is_what_the_evaluation_pipeline_feeds_the_model(shape):
     """Inference and the trainer's validation loader normalise through one implementation, bit for bit."""
-    from seglab.data.transforms import eval_transform
+    from seglab.data.presets import eval_transform
 
     image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     image.flags.writeable = False  # decoded files are read-only: no torch warning, no error

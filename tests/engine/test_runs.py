@@ -20,6 +20,7 @@ from seglab.engine.checkpoint import load_checkpoint
 from seglab.engine.config import TrainConfig
 from seglab.engine.run_dir import RunDirectory
 from seglab.engine.runs import (
+    any_running,
     follow_events,
     list_runs,
     new_run_name,
@@ -30,6 +31,7 @@ from seglab.engine.runs import (
     start_run,
     stop_run,
     wait_for_run,
+    watch_list,
 )
 from seglab.errors import ConfigError
 from tests.helpers.configs import tiny_train_config
@@ -257,3 +259,20 @@ def test_runs_to_watch_and_runs_table_summarise_listed_runs(tmp_path):
     }
     assert rows[0]["started"] == datetime.datetime.fromtimestamp(200.0)
     assert (rows[1]["started"], rows[1]["error"]) == (None, "boom")
+
+
+def test_watch_list_keeps_runs_still_on_disk_and_puts_a_started_run_first(tmp_path):
+    for name, started in (("old", 100.0), ("new", 200.0)):
+        run = RunDirectory(tmp_path / name)
+        run.path.mkdir()
+        run.config_path.write_text('{"model": "tiny_unet", "loss": "ce", "data": {"kind": "shapes"}}')
+        run.write_status("finished", started=started)
+    new, old = list_runs(tmp_path)
+    running = replace(old, state="running")
+    assert watch_list(None, [new, running]) == ["old", "new"]  # a first look: runs_to_watch
+    assert watch_list([], [new, running]) == []  # the user's empty choice stays empty
+    assert watch_list(["gone", "old"], [new, old]) == ["old"]  # a deleted run drops out
+    assert watch_list(["old"], [new, old], started="new") == ["new", "old"]
+    assert watch_list(["new", "old"], [new, old], started="new") == ["new", "old"]  # once each
+    assert any_running([new, running]) and not any_running([new, old])
+    assert not any_running([new, running], ["new"]) and any_running([new, running], ["old", "x"])

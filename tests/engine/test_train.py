@@ -177,9 +177,9 @@ def test_rare_class_crops_use_the_median_frequency_weights_of_the_training_split
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch, native):
-    import seglab.engine.trainer as train_module
+    import seglab.engine.precision as precision_module
 
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
     seen = []
     trainer = Trainer(tiny_config(cpu_bf16=True), callbacks=[seen.append])
     assert trainer.use_amp is native and trainer.amp_dtype == torch.bfloat16

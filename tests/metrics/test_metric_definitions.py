@@ -1,4 +1,4 @@
-"""Tests for seglab.metrics.definitions: every definition against numbers worked out by hand."""
+"""Tests for seglab.metrics.definitions and class_breakdown: every definition against numbers worked out by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from seglab.errors import ConfigError
+from seglab.metrics.class_breakdown import per_class_breakdown
 from seglab.metrics.confusion import ConfusionMatrix, image_confusions
-from seglab.metrics.definitions import APP_DEFINITION, compute_definitions, per_class_breakdown
+from seglab.metrics.definitions import APP_DEFINITION, compute_definitions
 from seglab.viz import definitions_figure
 
 

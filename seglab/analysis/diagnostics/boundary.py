@@ -26,6 +26,7 @@ import numpy as np
 
 from seglab.analysis.components import bounding_window
 from seglab.analysis.diagnostics.objects import present_classes
+from seglab.metrics.scores import divide
 from seglab.viz import boundary_mask
 
 __all__ = ["band_width", "boundary_counts", "boundary_f1", "boundary_iou"]
@@ -61,8 +62,7 @@ def boundary_iou(counts: np.ndarray) -> np.ndarray:
     """Per-class Boundary IoU from summed :func:`boundary_counts`; NaN for a class with no band pixels."""
     intersection, truth, predicted = (np.asarray(row, np.float64) for row in counts)
     union = truth + predicted - intersection
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, intersection / union, np.nan)
+    return divide(intersection, union)
 
 
 def boundary_f1(

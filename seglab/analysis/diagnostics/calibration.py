@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from seglab.io.json_values import json_number
+from seglab.metrics.scores import divide
 
 __all__ = [
     "CONFIDENCE_BINS",
@@ -71,8 +72,7 @@ def _ece(counts: np.ndarray) -> float:
     total = pixels.sum()
     if total == 0:
         return float("nan")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.abs(counts[:, 2] - counts[:, 1]) / pixels
+    gap = divide(np.abs(counts[:, 2] - counts[:, 1]), pixels)
     return float(np.nansum(gap * pixels) / total)
 
 
@@ -91,9 +91,7 @@ def reliability_bins(counts: np.ndarray, class_id: int | None = None) -> dict[st
     rows = counts.sum(axis=0) if class_id is None else counts[class_id]
     rows = np.concatenate([rows[:-2], rows[-2:].sum(axis=0, keepdims=True)])
     pixels = rows[:, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(pixels > 0, rows[:, 2] / pixels, np.nan)
-        mean_confidence = np.where(pixels > 0, rows[:, 1] / pixels, np.nan)
+    accuracy, mean_confidence = divide(rows[:, 2], pixels), divide(rows[:, 1], pixels)
     return {
         "low": _EDGES[:-1].tolist(),
         "high": _EDGES[1:].tolist(),

@@ -26,20 +26,25 @@ from seglab.analysis.diagnostics.objects import SizeBuckets, object_summary
 from seglab.analysis.diagnostics.slices import builtin_slices, slice_table, tag_slices
 from seglab.errors import ConfigError
 from seglab.io.json_values import json_number
+from seglab.metrics.scores import divide
 
 if TYPE_CHECKING:
     from seglab.engine.predict import DatasetEvaluation
 
 __all__ = [
     "DiagnosticOptions",
+    "boundary_scores",
     "boundary_summary",
+    "calibration_rows",
     "calibration_summary",
     "diagnostics_deltas",
     "diagnostics_summary",
     "format_diagnostics",
     "headline",
     "image_bf_score",
+    "object_rows",
     "per_class_bf",
+    "slice_records",
     "summarise_evaluation",
 ]
 
@@ -69,8 +74,7 @@ def per_class_bf(diagnostics: Diagnostics) -> np.ndarray:
     """(K,) BF score per class averaged over the images holding the class; NaN for a class never seen."""
     bf = diagnostics.bf
     seen = ~np.isnan(bf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(seen.any(axis=0), np.nansum(bf, axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
+    return divide(np.nansum(bf, axis=0), seen.sum(axis=0))
 
 
 def image_bf_score(evaluation: DatasetEvaluation, result: object) -> float | None:
@@ -253,3 +257,42 @@ def diagnostics_deltas(summaries: Mapping[str, Mapping]) -> list[dict]:
             row[f"Δ {name}"] = None if value is None or reference is None else value - reference
         rows.append(row)
     return rows
+
+
+# -- the summary as table rows (the Diagnostics page) -------------------------------------------------
+def object_rows(summary: Mapping, class_iou: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per class: its split IoU beside its object scores (``summary["objects"]["per_class"]``), the
+    column names spelt with spaces ("lesion dice")."""
+    return [
+        {"class": name, "IoU": class_iou[class_id], **{key.replace("_", " "): value for key, value in row.items()}}
+        for class_id, (name, row) in enumerate(summary["objects"]["per_class"].items())
+    ]
+
+
+def boundary_scores(summary: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """(K,) boundary IoU and (K,) BF score per class from ``summary["boundary"]``, NaN where a class has none."""
+    boundary = summary["boundary"]
+    biou, bf = (
+        np.array([np.nan if value is None else value for value in boundary[key].values()], dtype=np.float64)
+        for key in ("boundary_iou", "bf_score")
+    )
+    return biou, bf
+
+
+def calibration_rows(summary: Mapping) -> list[dict[str, Any]]:
+    """One row per predicted class with its expected calibration error (empty for label-only sources)."""
+    return [{"predicted class": name, "ECE": ece} for name, ece in summary["calibration"]["ece_per_class"].items()]
+
+
+def slice_records(slices: Sequence[Mapping]) -> list[dict[str, Any]]:
+    """The rows of ``summary["slices"]`` for a table: slice, images, mIoU, gap, then ``IoU <class>`` per class."""
+    return [
+        {
+            "slice": row["slice"],
+            "images": row["images"],
+            "mIoU": row["miou"],
+            "gap": row["gap"],
+            **{f"IoU {name}": value for name, value in row["iou"].items()},
+        }
+        for row in slices
+    ]
