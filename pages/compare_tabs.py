@@ -58,7 +58,11 @@ def metrics_tab(evaluations: dict[str, DatasetEvaluation], class_names: list[str
     )
     per_class = {name: table.values[: len(class_names), column] for column, name in enumerate(names)}
     title = f"{METRIC_NAMES[metric]} per class"
-    st.plotly_chart(viz.per_class_bar_figure(per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]))
+    st.plotly_chart(
+        ui.shared_figure(
+            viz.per_class_bar_figure, per_class, class_names, title=title, yaxis_title=METRIC_NAMES[metric]
+        )
+    )
 
 
 def diagnostics_tab(paths: dict[str, str], spec: DataSpec) -> None:
@@ -121,9 +125,13 @@ def curves_tab(paths: dict[str, str], spec: DataSpec) -> None:
     curves = {name: compare.checkpoint_curves(paths[name]) for name in runs}
     validation, losses, missing = compare.run_curves(curves)
     left, right = st.columns(2)
-    left.plotly_chart(viz.line_figure(validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU"))
+    left.plotly_chart(
+        ui.shared_figure(viz.line_figure, validation, title="Validation mIoU", xaxis_title="step", yaxis_title="mIoU")
+    )
     right.plotly_chart(
-        viz.line_figure(losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True)
+        ui.shared_figure(
+            viz.line_figure, losses, title="Training loss", xaxis_title="step", yaxis_title="loss", log_y=True
+        )
     )
     st.caption(
         "As logged during training, on each run's own validation split; a step is one optimiser update, "
@@ -159,7 +167,8 @@ def pixel_diff_section(
         "Per ground-truth class: share of its pixels in each category (void excluded); "
         "net fixed px = pixels fixed by B − pixels broken by B."
     )
-    delta_figure = viz.per_class_bar_figure(
+    delta_figure = ui.shared_figure(
+        viz.per_class_bar_figure,
         {"Δ IoU (B − A)": by_class["Δ IoU (B − A)"].to_numpy()},
         diff.class_names,
         title="Per-class IoU change from A to B",

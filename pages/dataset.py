@@ -119,7 +119,8 @@ with ui.guard("Class imbalance"):
         help="Log: rare classes stay visible. Linear: how lopsided the pixels really are.",
     )
     pixels_column.plotly_chart(
-        viz.class_distribution_figure(
+        ui.shared_figure(
+            viz.class_distribution_figure,
             stats.pixel_fraction,
             stats.image_counts,
             names,
@@ -130,7 +131,8 @@ with ui.guard("Class imbalance"):
         key="dataset_share_chart",
     )
     sizes_column.plotly_chart(
-        viz.object_size_figure(
+        ui.shared_figure(
+            viz.object_size_figure,
             stats.object_class,
             stats.object_area,
             names,

@@ -46,7 +46,7 @@ def objects_tab(
     table = pd.DataFrame(object_rows(summary, metrics.iou))
     scores = {column: SCORE for column in table.columns if "recall" in column or column in ("lesion dice", "IoU")}
     st.dataframe(table, hide_index=True, column_config=scores)
-    st.plotly_chart(object_recall_figure(objects["per_class"], names), key="diagnostics_recall")
+    st.plotly_chart(ui.shared_figure(object_recall_figure, objects["per_class"], names), key="diagnostics_recall")
     st.subheader("Missed objects")
     left, right = st.columns(2)
     class_id = left.selectbox(
@@ -86,7 +86,9 @@ def boundary_tab(summary: dict[str, Any], evaluation: DatasetEvaluation) -> None
         "fair "
         "but whose boundary scores are low has blurry or shifted outlines; one low on both is missed as a whole."
     )
-    st.plotly_chart(boundary_figure(metrics.iou, *boundary_scores(summary), names), key="diagnostics_boundary")
+    st.plotly_chart(
+        ui.shared_figure(boundary_figure, metrics.iou, *boundary_scores(summary), names), key="diagnostics_boundary"
+    )
     st.caption(
         "Where the boundary errors lie in each image: **Inspect → Confusion cell → images** splits every "
         "confusion into the band along ground-truth edges and the interior."
@@ -100,7 +102,7 @@ def calibration_tab(summary: dict[str, Any]) -> None:
     if not calibration["available"]:
         st.info("This model gives labels only: there is no confidence to calibrate.")
     else:
-        reliability = reliability_figure(calibration["reliability"], calibration["ece"])
+        reliability = ui.shared_figure(reliability_figure, calibration["reliability"], calibration["ece"])
         st.plotly_chart(reliability, key="diagnostics_reliability")
         wrong = summary["confidently_wrong"]
         share = "-" if wrong["share"] is None else f"{wrong['share']:.1%}"

@@ -65,7 +65,8 @@ def show_image(
         pictures.append((viz.confidence_map(result.confidence), "Confidence (max softmax): dark = unsure", "JPEG"))
     picture_columns = st.columns(4)
     for column, (picture, caption, encoding) in zip(picture_columns, pictures):
-        column.image(picture, caption=caption, width="stretch", output_format=encoding)  # masks as PNG: no JPEG halos
+        # masks as PNG: no JPEG halos
+        column.image(ui.encoded_picture(picture, encoding), caption=caption, width="stretch", output_format=encoding)
     if not evaluation.has_probabilities:
         picture_columns[3].caption(NO_CONFIDENCE)
     left, right = st.columns(2)
@@ -86,7 +87,9 @@ def show_image(
         # A coarser hover grid than viz's default: the figure is rebuilt on every image change.
         hover = {"GT": target, "Pred": result.labels}
         st.plotly_chart(
-            viz.image_figure(shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE),
+            ui.shared_figure(
+                viz.image_figure, shown, hover_labels=hover, label_map=label_map, max_hover_side=HOVER_SIDE
+            ),
             key="inspect_hover",
         )
         if view in VIEW_NOTES:

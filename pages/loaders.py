@@ -3,9 +3,10 @@
 ``st.cache_resource`` / ``st.cache_data`` objects are shared by all sessions, and Streamlit computes
 one key once while concurrent callers of the same key wait for it, so a class of 30 browsers
 opening the same page evaluates a checkpoint once. Keys are JSON strings, file paths + mtimes and
-dataset fingerprints, never arrays. Every model forward pass seglab runs holds one of a few
-process-wide inference slots, evaluations and statistics are computed once for concurrent callers
-in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup` caps torch's threads at start-up).
+dataset fingerprints, never arrays (:mod:`pages.shared`'s: digests of their arrays' bytes). Every model
+forward pass seglab runs holds one of a few process-wide inference slots, evaluations and statistics
+are computed once for concurrent callers in seglab too (:mod:`seglab.concurrency`; :mod:`pages.warmup`
+caps torch's threads at start-up).
 """
 
 from __future__ import annotations
@@ -256,15 +257,16 @@ def _missed_objects(
     choice: str, version: str, key: str, class_id: int | None, cover: float, largest_first: bool, limit: int
 ) -> Any:
     evaluation = _evaluation(choice, version, key)
-    return missed_object_gallery(
+    count, gallery = missed_object_gallery(
         evaluation, _dataset(key), class_id=class_id, cover=cover, largest_first=largest_first, limit=limit
     )
+    return count, [(info, encode_png(crop)) for info, crop in gallery]  # encoded once, not once per session
 
 
 def missed_objects(
     choice: PathLike, spec: DataSpec, class_id: int | None, cover: float, largest_first: bool, limit: int = 12
 ) -> Any:
-    """``(count, [(MissedObject, crop)])`` of a model's missed objects (seglab.viz.diagnostics)."""
+    """``(count, [(MissedObject, PNG bytes of its crop)])`` of a model's missed objects (seglab.viz.diagnostics)."""
     return _missed_objects(*_version(choice), spec_key(spec), class_id, float(cover), bool(largest_first), int(limit))
 
 

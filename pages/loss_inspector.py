@@ -53,7 +53,8 @@ breakdown = None
 with ui.guard("Computing the losses of these images"):
     images, masks, logits = ui.loss_inputs(path, spec, chosen)
     weights = None if weighting == "none" else ui.stats(ui.current_spec()).class_weights(weighting)
-    breakdown = loss_breakdown(
+    breakdown = ui.shared_result(  # the same for every session with the same choices: computed once
+        loss_breakdown,
         logits,
         masks,
         data.ignore_index,
@@ -102,27 +103,34 @@ for index, sample_id in enumerate(chosen):
         step=step,
     )
     for column, (picture, caption) in zip(st.columns(5), panels):
-        column.image(picture, caption=caption, width="stretch")
+        column.image(ui.encoded_picture(picture), caption=caption, width="stretch")
 
 st.subheader("Hard pixel mining schedule")
 schedule = {
     "kept fraction": mining_schedule(top_k, mining_step, last_step),
     "this step": ([step], [breakdown.kept_fraction]),
 }
-figure = viz.line_figure(
-    schedule, xaxis_title="training step", yaxis_title="share of labelled pixels kept"
-).update_layout(height=300)
-st.plotly_chart(
-    figure.update_traces(marker={"size": 14, "color": "#d55e00"}, selector={"name": "this step"}), key="loss_schedule"
+figure = ui.shared_figure(
+    viz.line_figure,
+    schedule,
+    xaxis_title="training step",
+    yaxis_title="share of labelled pixels kept",
+    height=300,
+    markers={"this step": {"size": 14, "color": "#d55e00"}},
 )
+st.plotly_chart(figure, key="loss_schedule")
 
 st.subheader("Who carries the loss")
 st.markdown(breakdown.rarest_class_sentence(names))
 with ui.guard("Per-class loss shares"):
     present, series = breakdown.share_series(names)
     st.plotly_chart(
-        viz.per_class_bar_figure(
-            series, present, title="Share of pixels vs share of each loss", yaxis_title="share of the batch total"
+        ui.shared_figure(
+            viz.per_class_bar_figure,
+            series,
+            present,
+            title="Share of pixels vs share of each loss",
+            yaxis_title="share of the batch total",
         ),
         key="loss_shares",
     )

@@ -66,7 +66,7 @@ with ui.guard("Scoring under every definition"):
     for index, choice in enumerate(key_choices(scores)):
         words, picture = st.columns([2, 3], vertical_alignment="center")
         words.markdown(f"**{index + 1}. {choice.title}**  \n{choice.explanation}")
-        picture.plotly_chart(viz.definitions_figure(choice.scores), key=f"metrics_choice_{index}")
+        picture.plotly_chart(ui.shared_figure(viz.definitions_figure, choice.scores), key=f"metrics_choice_{index}")
     if background is None:
         st.caption("No background class in this label map: the with/without background choice does not apply.")
 
@@ -85,7 +85,7 @@ with ui.guard("Scoring under every definition"):
                 "note": st.column_config.TextColumn(width="large"),
             },
         )
-        st.plotly_chart(viz.definitions_figure(scores), key="metrics_definitions_figure")
+        st.plotly_chart(ui.shared_figure(viz.definitions_figure, scores), key="metrics_definitions_figure")
         st.caption(
             "Orange: this app's definition · dark blue: dataset-level · light blue: image-wise."
             + (
@@ -107,7 +107,8 @@ with ui.guard("Per-class breakdown"):
     sort = st.radio(
         "Order", list(CLASS_ORDERS), format_func=CLASS_ORDERS.get, horizontal=True, key="metrics_class_order"
     )
-    figure = viz.per_class_bar_figure(
+    figure = ui.shared_figure(
+        viz.per_class_bar_figure,
         {"dataset-level": [row.dataset_iou for row in rows], "image-wise": [row.imagewise_iou for row in rows]},
         names,
         title="IoU per class under both views",

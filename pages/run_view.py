@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages.shared import shared_figure
 from seglab.engine.curves import RunWatcher, headline_numbers, no_points_note
 from seglab.engine.run_dir import FAILED, RUNNING
 from seglab.engine.runs import RunInfo, stop_run
@@ -17,10 +18,10 @@ STOP_GRACE_S = 120.0
 STATE_COLORS = {"running": "blue", "finished": "green", "failed": "red", "stopped": "orange"}
 
 
-def chart(figure: Any, key: str) -> None:
-    """A plotly figure 250 px high that keeps its zoom across refreshes."""
-    figure.update_layout(height=250, uirevision=key)  # uirevision keeps zoom across refreshes
-    figure.update_yaxes(rangemode="tozero")
+def chart(build: Any, *args: Any, key: str, **options: Any) -> None:
+    """A curve panel ``build(*args, **options)`` 250 px high, built once for every session showing the same points
+    (``pages.shared.shared_figure``); uirevision keeps its zoom across refreshes."""
+    figure = shared_figure(build, *args, height=250, uirevision=key, y_from_zero=True, **options)
     st.plotly_chart(figure, key=key)
 
 
@@ -62,7 +63,7 @@ def show_run(watcher: RunWatcher, info: RunInfo) -> None:
             for column, series, title, key in panels:
                 with column:
                     if series:
-                        chart(line_figure(series, title=title, xaxis_title="step"), f"train_{key}_{info.name}")
+                        chart(line_figure, series, key=f"train_{key}_{info.name}", title=title, xaxis_title="step")
                     else:
                         st.caption(f"{title}: no points yet")
         with preview:

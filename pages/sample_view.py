@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages.shared import encoded_picture, shared_figure
 from seglab import viz
 from seglab.analysis import gallery
 from seglab.analysis.stats import DatasetStats
@@ -20,7 +21,8 @@ def sample_view(data: Any, stats: DatasetStats, sample_id: str, opacity: float) 
     label_map, names = data.label_map, stats.class_names
     image, mask = data.load(index)
     figure_column, side_column = st.columns([3, 2])
-    figure = viz.image_figure(
+    figure = shared_figure(
+        viz.image_figure,
         viz.overlay(image, mask, label_map, alpha=opacity, skip_background=True),
         hover_labels=mask,
         label_map=label_map,
@@ -29,8 +31,10 @@ def sample_view(data: Any, stats: DatasetStats, sample_id: str, opacity: float) 
     )
     figure_column.plotly_chart(figure, key="dataset_sample_figure")
     image_column, mask_column = side_column.columns(2)
-    image_column.image(image, caption="Image", width="stretch", output_format="JPEG")
-    mask_column.image(viz.colorize_mask(mask, label_map), caption="Mask", width="stretch", output_format="PNG")
+    image_column.image(encoded_picture(image), caption="Image", width="stretch", output_format="JPEG")
+    mask_column.image(
+        encoded_picture(viz.colorize_mask(mask, label_map), "PNG"), caption="Mask", width="stretch", output_format="PNG"
+    )
     rows = gallery.sample_class_table(stats, index)
     side_column.image(
         viz.legend_image(

@@ -243,8 +243,12 @@ def run_form(spec: DataSpec, recipe: dict[str, Any], train_data: Any) -> RunPlan
             plan = RunPlan.check(build_config(spec, **{**recipe, **options}), len(train_data), train_data.num_classes)
             x_values, rates, x_title = plan.lr_preview()
             chart(
-                lr_schedule_figure(x_values, rates, title="Learning rate this run will follow", xaxis_title=x_title),
-                "train_lr_preview",
+                lr_schedule_figure,
+                x_values,
+                rates,
+                key="train_lr_preview",
+                title="Learning rate this run will follow",
+                xaxis_title=x_title,
             )
             st.caption(plan.summary())
     return plan

@@ -1,7 +1,8 @@
 """What a page needs from the app, in one import: ``from pages import ui``.
 
 The helpers live in small modules by concern: :mod:`pages.state` (session and URL state),
-:mod:`pages.loaders` (cached loaders shared by every session), :mod:`pages.widgets` (the sidebar, the
+:mod:`pages.loaders` (cached loaders shared by every session), :mod:`pages.shared` (figures, pictures and
+results computed once for every session), :mod:`pages.widgets` (the sidebar, the
 error guard, the "no checkpoint yet" stop, the sample picker), :mod:`pages.cell_gallery` (confusion cell
 -> images) and :mod:`pages.navigation` (the page list and deep links).
 """
@@ -40,6 +41,7 @@ from pages.loaders import (
     upload_prediction,
 )
 from pages.navigation import start_page
+from pages.shared import encoded_picture, shared_figure, shared_result
 from pages.state import (
     CHECKPOINT_KEY,
     PROJECT_ROOT,
@@ -104,6 +106,7 @@ __all__ = [
     "data_root",
     "dataset",
     "diagnostics",
+    "encoded_picture",
     "evaluation",
     "guard",
     "image_probabilities",
@@ -121,6 +124,8 @@ __all__ = [
     "set_sample",
     "set_spec",
     "shapes_validation",
+    "shared_figure",
+    "shared_result",
     "sidebar",
     "source_report",
     "spec_key",

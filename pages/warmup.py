@@ -63,9 +63,9 @@ def warm_up() -> list[str]:
 
 TORCH_THREADS = configure_torch_threads()  # before any session runs a model ($SEGLAB_TORCH_THREADS overrides)
 WARMED = warm_up()
-# Streamlit runs a full garbage collection after every script run, holding the GIL while it walks every
-# object: ~0.2 s with torch, pandas and plotly loaded, repeated for each session's every rerun. Moving the
-# objects alive now (modules, never freed) out of the collector's reach makes each of those ~free. The import
-# garbage is collected first: frozen, it would never be freed.
+# A full garbage collection holds the GIL while it walks every object: ~0.2 s with torch, pandas and plotly
+# loaded. Streamlit's own one after every script run is off (runner.postScriptGC in .streamlit/config.toml);
+# Python's automatic ones remain. Moving the objects alive now (modules, never freed) out of the collector's
+# reach makes each of those cheap. The import garbage is collected first: frozen, it would never be freed.
 gc.collect()
 gc.freeze()

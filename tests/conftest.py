@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from seglab.data.spec import DataSpec
 from tests.helpers.folders import write_photo_folder
@@ -27,6 +29,27 @@ def camvid_root() -> Path:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> TinyRuns:
     """Tiny trained Shapes runs shared by the whole session (instead of one training per test module)."""
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``).
+
+    On a shared 2-core machine OpenMP's spinning barrier stalls 2-thread forwards for seconds whenever another
+    process holds a core; tiny inputs gain nothing from a second thread, and training is then repeatable.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty ``SEGLAB_CACHE_DIR`` of this test's own (``tmp_path / "cache"``)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(cache))
+    return cache
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ the page on screen are drawn.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 
@@ -243,6 +244,19 @@ def thumbnail(
     image, mask = downscale_sample(image, mask, max_side)
     result = overlay(image, mask, label_map, alpha=opacity, skip_background=skip_background)
     return draw_outlines(result, mask, label_map) if outlines else result
+
+
+def encode_picture(picture: np.ndarray, output_format: str = "JPEG") -> bytes:
+    """JPEG (quality 100) or PNG bytes of an (H, W) or (H, W, 3) uint8 picture, exactly as ``st.image`` encodes
+    an array itself (so a page can encode a picture once and show the bytes to every session)."""
+    from PIL import Image
+
+    output_format = output_format.upper()
+    if output_format not in ("JPEG", "PNG"):
+        raise ValueError(f"output_format must be JPEG or PNG, got {output_format!r}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(picture).astype(np.uint8)).save(buffer, format=output_format, quality=100)
+    return buffer.getvalue()
 
 
 def encode_png(image: np.ndarray, compression: int = 1) -> bytes:

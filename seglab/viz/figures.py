@@ -239,8 +239,16 @@ def line_figure(
     xaxis_title: str | None = None,
     yaxis_title: str | None = None,
     log_y: bool = False,
+    height: int | None = None,
+    uirevision: str | None = None,
+    y_from_zero: bool = False,
+    markers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> go.Figure:
     """Lines (training curves): ``{name: (x, y)}``, one trace per name; markers when short.
+
+    ``height`` in px (Plotly's default when None); ``uirevision`` keeps the user's zoom while the figure is
+    redrawn with new points (a live run); ``y_from_zero``: the y axis starts at 0 (linear axes); ``markers``:
+    a series' marker style by name (e.g. ``{"this step": {"size": 14}}`` for one highlighted point).
 
     Returns:
         A figure with one ``go.Scatter`` per series.
@@ -260,6 +268,7 @@ def line_figure(
                 name=str(name),
                 mode="lines+markers" if len(x_array) <= 30 else "lines",
                 hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>",
+                marker=dict((markers or {}).get(name, {})),
             )
         )
     figure.update_layout(
@@ -272,7 +281,11 @@ def line_figure(
         ),
         hovermode="x unified",
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        height=height,
+        uirevision=uirevision,
     )
+    if y_from_zero:
+        figure.update_yaxes(rangemode="tozero")
     return figure
 
 
@@ -282,14 +295,17 @@ def lr_schedule_figure(
     title: str | None = "Learning rate schedule",
     log_y: bool = False,
     xaxis_title: str = "step",
+    **layout: Any,
 ) -> go.Figure:
-    """Learning rate against step (or seconds, for a run with a time budget): a :func:`line_figure` with one series."""
+    """Learning rate against step (or seconds, for a run with a time budget): a :func:`line_figure` with one series
+    (``layout``: its other options, e.g. ``height``)."""
     return line_figure(
         {"learning rate": (steps, learning_rates)},
         title=title,
         xaxis_title=xaxis_title,
         yaxis_title="learning rate",
         log_y=log_y,
+        **layout,
     )
 
 

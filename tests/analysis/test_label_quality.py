@@ -31,13 +31,7 @@ VOID = 255
 NAMES = ["background", "circle", "square"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: faster than two on a busy 2-core machine, and training is then repeatable."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def agreeing_probabilities(labels: np.ndarray, num_classes: int = 3, confidence: float = 0.9) -> np.ndarray:

@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.io import read_image_bytes
 from seglab.data.label_map import ClassInfo, LabelMap
-from seglab.data.spec import DataSpec
 from seglab.errors import DatasetError
 from tests.helpers.apptest import metrics_shown, open_page, open_tab, page_text, use_runs_dir
+from tests.helpers.folders import custom_folder_spec
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -107,13 +107,7 @@ def test_a_checkpoint_for_other_classes_shows_an_error(runs_dir, tmp_path, monke
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / "a.png")
     classes = tuple(ClassInfo(i, name, (i * 80, 0, 0)) for i, name in enumerate(["sky", "sea", "boat"]))
     LabelMap(classes=classes, name="boats").save(tmp_path / "labels.json")
-    spec = DataSpec(
-        kind="folder",
-        split="custom",
-        images=str(tmp_path / "images"),
-        masks=str(tmp_path / "masks"),
-        label_map=str(tmp_path / "labels.json"),
-    )
+    spec = custom_folder_spec(tmp_path)
     at = open_page("pages/failures.py", spec)
     assert any("7 classes" in error.value and "3" in error.value for error in at.error)
 

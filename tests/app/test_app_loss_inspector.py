@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesDataset
-from seglab.data.spec import DataSpec
 from tests.helpers.apptest import metrics_shown, open_page, use_runs_dir
+from tests.helpers.folders import custom_folder_spec
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -98,13 +98,7 @@ def test_void_index_11_and_no_background(runs_dir, tmp_path, monkeypatch):
     replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(
         tmp_path / "labels.json"
     )
-    spec = DataSpec(
-        kind="folder",
-        split="custom",
-        images=str(tmp_path / "images"),
-        masks=str(tmp_path / "masks"),
-        label_map=str(tmp_path / "labels.json"),
-    )
+    spec = custom_folder_spec(tmp_path)
     use_runs_dir(monkeypatch, runs_dir)
     at = open_page(PAGE, spec)
     assert len(at.multiselect(key="loss_images").value) == 3

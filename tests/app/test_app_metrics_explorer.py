@@ -13,9 +13,10 @@ from streamlit.testing.v1 import AppTest
 from pages import ui
 from seglab.data.label_map import shapes_label_map
 from seglab.data.shapes import ShapesDataset
-from seglab.data.spec import DataSpec, build_dataset
+from seglab.data.spec import build_dataset
 from seglab.metrics.definitions import compute_definitions
 from tests.helpers.apptest import open_page, page_text, use_runs_dir
+from tests.helpers.folders import custom_folder_spec
 from tests.helpers.trained_runs import TINY_SHAPES
 
 SHAPES = TINY_SHAPES  # the data of the shared tiny runs
@@ -86,13 +87,7 @@ def test_without_a_background_class_the_background_rows_say_na(runs_dir, tmp_pat
     replace(shapes_label_map(), background_index=None, ignore_index=11, name="no-background").save(
         tmp_path / "labels.json"
     )
-    spec = DataSpec(
-        kind="folder",
-        split="custom",
-        images=str(tmp_path / "images"),
-        masks=str(tmp_path / "masks"),
-        label_map=str(tmp_path / "labels.json"),
-    )
+    spec = custom_folder_spec(tmp_path)
     use_runs_dir(monkeypatch, runs_dir)
     at = open_page(PAGE, spec)
     definitions = table(at, 0).set_index("definition")

@@ -19,11 +19,10 @@ from seglab.data.spec import DataSpec
 from seglab.engine.config import TrainConfig
 from seglab.engine.run_plan import PHOTO_RECIPE, RunPlan, build_config, quick_run_config
 from seglab.engine.runs import _process_start_time, run_info, stop_run, wait_for_run
-from seglab.io.atomic_files import write_json_atomic
 from seglab.losses.criterion import LOSS_EXPLANATIONS
 from tests.helpers.paths import ROOT
-
-TINY_DATA = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
+from tests.helpers.train_page import open_train, texts, write_run
+from tests.helpers.trained_runs import TINY_SHAPES
 
 
 @pytest.fixture
@@ -32,19 +31,6 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SEGLAB_RUNS_DIR", str(runs))
     monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     return runs
-
-
-def open_train(data: DataSpec | None = TINY_DATA) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if data is not None:
-        at.session_state[ui.SPEC_KEY] = data.to_dict()
-    at.switch_page("pages/train.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(element.value) for element in elements)
 
 
 def plotly_specs(at: AppTest) -> list[dict]:
@@ -65,15 +51,6 @@ def lr_preview(at: AppTest) -> tuple[np.ndarray, np.ndarray]:
             trace = spec["data"][0]
             return trace_values(trace["x"]), trace_values(trace["y"])
     raise AssertionError("no LR preview chart on the page")
-
-
-def write_run(runs: Path, name: str, state: str, started: float, error: str | None = None, **status) -> Path:
-    """A run folder written by hand, as the trainer would leave it."""
-    path = runs / name
-    path.mkdir(parents=True)
-    write_json_atomic(path / "config.json", TrainConfig(model="tiny_unet_small", loss="ce+dice").to_dict())
-    write_json_atomic(path / "status.json", {"state": state, "error": error, "started": started, "step": 3, **status})
-    return path
 
 
 def test_page_shows_the_form_and_an_empty_run_list(runs_dir):
@@ -115,7 +92,7 @@ def test_changing_the_loss_changes_the_explanation_and_options(runs_dir):
 def test_lr_preview_is_the_library_curve_and_follows_the_widgets(runs_dir):
     at = open_train()
     steps, rates = lr_preview(at)
-    plan = RunPlan.check(build_config(TINY_DATA), train_images=16, num_classes=7)
+    plan = RunPlan.check(build_config(TINY_SHAPES), train_images=16, num_classes=7)
     expected_steps, expected_rates = plan.lr_curve()
     np.testing.assert_allclose(steps, expected_steps)
     np.testing.assert_allclose(rates, expected_rates)
@@ -165,7 +142,7 @@ def test_launch_trains_in_the_background_and_lists_the_finished_run(runs_dir):
         assert (run / "config.json").is_file()
         config = TrainConfig.load(run / "config.json")
         assert (config.model, config.epochs, config.crop_size, config.batch_size) == ("tiny_unet_small", 3, 32, 2)
-        assert config.data == TINY_DATA.with_split("train")
+        assert config.data == TINY_SHAPES.with_split("train")
         assert at.multiselect(key="train_watched_runs").value == ["tiny"]  # the new run is watched
         assert at.session_state["train_configure_open"] is False  # the form folds away to show the live view
         assert at.text_input(key="train_run_name").value == ""
@@ -194,7 +171,7 @@ def test_quick_run_launches_the_default_config_on_the_current_data(runs_dir):
     run = runs_dir / "quick"
     try:
         assert not at.exception and not at.error
-        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_DATA, (64, 64))
+        assert TrainConfig.load(run / "config.json") == quick_run_config(TINY_SHAPES, (64, 64))
         assert (
             "recommended recipe" in at.button(key="train_quick").help
             and "TrainConfig" not in at.button(key="train_quick").help

@@ -18,7 +18,7 @@ from seglab.engine.config import TrainConfig
 from seglab.engine.run_dir import RunDirectory
 from seglab.engine.runs import _process_start_time, run_info, stop_run, wait_for_run
 from seglab.errors import ConfigError
-from tests.app.test_app_train import open_train, texts, write_run
+from tests.helpers.train_page import open_train, texts, write_run
 
 LABEL = "Start from ImageNet weights"
 

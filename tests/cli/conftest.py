@@ -10,9 +10,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def isolated(private_cache: Path) -> Iterator[None]:
     """A private ``SEGLAB_CACHE_DIR``; ``--threads`` may change torch's thread count, so it is restored."""
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
     previous = torch.get_num_threads()
     yield
     torch.set_num_threads(previous)

@@ -27,12 +27,7 @@ from seglab.models import build_model
 SEGLAB_SOURCE = Path(seglab.__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_payload(step: int = 5, with_optimizer: bool = False) -> dict:

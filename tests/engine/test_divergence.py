@@ -27,12 +27,7 @@ def tiny_config(**options) -> TrainConfig:
     return tiny_train_config(TINY, **{"epochs": 8, "schedule": "constant", **options})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def assert_finite_checkpoints(run: RunDirectory) -> list[int]:

@@ -15,14 +15,7 @@ from seglab.errors import CheckpointError
 from seglab.models import build_model
 from tests.helpers.checkpoints import write_tiny_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
 
 
 class CountingLoader:

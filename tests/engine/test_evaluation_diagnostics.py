@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import seglab.engine.evaluation as evaluation_module
 from seglab.analysis.diagnostics import diagnostics_summary
@@ -14,14 +13,7 @@ from seglab.engine.evaluation import Protocol, evaluate_checkpoint, evaluation_c
 from tests.helpers.checkpoints import write_tiny_checkpoint
 from tests.helpers.predictions import write_masks
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
 
 
 def _same(a, b) -> None:

@@ -75,3 +75,14 @@ def write_photo_folder(root: Path) -> DataSpec:
         mask[100:110, 200:400] = 1  # a thin, rare class
         Image.fromarray(mask).save(masks / f"{index}.png")
     return DataSpec(kind="folder", images=str(images), masks=str(masks))
+
+
+def custom_folder_spec(root: Path) -> DataSpec:
+    """The folder dataset at ``root`` (``images/``, ``masks/``, ``labels.json``), every image in one custom split."""
+    return DataSpec(
+        kind="folder",
+        split="custom",
+        images=str(root / "images"),
+        masks=str(root / "masks"),
+        label_map=str(root / "labels.json"),
+    )

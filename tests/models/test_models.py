@@ -41,15 +41,7 @@ EXPECTED_NAMES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP's spinning barrier stalls 2-thread
-    forwards for seconds whenever another process holds a core; these tiny inputs gain nothing
-    from a second thread anyway."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class BuiltModels(dict):

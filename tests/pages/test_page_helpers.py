@@ -3,6 +3,8 @@ list (the stores many sessions share are tested in test_concurrency.py)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from seglab.analysis.gallery import table_choice
@@ -68,3 +70,10 @@ def test_warm_up_puts_the_start_up_heap_out_of_the_collectors_reach() -> None:
     import pages.warmup  # noqa: F401
 
     assert gc.get_freeze_count() > 100_000  # 0 unless frozen; later objects (other tests') may stay unfrozen
+
+
+def test_the_app_skips_streamlits_full_collection_after_every_run() -> None:
+    """It held the GIL ~20 ms per session per page: a class of 8 waited for 8 of them on every page (issue 10)."""
+    config = (ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8")  # (no tomllib on Python 3.10)
+    runner = re.search(r"^\[runner\]\n(.*?)(?=^\[|\Z)", config, flags=re.MULTILINE | re.DOTALL)
+    assert runner and re.search(r"^postScriptGC\s*=\s*false\s*$", runner.group(1), flags=re.MULTILINE)

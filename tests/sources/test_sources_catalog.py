@@ -206,6 +206,7 @@ def test_label_quality_scores_a_probability_folder_and_refuses_labels_only(layou
         score_dataset(open_choice(labels.file, roots, dataset.label_map), dataset)
 
 
+@pytest.mark.slow  # checks the upload by running it in a worker subprocess that imports torch: ~12 s here
 def test_an_uploaded_model_file_is_stored_checked_and_removed_again_when_refused(layout):
     from seglab.engine.export import export_checkpoint
     from seglab.sources.registration import register_checked

@@ -19,10 +19,7 @@ from seglab.engine.evaluation import (
 from seglab.sources import CheckpointSource, open_source
 from tests.helpers.checkpoints import write_tiny_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

@@ -17,10 +17,7 @@ from seglab.sources.base import SourceLimits
 from tests.helpers.checkpoints import write_tiny_checkpoint
 from tests.helpers.predictions import write_masks
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

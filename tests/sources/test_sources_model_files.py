@@ -21,10 +21,7 @@ from seglab.sources.base import SourceLimits
 from seglab.sources.runners import check_onnx_file
 from tests.helpers.checkpoints import write_tiny_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLAB_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
