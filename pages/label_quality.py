@@ -6,8 +6,13 @@ import streamlit as st
 from pages import hidden_split, ui
 from seglab import viz
 from seglab.analysis.label_quality import DEFAULT_BAND, pixel_quality, self_confidence_picture, suspicion_picture
+from seglab.concurrency import BackgroundJob
 
 SAMPLE_KEY = "labels_sample"
+RETRY_KEY = "labels_retry"
+FIRST_WAIT_S = 2.5  # the longest the first render waits for the first scored images (a report on disk: ms)
+FIRST_IMAGES = 8  # a first batch of the model (score_dataset's batch size) makes a partial ranking worth a look
+REFRESH_S = 1.0  # how often the partial ranking refreshes while the model runs
 MAX_OUTLINED = 10  # more outlines and sentences than this bury the worst ones
 SCORE_FORMAT = {
     name: st.column_config.NumberColumn(format="%.3f")
@@ -40,17 +45,38 @@ band = st.slider(
     DEFAULT_BAND,
     help="Where an eroded label leaves the model's probability of the object's class; wider catches stronger erosion",
 )
-report = None
+
+
+@st.fragment(run_every=REFRESH_S)
+def scoring_progress(job: BackgroundJob) -> None:
+    """While the model runs: how far it got and the images scored so far, refreshed until all are (then the
+    whole page reruns with the complete report)."""
+    if job.finished:
+        st.rerun()
+    if not job.total:
+        st.progress(0.0, "Reading and predicting the first images...")
+        return
+    st.progress(job.done / job.total, f"Scored {job.done} of {job.total} images: the ranking fills in as it goes")
+    partial = job.partial()
+    if partial is not None and partial.images:
+        st.caption(
+            f"Partial ranking of the {len(partial.images)} images scored so far (confident thresholds from them "
+            "alone, so scores can still move); the image details and the objects open when all are scored."
+        )
+        st.dataframe(pd.DataFrame(partial.image_rows()), hide_index=True, height=240, column_config=SCORE_FORMAT)
+
+
+report, job = None, None
 with ui.guard("Scoring the labels of this split"):
     data = ui.dataset(spec)
-    bar = st.empty()
-    report = ui.label_quality(
-        path,
-        spec,
-        band,
-        progress=lambda done, total: bar.progress(done / total, f"Predicting and scoring: {done}/{total}"),
-    )
-    bar.empty()
+    job = ui.label_quality_job(path, spec, band, retry=st.session_state.pop(RETRY_KEY, False))
+    job.wait_for_progress(FIRST_WAIT_S, FIRST_IMAGES)  # a report on disk: finished by now; else a first batch
+    if not job.finished:
+        scoring_progress(job)
+        st.stop()
+    report = job.result()
+if job is not None and job.error is not None:
+    st.button("Score again", on_click=lambda: st.session_state.update({RETRY_KEY: True}))
 if report is None or not report.images:
     if report is not None:
         st.warning(f"{spec.describe()} has no images to score.")
@@ -100,7 +126,7 @@ def show_image(sample_id: str) -> None:
             "Self-confidence p(given label): dark = doubted",
         ),
     ]
-    for column, (picture, caption) in zip(st.columns(4), pictures):
+    for column, (picture, caption) in zip(st.columns(4), pictures, strict=True):
         column.image(picture, caption=caption, width="stretch", output_format="PNG")
     more = f"\n\n…and {more_below} more below {cutoff:.2f}: see the objects table below." if more_below else ""
     st.markdown("\n".join(f"- {item.sentence(names)}" for item in shown) + more or "No object to outline.")

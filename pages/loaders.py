@@ -27,20 +27,15 @@ from seglab.analysis.diagnostics.slices import read_tags
 from seglab.analysis.failures import cell_gallery as failures_cell_gallery
 from seglab.analysis.gallery import downscale_sample, encode_png, thumbnail
 from seglab.analysis.label_quality import (
-    DEFAULT_BAND,
-    DEFAULT_MIN_PIXELS,
     LabelQualityReport,
+    LabelScorer,
     ShapesValidation,
     score_dataset,
     validate_on_shapes,
 )
-from seglab.analysis.label_quality.cache import (
-    LabelQualityGatherer,
-    cached_label_quality,
-    label_quality_cache_path,
-)
+from seglab.analysis.label_quality.cache import cached_label_quality, checkpoint_gatherer
 from seglab.analysis.stats import DatasetStats, compute_stats
-from seglab.concurrency import SharedComputations
+from seglab.concurrency import BackgroundComputations, BackgroundJob
 from seglab.data.discover import SourceReport, check_source
 from seglab.data.io import read_image_bytes
 from seglab.data.spec import DataSpec, build_dataset
@@ -234,13 +229,8 @@ def _evaluation(choice: str, version: str, key: str) -> DatasetEvaluation:
         mapped = _source(choice, version, key)
         return evaluate_source(mapped.source, _dataset(key), mapping=mapped.declared)
     data = _dataset(key)
-    return evaluate_checkpoint(_path_of(choice), data, consumer=_label_quality_gatherer(_path_of(choice), data))
-
-
-def _label_quality_gatherer(path: Path, data: Any) -> LabelQualityGatherer | None:
-    """The Label quality page's default report, scored in the evaluation's own model pass (unless on disk already)."""
-    cache_path = label_quality_cache_path(CheckpointSource(path), data, DEFAULT_BAND, DEFAULT_MIN_PIXELS)
-    return None if cache_path.is_file() else LabelQualityGatherer(cache_path, data)
+    # The Label quality page's default report is scored in the evaluation's own model pass.
+    return evaluate_checkpoint(_path_of(choice), data, consumer=checkpoint_gatherer(_path_of(choice), data))
 
 
 def evaluation(choice: PathLike, spec: DataSpec) -> DatasetEvaluation:
@@ -362,31 +352,49 @@ def image_probabilities(choice: PathLike, spec: DataSpec, index: int) -> Any:
     return _image_probabilities(*_version(choice), spec_key(spec), int(index))
 
 
-# -- label quality: with a progress bar, so not st.cache_*; one computation per key across sessions ---------
+# -- label quality: scored in a background job the page watches; one job per key across sessions -------------
 @st.cache_resource(show_spinner=False)
-def _label_quality_store() -> SharedComputations[LabelQualityReport]:
-    return SharedComputations(capacity=4)
+def _label_quality_store() -> BackgroundComputations[LabelQualityReport]:
+    return BackgroundComputations(capacity=4)
 
 
-def label_quality(
-    choice: PathLike, spec: DataSpec, band: int, progress: Callable[[int, int], None] | None = None
-) -> LabelQualityReport:
-    """``seglab.analysis.label_quality.LabelQualityReport`` of a checkpoint or registered source (with
-    probabilities) on a split, computed once (the 4 latest are kept); ``progress(done, total)`` is called only
-    while computing."""
+def label_quality_job(choice: PathLike, spec: DataSpec, band: int, retry: bool = False) -> BackgroundJob:
+    """The job scoring a checkpoint's or registered source's (with probabilities) labels on a split: running or
+    done, shared by every session asking for the same key (the 4 latest are kept; ``retry`` restarts a failed
+    one). A report on disk finishes it at once; else ``job.partial()`` gives the images scored so far."""
     choice_str, version = _version(choice)
     key = spec_key(spec)
     data = _dataset(key)
+    # Streamlit's caches are called here, in the script's thread; the job's thread gets plain objects.
+    if is_registered(_path_of(choice_str)):  # no disk cache: its key would miss the class mapping
+        mapped = _source(choice_str, version, key)
 
-    def compute() -> LabelQualityReport:
-        if is_registered(_path_of(choice_str)):  # no disk cache: its key would miss the class mapping
-            return score_dataset(_source(choice_str, version, key), data, band=int(band), progress=progress)
+        def compute(job: BackgroundJob) -> LabelQualityReport:
+            return score_dataset(mapped, data, band=int(band), progress=job.progress, watch=_peek_into(job))
+
+    else:
         checkpoint, _ = _checkpoint(choice_str, int(version))
         check_compatible(checkpoint, data.label_map)
         source = CheckpointSource(_path_of(choice_str), checkpoint=checkpoint)
-        return cached_label_quality(source, data, band=int(band), progress=progress)
 
-    return _label_quality_store().get((choice_str, version, key, data.fingerprint(), int(band)), compute)
+        def compute(job: BackgroundJob) -> LabelQualityReport:
+            return cached_label_quality(source, data, band=int(band), progress=job.progress, watch=_peek_into(job))
+
+    job_key = (choice_str, version, key, data.fingerprint(), int(band))
+    return _label_quality_store().start(job_key, compute, retry=retry)
+
+
+def _peek_into(job: BackgroundJob) -> Callable[[LabelScorer], None]:
+    """``score_dataset``'s ``watch``: the job's partial result is the report of the images scored so far."""
+    return lambda scorer: job.set_peek(lambda: scorer.report() if len(scorer) else None)
+
+
+def label_quality(choice: PathLike, spec: DataSpec, band: int) -> LabelQualityReport:
+    """``seglab.analysis.label_quality.LabelQualityReport`` of a checkpoint or registered source on a split,
+    waited for (see :func:`label_quality_job`)."""
+    job = label_quality_job(choice, spec, band)
+    job.wait()
+    return job.result()
 
 
 @st.cache_data(max_entries=4, show_spinner="Checking the ranking against the labels Shapes corrupted...")

@@ -11,12 +11,15 @@ rules keep a class of 30 sessions from slowing each other down (issue 10):
   one). Passes beyond that wait their turn instead of sharing the cores and all finishing late.
 - :class:`SharedComputations`: concurrent callers asking for the same key wait for one computation
   and all get its result (evaluations and dataset statistics are computed once, not once per session).
+- :class:`BackgroundComputations`: the same sharing for work that pages show while it runs (label quality
+  of a model nobody evaluated yet): one thread per key, progress and partial results, then the result.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
@@ -178,3 +181,115 @@ class SharedComputations(Generic[T]):
 
 class _Abandoned(Exception):
     """The computation's owner was stopped before it finished (never seen outside this module)."""
+
+
+class BackgroundJob(Generic[T]):
+    """A computation running in its own thread that callers watch instead of waiting for: its progress, a peek
+    at its partial result, then its result or error. ``compute(job)`` reports through :meth:`progress` and
+    :meth:`set_peek`."""
+
+    def __init__(self, name: str, compute: Callable[[BackgroundJob[T]], T]) -> None:
+        self.done, self.total = 0, 0
+        self.error: Exception | None = None
+        self._result: tuple[T] | None = None
+        self._peek: Callable[[], T | None] | None = None
+        self._finished = threading.Event()
+        self._compute = compute
+        self._thread = threading.Thread(target=self._run, name=f"seglab-job-{name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._result = (self._compute(self),)
+        except Exception as error:  # handed to every watcher (a BaseException ends the thread as usual)
+            self.error = error
+        finally:
+            self._peek = None  # what it held is no longer needed
+            self._finished.set()
+
+    def start(self) -> BackgroundJob[T]:
+        """Run it (once)."""
+        self._thread.start()
+        return self
+
+    def progress(self, done: int, total: int) -> None:
+        """Called by the computation: ``done`` of ``total`` units."""
+        self.done, self.total = int(done), int(total)
+
+    def set_peek(self, peek: Callable[[], T | None]) -> None:
+        """Called by the computation: how to build its partial result now (from any thread; None: nothing yet)."""
+        self._peek = peek
+
+    @property
+    def finished(self) -> bool:
+        """Whether it ended (with a result or an error)."""
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the end; whether it ended."""
+        return self._finished.wait(timeout)
+
+    def wait_for_progress(self, timeout: float, units: int = 1, poll: float = 0.02) -> bool:
+        """Wait up to ``timeout`` seconds for ``units`` done (or all, when fewer) or the end; whether it came."""
+        deadline = time.monotonic() + timeout
+
+        def arrived() -> bool:
+            return self.finished or (self.done > 0 and self.done >= min(units, self.total))
+
+        while not arrived() and time.monotonic() < deadline:
+            self._finished.wait(poll)
+        return arrived()
+
+    def result(self) -> T:
+        """The result (raises the computation's error; RuntimeError while it runs)."""
+        if not self.finished:
+            raise RuntimeError("the computation is still running")
+        if self.error is not None:
+            raise self.error
+        assert self._result is not None
+        return self._result[0]
+
+    def partial(self) -> T | None:
+        """The result so far: the result once finished, else the computation's peek (None before its first)."""
+        if self.finished:
+            return self._result[0] if self._result is not None else None
+        peek = self._peek
+        return peek() if peek is not None else None
+
+
+class BackgroundComputations(Generic[T]):
+    """One :class:`BackgroundJob` per key: callers asking for a key being computed join its job; the
+    ``capacity`` latest finished jobs are kept (a failed one too, so its watchers see the error, until a caller
+    asks to retry). Each job is one thread that ends with its computation: nothing outlives the work."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self.computations = 0  # how many jobs were started (tests, benchmarks)
+        self._lock = threading.Lock()
+        self._jobs: OrderedDict[Hashable, BackgroundJob[T]] = OrderedDict()
+
+    def start(self, key: Hashable, compute: Callable[[BackgroundJob[T]], T], retry: bool = False) -> BackgroundJob[T]:
+        """The job of ``key``: running or kept (joined), else started now (``retry``: a failed one is restarted)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and not (retry and job.finished and job.error is not None):
+                self._jobs.move_to_end(key)
+                return job
+            job = BackgroundJob(str(hash(key) & 0xFFFF), compute)
+            self._jobs[key] = job
+            self.computations += 1
+            finished = [other for other, kept in self._jobs.items() if kept.finished]
+            for other in finished[: max(0, len(finished) - self.capacity)]:
+                del self._jobs[other]
+        return job.start()
+
+    def running(self) -> int:
+        """How many jobs are running now."""
+        with self._lock:
+            return sum(not job.finished for job in self._jobs.values())
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (each) for every job started so far to end; whether all did (tests,
+        benchmarks)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return all(job.wait(timeout) for job in jobs)

@@ -39,6 +39,7 @@ def command_stats(args: argparse.Namespace) -> int:
 # -- eval ----------------------------------------------------------------------------------------
 def command_eval(args: argparse.Namespace) -> int:
 
+    from seglab.analysis.label_quality.cache import checkpoint_gatherer
     from seglab.cli.diagnostics import check_diagnostics_arguments
     from seglab.cli.report import print_evaluation
     from seglab.cli.sources import check_one_target, command_eval_source, uses_source
@@ -74,6 +75,7 @@ def command_eval(args: argparse.Namespace) -> int:
             device=str(device),
             batch_size=options.batch_size,
             use_cache=not args.no_cache,
+            consumer=None if args.no_cache else checkpoint_gatherer(checkpoint.path, dataset, protocol=protocol),
         )
     summary = result.metrics.to_dict(dataset.class_names)
     summary["data"] = spec.to_dict()

@@ -121,6 +121,7 @@ def command_train(args: argparse.Namespace) -> int:
     import threading
     from contextlib import nullcontext
 
+    from seglab.analysis.label_quality.cache import best_checkpoint_gatherers
     from seglab.cli.report import format_metrics_report
     from seglab.engine import distributed
     from seglab.engine.run_dir import RunDirectory
@@ -154,7 +155,9 @@ def command_train(args: argparse.Namespace) -> int:
                 for note in getattr(claim, "notes", []):
                     say(note)
                 callbacks = [] if args.quiet else [TrainProgress()]
-                trainer = Trainer(config, out_dir=out, callbacks=callbacks)
+                # The Label quality page's report of best.pt, scored in the evaluation pass that produced it.
+                gatherers = best_checkpoint_gatherers(RunDirectory(out).best_path)
+                trainer = Trainer(config, out_dir=out, callbacks=callbacks, eval_consumer=gatherers)
                 if args.resume:
                     last = RunDirectory(out).last_path  # every rank loads it: on several nodes, a shared file system
                     if last.is_file():

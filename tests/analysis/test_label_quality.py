@@ -589,3 +589,34 @@ def test_an_evaluation_scores_the_labels_in_its_own_model_pass_and_the_page_read
         counting.source, dataset, use_cache=False, consumer=LabelQualityGatherer(other, dataset, max_parts_bytes=1)
     )
     assert not other.exists()
+
+
+def test_outline_bands_on_the_class_box_equal_those_of_the_whole_image():
+    """The distance transforms run on each class's box grown by band + 2 px: the same bands and nearest pixels."""
+    import cv2
+
+    from seglab.analysis.label_quality.scores import _outline_bands
+
+    def whole_image(labels, class_id, scored, band):
+        own = labels == class_id
+        inside_distance = cv2.distanceTransform(own.astype(np.uint8), cv2.DIST_L2, 5)
+        outside_distance, nearest = cv2.distanceTransformWithLabels(
+            (~own).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        position_of = np.zeros(int(nearest.max()) + 1, dtype=np.int64)
+        position_of[nearest[own]] = np.flatnonzero(own)
+        outside = scored & ~own & (outside_distance <= band)
+        return own & (inside_distance <= band), outside, position_of[nearest[outside]]
+
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        height, width = (int(value) for value in rng.integers(5, 70, 2))
+        coarse = rng.integers(0, 4, (max(1, height // 6), max(1, width // 6))).astype(np.uint8)
+        labels = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_NEAREST)
+        labels[rng.random((height, width)) < 0.03] = 3  # specks near the edges too
+        scored = rng.random((height, width)) > 0.1
+        band = int(rng.integers(1, 10))
+        for class_id in np.unique(labels):
+            expected = whole_image(labels, int(class_id), scored, band)
+            got = _outline_bands(labels, int(class_id), scored, band)
+            assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))

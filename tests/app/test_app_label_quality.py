@@ -21,7 +21,19 @@ NOISY = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, ima
 def open_page(runs_dir: Path, monkeypatch, spec: DataSpec) -> AppTest:
     """The Label quality page; runs_dir's tiny run was trained on TINY_SHAPES, whose images are CLEAN's."""
     use_runs_dir(monkeypatch, runs_dir)
-    return open_app_page("pages/label_quality.py", spec)
+    at = open_app_page("pages/label_quality.py", spec)
+    if at.get("progress"):  # a busy machine: the first render showed the images scored so far
+        finish_scoring()
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def finish_scoring() -> None:
+    """Wait for the page's scoring jobs (shared by the server's sessions) to end."""
+    from pages.loaders import _label_quality_store
+
+    assert _label_quality_store().wait_all(120)
 
 
 @pytest.fixture
@@ -98,3 +110,68 @@ def test_after_inspect_the_page_reads_the_labels_scored_in_the_evaluation_pass(t
     assert not at.exception, at.exception
     assert not at.error, [error.value for error in at.error]
     assert len(at.dataframe[0].value) == 8  # every image of the split ranked
+
+
+def test_a_model_nobody_evaluated_shows_its_first_images_then_the_whole_ranking(tmp_path, tiny_runs, monkeypatch):
+    """The first render does not wait for the whole split: a progress bar and the images scored so far, then
+    the complete page once the shared job ends; a second session joins the same job."""
+    import threading
+
+    import seglab.analysis.label_quality.dataset as label_quality_dataset
+
+    runs = tmp_path / "runs"
+    tiny_runs.copy_to(runs / "a")
+    release = threading.Event()
+    batches = label_quality_dataset._probability_batches
+
+    def held_after_three(*args, **kwargs):  # the model is "slow": three images, then it waits for the test
+        for count, item in enumerate(batches(*args, **kwargs)):
+            if count == 3:
+                assert release.wait(120)
+            yield item
+
+    monkeypatch.setattr(label_quality_dataset, "_probability_batches", held_after_three)
+    at = open_partial(runs, tmp_path, monkeypatch)
+    try:
+        assert len(at.get("progress")) == 1 and "Scored 3 of 8 images" in at.get("progress")[0].proto.text
+        assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 3  # the 3 scored so far, ranked
+        assert "Partial ranking" in page_text(at) and not at.metric  # no details before all are scored
+        other = open_partial(runs, tmp_path, monkeypatch)  # another browser: joins the running job
+        assert "Scored 3 of 8 images" in other.get("progress")[0].proto.text
+        from pages.loaders import _label_quality_store
+
+        assert _label_quality_store().running() == 1
+    finally:
+        release.set()
+    finish_scoring()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.get("progress") and len(at.dataframe[0].value) == 8 and "Image score" in metrics_shown(at)
+
+
+def open_partial(runs: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    """The page as it renders first (scoring maybe still running), the runs and cache in ``tmp_path``."""
+    use_runs_dir(monkeypatch, runs, tmp_path / "cache")
+    return open_app_page("pages/label_quality.py", NOISY)
+
+
+def test_a_failed_scoring_shows_its_message_and_can_be_retried(tmp_path, tiny_runs, monkeypatch):
+    import seglab.analysis.label_quality.dataset as label_quality_dataset
+    from seglab.errors import ConfigError
+
+    runs = tmp_path / "runs"
+    tiny_runs.copy_to(runs / "a")
+    batches = label_quality_dataset._probability_batches
+
+    def broken(*args, **kwargs):
+        raise ConfigError("the prediction folder lost its files")
+        yield from batches(*args, **kwargs)
+
+    monkeypatch.setattr(label_quality_dataset, "_probability_batches", broken)
+    at = open_partial(runs, tmp_path, monkeypatch)
+    assert "lost its files" in at.error[0].value
+    monkeypatch.setattr(label_quality_dataset, "_probability_batches", batches)
+    widget(at.button, "Score again").click().run()
+    finish_scoring()
+    at.run()
+    assert not at.error and len(at.dataframe[0].value) == 8

@@ -152,6 +152,20 @@ def test_train_prints_the_best_metrics(capsys, tmp_path):
     assert "best on val (miou" in out and "circle" in out and "mIoU" in out
     assert "training tiny_unet_small" in err
     assert TrainConfig.load(tmp_path / "run" / "config.json").loss == "ce+dice"
+    assert _label_quality_report(tmp_path / "run" / "best.pt", tmp_path / "cache")  # scored in best.pt's evaluation
+
+
+def _label_quality_report(checkpoint, cache):
+    """The Label quality page's report of ``checkpoint`` on its validation split, if on disk."""
+    from seglab.analysis.label_quality import DEFAULT_BAND, DEFAULT_MIN_PIXELS
+    from seglab.analysis.label_quality.cache import label_quality_cache_path, read_label_quality
+    from seglab.data.spec import build_dataset
+    from seglab.sources.checkpoint_source import CheckpointSource
+
+    config = TrainConfig.load(checkpoint.parent / "config.json")
+    data = build_dataset(config.data.with_split(config.val_split))
+    path = label_quality_cache_path(CheckpointSource(checkpoint), data, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache)
+    return read_label_quality(path, data)
 
 
 def test_train_config_file_then_flags_then_resume(capsys, trained_run, tmp_path):
@@ -246,7 +260,7 @@ def test_train_help_mentions_every_option(capsys):
 
 
 # -- eval / predict / runs ----------------------------------------------------------------------------
-def test_eval_json_has_miou_pixel_acc_and_iou_by_class_name(capsys, trained_run):
+def test_eval_json_has_miou_pixel_acc_and_iou_by_class_name(capsys, trained_run, tmp_path):
     code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(trained_run / "best.pt"), "--json", "--device", "cpu")
     assert code == 0
     summary = json.loads(out)
@@ -255,6 +269,7 @@ def test_eval_json_has_miou_pixel_acc_and_iou_by_class_name(capsys, trained_run)
     assert summary["data"]["kind"] == "shapes" and summary["data"]["split"] == "val"
     assert summary["data"]["shapes"]["val_size"] == 4  # the run's own Shapes settings
     assert summary["confusion"] and sum(map(sum, summary["confusion"])) == summary["total_pixels"]
+    assert _label_quality_report(trained_run / "best.pt", tmp_path / "cache")  # scored in the same model pass
 
 
 def test_eval_table_of_a_run_folder_with_tta(capsys, trained_run):

@@ -13,6 +13,7 @@ from seglab.data.shapes import ShapesConfig, ShapesDataset
 from seglab.engine.predict import (
     evaluate_dataset,
     image_to_tensor,
+    images_to_batch,
     predict,
     predict_dataset,
     predict_probabilities,
@@ -102,6 +103,16 @@ def test_image_to_tensor_rejects_non_rgb_uint8():
         image_to_tensor(np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="uint8 RGB"):
         image_to_tensor(np.zeros((8, 8, 3), np.float32))
+
+
+def test_a_batch_of_images_holds_image_to_tensors_values_in_channels_last_memory():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (9, 13, 3), dtype=np.uint8) for _ in range(3)]
+    batch = images_to_batch(images)
+    assert torch.equal(batch, torch.cat([image_to_tensor(image) for image in images]))  # bit for bit
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        images_to_batch([images[0], np.zeros((9, 13), np.uint8)])
 
 
 @pytest.fixture(scope="module")

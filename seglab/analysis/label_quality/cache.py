@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -29,11 +30,13 @@ from seglab.analysis.label_quality import (
 )
 from seglab.analysis.stats import default_cache_dir
 from seglab.data.base import SegmentationDataset
+from seglab.engine.evaluation import Protocol
 from seglab.io.atomic_files import write_json_atomic
 from seglab.io.cache_write import write_cache
 from seglab.io.json_values import sanitize_for_json
 from seglab.progress import ProgressCallback
 from seglab.sources.base import PredictionSource
+from seglab.sources.checkpoint_source import CheckpointSource
 
 FORMAT = 2  # bump when the scores or the file layout change: older files are then recomputed (2: float32 maps)
 _OBJECT_FIELDS = [field.name for field in fields(ObjectQuality)]
@@ -111,9 +114,10 @@ def cached_label_quality(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     cache_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
+    watch: Callable[[LabelScorer], None] | None = None,
 ) -> LabelQualityReport:
     """:func:`~seglab.analysis.label_quality.score_dataset` of ``source`` on ``dataset``, read from the disk cache
-    when present.
+    when present (``progress`` and ``watch`` as there, called only when scoring).
 
     A missing, corrupt or foreign cache file is recomputed; a cache folder that cannot be written
     costs a warning, never the result.
@@ -121,7 +125,7 @@ def cached_label_quality(
     path = label_quality_cache_path(source, dataset, band, min_pixels, cache_dir)
     report = read_label_quality(path, dataset)
     if report is None:
-        report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress)
+        report = score_dataset(source, dataset, band=band, min_pixels=min_pixels, progress=progress, watch=watch)
         store_label_quality(path, report)
     return report
 
@@ -146,18 +150,21 @@ class LabelQualityGatherer:
     stores the report where :func:`cached_label_quality` reads it: the Label quality page then costs no model run
     after any page that evaluated the split. The scoring runs in one worker thread beside the model; at most
     ``max_parts_bytes`` of per-image parts are held (a larger split is left to the page's own pass).
+    ``path`` may be a function, asked at :meth:`finish`: a checkpoint written after the pass keys the report;
+    ``on_stored(path)`` is called once it is stored.
     """
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Callable[[], Path],
         dataset: SegmentationDataset,
         *,
         band: int = DEFAULT_BAND,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         max_parts_bytes: int = 256 * 2**20,
+        on_stored: Callable[[Path], None] | None = None,
     ) -> None:
-        self.path, self.max_parts_bytes = path, max_parts_bytes
+        self.path, self.max_parts_bytes, self.on_stored = path, max_parts_bytes, on_stored
         self.scorer: LabelScorer | None = LabelScorer(dataset, band=band, min_pixels=min_pixels)
         self._pending: deque[Future[Any]] = deque()
         self._held = 0
@@ -188,7 +195,10 @@ class LabelQualityGatherer:
         while self._pending:
             self._collect(self._pending.popleft().result())
         if self.scorer is not None and len(self.scorer):
-            store_label_quality(self.path, self.scorer.report())
+            path = self.path() if callable(self.path) else self.path
+            store_label_quality(path, self.scorer.report())
+            if self.on_stored is not None:
+                self.on_stored(path)
 
     def close(self) -> None:
         """Stop the worker; parts not yet taken are dropped."""
@@ -198,3 +208,43 @@ class LabelQualityGatherer:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+
+
+def checkpoint_gatherer(
+    checkpoint: str | os.PathLike,
+    dataset: SegmentationDataset,
+    *,
+    protocol: Protocol | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> LabelQualityGatherer | None:
+    """A gatherer of the Label quality page's default report of ``checkpoint`` for an evaluation of it
+    (``evaluate_checkpoint(..., consumer=...)``: the app's, ``seglab eval``'s); None when it is on disk already."""
+    source = CheckpointSource(checkpoint, protocol=protocol or Protocol())
+    path = label_quality_cache_path(source, dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache_dir)
+    return None if path.is_file() else LabelQualityGatherer(path, dataset)
+
+
+def best_checkpoint_gatherers(
+    checkpoint: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> Callable[[SegmentationDataset], LabelQualityGatherer]:
+    """For ``Trainer(eval_consumer=...)``: each evaluation scores the labels in its own model pass, and the
+    report is stored (keyed by ``checkpoint`` as saved after that pass) only when the Trainer finishes the
+    gatherer, i.e. when the evaluation's weights became ``checkpoint`` (best.pt). The report of the best.pt it
+    replaced is deleted: one report per run on disk, however often it improves."""
+    stored: list[Path] = []
+
+    def replace(path: Path) -> None:
+        for old in stored:
+            if old != path:
+                old.unlink(missing_ok=True)
+        stored[:] = [path]
+
+    def gatherer(dataset: SegmentationDataset) -> LabelQualityGatherer:
+        def path() -> Path:
+            return label_quality_cache_path(
+                CheckpointSource(checkpoint), dataset, DEFAULT_BAND, DEFAULT_MIN_PIXELS, cache_dir
+            )
+
+        return LabelQualityGatherer(path, dataset, on_stored=replace)
+
+    return gatherer

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -135,11 +136,11 @@ def _probability_batches(
         else:
             import torch
 
-            from seglab.engine.predict import image_to_tensor, predict_probabilities
+            from seglab.engine.predict import images_to_batch, predict_probabilities
 
             device = next(predictor.parameters()).device
             with torch.inference_mode():
-                batch = torch.cat([image_to_tensor(image) for image in images]).to(device)
+                batch = images_to_batch(images).to(device)
                 probabilities = list(predict_probabilities(predictor, batch).float().cpu().numpy())
         for index, (_, mask), probability in zip(chunk, samples, probabilities, strict=True):
             yield index, mask, probability
@@ -150,7 +151,8 @@ class LabelScorer:
     predicted: :func:`score_dataset`'s own pass, or an evaluation's (``label_quality.cache.LabelQualityGatherer``).
 
     :meth:`parts` is pure (call it from any thread); :meth:`add` the parts in any order; :meth:`report` once all
-    images are in. Only each image's threshold-free parts are kept (:class:`ImageParts`), never its maps.
+    images are in, or meanwhile from another thread (a partial report: the images so far, their thresholds).
+    Only each image's threshold-free parts are kept (:class:`ImageParts`), never its maps.
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class LabelScorer:
         self._parts: list[ImageParts] = []
         self._sums = np.zeros(dataset.num_classes)
         self._counts = np.zeros(dataset.num_classes, dtype=np.int64)
+        self._lock = threading.Lock()
 
     def parts(self, index: int, probabilities: np.ndarray, labels: np.ndarray) -> ImageParts:
         """The threshold-free parts of image ``index`` from its (K, H, W) probabilities and (H, W) mask."""
@@ -178,21 +181,20 @@ class LabelScorer:
 
     def add(self, parts: ImageParts) -> None:
         """Count one image's parts (from :meth:`parts`)."""
-        self._sums += parts.class_sums
-        self._counts += parts.class_counts
-        self._parts.append(parts)
+        with self._lock:
+            self._sums = self._sums + parts.class_sums
+            self._counts = self._counts + parts.class_counts
+            self._parts.append(parts)
 
     def __len__(self) -> int:
         return len(self._parts)
 
     def report(self, thresholds: np.ndarray | None = None) -> LabelQualityReport:
         """The report of the images added, in dataset order (``thresholds`` None: the split's confident ones)."""
-        thresholds = (
-            class_thresholds(self._sums, self._counts)
-            if thresholds is None
-            else np.asarray(thresholds, dtype=np.float64)
-        )
-        parts = sorted(self._parts, key=lambda item: item.index)
+        with self._lock:
+            sums, counts, parts = self._sums, self._counts, list(self._parts)
+        thresholds = class_thresholds(sums, counts) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        parts.sort(key=lambda item: item.index)
         images = [finish_image(item, thresholds, self.min_pixels) for item in parts]
         return LabelQualityReport(
             images, thresholds, list(self.dataset.class_names), self.band, self.min_pixels, self.skip_classes
@@ -209,6 +211,7 @@ def score_dataset(
     thresholds: np.ndarray | None = None,
     batch_size: int = 8,
     progress: ProgressCallback | None = None,
+    watch: Callable[[LabelScorer], None] | None = None,
 ) -> LabelQualityReport:
     """Score a split: thresholds over all its pixels, then every object.
 
@@ -217,24 +220,28 @@ def score_dataset(
     threshold-free parts are taken while its probabilities are at hand (:class:`LabelScorer`);
     the split's thresholds then finish every image without a second prediction. The background
     class (when the label map has one) is not an object. ``progress(done, total)`` is called once
-    per image.
+    per image, from the scoring thread. ``watch(scorer)`` is called before the first image:
+    ``scorer.report()`` then gives the images scored so far, from any thread (a page shows them meanwhile).
     """
     scorer = LabelScorer(dataset, band=band, min_pixels=min_pixels)
+    if watch is not None:
+        watch(scorer)
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
 
-    def collect(parts: ImageParts) -> None:
-        scorer.add(parts)
+    def score(index: int, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        scorer.add(scorer.parts(index, probabilities, labels))
         if progress:
             progress(len(scorer), len(indices))
 
-    # One worker takes each image's parts (OpenCV and numpy release the GIL) while the next batch is
-    # predicted; at most ``2 * batch_size`` images wait, which bounds the probabilities held.
-    pending: deque[Future[ImageParts]] = deque()
+    # One worker scores each image (OpenCV and numpy release the GIL) while the next batch is predicted, and
+    # counts it at once (progress and partial reports as images are scored); at most ``2 * batch_size`` images
+    # wait, which bounds the probabilities held.
+    pending: deque[Future[None]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-label-quality") as worker:
         for index, labels, probabilities in _probability_batches(predictor, dataset, indices, batch_size):
-            pending.append(worker.submit(scorer.parts, index, probabilities, labels))
-            while len(pending) > 2 * batch_size:
-                collect(pending.popleft().result())
+            pending.append(worker.submit(score, index, probabilities, labels))
+            while len(pending) > 2 * batch_size or (pending and pending[0].done()):
+                pending.popleft().result()  # raises the worker's error
         while pending:
-            collect(pending.popleft().result())
+            pending.popleft().result()
     return scorer.report(thresholds)

@@ -199,18 +199,30 @@ def _outline_bands(
     labels: np.ndarray, class_id: int, scored: np.ndarray, band: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels of ``class_id`` within ``band`` px of its edge (inside), other scored pixels within
-    ``band`` px of it (outside), and for each outside pixel the flat index of its nearest ``class_id`` pixel."""
+    ``band`` px of it (outside), and for each outside pixel the flat index of its nearest ``class_id`` pixel.
+
+    The distance transforms run on the class's bounding box grown by ``band + 2`` px, not the whole image: no
+    pixel within ``band`` of the class lies further out, and the 5x5 chamfer steps (at most 2 px) cannot jump
+    the 2 px ring of other pixels around the class, so every distance up to ``band`` is the whole image's.
+    """
     own = labels == class_id
-    inside_distance = cv2.distanceTransform(own.astype(np.uint8), cv2.DIST_L2, 5)
+    rows, columns = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    margin = band + 2
+    top, bottom = max(0, rows[0] - margin), min(labels.shape[0], rows[-1] + margin + 1)
+    left, right = max(0, columns[0] - margin), min(labels.shape[1], columns[-1] + margin + 1)
+    crop = own[top:bottom, left:right]
+    inside_distance = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
     outside_distance, nearest = cv2.distanceTransformWithLabels(
-        (~own).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        (~crop).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
-    inside = own & (inside_distance <= band)
-    outside = scored & ~own & (outside_distance <= band)
-    # DIST_LABEL_PIXEL gives every zero (class) pixel its own label: map labels back to positions.
+    inside, outside = np.zeros_like(own), np.zeros_like(own)
+    inside[top:bottom, left:right] = crop & (inside_distance <= band)
+    outside[top:bottom, left:right] = scored[top:bottom, left:right] & ~crop & (outside_distance <= band)
+    # DIST_LABEL_PIXEL gives every zero (class) pixel its own label: map labels back to the image's flat positions.
+    crop_rows, crop_columns = np.nonzero(crop)
     position_of = np.zeros(int(nearest.max()) + 1, dtype=np.int64)
-    position_of[nearest[own]] = np.flatnonzero(own)
-    return inside, outside, position_of[nearest[outside]]
+    position_of[nearest[crop]] = (crop_rows + top) * labels.shape[1] + crop_columns + left
+    return inside, outside, position_of[nearest[outside[top:bottom, left:right]]]
 
 
 @dataclass
