@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout (tes
 
 import psutil  # noqa: E402
 
-from tests.e2e.test_e2e_browser import seed_runs, start_app, stop_server  # noqa: E402
+from tests.helpers.browser import seed_runs, start_app, stop_server  # noqa: E402
 from tests.helpers.classroom import CLASSROOM_PAGES, PageFigures, class_visits, page_figures  # noqa: E402
 
 GOAL_RATIO_8 = 3.0

@@ -33,7 +33,7 @@ import websockets  # noqa: E402  (a dependency of streamlit)
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from tests.e2e.test_e2e_browser import PAGES, seed_runs, start_app, stop_server  # noqa: E402
+from tests.helpers.browser import PAGES, seed_runs, start_app, stop_server  # noqa: E402
 
 FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
 

@@ -15,14 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_browser import (  # noqa: F401  (artifacts and browser are fixtures)
+from tests.helpers.browser import (
     PAGE_TIMEOUT_MS,
     ROOT,
     VIEWPORT,
     App,
     AppServer,
-    artifacts,
-    browser,
     expect,
     free_port,
     stop_server,
@@ -34,7 +32,7 @@ FRAMES_PER_SPLIT = 3
 
 
 @pytest.fixture(scope="module")
-def camvid_server(tmp_path_factory, camvid_root, artifacts) -> Iterator[tuple[AppServer, Path]]:  # noqa: F811
+def camvid_server(tmp_path_factory, camvid_root, artifacts) -> Iterator[tuple[AppServer, Path]]:
     """A server whose runs folder holds one tiny run trained on a few real CamVid frames."""
     from seglab.data.spec import DataSpec
     from seglab.engine.config import TrainConfig
@@ -78,7 +76,7 @@ def camvid_server(tmp_path_factory, camvid_root, artifacts) -> Iterator[tuple[Ap
         stop_server(process)
 
 
-def test_diagnostics_on_camvid_frames(browser, camvid_server, artifacts) -> None:  # noqa: F811
+def test_diagnostics_on_camvid_frames(browser, camvid_server, artifacts) -> None:
     server, data = camvid_server
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_TIMEOUT_MS)

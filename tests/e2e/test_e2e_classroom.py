@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.test_e2e_browser import (
+from tests.helpers.browser import (
     AppServer,
     report,
     seed_runs,

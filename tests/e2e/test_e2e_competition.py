@@ -3,7 +3,7 @@
 The teacher signs in and creates a competition with two teams on a small Shapes split; team Red
 submits the shipped demo checkpoint, team Blue a broken zip (refused at once, nothing queued); the
 worker the app started scores Red; the teacher reveals; the standings page shows the final ranking,
-which must equal the library's. Reuses the server and browser helpers of ``test_e2e_browser``.
+which must equal the library's. Reuses the server and browser helpers of ``tests/helpers/browser.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.helpers.browser import (
     PAGE_TIMEOUT_MS,
     ROOT,
     VIEWPORT,
@@ -29,7 +27,6 @@ from tests.e2e.test_e2e_browser import (
     report,
     start_app,
     stop_server,
-    sync_api,
 )
 
 pytestmark = pytest.mark.e2e
@@ -71,17 +68,6 @@ def _wait_for_worker_to_stop(competition_dir: Path) -> None:
         if time.monotonic() > deadline:
             pytest.fail("the scoring worker kept running after the server stopped")
         time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def browser(pytestconfig) -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        report(pytestconfig, f"Chromium {chromium.version}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def new_tab(browser, server: AppServer, artifacts: Path) -> App:

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.helpers.browser import (
     ERROR,
     PAGE_TIMEOUT_MS,
     ROOT,
@@ -29,7 +27,6 @@ from tests.e2e.test_e2e_browser import (
     expect,
     free_port,
     stop_server,
-    sync_api,
     wait_until_healthy,
 )
 from tests.helpers.folders import write_mini_camvid
@@ -81,16 +78,6 @@ def served(places: dict[str, Path]) -> Iterator[tuple[AppServer, str]]:
         yield server, f"http://{address}:{port}"
     finally:
         stop_server(process)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def type_camvid_folder(browser, url: str, folder: Path):

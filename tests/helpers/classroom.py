@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
 
-from tests.e2e.test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, ERROR, EXCEPTION, PAGES, VIEWPORT, AppPage
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, ERROR, EXCEPTION, PAGES, VIEWPORT, AppPage
 
 COMPETITION_PAGES = (
     AppPage("submit", "competition_student", "Submit", "Competition", "No competition on this server yet"),
