@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seglab.data.label_map import LabelMap
+from seglab.data.loading import AugmentedDataset
 from seglab.engine import distributed
 from seglab.engine.precision import MixedPrecision
 from seglab.engine.predict import predict_probabilities
@@ -73,7 +74,8 @@ def _hand_over(
     consumer: ProbabilityConsumer, loader: DataLoader, indices: list[int], probabilities: torch.Tensor
 ) -> None:
     """One batch of probabilities to ``consumer``, each cropped to its image (batches are padded)."""
-    samples = loader.dataset.dataset  # AugmentedDataset(MemoryCachedDataset(split)): masks without re-reading files
+    # AugmentedDataset(MemoryCachedDataset(split)): masks without re-reading files
+    samples = cast(AugmentedDataset, loader.dataset).dataset
     masks = [samples.load_mask(index) for index in indices]
     batch = probabilities.float().cpu().numpy()
     consumer.add_batch(indices, [batch[i, :, : m.shape[0], : m.shape[1]] for i, m in enumerate(masks)], masks)

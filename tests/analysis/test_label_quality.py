@@ -291,6 +291,16 @@ def test_precision_recall_and_ranks_follow_their_definitions():
         validate_on_shapes(LabelQualityReport([], np.ones(3), NAMES, 5, 12), object())
 
 
+def test_the_validation_tables_count_each_corruption_and_trace_precision_at_every_k():
+    validation = ShapesValidation(
+        5, 3, [True, False, True, False, False], [(1, "flip"), (3, "erode"), (None, "dilate")]
+    )
+    rows = {row["corruption"]: row for row in validation.corruption_rows()}
+    assert set(rows) == {"flip", "erode", "dilate"} and [row["objects"] for row in rows.values()] == [1, 1, 1]
+    assert rows["erode"]["mean rank (share of the ranking)"] == pytest.approx(0.6)
+    assert validation.precision_curve() == pytest.approx([1.0, 0.5, 2 / 3, 0.5, 0.4])
+
+
 def test_pictures_show_void_and_number_the_outlined_objects():
     labels = three_squares()
     probabilities = agreeing_probabilities(labels)
@@ -522,6 +532,10 @@ def test_every_count_of_an_image_uses_one_object_definition_the_ranked_objects()
     assert len(shown) + more == row["objects"] and shown[0] is image.worst and image.worst.class_id == 1
     shown, more = report.outlined(image, cutoff=0.5, limit=10)
     assert (len(shown), more) == (row["below 0.5"], 0)
+    split_rows = report.ranked_object_rows(limit=2)
+    assert [(row["rank"], row["sample"]) for row in split_rows] == [(1, "a"), (2, "a")]
+    assert split_rows[0]["label"] == "square" and split_rows[0]["score"] == image.worst.score
+    assert len(report.ranked_object_rows(limit=200)) == row["objects"]
 
 
 def test_object_numbers_never_overlap_and_stay_inside_the_picture():

@@ -93,6 +93,13 @@ class LabelQualityReport:
             "pixels": item.pixels,
         }
 
+    def ranked_object_rows(self, limit: int) -> list[dict[str, Any]]:
+        """Rows of the split's worst-objects table: rank, sample and ``object_row``, for the ``limit`` worst."""
+        return [
+            {"rank": rank, "sample": item.sample_id, **self.object_row(item)}
+            for rank, item in enumerate(self.ranked_objects()[:limit], start=1)
+        ]
+
     def object_rows(self, image: ImageLabelQuality) -> list[dict[str, Any]]:
         """Rows of one image's objects table (its ranked objects), worst first."""
         return [

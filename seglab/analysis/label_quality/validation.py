@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seglab.analysis.label_quality.dataset import LabelQualityReport
+from seglab.data.shapes_config import CORRUPTIONS
 from seglab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,6 +72,21 @@ class ShapesValidation:
             }
             for k in ks
         ]
+
+    def corruption_rows(self) -> list[dict[str, Any]]:
+        """Table rows per corruption kind: how many objects Shapes corrupted that way and their mean rank."""
+        return [
+            {
+                "corruption": kind,
+                "objects": sum(1 for _, other in self.corrupted_ranks if other == kind),
+                "mean rank (share of the ranking)": self.mean_rank_percentile(kind),
+            }
+            for kind in CORRUPTIONS
+        ]
+
+    def precision_curve(self) -> list[float]:
+        """Precision@k for k = 1 .. the number of ranked objects."""
+        return [self.precision_at(k) for k in range(1, self.ranked_objects + 1)]
 
 
 def _overlap(box: Sequence[int], other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
