@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app.py does, before torch loads
 
+from tests.helpers.browser import seed_runs  # noqa: E402  (the browser tests' demo runs)
+
 PAGES = {
     "Home": "pages/home.py",
     "Dataset": "pages/dataset.py",
@@ -77,31 +79,6 @@ class Row:
             else ("pass" if self.seconds < self.target_s else "FAIL")
         )
         return f"{self.what:46s} {measured} {target:>7s} {verdict:>5s}  {self.note}"
-
-
-def seed_runs(runs_dir: Path) -> list[str]:
-    """The Shapes demo runs of checkpoints/, else two tiny runs trained now (as the browser test does)."""
-    from seglab.data.shapes import ShapesConfig
-    from seglab.data.spec import DataSpec
-    from seglab.engine.config import TrainConfig
-    from seglab.engine.runs import list_runs
-    from seglab.engine.trainer import train
-
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    demos = [
-        run
-        for run in list_runs(ROOT / "checkpoints")
-        if run.checkpoint is not None and run.data == "shapes" and run.state != "running"
-    ]
-    for run in demos:
-        shutil.copytree(run.path, runs_dir / run.name)
-    tiny = DataSpec(shapes=ShapesConfig(train_size=16, val_size=8, test_size=8, image_size=64))
-    for name, seed, loss in (("tiny-ce", 0, "ce"), ("tiny-ce-dice", 1, "ce+dice"))[: max(0, 2 - len(demos))]:
-        train(
-            TrainConfig(model="tiny_unet_small", epochs=1, crop_size=64, seed=seed, loss=loss, data=tiny),
-            out_dir=runs_dir / name,
-        )
-    return sorted(path.name for path in runs_dir.iterdir())
 
 
 def timed_run(at) -> float:

@@ -79,7 +79,7 @@ def show_image(report: LabelQualityReport, data: Any, path: Path, spec: DataSpec
         ),
     ]
     for column, (picture, caption) in zip(st.columns(4), pictures, strict=True):
-        column.image(picture, caption=caption, width="stretch", output_format="PNG")
+        column.image(ui.encoded_picture(picture, "PNG"), caption=caption, width="stretch")
     more = f"\n\n…and {more_below} more below {cutoff:.2f}: see the objects table below." if more_below else ""
     st.markdown("\n".join(f"- {item.sentence(names)}" for item in shown) + more or "No object to outline.")
     smaller = f" ({small} smaller than {report.min_pixels} px are not ranked)" if small else ""

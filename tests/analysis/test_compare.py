@@ -23,15 +23,13 @@ def _evaluation(preds: list[np.ndarray], targets: list[np.ndarray], ids: list[st
     scores = per_image_metrics(np.stack(preds), np.stack(targets), len(CLASSES), IGNORE)
     ids = ids or [f"img-{i}" for i in range(len(preds))]
     results = [
-        ImageResult(
+        ImageResult.from_scores(
+            scores,
+            i,
             index=i,
             sample_id=ids[i],
             labels=preds[i].astype(np.uint8),
             confidence=np.ones(preds[i].shape, np.float16),
-            pixel_acc=float(scores.pixel_acc[i]),
-            miou=float(scores.miou[i]),
-            iou=scores.iou[i],
-            confusion=scores.confusion[i],
         )
         for i in range(len(preds))
     ]

@@ -39,15 +39,8 @@ def make_evaluation(preds: list[np.ndarray], targets: list[np.ndarray], names=NA
     """A DatasetEvaluation built from hand-made predictions, as predict_dataset would return it."""
     scores = per_image_metrics(np.stack(preds), np.stack(targets), len(names), IGNORE)
     results = [
-        ImageResult(
-            index=i,
-            sample_id=f"img{i}",
-            labels=preds[i],
-            confidence=np.ones(preds[i].shape, np.float16),
-            pixel_acc=float(scores.pixel_acc[i]),
-            miou=float(scores.miou[i]),
-            iou=scores.iou[i],
-            confusion=scores.confusion[i],
+        ImageResult.from_scores(
+            scores, i, index=i, sample_id=f"img{i}", labels=preds[i], confidence=np.ones(preds[i].shape, np.float16)
         )
         for i in range(len(preds))
     ]
